@@ -1,0 +1,1 @@
+//! TODO(buildpacks): crate doc.

@@ -1,0 +1,1 @@
+//! TODO(image-store): crate doc.

@@ -1,0 +1,1 @@
+//! TODO(stack): crate doc.

@@ -1,0 +1,1 @@
+//! TODO(container): crate doc.

@@ -1,0 +1,1 @@
+//! TODO(api-contract): crate doc.

@@ -1,0 +1,1 @@
+//! TODO(git-receive): crate doc.

@@ -1,0 +1,99 @@
+//! Rows as typed values. These do not cross process boundaries, so they are not `Serialize`; the API maps them
+//! to its own contract types.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use chrono::{DateTime, Utc};
+use vocabulary::{AccountId, AccountName, AppId, AppName, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: AccountName,
+    pub is_admin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    pub id: AppId,
+    pub name: AppName,
+    pub owner: AccountId,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRelease {
+    pub app: AppId,
+    /// `sha256:...` of the image manifest in the image store.
+    pub image_digest: String,
+    pub processes: BTreeMap<ProcessType, String>,
+    pub config: BTreeMap<String, String>,
+    /// "Deploy 1a2b3c4", "Rollback to v2", ...
+    pub description: String,
+    pub created_by: AccountId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub id: ReleaseId,
+    pub app: AppId,
+    pub version: ReleaseVersion,
+    pub image_digest: String,
+    pub processes: BTreeMap<ProcessType, String>,
+    pub config: BTreeMap<String, String>,
+    pub description: String,
+    pub created_by: AccountId,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormationEntry {
+    pub quantity: u32,
+    pub memory_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub id: NodeId,
+    pub name: String,
+    pub memory_capacity_bytes: u64,
+}
+
+/// The stored form of an instance's state (`agent_contract::InstanceState` without its details).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceRowState {
+    Starting,
+    Running,
+    Crashed,
+    Stopping,
+}
+
+impl InstanceRowState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Crashed => "crashed",
+            Self::Stopping => "stopping",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: InstanceId,
+    pub app: AppId,
+    pub release: ReleaseId,
+    pub process_type: ProcessType,
+    pub index: u32,
+    pub node: NodeId,
+    pub memory_bytes: u64,
+    pub state: InstanceRowState,
+    pub stop_requested: bool,
+    pub address: Option<SocketAddr>,
+    pub hostname: Option<String>,
+    pub restarts: u32,
+    pub created_at: DateTime<Utc>,
+}
