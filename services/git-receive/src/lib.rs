@@ -1,1 +1,3 @@
 //! TODO(git-receive): crate doc.
+
+pub mod hook;
