@@ -27,6 +27,12 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// Adds (or replaces) the route for `host`, normalized the way [`RouteTable::lookup`] normalizes, so a
+    /// table built with this method always finds its own hosts.
+    pub fn insert(&mut self, host: &str, route: Route) -> Option<Route> {
+        self.routes.insert(normalize_host(host), route)
+    }
+
     /// Looks up a `Host` header value: lowercased, port stripped, trailing dot ignored.
     pub fn lookup(&self, host_header: &str) -> Option<&Route> {
         self.routes.get(&normalize_host(host_header))
@@ -57,9 +63,29 @@ mod tests {
             ("App.LocalHost:8080", "app.localhost"),
             ("app.example.com.", "app.example.com"),
             ("[::1]:80", "[::1]"),
+            ("[::1]", "[::1]"),
+            ("app.localhost:", "app.localhost"),
+            ("", ""),
         ];
         for (input, want) in cases {
             assert_eq!(normalize_host(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn lookup_finds_inserted_hosts_however_spelled() {
+        let mut table = RouteTable::default();
+        let web: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        table.insert("Web.LocalHost", Route { app: "web".into(), backends: vec![web] });
+        let cases = [
+            ("web.localhost", Some("web")),
+            ("WEB.localhost:8080", Some("web")),
+            ("web.localhost.", Some("web")),
+            ("api.localhost", None),
+            ("localhost", None),
+        ];
+        for (host, want) in cases {
+            assert_eq!(table.lookup(host).map(|r| r.app.as_str()), want, "{host}");
         }
     }
 }
