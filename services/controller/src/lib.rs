@@ -1,8 +1,18 @@
 //! The control plane's engine: runs deploys (build → release → roll out) and keeps the world matching the
-//! store: it re-plans placements with the scheduler, hands each node agent its desired instances, applies the
-//! agents' reports, and publishes the router's route table.
+//! store. Whenever something may have changed (an API call, a node's report, a tick) it re-plans placements
+//! with the pure `scheduler`, writes the plan to the store, hands each node agent its full desired set of
+//! instances, and publishes a fresh route table for the router.
 //!
-//! It owns no HTTP; the API and git receive talk to it through [`ControllerHandle`].
+//! It owns no HTTP: the API tells it about changes through [`ControllerHandle`], git receive calls it through
+//! the [`git_receive::Deployer`] it implements ([`Deployments`]). It talks to node agents only through
+//! [`NodeLink`] and `agent_contract` types, so an agent in another process (later, over HTTP) fits the same
+//! seam.
+
+// mod deploy; (enabled once buildpacks and git-receive expose their APIs)
+mod reconcile;
+
+// pub use deploy::{DeployConfig, Deployments};
+pub use reconcile::{Controller, ControllerConfig, ControllerError, NodeLink};
 
 use tokio::sync::mpsc;
 use vocabulary::AppId;
@@ -14,6 +24,8 @@ pub enum Event {
     FormationChanged(AppId),
     /// An app was deleted from the store; its instances must go.
     AppDeleted(AppId),
+    /// A new release was created and should roll out.
+    ReleaseCreated(AppId),
 }
 
 /// A cheap, cloneable way to tell the controller that something changed.

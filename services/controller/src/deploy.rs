@@ -1,0 +1,168 @@
+//! A deploy: build the pushed tree, create the release, let the reconcile loop roll it out, and wait until
+//! the new release serves (or say clearly why not). Git receive calls this through `git_receive::Deployer`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use buildpacks::{BuildRequest, Builder};
+use git_receive::{DeployRequest, Deployer};
+use store::{InstanceRowState, NewRelease, Release, Store};
+use tokio::sync::{mpsc, watch};
+use vocabulary::ProcessType;
+
+use crate::reconcile::error_chain;
+use crate::{ControllerHandle, Event};
+
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    /// Apps are served at `NAME.DOMAIN`; shown at the end of a push.
+    pub domain: String,
+    /// The router's public port, shown in the app's URL when it is not 80.
+    pub router_port: u16,
+    /// Memory per instance for a process type's first formation entry.
+    pub default_memory_bytes: u64,
+    /// How long a push waits for the new release's instances to run.
+    pub rollout_timeout: Duration,
+}
+
+/// Runs deploys. Cheap to clone.
+#[derive(Clone)]
+pub struct Deployments {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: DeployConfig,
+    store: Store,
+    builder: Builder,
+    controller: ControllerHandle,
+    passes: watch::Receiver<u64>,
+}
+
+impl Deployments {
+    /// `passes` is the controller's pass counter ([`crate::Controller::passes`]).
+    pub fn new(
+        config: DeployConfig,
+        store: Store,
+        builder: Builder,
+        controller: ControllerHandle,
+        passes: watch::Receiver<u64>,
+    ) -> Self {
+        Self { inner: Arc::new(Inner { config, store, builder, controller, passes }) }
+    }
+}
+
+impl Deployer for Deployments {
+    fn deploy(
+        &self,
+        req: DeployRequest,
+        log: mpsc::Sender<String>,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> {
+        let inner = self.inner.clone();
+        Box::pin(async move { inner.deploy(req, log).await })
+    }
+}
+
+impl Inner {
+    async fn deploy(&self, req: DeployRequest, log: mpsc::Sender<String>) -> Result<String, String> {
+        let app = &req.app;
+        let short_commit: String = req.commit.chars().take(7).collect();
+        say(&log, format!("-----> Deploying {} (commit {short_commit})", app.name)).await;
+
+        let build = self
+            .builder
+            .build(
+                BuildRequest {
+                    app: app.name.clone(),
+                    source_dir: req.source_dir.clone(),
+                    tag: format!("{}-{short_commit}", app.name),
+                },
+                log.clone(),
+            )
+            .await
+            .map_err(|e| format!("build failed: {}", error_chain(&e)))?;
+
+        let previous = self.store.latest_release(app.id).await.map_err(internal)?;
+        let release = self
+            .store
+            .create_release(NewRelease {
+                app: app.id,
+                image_digest: build.image.manifest_digest.clone(),
+                processes: build.processes.clone(),
+                config: previous.map(|r| r.config).unwrap_or_default(),
+                description: format!("Deploy {short_commit}"),
+                created_by: req.account.id,
+            })
+            .await
+            .map_err(internal)?;
+        say(&log, format!("-----> Released {}", release.version)).await;
+
+        // Like Heroku: the first deploy of an app with a web process scales web to 1.
+        let web = ProcessType::web();
+        let mut formation = self.store.formation(app.id).await.map_err(internal)?;
+        if formation.is_empty() && release.processes.contains_key(&web) {
+            self.store
+                .set_formation(app.id, &web, 1, self.config.default_memory_bytes)
+                .await
+                .map_err(internal)?;
+            formation = self.store.formation(app.id).await.map_err(internal)?;
+        }
+        self.controller.notify(Event::ReleaseCreated(app.id));
+
+        let wanted: u32 = formation
+            .iter()
+            .filter(|(t, _)| release.processes.contains_key(*t))
+            .map(|(_, f)| f.quantity)
+            .sum();
+        if wanted == 0 {
+            return Ok(format!(
+                "{} released; nothing is scaled up: run `berth scale web=1 -a {}`",
+                release.version, app.name
+            ));
+        }
+        say(&log, format!("-----> Starting {wanted} instance(s) of {}", release.version)).await;
+        self.wait_for_rollout(&release, wanted).await?;
+        let port = if self.config.router_port == 80 { String::new() } else { format!(":{}", self.config.router_port) };
+        Ok(format!("{} deployed to http://{}.{}{port}", release.version, app.name, self.config.domain))
+    }
+
+    /// Waits until `wanted` instances of `release` run. A crash of a new instance ends the wait early: the
+    /// previous release's instances keep serving (the scheduler stops them only once the new ones run).
+    async fn wait_for_rollout(&self, release: &Release, wanted: u32) -> Result<(), String> {
+        let mut passes = self.passes.clone();
+        let deadline = tokio::time::Instant::now() + self.config.rollout_timeout;
+        loop {
+            let instances = self.store.instances_of_app(release.app).await.map_err(internal)?;
+            let new: Vec<_> = instances.iter().filter(|i| i.release == release.id && !i.stop_requested).collect();
+            let running = new.iter().filter(|i| i.state == InstanceRowState::Running).count() as u32;
+            if running >= wanted {
+                return Ok(());
+            }
+            if let Some(crashed) = new.iter().find(|i| i.state == InstanceRowState::Crashed) {
+                return Err(format!(
+                    "{}.{} of {} crashed while starting; the previous release keeps serving. \
+                     Check that the Procfile's command starts a server on $PORT",
+                    crashed.process_type, crashed.index, release.version
+                ));
+            }
+            if tokio::time::timeout_at(deadline, passes.changed()).await.is_err() {
+                return Err(format!(
+                    "{} did not start within {} s ({running} of {wanted} running); the previous release keeps serving",
+                    release.version,
+                    self.config.rollout_timeout.as_secs()
+                ));
+            }
+        }
+    }
+}
+
+async fn say(log: &mpsc::Sender<String>, line: String) {
+    let _ = log.send(line).await;
+}
+
+fn internal(error: store::StoreError) -> String {
+    tracing::error!(error = %error_chain(&error), "deploy failed on the store");
+    "internal error while recording the release; the previous release keeps serving".to_owned()
+}

@@ -1,0 +1,293 @@
+//! The reconcile loop.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_contract::{ImageRef, InstanceSpec, Limits, NodeReport};
+use chrono::Utc;
+use route_table::{Route, RouteTable};
+use scheduler::{AppDemand, Existing, NodeCapacity, Want};
+use store::{Instance, InstanceRowState, Release, Store, StoreError};
+use tokio::sync::{mpsc, watch};
+use vocabulary::{InstanceId, NodeId, ReleaseId};
+
+use crate::Event;
+
+/// How the controller reaches one node's agent. In `berth server` the agent runs in-process.
+pub trait NodeLink: Send + Sync + 'static {
+    /// Replaces the node's whole desired set of instances.
+    fn set_desired(&self, specs: Vec<InstanceSpec>);
+}
+
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// Apps are served at `NAME.DOMAIN`.
+    pub domain: String,
+    /// The port every instance listens on inside its own network namespace (given to it as `PORT`).
+    pub instance_port: u16,
+    /// CPU and pids limits for every instance; memory comes from the formation.
+    pub cpu_millicores: u32,
+    pub pids_max: u32,
+    /// How often to re-check the world when nothing happens (catches anything missed).
+    pub tick: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("reading or writing state")]
+    Store(#[from] StoreError),
+    #[error("release {0} of an instance is missing")]
+    MissingRelease(ReleaseId),
+}
+
+/// The reconcile loop's state. Create with [`Controller::new`], then [`Controller::run`] it.
+pub struct Controller {
+    config: ControllerConfig,
+    store: Store,
+    nodes: HashMap<NodeId, Arc<dyn NodeLink>>,
+    routes: watch::Sender<Arc<RouteTable>>,
+    /// Bumped after every reconcile pass, so deploys can wait for the world to move.
+    passes: watch::Sender<u64>,
+}
+
+impl Controller {
+    pub fn new(
+        config: ControllerConfig,
+        store: Store,
+        nodes: HashMap<NodeId, Arc<dyn NodeLink>>,
+        routes: watch::Sender<Arc<RouteTable>>,
+    ) -> Self {
+        let (passes, _) = watch::channel(0);
+        Self { config, store, nodes, routes, passes }
+    }
+
+    /// A receiver that changes after every reconcile pass.
+    pub fn passes(&self) -> watch::Receiver<u64> {
+        self.passes.subscribe()
+    }
+
+    /// Runs until `shutdown` resolves. Errors in one pass are logged and retried on the next.
+    pub async fn run(
+        self,
+        mut events: mpsc::UnboundedReceiver<Event>,
+        mut reports: mpsc::UnboundedReceiver<NodeReport>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(self.config.tick);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(event) = events.recv() => tracing::debug!(?event, "controller event"),
+                Some(report) = reports.recv() => {
+                    if let Err(error) = self.store.apply_node_report(report.node, &report.instances).await {
+                        tracing::error!(node = %report.node, error = %error_chain(&error), "applying node report");
+                    }
+                }
+                _ = tick.tick() => {}
+            }
+            // Coalesce bursts: everything queued now is covered by one pass.
+            while let Ok(event) = events.try_recv() {
+                tracing::debug!(?event, "controller event");
+            }
+            if let Err(error) = self.reconcile().await {
+                tracing::error!(error = %error_chain(&error), "reconcile pass failed");
+            }
+            self.passes.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// One pass: plan until stable, then tell nodes and the router.
+    pub async fn reconcile(&self) -> Result<(), ControllerError> {
+        let mut releases: HashMap<ReleaseId, Release> = HashMap::new();
+        // A plan's stops can enable further stops (old release once new ones run), so plan until stable; a
+        // few rounds always suffice because each round only removes or adds a bounded set.
+        for _ in 0..4 {
+            let demands = self.demands(&mut releases).await?;
+            let instances = self.store.all_instances().await?;
+            let nodes: Vec<NodeCapacity> = self
+                .store
+                .nodes()
+                .await?
+                .into_iter()
+                .map(|n| NodeCapacity { node: n.id, memory_bytes: n.memory_capacity_bytes })
+                .collect();
+            let existing: Vec<Existing> = instances.iter().map(existing_of).collect();
+            let plan = scheduler::plan(&demands, &existing, &nodes);
+            for unplaced in &plan.unplaced {
+                tracing::warn!(app = %unplaced.app, process = %unplaced.process_type, index = unplaced.index,
+                    "no node has room for instance");
+            }
+            if plan.is_empty() {
+                break;
+            }
+            let now = Utc::now();
+            for p in &plan.place {
+                let instance = Instance {
+                    id: InstanceId::new(),
+                    app: p.app,
+                    release: p.release,
+                    process_type: p.process_type.clone(),
+                    index: p.index,
+                    node: p.node,
+                    memory_bytes: p.memory_bytes,
+                    state: InstanceRowState::Starting,
+                    stop_requested: false,
+                    address: None,
+                    hostname: None,
+                    restarts: 0,
+                    created_at: now,
+                };
+                tracing::info!(app = %p.app, release = %p.release, instance = %instance.id, node = %p.node,
+                    "placing {}.{}", p.process_type, p.index);
+                self.store.insert_instance(&instance).await?;
+            }
+            if !plan.stop.is_empty() {
+                tracing::info!(count = plan.stop.len(), "stopping instances");
+                self.store.request_stop(&plan.stop).await?;
+            }
+        }
+        let instances = self.store.all_instances().await?;
+        self.tell_nodes(&instances, &mut releases).await?;
+        self.publish_routes(&instances).await?;
+        Ok(())
+    }
+
+    async fn demands(&self, releases: &mut HashMap<ReleaseId, Release>) -> Result<Vec<AppDemand>, StoreError> {
+        let mut demands = Vec::new();
+        for app in self.store.all_apps().await? {
+            let release = self.store.latest_release(app.id).await?;
+            let formation = self.store.formation(app.id).await?;
+            let demand = AppDemand {
+                app: app.id,
+                release: release.as_ref().map(|r| r.id),
+                release_processes: release.as_ref().map(|r| r.processes.keys().cloned().collect()).unwrap_or_default(),
+                formation: formation
+                    .into_iter()
+                    .map(|(t, f)| (t, Want { quantity: f.quantity, memory_bytes: f.memory_bytes }))
+                    .collect(),
+            };
+            if let Some(release) = release {
+                releases.insert(release.id, release);
+            }
+            demands.push(demand);
+        }
+        Ok(demands)
+    }
+
+    async fn tell_nodes(
+        &self,
+        instances: &[Instance],
+        releases: &mut HashMap<ReleaseId, Release>,
+    ) -> Result<(), ControllerError> {
+        let mut apps = HashMap::new();
+        for app in self.store.all_apps().await? {
+            apps.insert(app.id, app);
+        }
+        let mut desired: HashMap<NodeId, Vec<InstanceSpec>> =
+            self.nodes.keys().map(|n| (*n, Vec::new())).collect();
+        for instance in instances.iter().filter(|i| !i.stop_requested) {
+            let Some(app) = apps.get(&instance.app) else { continue };
+            if !releases.contains_key(&instance.release) {
+                let release = self
+                    .store
+                    .release(instance.release)
+                    .await?
+                    .ok_or(ControllerError::MissingRelease(instance.release))?;
+                releases.insert(release.id, release);
+            }
+            let release = &releases[&instance.release];
+            let Some(command) = release.processes.get(&instance.process_type) else { continue };
+            let dyno = format!("{}.{}", instance.process_type, instance.index);
+            let mut env = release.config.clone();
+            env.insert("PORT".into(), self.config.instance_port.to_string());
+            env.insert("DYNO".into(), dyno);
+            desired.entry(instance.node).or_default().push(InstanceSpec {
+                id: instance.id,
+                app_id: app.id,
+                app: app.name.clone(),
+                account: app.owner,
+                release: release.id,
+                release_version: release.version,
+                process_type: instance.process_type.clone(),
+                index: instance.index,
+                image: ImageRef { manifest_digest: release.image_digest.clone() },
+                command: command.clone(),
+                env,
+                port: self.config.instance_port,
+                limits: Limits {
+                    memory_bytes: instance.memory_bytes,
+                    cpu_millicores: self.config.cpu_millicores,
+                    pids_max: self.config.pids_max,
+                },
+            });
+        }
+        for (node, specs) in desired {
+            match self.nodes.get(&node) {
+                Some(link) => link.set_desired(specs),
+                None => tracing::warn!(node = %node, "instances placed on a node with no link"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish_routes(&self, instances: &[Instance]) -> Result<(), StoreError> {
+        let mut table = RouteTable::default();
+        let mut names = HashMap::new();
+        for app in self.store.all_apps().await? {
+            let host = format!("{}.{}", app.name, self.config.domain);
+            names.insert(app.id, host.clone());
+            table.routes.insert(host, Route { app: app.name.to_string(), backends: Vec::new() });
+        }
+        for instance in instances {
+            let serving = instance.process_type.is_web()
+                && !instance.stop_requested
+                && instance.state == InstanceRowState::Running;
+            let (true, Some(address), Some(host)) = (serving, instance.address, names.get(&instance.app)) else {
+                continue;
+            };
+            if let Some(route) = table.routes.get_mut(host) {
+                route.backends.push(address);
+            }
+        }
+        for route in table.routes.values_mut() {
+            route.backends.sort();
+        }
+        self.routes.send_if_modified(|current| {
+            let same = current.routes == table.routes;
+            if !same {
+                table.version = current.version + 1;
+                *current = Arc::new(std::mem::take(&mut table));
+            }
+            !same
+        });
+        Ok(())
+    }
+}
+
+fn existing_of(instance: &Instance) -> Existing {
+    Existing {
+        id: instance.id,
+        app: instance.app,
+        release: instance.release,
+        process_type: instance.process_type.clone(),
+        index: instance.index,
+        node: instance.node,
+        memory_bytes: instance.memory_bytes,
+        running: instance.state == InstanceRowState::Running,
+        stopping: instance.stop_requested,
+    }
+}
+
+/// An error and its sources on one line, for logs.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,174 @@
+use super::*;
+
+const MIB: u64 = 1024 * 1024;
+
+struct World {
+    app: AppId,
+    v1: ReleaseId,
+    v2: ReleaseId,
+    node_a: NodeId,
+    node_b: NodeId,
+}
+
+fn world() -> World {
+    let mut nodes = [NodeId::new(), NodeId::new()];
+    nodes.sort();
+    World { app: AppId::new(), v1: ReleaseId::new(), v2: ReleaseId::new(), node_a: nodes[0], node_b: nodes[1] }
+}
+
+fn web() -> ProcessType {
+    ProcessType::web()
+}
+
+fn demand(w: &World, release: Option<ReleaseId>, web_quantity: u32) -> AppDemand {
+    AppDemand {
+        app: w.app,
+        release,
+        release_processes: [web()].into(),
+        formation: [(web(), Want { quantity: web_quantity, memory_bytes: 256 * MIB })].into(),
+    }
+}
+
+fn existing(w: &World, release: ReleaseId, index: u32, node: NodeId, running: bool) -> Existing {
+    Existing {
+        id: InstanceId::new(),
+        app: w.app,
+        release,
+        process_type: web(),
+        index,
+        node,
+        memory_bytes: 256 * MIB,
+        running,
+        stopping: false,
+    }
+}
+
+fn nodes(w: &World, a_mib: u64, b_mib: u64) -> Vec<NodeCapacity> {
+    vec![
+        NodeCapacity { node: w.node_a, memory_bytes: a_mib * MIB },
+        NodeCapacity { node: w.node_b, memory_bytes: b_mib * MIB },
+    ]
+}
+
+#[test]
+fn nothing_runs_before_the_first_release() {
+    let w = world();
+    let plan = plan(&[demand(&w, None, 1)], &[], &nodes(&w, 1024, 1024));
+    assert!(plan.is_empty());
+}
+
+#[test]
+fn places_missing_instances_on_the_emptiest_node() {
+    let w = world();
+    let plan = plan(&[demand(&w, Some(w.v1), 2)], &[], &nodes(&w, 1024, 2048));
+    let placed: Vec<(u32, NodeId)> = plan.place.iter().map(|p| (p.index, p.node)).collect();
+    // Node B has more room for both (2048 → 1792 still beats 1024).
+    assert_eq!(placed, vec![(1, w.node_b), (2, w.node_b)]);
+    assert!(plan.stop.is_empty());
+}
+
+#[test]
+fn spreads_when_memory_evens_out() {
+    let w = world();
+    let plan = plan(&[demand(&w, Some(w.v1), 3)], &[], &nodes(&w, 1024, 1024));
+    let on_a = plan.place.iter().filter(|p| p.node == w.node_a).count();
+    let on_b = plan.place.iter().filter(|p| p.node == w.node_b).count();
+    assert_eq!((on_a, on_b), (2, 1));
+}
+
+#[test]
+fn keeps_what_matches() {
+    let w = world();
+    let have = [existing(&w, w.v1, 1, w.node_a, true)];
+    let plan = plan(&[demand(&w, Some(w.v1), 1)], &have, &nodes(&w, 1024, 1024));
+    assert!(plan.is_empty(), "{plan:?}");
+}
+
+#[test]
+fn scale_down_stops_highest_indexes() {
+    let w = world();
+    let have = [
+        existing(&w, w.v1, 1, w.node_a, true),
+        existing(&w, w.v1, 2, w.node_a, true),
+        existing(&w, w.v1, 3, w.node_b, true),
+    ];
+    let plan = plan(&[demand(&w, Some(w.v1), 1)], &have, &nodes(&w, 1024, 1024));
+    let mut want = vec![have[1].id, have[2].id];
+    want.sort();
+    assert_eq!(plan.stop, want);
+    assert!(plan.place.is_empty());
+}
+
+#[test]
+fn scale_to_zero_stops_everything() {
+    let w = world();
+    let have = [existing(&w, w.v1, 1, w.node_a, true)];
+    let plan = plan(&[demand(&w, Some(w.v1), 0)], &have, &nodes(&w, 1024, 1024));
+    assert_eq!(plan.stop, vec![have[0].id]);
+}
+
+#[test]
+fn new_release_starts_beside_the_old_one() {
+    let w = world();
+    let have = [existing(&w, w.v1, 1, w.node_a, true)];
+    let plan = plan(&[demand(&w, Some(w.v2), 1)], &have, &nodes(&w, 1024, 1024));
+    assert_eq!(plan.place.len(), 1);
+    assert_eq!(plan.place[0].release, w.v2);
+    assert!(plan.stop.is_empty(), "old release must keep serving until the new one runs");
+}
+
+#[test]
+fn old_release_stops_once_the_new_one_runs() {
+    let w = world();
+    let have = [existing(&w, w.v1, 1, w.node_a, true), existing(&w, w.v2, 1, w.node_b, true)];
+    let plan = plan(&[demand(&w, Some(w.v2), 1)], &have, &nodes(&w, 1024, 1024));
+    assert_eq!(plan.stop, vec![have[0].id]);
+    assert!(plan.place.is_empty());
+}
+
+#[test]
+fn a_crashing_new_release_never_stops_the_old_one() {
+    let w = world();
+    let have = [existing(&w, w.v1, 1, w.node_a, true), existing(&w, w.v2, 1, w.node_b, false)];
+    let plan = plan(&[demand(&w, Some(w.v2), 1)], &have, &nodes(&w, 1024, 1024));
+    assert!(plan.is_empty(), "{plan:?}");
+}
+
+#[test]
+fn full_nodes_leave_instances_unplaced() {
+    let w = world();
+    let plan = plan(&[demand(&w, Some(w.v1), 3)], &[], &nodes(&w, 300, 300));
+    assert_eq!(plan.place.len(), 2);
+    assert_eq!(plan.unplaced.len(), 1);
+    assert_eq!(plan.unplaced[0].index, 3);
+}
+
+#[test]
+fn stopping_instances_still_hold_memory() {
+    let w = world();
+    let mut old = existing(&w, w.v1, 1, w.node_a, true);
+    old.stopping = true;
+    let plan = plan(&[demand(&w, Some(w.v2), 1)], &[old], &nodes(&w, 300, 0));
+    assert_eq!(plan.unplaced.len(), 1, "{plan:?}");
+}
+
+#[test]
+fn instances_of_deleted_apps_stop() {
+    let w = world();
+    let have = [existing(&w, w.v1, 1, w.node_a, true)];
+    let plan = plan(&[], &have, &nodes(&w, 1024, 1024));
+    assert_eq!(plan.stop, vec![have[0].id]);
+}
+
+#[test]
+fn process_types_missing_from_the_release_are_not_placed() {
+    let w = world();
+    let mut d = demand(&w, Some(w.v1), 1);
+    d.formation.insert(
+        ProcessType::new("worker").unwrap(),
+        Want { quantity: 2, memory_bytes: 256 * MIB },
+    );
+    let plan = plan(&[d], &[], &nodes(&w, 1024, 1024));
+    assert_eq!(plan.place.len(), 1);
+    assert!(plan.place[0].process_type.is_web());
+}
