@@ -5,7 +5,6 @@
 mod cli;
 mod server;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -48,9 +47,4 @@ fn main() -> ExitCode {
         Command::GitHook { hook } => git_receive::hook::main(&hook),
         Command::Client(command) => cli::run(command),
     }
-}
-
-/// The default data directory when `--data-dir` is not given.
-fn default_data_dir() -> PathBuf {
-    PathBuf::from("/var/lib/berth")
 }

@@ -1,20 +1,387 @@
-//! `berth server` and `berth stack`: wiring every component together in one process tree.
+//! `berth server` and `berth stack`: every component of the platform wired together in one process tree on
+//! one machine. Configuration is read here once and passed down as typed structs.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::{bail, Context};
 use clap::Subcommand;
+use tokio::sync::{mpsc, watch};
+use vocabulary::{AccountName, NodeId};
+
+/// Flags of `berth server`; each has a `BERTH_*` environment variable.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// Where all state lives: the SQLite database, git repositories, images, instances.
+    #[arg(long, env = "BERTH_DATA_DIR", default_value = "/var/lib/berth")]
+    pub data_dir: PathBuf,
+    /// The API and git endpoint.
+    #[arg(long, env = "BERTH_API_ADDR", default_value = "127.0.0.1:7070")]
+    pub api_addr: SocketAddr,
+    /// The router: apps are served here by `Host: NAME.DOMAIN`.
+    #[arg(long, env = "BERTH_ROUTER_ADDR", default_value = "127.0.0.1:8080")]
+    pub router_addr: SocketAddr,
+    /// Apps are served at `NAME.DOMAIN`.
+    #[arg(long, env = "BERTH_DOMAIN", default_value = "localhost")]
+    pub domain: String,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    #[command(flatten)]
+    pub stack: StackArgs,
+}
+
+/// How this machine's node agent isolates instances. Tests give each server its own names so that two
+/// servers on one machine never touch each other's bridges, cgroups or namespaces.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// The Linux bridge that instances' veth pairs join.
+    #[arg(long, env = "BERTH_BRIDGE", default_value = "berth0")]
+    pub bridge: String,
+    /// The instances' IPv4 subnet; the bridge takes the first address.
+    #[arg(long, env = "BERTH_SUBNET", default_value = "10.203.0.0/24")]
+    pub subnet: String,
+    /// The cgroup (under each controller) that holds every instance's cgroup; also prefixes network
+    /// namespace names.
+    #[arg(long, env = "BERTH_CGROUP_PARENT", default_value = "berth")]
+    pub cgroup_parent: String,
+    /// Memory this node offers to instances, in MiB (default: the machine's total memory).
+    #[arg(long, env = "BERTH_NODE_MEMORY_MIB")]
+    pub node_memory_mib: Option<u64>,
+    /// Memory per instance for a new process type, in MiB.
+    #[arg(long, env = "BERTH_INSTANCE_MEMORY_MIB", default_value_t = 512)]
+    pub instance_memory_mib: u64,
+}
 
 #[derive(Debug, clap::Args)]
-pub struct ServerArgs {}
+pub struct StackArgs {
+    /// The Debian mirror debootstrap installs the stack from (default: this machine's apt source).
+    #[arg(long, env = "BERTH_STACK_MIRROR")]
+    pub stack_mirror: Option<String>,
+}
 
 #[derive(Debug, Subcommand)]
-pub enum StackCommand {}
+pub enum StackCommand {
+    /// Build the base root filesystem now (the first deploy does it otherwise), showing progress.
+    Build {
+        #[arg(long, env = "BERTH_DATA_DIR", default_value = "/var/lib/berth")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        stack: StackArgs,
+    },
+}
 
 pub fn run(args: ServerArgs) -> ExitCode {
-    let _ = (args, crate::default_data_dir());
-    todo!()
+    init_tracing();
+    let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 pub fn run_stack(command: StackCommand) -> ExitCode {
-    match command {}
+    init_tracing();
+    let StackCommand::Build { data_dir, stack } = command;
+    let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
+    let result = runtime.block_on(async {
+        check_prerequisites(&["debootstrap"])?;
+        let layout = DataLayout::new(&data_dir)?;
+        let images = image_store::ImageStore::open(&layout.images).context("opening the image store")?;
+        let layer = stack::ensure_stack(&stack_config(&layout, &stack), &images, &|line: &str| println!("{line}"))
+            .await
+            .context("building the stack")?;
+        println!("stack ready: layer {}", layer.digest);
+        anyhow::Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+/// Where each component keeps its files under the data dir.
+struct DataLayout {
+    root: PathBuf,
+    database: PathBuf,
+    admin_token: PathBuf,
+    repos: PathBuf,
+    images: PathBuf,
+    stacks: PathBuf,
+    build_cache: PathBuf,
+    node: PathBuf,
+}
+
+impl DataLayout {
+    fn new(root: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(root).with_context(|| format!("creating the data dir {}", root.display()))?;
+        let root = root.canonicalize().with_context(|| format!("resolving {}", root.display()))?;
+        let layout = Self {
+            database: root.join("berth.db"),
+            admin_token: root.join("admin.token"),
+            repos: root.join("repos"),
+            images: root.join("images"),
+            stacks: root.join("stacks"),
+            build_cache: root.join("build-cache"),
+            node: root.join("node"),
+            root,
+        };
+        for dir in [&layout.repos, &layout.images, &layout.stacks, &layout.build_cache, &layout.node] {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        Ok(layout)
+    }
+}
+
+fn stack_config(layout: &DataLayout, args: &StackArgs) -> stack::StackConfig {
+    let mut config = stack::StackConfig::bookworm(layout.stacks.clone());
+    if let Some(mirror) = &args.stack_mirror {
+        config.mirror = mirror.clone();
+    }
+    config
+}
+
+/// Says clearly what is missing, rather than failing later in the middle of a push.
+fn check_prerequisites(tools: &[&str]) -> anyhow::Result<()> {
+    if !nix_is_root() {
+        bail!("berth server must run as root: it creates namespaces, cgroups and network interfaces");
+    }
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| which(t).is_none()).collect();
+    if !missing.is_empty() {
+        bail!(
+            "missing tools: {} (on Debian or Ubuntu: apt-get install {}); see README.md",
+            missing.join(", "),
+            missing.iter().map(|t| if *t == "ip" { "iproute2" } else { t }).collect::<Vec<_>>().join(" ")
+        );
+    }
+    Ok(())
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(tool)).find(|p| p.is_file())
+}
+
+/// The node's ID survives restarts, so instance placements in the store stay meaningful.
+fn node_id(layout: &DataLayout) -> anyhow::Result<NodeId> {
+    let path = layout.node.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().with_context(|| format!("{} is corrupt", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = NodeId::new();
+            std::fs::write(&path, id.to_string()).with_context(|| format!("writing {}", path.display()))?;
+            Ok(id)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn total_memory_bytes() -> anyhow::Result<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").context("reading /proc/meminfo")?;
+    let kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no MemTotal in /proc/meminfo")?;
+    Ok(kib * 1024)
+}
+
+/// On first start: an admin account whose token goes to `DATA_DIR/admin.token` (mode 0600).
+async fn ensure_admin(store: &store::Store, layout: &DataLayout) -> anyhow::Result<()> {
+    if store.has_admin().await? {
+        return Ok(());
+    }
+    let (account, token) = store.create_account(&AccountName::new("admin").expect("valid name"), true).await?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&layout.admin_token)
+        .with_context(|| format!("writing {}", layout.admin_token.display()))?;
+    writeln!(file, "{token}")?;
+    tracing::info!(account = %account.name, "created the admin account");
+    eprintln!("berth: admin token written to {}", layout.admin_token.display());
+    Ok(())
+}
+
+async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    check_prerequisites(&["git", "debootstrap", "ip"])?;
+    let layout = DataLayout::new(&args.data_dir)?;
+    tracing::info!(data_dir = %layout.root.display(), "starting berth server");
+
+    let store = store::Store::open_sqlite(&layout.database).await.context("opening the database")?;
+    ensure_admin(&store, &layout).await?;
+
+    let init_program = std::env::current_exe().context("finding the berth binary")?;
+    let images = image_store::ImageStore::open(&layout.images).context("opening the image store")?;
+
+    // The node agent for this machine.
+    let node = node_id(&layout)?;
+    let memory_capacity = match args.node.node_memory_mib {
+        Some(mib) => mib * 1024 * 1024,
+        None => total_memory_bytes()?,
+    };
+    store
+        .upsert_node(&store::Node { id: node, name: "local".into(), memory_capacity_bytes: memory_capacity })
+        .await?;
+    let (agent, mut agent_reports) = agent::Agent::start(agent::AgentConfig {
+        node,
+        data_dir: layout.node.clone(),
+        image_store: images.clone(),
+        init_program: init_program.clone(),
+        cgroup_parent: args.node.cgroup_parent.clone(),
+        bridge: args.node.bridge.clone(),
+        subnet: args.node.subnet.parse().context("--subnet")?,
+        netns_prefix: format!("{}-", args.node.cgroup_parent),
+        stop_grace: Duration::from_secs(10),
+    })
+    .await
+    .context("starting the node agent")?;
+    let agent = Arc::new(agent);
+
+    // The controller, fed by API events and the agent's reports.
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let controller_handle = controller::ControllerHandle::new(events_tx);
+    let (reports_tx, reports_rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while agent_reports.changed().await.is_ok() {
+            let report = agent_reports.borrow_and_update().clone();
+            if reports_tx.send(report).is_err() {
+                break;
+            }
+        }
+    });
+    let (routes_tx, routes_rx) = watch::channel(Arc::new(route_table::RouteTable::default()));
+    let mut links: HashMap<NodeId, Arc<dyn controller::NodeLink>> = HashMap::new();
+    links.insert(node, Arc::new(InProcessAgent(agent.clone())));
+    let controller = controller::Controller::new(
+        controller::ControllerConfig {
+            domain: args.domain.clone(),
+            instance_port: 5000,
+            cpu_millicores: 1000,
+            pids_max: 512,
+            tick: Duration::from_secs(2),
+        },
+        store.clone(),
+        links,
+        routes_tx,
+    );
+    let passes = controller.passes();
+
+    let builder = buildpacks::Builder::new(buildpacks::BuilderConfig {
+        store: images.clone(),
+        stack: stack_config(&layout, &args.stack),
+        cache_dir: layout.build_cache.clone(),
+        init_program: init_program.clone(),
+    });
+    let deployments = controller::Deployments::new(
+        controller::DeployConfig {
+            domain: args.domain.clone(),
+            router_port: args.router_addr.port(),
+            default_memory_bytes: args.node.instance_memory_mib * 1024 * 1024,
+            rollout_timeout: Duration::from_secs(120),
+        },
+        store.clone(),
+        builder,
+        controller_handle.clone(),
+        passes,
+    );
+
+    // Listeners first, so a port already in use fails the start instead of a later request.
+    let router_listener = tokio::net::TcpListener::bind(args.router_addr)
+        .await
+        .with_context(|| format!("binding the router to {}", args.router_addr))?;
+    let api_listener = tokio::net::TcpListener::bind(args.api_addr)
+        .await
+        .with_context(|| format!("binding the API to {}", args.api_addr))?;
+    let api_port = api_listener.local_addr()?.port();
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shutdown = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let controller_task = tokio::spawn(controller.run(events_rx, reports_rx, shutdown(shutdown_rx.clone())));
+    let router_task = tokio::spawn(proxy::serve(
+        router_listener,
+        routes_rx,
+        proxy::ProxyConfig { domain: args.domain.clone(), ..Default::default() },
+        shutdown(shutdown_rx.clone()),
+    ));
+
+    let git = git_receive::GitReceive::new(git_receive::GitReceiveConfig {
+        repos_dir: layout.repos.clone(),
+        store: store.clone(),
+        deployer: Arc::new(deployments),
+        hook_program: init_program.clone(),
+        hook_url: format!("http://127.0.0.1:{api_port}/internal/git-hooks/pre-receive"),
+        max_push_bytes: 1024 * 1024 * 1024,
+    });
+    let app = api::router(api::ApiState {
+        store: store.clone(),
+        controller: controller_handle.clone(),
+        default_memory_bytes: args.node.instance_memory_mib * 1024 * 1024,
+        domain: args.domain.clone(),
+        router_port: args.router_addr.port(),
+    })
+    .merge(git_receive::routes(git));
+    tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");
+    let api_task = tokio::spawn(
+        axum::serve(api_listener, app).with_graceful_shutdown(shutdown(shutdown_rx.clone())).into_future(),
+    );
+
+    wait_for_signal().await;
+    tracing::info!("shutting down: stopping instances and removing what they used");
+    let _ = shutdown_tx.send(true);
+    let _ = api_task.await;
+    let _ = controller_task.await;
+    let _ = router_task.await;
+    match Arc::try_unwrap(agent) {
+        Ok(agent) => agent.shutdown().await,
+        Err(_) => bail!("the node agent is still in use at shutdown"),
+    }
+    tracing::info!("berth server stopped");
+    Ok(())
+}
+
+/// Hands the controller's desired set to the agent in this process.
+struct InProcessAgent(Arc<agent::AgentHandle>);
+
+impl controller::NodeLink for InProcessAgent {
+    fn set_desired(&self, specs: Vec<agent_contract::InstanceSpec>) {
+        self.0.set_desired(specs);
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }

@@ -1,1 +1,5 @@
-//! End-to-end tests of the berth binary.
+//! Tests of the `berth` binary as users run it: a real `berth server` (root: namespaces, cgroups, bridges),
+//! the real `git` client pushing over HTTP, and real HTTP through the router.
+
+mod end_to_end;
+mod support;
