@@ -1,0 +1,446 @@
+//! Images: config and manifest blobs, tags in `index.json`, and reading an image back.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::PathBuf;
+
+use oci_spec::image::{
+    ConfigBuilder, Descriptor, DescriptorBuilder, HistoryBuilder, ImageConfiguration,
+    ImageConfigurationBuilder, ImageIndex, ImageIndexBuilder, ImageManifest, ImageManifestBuilder, MediaType,
+    RootFsBuilder,
+};
+use serde::Serialize;
+
+use crate::digest::{hex_of, sha256_digest};
+use crate::{ImageStore, ImageStoreError, LayerInfo};
+
+/// The annotation that names a tag in `index.json`.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// The `created` of images whose caller does not set one: fixed, so that the same layers and config always
+/// give the same manifest digest (the same choice as Cloud Native Buildpacks).
+pub const FIXED_CREATED: &str = "1980-01-01T00:00:01Z";
+
+/// The runtime part of an image's config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    pub env: BTreeMap<String, String>,
+    /// Run as the image's process when no command is given (OCI `Cmd`).
+    pub cmd: Vec<String>,
+    pub working_dir: String,
+    pub labels: BTreeMap<String, String>,
+    /// One `created_by` per layer, for the config's history (missing entries say `berth`).
+    pub history: Vec<String>,
+    /// RFC 3339; [`FIXED_CREATED`] when `None`.
+    pub created: Option<String>,
+}
+
+/// One layer of a stored image, in order from the base up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageLayer {
+    pub digest: String,
+    pub diff_id: String,
+    pub size: u64,
+    /// The gzip blob.
+    pub path: PathBuf,
+}
+
+/// An image read back from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub manifest_digest: String,
+    pub layers: Vec<ImageLayer>,
+    pub config: ImageConfig,
+}
+
+/// OCI tags: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+fn check_tag(tag: &str) -> Result<(), ImageStoreError> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && (tag.as_bytes()[0].is_ascii_alphanumeric() || tag.as_bytes()[0] == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ImageStoreError::BadTag(tag.to_owned()))
+    }
+}
+
+/// JSON with object keys sorted, so that equal documents are equal bytes whatever map types oci-spec uses
+/// inside (its labels and annotations are `HashMap`s, whose order changes from run to run).
+fn canonical_json<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, ImageStoreError> {
+    fn sort(value: serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.into_iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sort(v))).collect())
+            }
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.into_iter().map(sort).collect())
+            }
+            other => other,
+        }
+    }
+    let build = |e: serde_json::Error| ImageStoreError::Build {
+        what,
+        reason: e.to_string(),
+    };
+    let value = serde_json::to_value(value).map_err(build)?;
+    serde_json::to_vec(&sort(value)).map_err(build)
+}
+
+macro_rules! built {
+    ($what:literal, $builder:expr) => {
+        $builder.build().map_err(|e| ImageStoreError::Build {
+            what: $what,
+            reason: e.to_string(),
+        })
+    };
+}
+
+impl ImageStore {
+    /// Writes `bytes` as a blob (no-op when it exists) and returns its digest.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<String, ImageStoreError> {
+        let digest = sha256_digest(bytes);
+        let dest = self.blob_path(&digest)?;
+        if dest.exists() {
+            return Ok(digest);
+        }
+        let wrap = |source| ImageStoreError::WriteBlob {
+            digest: digest.clone(),
+            source,
+        };
+        let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir()).map_err(wrap)?;
+        tmp.write_all(bytes).map_err(wrap)?;
+        tmp.as_file().sync_all().map_err(wrap)?;
+        tmp.persist(&dest).map_err(|e| wrap(e.error))?;
+        Ok(digest)
+    }
+
+    /// Reads a whole blob and checks its digest (for configs and manifests; layers are streamed).
+    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>, ImageStoreError> {
+        let path = self.blob_path(digest)?;
+        let bytes = fs::read(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ImageStoreError::MissingBlob {
+                digest: digest.to_owned(),
+            },
+            _ => ImageStoreError::ReadBlob {
+                digest: digest.to_owned(),
+                source,
+            },
+        })?;
+        let actual = sha256_digest(&bytes);
+        if actual != digest {
+            return Err(ImageStoreError::CorruptBlob {
+                digest: digest.to_owned(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Writes the config and manifest of an image made of `layers` (base first, all already in the store)
+    /// and tags it, replacing any image with the same tag. Returns the manifest digest.
+    pub fn put_image(
+        &self,
+        tag: &str,
+        layers: &[LayerInfo],
+        config: &ImageConfig,
+    ) -> Result<String, ImageStoreError> {
+        check_tag(tag)?;
+        for layer in layers {
+            hex_of(&layer.diff_id)?;
+            if !self.has_blob(&layer.digest) {
+                return Err(ImageStoreError::MissingBlob {
+                    digest: layer.digest.clone(),
+                });
+            }
+        }
+        let created = config.created.clone().unwrap_or_else(|| FIXED_CREATED.to_owned());
+
+        let runtime = built!(
+            "image config",
+            ConfigBuilder::default()
+                .env(
+                    config
+                        .env
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                )
+                .cmd(config.cmd.clone())
+                .working_dir(config.working_dir.clone())
+                .labels(config.labels.clone().into_iter().collect::<HashMap<_, _>>())
+        )?;
+        let rootfs = built!(
+            "image rootfs",
+            RootFsBuilder::default()
+                .typ("layers")
+                .diff_ids(layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>())
+        )?;
+        let history = (0..layers.len())
+            .map(|i| {
+                let by = config.history.get(i).map(String::as_str).unwrap_or("berth");
+                built!(
+                    "image history",
+                    HistoryBuilder::default()
+                        .created(created.clone())
+                        .created_by(by.to_owned())
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let image_config = built!(
+            "image configuration",
+            ImageConfigurationBuilder::default()
+                .created(created.clone())
+                .config(runtime)
+                .rootfs(rootfs)
+                .history(history)
+        )?;
+        let config_bytes = canonical_json("image configuration", &image_config)?;
+        let config_digest = self.put_blob(&config_bytes)?;
+
+        let layer_descriptors = layers
+            .iter()
+            .map(|l| descriptor(MediaType::ImageLayerGzip, l.size, &l.digest, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let manifest = built!(
+            "image manifest",
+            ImageManifestBuilder::default()
+                .schema_version(2u32)
+                .media_type(MediaType::ImageManifest)
+                .config(descriptor(
+                    MediaType::ImageConfig,
+                    config_bytes.len() as u64,
+                    &config_digest,
+                    None
+                )?)
+                .layers(layer_descriptors)
+        )?;
+        let manifest_bytes = canonical_json("image manifest", &manifest)?;
+        let manifest_digest = self.put_blob(&manifest_bytes)?;
+
+        let entry = descriptor(
+            MediaType::ImageManifest,
+            manifest_bytes.len() as u64,
+            &manifest_digest,
+            Some(tag),
+        )?;
+        self.update_index(|manifests| {
+            manifests.retain(|d| {
+                d.annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME))
+                    .map(String::as_str)
+                    != Some(tag)
+            });
+            manifests.push(entry);
+        })?;
+        tracing::info!(tag, %manifest_digest, layers = layers.len(), "stored image");
+        Ok(manifest_digest)
+    }
+
+    /// The manifest digest tagged `tag`, if any.
+    pub fn resolve_tag(&self, tag: &str) -> Result<Option<String>, ImageStoreError> {
+        let index = self.read_index()?;
+        Ok(index
+            .manifests()
+            .iter()
+            .find(|d| {
+                d.annotations()
+                    .as_ref()
+                    .and_then(|a| a.get(REF_NAME))
+                    .map(String::as_str)
+                    == Some(tag)
+            })
+            .map(|d| d.digest().to_string()))
+    }
+
+    /// Every tag with its manifest digest.
+    pub fn tags(&self) -> Result<BTreeMap<String, String>, ImageStoreError> {
+        let index = self.read_index()?;
+        Ok(index
+            .manifests()
+            .iter()
+            .filter_map(|d| {
+                let tag = d.annotations().as_ref()?.get(REF_NAME)?;
+                Some((tag.clone(), d.digest().to_string()))
+            })
+            .collect())
+    }
+
+    /// Reads an image's manifest and config (both checked against their digests).
+    pub fn read_image(&self, manifest_digest: &str) -> Result<Image, ImageStoreError> {
+        let bad = |reason: String| ImageStoreError::BadImage {
+            manifest_digest: manifest_digest.to_owned(),
+            reason,
+        };
+        let manifest: ImageManifest = serde_json::from_slice(&self.read_blob(manifest_digest)?)
+            .map_err(|e| bad(format!("manifest: {e}")))?;
+        let config_digest = manifest.config().digest().to_string();
+        let config: ImageConfiguration = serde_json::from_slice(&self.read_blob(&config_digest)?)
+            .map_err(|e| bad(format!("config {config_digest}: {e}")))?;
+
+        let diff_ids = config.rootfs().diff_ids();
+        if diff_ids.len() != manifest.layers().len() {
+            return Err(bad(format!(
+                "{} layers but {} diff_ids",
+                manifest.layers().len(),
+                diff_ids.len()
+            )));
+        }
+        let mut layers = Vec::with_capacity(diff_ids.len());
+        for (descriptor, diff_id) in manifest.layers().iter().zip(diff_ids) {
+            if *descriptor.media_type() != MediaType::ImageLayerGzip {
+                return Err(bad(format!(
+                    "layer media type {} is not supported",
+                    descriptor.media_type()
+                )));
+            }
+            let digest = descriptor.digest().to_string();
+            hex_of(diff_id)?;
+            layers.push(ImageLayer {
+                path: self.blob_path(&digest)?,
+                digest,
+                diff_id: diff_id.clone(),
+                size: descriptor.size(),
+            });
+        }
+
+        let runtime = config.config().clone().unwrap_or_default();
+        let env = runtime
+            .env()
+            .iter()
+            .flatten()
+            .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+            .collect();
+        Ok(Image {
+            manifest_digest: manifest_digest.to_owned(),
+            layers,
+            config: ImageConfig {
+                env,
+                cmd: runtime.cmd().clone().unwrap_or_default(),
+                working_dir: runtime.working_dir().clone().unwrap_or_default(),
+                labels: runtime.labels().clone().unwrap_or_default().into_iter().collect(),
+                history: config
+                    .history()
+                    .iter()
+                    .flatten()
+                    .filter_map(|h| h.created_by().clone())
+                    .collect(),
+                created: config.created().clone(),
+            },
+        })
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
+    }
+
+    pub(crate) fn read_index(&self) -> Result<ImageIndex, ImageStoreError> {
+        let path = self.index_path();
+        let bytes = fs::read(&path).map_err(|source| ImageStoreError::UpdateIndex {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| ImageStoreError::BadIndex {
+            path,
+            source: oci_spec::OciSpecError::SerDe(e),
+        })
+    }
+
+    /// Read-modify-write of `index.json` under an exclusive lock on `.index.lock`, written to a temp file and
+    /// renamed, so concurrent builds (in this process or another) never lose each other's tags and readers
+    /// never see half a file.
+    fn update_index(&self, change: impl FnOnce(&mut Vec<Descriptor>)) -> Result<(), ImageStoreError> {
+        let path = self.index_path();
+        let wrap = |source| ImageStoreError::UpdateIndex {
+            path: path.clone(),
+            source,
+        };
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join(".index.lock"))
+            .map_err(wrap)?;
+        lock.lock().map_err(wrap)?;
+
+        let mut manifests = self.read_index()?.manifests().clone();
+        change(&mut manifests);
+        let index = empty_index(manifests)?;
+        let bytes = canonical_json("image index", &index)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir()).map_err(wrap)?;
+        tmp.write_all(&bytes).map_err(wrap)?;
+        tmp.as_file().sync_all().map_err(wrap)?;
+        tmp.persist(&path).map_err(|e| wrap(e.error))?;
+        drop(lock);
+        Ok(())
+    }
+}
+
+pub(crate) fn empty_index(manifests: Vec<Descriptor>) -> Result<ImageIndex, ImageStoreError> {
+    built!(
+        "image index",
+        ImageIndexBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageIndex)
+            .manifests(manifests)
+    )
+}
+
+pub(crate) fn index_bytes(manifests: Vec<Descriptor>) -> Result<Vec<u8>, ImageStoreError> {
+    canonical_json("image index", &empty_index(manifests)?)
+}
+
+fn descriptor(
+    media_type: MediaType,
+    size: u64,
+    digest: &str,
+    tag: Option<&str>,
+) -> Result<Descriptor, ImageStoreError> {
+    let parsed: oci_spec::image::Digest = digest
+        .parse()
+        .map_err(|_| ImageStoreError::BadDigest(digest.to_owned()))?;
+    let mut builder = DescriptorBuilder::default()
+        .media_type(media_type)
+        .size(size)
+        .digest(parsed);
+    if let Some(tag) = tag {
+        builder = builder.annotations(HashMap::from([(REF_NAME.to_owned(), tag.to_owned())]));
+    }
+    built!("descriptor", builder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags() {
+        for ok in ["latest", "myapp-build-abc1234", "v1.2_3", "_x"] {
+            assert!(check_tag(ok).is_ok(), "{ok:?} refused");
+        }
+        for bad in ["", "-x", ".x", "a/b", "a:b", "a b", &"x".repeat(129)] {
+            assert!(check_tag(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let map: HashMap<&str, u32> = (0..50)
+            .map(|i| (["a", "b", "c", "d", "e"][i % 5], i as u32))
+            .collect();
+        let bytes = canonical_json("test", &map).unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        let positions: Vec<usize> = ["\"a\"", "\"b\"", "\"c\"", "\"d\"", "\"e\""]
+            .iter()
+            .map(|k| text.find(k).unwrap())
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+    }
+}

@@ -1,0 +1,89 @@
+//! Unpacking a layer blob into a directory, checking its digest and diff_id on the way.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Component, Path};
+
+use flate2::read::GzDecoder;
+
+use crate::digest::HashingReader;
+use crate::{ImageStore, ImageStoreError};
+
+impl ImageStore {
+    /// Extracts the layer `digest` (whose uncompressed tar must hash to `diff_id`) into `dest`, keeping
+    /// owners, modes and mtimes (run as root for owners to stick). `dest` should be a fresh directory that the
+    /// caller renames into place once this returns: on error it holds a partial tree.
+    ///
+    /// Entries that would land outside `dest` (absolute or `..` paths, links through symlinks) are refused by
+    /// the `tar` crate's `unpack_in`; OCI whiteouts (`.wh.*`) are refused for now, since Berth's own layers
+    /// never contain them.
+    pub fn unpack_layer(&self, digest: &str, diff_id: &str, dest: &Path) -> Result<(), ImageStoreError> {
+        let path = self.blob_path(digest)?;
+        let wrap = |source| ImageStoreError::Unpack {
+            digest: digest.to_owned(),
+            dest: dest.to_owned(),
+            source,
+        };
+        let file = File::open(&path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ImageStoreError::MissingBlob {
+                digest: digest.to_owned(),
+            },
+            _ => ImageStoreError::ReadBlob {
+                digest: digest.to_owned(),
+                source,
+            },
+        })?;
+        let compressed = HashingReader::new(BufReader::with_capacity(1 << 20, file));
+        let uncompressed = HashingReader::new(GzDecoder::new(compressed));
+        let mut archive = tar::Archive::new(uncompressed);
+        archive.set_preserve_permissions(true);
+        archive.set_preserve_ownerships(true);
+        archive.set_preserve_mtime(true);
+        archive.set_unpack_xattrs(false);
+        archive.set_overwrite(true);
+
+        for entry in archive.entries().map_err(wrap)? {
+            let mut entry = entry.map_err(wrap)?;
+            let entry_path = entry.path().map_err(wrap)?.into_owned();
+            let hostile = |reason| ImageStoreError::HostileEntry {
+                digest: digest.to_owned(),
+                path: entry_path.display().to_string(),
+                reason,
+            };
+            if entry_path
+                .components()
+                .any(|c| matches!(c, Component::ParentDir | Component::RootDir))
+            {
+                return Err(hostile("it leaves the layer's root"));
+            }
+            if entry_path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".wh."))
+            {
+                return Err(hostile("whiteouts are not supported yet"));
+            }
+            if !entry.unpack_in(dest).map_err(wrap)? {
+                return Err(hostile("it leaves the layer's root"));
+            }
+        }
+
+        let uncompressed = archive.into_inner();
+        let (gz, actual_diff_id) = uncompressed.drain_and_finish().map_err(wrap)?;
+        let (_, actual_digest) = gz.into_inner().drain_and_finish().map_err(wrap)?;
+        if actual_digest != digest {
+            return Err(ImageStoreError::CorruptBlob {
+                digest: digest.to_owned(),
+                actual: actual_digest,
+            });
+        }
+        if actual_diff_id != diff_id {
+            return Err(ImageStoreError::CorruptLayer {
+                digest: digest.to_owned(),
+                diff_id: diff_id.to_owned(),
+                actual: actual_diff_id,
+            });
+        }
+        Ok(())
+    }
+}
