@@ -20,6 +20,7 @@ CREATE TABLE apps (
     account_id  TEXT NOT NULL REFERENCES accounts(id),
     created_at  TEXT NOT NULL
 );
+CREATE INDEX apps_by_account ON apps(account_id);
 
 -- Immutable once written.
 CREATE TABLE releases (

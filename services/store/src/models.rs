@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use chrono::{DateTime, Utc};
-use vocabulary::{AccountId, AccountName, AppId, AppName, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion};
+use vocabulary::{
+    AccountId, AccountName, AppId, AppName, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -78,6 +80,36 @@ impl InstanceRowState {
             Self::Crashed => "crashed",
             Self::Stopping => "stopping",
         }
+    }
+
+    /// The stored form of what an agent reported.
+    pub fn of(state: &agent_contract::InstanceState) -> Self {
+        use agent_contract::InstanceState as S;
+        match state {
+            S::Starting => Self::Starting,
+            S::Running => Self::Running,
+            S::Crashed { .. } => Self::Crashed,
+            S::Stopping => Self::Stopping,
+        }
+    }
+}
+
+impl std::str::FromStr for InstanceRowState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "starting" => Ok(Self::Starting),
+            "running" => Ok(Self::Running),
+            "crashed" => Ok(Self::Crashed),
+            "stopping" => Ok(Self::Stopping),
+            other => Err(format!("unknown instance state {other:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for InstanceRowState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -1,0 +1,85 @@
+use std::collections::BTreeSet;
+
+use vocabulary::{ProcessType, ReleaseVersion};
+
+use crate::{account, app, release, temp_store};
+
+#[tokio::test]
+async fn releases_are_numbered_per_app() {
+    let (store, _dir) = temp_store().await;
+    let (alice, _) = account(&store, "alice").await;
+    let shop = app(&store, &alice, "shop").await;
+    let blog = app(&store, &alice, "blog").await;
+    assert_eq!(store.latest_release(shop.id).await.unwrap(), None);
+
+    let v1 = release(&store, &shop, &alice, &["web"]).await;
+    let v2 = release(&store, &shop, &alice, &["web", "worker"]).await;
+    let blog_v1 = release(&store, &blog, &alice, &["web"]).await;
+    assert_eq!(v1.version, ReleaseVersion(1));
+    assert_eq!(v2.version, ReleaseVersion(2));
+    assert_eq!(blog_v1.version, ReleaseVersion(1));
+
+    assert_eq!(store.latest_release(shop.id).await.unwrap(), Some(v2.clone()));
+    assert_eq!(store.release(v1.id).await.unwrap(), Some(v1.clone()));
+    assert_eq!(
+        store
+            .release_by_version(shop.id, ReleaseVersion(2))
+            .await
+            .unwrap(),
+        Some(v2.clone())
+    );
+    assert_eq!(
+        store
+            .release_by_version(shop.id, ReleaseVersion(3))
+            .await
+            .unwrap(),
+        None
+    );
+    let all = store.releases(shop.id).await.unwrap();
+    assert_eq!(all, vec![v2.clone(), v1]);
+    // Processes and config survive the round trip.
+    assert!(v2.processes.contains_key(&ProcessType::new("worker").unwrap()));
+    assert_eq!(all[0].config.get("GREETING").map(String::as_str), Some("hi"));
+}
+
+#[tokio::test]
+async fn concurrent_deploys_get_distinct_versions() {
+    let (store, _dir) = temp_store().await;
+    let (alice, _) = account(&store, "alice").await;
+    let shop = app(&store, &alice, "shop").await;
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let (store, shop, alice) = (store.clone(), shop.clone(), alice.clone());
+        tasks.push(tokio::spawn(async move {
+            release(&store, &shop, &alice, &["web"]).await.version.0
+        }));
+    }
+    let mut versions = BTreeSet::new();
+    for task in tasks {
+        versions.insert(task.await.unwrap());
+    }
+    assert_eq!(versions, (1..=12).collect::<BTreeSet<u32>>());
+}
+
+#[tokio::test]
+async fn a_release_for_a_missing_app_is_refused() {
+    let (store, _dir) = temp_store().await;
+    let (alice, _) = account(&store, "alice").await;
+    let ghost = store::App {
+        id: vocabulary::AppId::new(),
+        name: vocabulary::AppName::new("ghost").unwrap(),
+        owner: alice.id,
+        created_at: chrono::Utc::now(),
+    };
+    let result = store
+        .create_release(store::NewRelease {
+            app: ghost.id,
+            image_digest: "sha256:00".to_owned(),
+            processes: Default::default(),
+            config: Default::default(),
+            description: "x".to_owned(),
+            created_by: alice.id,
+        })
+        .await;
+    assert!(result.is_err(), "foreign keys must be on");
+}
