@@ -1,1 +1,154 @@
-//! TODO(api-contract): crate doc.
+//! The public HTTP API's request and response bodies, shared by the server (`api`) and the client verbs of the
+//! `berth` binary, so both ends agree on field names by construction.
+//!
+//! Pure data: no HTTP, no validation. Request types carry names as plain strings on purpose: the server
+//! validates them itself so that a bad name gets the vocabulary's clear message instead of a JSON decoding
+//! error. Response types use the vocabulary's validated types. Everything here is `Serialize` because it
+//! crosses a process boundary.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use vocabulary::{AccountName, AppName, InstanceId, ProcessType, ReleaseVersion};
+
+/// Every error response's body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// A message for people, shown as it is.
+    pub error: String,
+}
+
+/// `GET /v1/account`: who the token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountInfo {
+    pub name: AccountName,
+    pub is_admin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /v1/accounts` (admin only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountCreate {
+    pub name: String,
+}
+
+/// The answer to `POST /v1/accounts`: the new account's API token, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountCreated {
+    pub name: AccountName,
+    pub token: String,
+}
+
+/// `POST /v1/apps`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppCreate {
+    pub name: String,
+}
+
+/// An app as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppInfo {
+    pub name: AppName,
+    /// Where the router serves the app: `http://NAME.DOMAIN[:PORT]`.
+    pub url: String,
+    /// The latest release, if the app was ever deployed.
+    pub release: Option<ReleaseVersion>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `PATCH /v1/apps/{name}/formation`: process type → wanted quantity, e.g. `{"web": 2, "worker": 1}`.
+/// Types not named keep their quantity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ScaleRequest(pub BTreeMap<String, i64>);
+
+/// One process type's line in a formation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormationInfo {
+    #[serde(rename = "type")]
+    pub process_type: ProcessType,
+    pub quantity: u32,
+    /// Memory limit of each instance.
+    pub memory_bytes: u64,
+}
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceStateInfo {
+    Starting,
+    Running,
+    Crashed,
+    /// Being stopped (scaled down or replaced by a newer release).
+    Stopping,
+}
+
+impl InstanceStateInfo {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Crashed => "crashed",
+            Self::Stopping => "stopping",
+        }
+    }
+}
+
+/// One running (or wanted) instance of an app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    pub id: InstanceId,
+    /// `web.1`
+    pub name: String,
+    #[serde(rename = "type")]
+    pub process_type: ProcessType,
+    pub state: InstanceStateInfo,
+    pub release: ReleaseVersion,
+    /// The host name the instance sees, once it started.
+    pub hostname: Option<String>,
+    /// Where the router reaches it, once it has an address.
+    pub address: Option<SocketAddr>,
+    pub restarts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One release of an app. Config values are not shown (they may be secrets), only their names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseInfo {
+    pub version: ReleaseVersion,
+    pub description: String,
+    /// `sha256:...` of the image manifest.
+    pub image_digest: String,
+    /// Process type → command.
+    pub processes: BTreeMap<ProcessType, String>,
+    pub config_keys: Vec<String>,
+    /// The account that made it, if it still exists.
+    pub created_by: Option<AccountName>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_request_is_a_plain_object() {
+        let req: ScaleRequest = serde_json::from_str(r#"{"web": 2, "worker": 0}"#).unwrap();
+        assert_eq!(
+            req.0,
+            BTreeMap::from([("web".to_owned(), 2), ("worker".to_owned(), 0)])
+        );
+        assert_eq!(serde_json::to_string(&req).unwrap(), r#"{"web":2,"worker":0}"#);
+    }
+
+    #[test]
+    fn instance_state_is_snake_case() {
+        assert_eq!(
+            serde_json::to_string(&InstanceStateInfo::Running).unwrap(),
+            r#""running""#
+        );
+        assert_eq!(InstanceStateInfo::Crashed.as_str(), "crashed");
+    }
+}
