@@ -1,1 +1,61 @@
-//! TODO(proxy): crate doc.
+//! The HTTP router: accepts client connections, finds the app for each request's `Host` in the current route
+//! table snapshot, and forwards the request to one of the app's backends (round robin), streaming bodies both
+//! ways over pooled keep-alive connections.
+//!
+//! It reads routes only from a [`tokio::sync::watch`] channel of immutable [`route_table::RouteTable`]
+//! snapshots and never calls the control plane on the request path; whoever owns the sender (the controller,
+//! later a watch stream from the API) decides what is routed. It answers clear pages when it cannot forward:
+//! 404 for an unknown host, 503 for an app with no running instance, 502/504 when the backends fail. It does
+//! not (yet) terminate TLS, speak WebSocket upgrades, eject unhealthy backends or export metrics.
+//!
+//! Only the `berth` binary should depend on it.
+
+mod body;
+mod forward;
+mod headers;
+mod pages;
+mod routes;
+mod server;
+
+use std::time::Duration;
+
+pub use server::serve;
+
+/// How the router behaves; built once by the binary and passed to [`serve`].
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// The platform's domain (apps are served at `NAME.DOMAIN`), named on error pages.
+    pub domain: String,
+    /// How long to wait for a TCP connection to a backend before trying the next one.
+    pub connect_timeout: Duration,
+    /// How long a backend may take to send its response head once the request was handed to it.
+    pub response_timeout: Duration,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// How long an idle pooled connection to a backend is kept.
+    pub pool_idle_timeout: Duration,
+    /// After shutdown is asked for, how long in-flight requests get to finish before their connections close.
+    pub shutdown_grace: Duration,
+}
+
+impl ProxyConfig {
+    /// The defaults (connect 5 s, first response byte 30 s, headers 10 s, pool idle 90 s, grace 10 s).
+    pub fn new(domain: impl Into<String>) -> Self {
+        Self {
+            domain: domain.into(),
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            pool_idle_timeout: Duration::from_secs(90),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why the router could not run. Failures of single requests or connections are answered and logged, never
+/// returned.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("reading the router listener's local address")]
+    LocalAddr(#[source] std::io::Error),
+}

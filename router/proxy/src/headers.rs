@@ -1,0 +1,282 @@
+//! Pure header rules: which host a request names, which headers are hop-by-hop, and the forwarding headers
+//! the router adds. No IO, so every rule has a table-driven test.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Uri;
+
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the old `Proxy-Connection`
+/// and `Keep-Alive`. They must not travel past the router in either direction.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Why a request names no host the router can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostError {
+    Missing,
+    Repeated,
+    NotText,
+}
+
+/// The host a request is for: the authority of an absolute-form URI (or HTTP/2 `:authority`) wins over the
+/// `Host` header, as RFC 9112 §3.2.2 says. Two `Host` headers are refused rather than guessed between.
+pub(crate) fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<&'a str, HostError> {
+    if let Some(authority) = uri.authority() {
+        return Ok(authority.as_str());
+    }
+    let mut values = headers.get_all(header::HOST).iter();
+    let value = values.next().ok_or(HostError::Missing)?;
+    if values.next().is_some() {
+        return Err(HostError::Repeated);
+    }
+    match value.to_str() {
+        Ok("") => Err(HostError::Missing),
+        Ok(host) => Ok(host),
+        Err(_) => Err(HostError::NotText),
+    }
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header names. A client cannot use
+/// `Connection` to strip the headers that frame or address the message.
+pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .filter(|name| *name != header::HOST && *name != header::CONTENT_LENGTH)
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// What the router tells a backend about the original request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Forwarded<'a> {
+    pub client_ip: IpAddr,
+    /// The host as the client sent it (with its port, if any).
+    pub host: &'a str,
+    /// The router's own port the client connected to.
+    pub port: u16,
+    pub proto: &'static str,
+}
+
+/// Sets the `X-Forwarded-*` headers and makes sure `Host` and `X-Request-Id` are present. Returns the request
+/// ID for the access log.
+pub(crate) fn add_forwarding(headers: &mut HeaderMap, fwd: Forwarded<'_>) -> HeaderValue {
+    // The client's own X-Forwarded-For is kept and our peer appended, as proxies in a chain do. Which inbound
+    // values to trust is the reader's decision (and a later router option).
+    let client_ip = fwd.client_ip.to_canonical().to_string();
+    let previous: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let chain = if previous.is_empty() {
+        client_ip
+    } else {
+        format!("{}, {client_ip}", previous.join(", "))
+    };
+    if let Ok(value) = HeaderValue::from_str(&chain) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(fwd.proto));
+    if let Ok(host) = HeaderValue::from_str(fwd.host) {
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+        headers.entry(header::HOST).or_insert(host);
+    }
+    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(fwd.port));
+    match headers.get(&X_REQUEST_ID) {
+        Some(id) if !id.is_empty() => id.clone(),
+        _ => {
+            let id = new_request_id();
+            headers.insert(X_REQUEST_ID.clone(), id.clone());
+            id
+        }
+    }
+}
+
+/// A random UUID from the thread's fast generator (no system call per request).
+fn new_request_id() -> HeaderValue {
+    let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+    let mut buf = uuid::Uuid::encode_buffer();
+    HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)).expect("a uuid is a valid header value")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Header pairs as written in a case table.
+    type Pairs<'a> = &'a [(&'a str, &'a str)];
+
+    fn map(pairs: Pairs<'_>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    fn names(headers: &HeaderMap) -> Vec<String> {
+        let mut names: Vec<String> = headers.keys().map(|k| k.to_string()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn host_is_found_or_refused() {
+        let cases: &[(&str, Pairs, Result<&str, HostError>)] = &[
+            ("/", &[("host", "web.localhost")], Ok("web.localhost")),
+            ("/", &[("host", "web.localhost:8080")], Ok("web.localhost:8080")),
+            (
+                "http://api.localhost/x",
+                &[("host", "web.localhost")],
+                Ok("api.localhost"),
+            ),
+            ("http://api.localhost:81/x", &[], Ok("api.localhost:81")),
+            ("/", &[], Err(HostError::Missing)),
+            ("/", &[("host", "")], Err(HostError::Missing)),
+            (
+                "/",
+                &[("host", "a.localhost"), ("host", "b.localhost")],
+                Err(HostError::Repeated),
+            ),
+        ];
+        for (uri, headers, want) in cases {
+            let uri: Uri = uri.parse().unwrap();
+            assert_eq!(request_host(&uri, &map(headers)), *want, "{uri} {headers:?}");
+        }
+        let mut bad = HeaderMap::new();
+        bad.insert(
+            header::HOST,
+            HeaderValue::from_bytes(b"caf\xe9.localhost").unwrap(),
+        );
+        assert_eq!(
+            request_host(&Uri::from_static("/"), &bad),
+            Err(HostError::NotText)
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let cases: &[(Pairs, &[&str])] = &[
+            (&[("host", "h"), ("accept", "*/*")], &["accept", "host"]),
+            (
+                &[
+                    ("connection", "keep-alive"),
+                    ("keep-alive", "timeout=5"),
+                    ("transfer-encoding", "chunked"),
+                    ("te", "trailers"),
+                    ("trailer", "x"),
+                    ("upgrade", "websocket"),
+                    ("proxy-authorization", "Basic x"),
+                    ("proxy-connection", "keep-alive"),
+                    ("cookie", "a=b"),
+                ],
+                &["cookie"],
+            ),
+            (
+                &[
+                    ("connection", "X-Secret, x-other"),
+                    ("x-secret", "1"),
+                    ("x-other", "2"),
+                    ("x-kept", "3"),
+                ],
+                &["x-kept"],
+            ),
+            (
+                &[("connection", "close"), ("connection", "x-a"), ("x-a", "1")],
+                &[],
+            ),
+            // A client must not be able to strip the headers that address and frame the request.
+            (
+                &[
+                    ("connection", "host, content-length"),
+                    ("host", "h"),
+                    ("content-length", "3"),
+                ],
+                &["content-length", "host"],
+            ),
+            (&[("connection", "bad header name, x-b"), ("x-b", "1")], &[]),
+        ];
+        for (input, want) in cases {
+            let mut headers = map(input);
+            remove_hop_by_hop(&mut headers);
+            assert_eq!(names(&headers), *want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn forwarding_headers_are_set() {
+        let fwd = |ip: &str| Forwarded {
+            client_ip: ip.parse().unwrap(),
+            host: "web.localhost:8080",
+            port: 8080,
+            proto: "http",
+        };
+        let cases: &[(Pairs, &str, &str)] = &[
+            (&[], "10.0.0.1", "10.0.0.1"),
+            (&[("x-forwarded-for", "1.2.3.4")], "10.0.0.1", "1.2.3.4, 10.0.0.1"),
+            (
+                &[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-for", "5.6.7.8")],
+                "::1",
+                "1.2.3.4, 5.6.7.8, ::1",
+            ),
+            // An IPv4 client on a dual-stack listener shows as its IPv4 address.
+            (&[], "::ffff:10.0.0.2", "10.0.0.2"),
+        ];
+        for (input, ip, want_xff) in cases {
+            let mut headers = map(input);
+            headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
+            let id = add_forwarding(&mut headers, fwd(ip));
+            assert_eq!(headers[&X_FORWARDED_FOR], *want_xff, "{input:?}");
+            assert_eq!(headers[&X_FORWARDED_PROTO], "http", "a client cannot claim https");
+            assert_eq!(headers[&X_FORWARDED_HOST], "web.localhost:8080");
+            assert_eq!(headers[&X_FORWARDED_PORT], "8080");
+            assert_eq!(headers[header::HOST], "web.localhost:8080");
+            assert_eq!(headers[&X_REQUEST_ID], id);
+            assert_eq!(id.len(), 36, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn request_id_is_kept_or_made() {
+        let fwd = Forwarded {
+            client_ip: "127.0.0.1".parse().unwrap(),
+            host: "h",
+            port: 80,
+            proto: "http",
+        };
+        let mut headers = map(&[("x-request-id", "abc-123")]);
+        assert_eq!(add_forwarding(&mut headers, fwd), "abc-123");
+        let mut empty = map(&[("x-request-id", "")]);
+        assert_ne!(add_forwarding(&mut empty, fwd), "");
+        let (a, b) = (
+            add_forwarding(&mut HeaderMap::new(), fwd),
+            add_forwarding(&mut HeaderMap::new(), fwd),
+        );
+        assert_ne!(a, b, "request IDs must differ");
+    }
+}
