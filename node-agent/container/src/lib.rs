@@ -12,12 +12,17 @@
 pub mod init;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
 
 /// The hidden first argument that makes the `berth` binary act as a container's init.
 pub const INIT_ARG: &str = "__container-init";
+
+/// Exit code of a container whose setup failed (before the app was started), as with `docker run`.
+pub const SETUP_FAILED_EXIT_CODE: i32 = 125;
 
 /// A directory from the host made visible inside the container.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +85,8 @@ pub enum ContainerError {
     SendSpec(#[source] std::io::Error),
     #[error("waiting for the container")]
     Wait(#[source] std::io::Error),
+    #[error("signalling the container")]
+    Signal(#[source] std::io::Error),
     #[error("container setup failed: {0}")]
     Setup(String),
 }
@@ -92,7 +99,63 @@ pub struct Container {
 
 /// Starts a container. Returns once the init process runs; setup errors inside the container make the
 /// container exit with code 125 (and a message on its stderr).
-pub async fn spawn(init_program: &std::path::Path, spec: &ContainerSpec, output: Output) -> Result<Container, ContainerError> {
-    let _ = (init_program, spec, output);
-    todo!()
+///
+/// The init's standard input carries the spec as JSON and is closed right after; the init then reopens it as
+/// `/dev/null`, so the app never reads from the caller.
+pub async fn spawn(
+    init_program: &Path,
+    spec: &ContainerSpec,
+    output: Output,
+) -> Result<Container, ContainerError> {
+    let json = serde_json::to_vec(spec).map_err(|e| ContainerError::SendSpec(e.into()))?;
+    let stdio = || match output {
+        Output::Piped => Stdio::piped(),
+        Output::Null => Stdio::null(),
+    };
+    let mut child = tokio::process::Command::new(init_program)
+        .arg(INIT_ARG)
+        .stdin(Stdio::piped())
+        .stdout(stdio())
+        .stderr(stdio())
+        .spawn()
+        .map_err(|source| ContainerError::Spawn {
+            program: init_program.to_owned(),
+            source,
+        })?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let sent = async {
+        stdin.write_all(&json).await?;
+        stdin.shutdown().await
+    }
+    .await;
+    drop(stdin);
+    if let Err(e) = sent {
+        // The init died before reading its spec; do not leave it behind.
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        return Err(ContainerError::SendSpec(e));
+    }
+    Ok(Container { child })
+}
+
+impl Container {
+    /// The host PID of the container's outer init, which forwards signals to the container's PID 1.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Sends a signal to the container (forwarded by the init to every process inside).
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<(), ContainerError> {
+        let Some(pid) = self.child.id() else {
+            return Ok(()); // Already reaped: nothing to signal.
+        };
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+            .map_err(|e| ContainerError::Signal(std::io::Error::from(e)))
+    }
+
+    /// Waits for the container to exit. The exit code is the app's own, `128 + signal` if the app was killed
+    /// by a signal, or 125 if setting up the container failed.
+    pub async fn wait(&mut self) -> Result<std::process::ExitStatus, ContainerError> {
+        self.child.wait().await.map_err(ContainerError::Wait)
+    }
 }

@@ -1,0 +1,116 @@
+//! PID 1 of the container: builds the root filesystem, starts the app and acts as its init.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::{chdir, execve, fork, sethostname, setsid, ForkResult, Pid};
+
+use super::mounts::{self, CgroupHierarchy};
+use super::{close_fds_from, signals, Context, SetupError};
+use crate::ContainerSpec;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Runs PID 1 and returns the exit code for the whole container: the app's.
+pub fn run(
+    spec: &ContainerSpec,
+    hierarchies: &[CgroupHierarchy],
+    waited: &SigSet,
+) -> Result<i32, SetupError> {
+    // If the outer init is killed (SIGKILL cannot be forwarded), take the whole PID namespace down with it.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "setting the parent-death signal".into())?;
+    mounts::build_root(spec, hierarchies)?;
+    sethostname(&spec.hostname).ctx(|| format!("setting hostname {}", spec.hostname))?;
+    chdir(&spec.cwd).ctx(|| format!("changing to working directory {}", spec.cwd.display()))?;
+
+    let exec = Exec::prepare(spec)?;
+    // SAFETY: single-threaded process (see the module docs of `init`).
+    match unsafe { fork() }.ctx(|| "forking the app".into())? {
+        ForkResult::Child => exec.run(),
+        ForkResult::Parent { child } => supervise(child, waited),
+    }
+}
+
+/// Reaps every process that ends up as our child, forwards signals, and returns when the app exits.
+fn supervise(app: Pid, waited: &SigSet) -> Result<i32, SetupError> {
+    loop {
+        let signal = waited.wait().ctx(|| "waiting for signals".into())?;
+        if signal != Signal::SIGCHLD {
+            // Everything in the namespace but us: the app and whatever it started, in any process group.
+            let _ = kill(Pid::from_raw(-1), signal);
+            continue;
+        }
+        if let Some(code) = signals::reap(Some(app))? {
+            // The app is gone: nothing it left behind may outlive it.
+            let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+            // Until ECHILD: all reaped.
+            while matches!(waitpid(None, None), Ok(_) | Err(Errno::EINTR)) {}
+            return Ok(code);
+        }
+    }
+}
+
+/// Everything `execve` needs, prepared before the fork so that errors are setup errors.
+struct Exec {
+    program: CString,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+}
+
+impl Exec {
+    fn prepare(spec: &ContainerSpec) -> Result<Self, SetupError> {
+        let cstring = |s: &[u8]| CString::new(s).ctx(|| "argument or environment with a NUL byte".into());
+        let path_var = spec.env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH);
+        let program = find_program(&spec.argv[0], path_var)
+            .ok_or_else(|| SetupError(format!("{}: command not found", spec.argv[0])))?;
+        Ok(Exec {
+            program: cstring(program.as_os_str().as_bytes())?,
+            argv: spec
+                .argv
+                .iter()
+                .map(|a| cstring(a.as_bytes()))
+                .collect::<Result<_, _>>()?,
+            env: spec
+                .env
+                .iter()
+                .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// In the forked app process: become a session leader (so a terminal-less app gets its own process group),
+    /// drop the inits' signal setup and every inherited descriptor above stderr, and exec.
+    fn run(self) -> ! {
+        signals::restore_defaults();
+        let _ = setsid();
+        close_fds_from(3);
+        let err = execve(&self.program, &self.argv, &self.env).unwrap_err();
+        let _ = writeln!(
+            std::io::stderr(),
+            "container: executing {:?}: {err}",
+            self.program
+        );
+        // Shell conventions: 127 not found, 126 found but not executable.
+        std::process::exit(if err == Errno::ENOENT { 127 } else { 126 })
+    }
+}
+
+/// Looks `name` up like a shell does: as a path if it has a slash, otherwise in each `PATH` entry.
+fn find_program(name: &str, path_var: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        return Some(PathBuf::from(name));
+    }
+    path_var
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|dir| Path::new(dir).join(name))
+        .find(|candidate| {
+            std::fs::metadata(candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
