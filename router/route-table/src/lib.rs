@@ -76,7 +76,13 @@ mod tests {
     fn lookup_finds_inserted_hosts_however_spelled() {
         let mut table = RouteTable::default();
         let web: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        table.insert("Web.LocalHost", Route { app: "web".into(), backends: vec![web] });
+        table.insert(
+            "Web.LocalHost",
+            Route {
+                app: "web".into(),
+                backends: vec![web],
+            },
+        );
         let cases = [
             ("web.localhost", Some("web")),
             ("WEB.localhost:8080", Some("web")),

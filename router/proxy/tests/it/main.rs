@@ -1,1 +1,8 @@
-//! Integration tests: the real router between real HTTP backends on 127.0.0.1.
+//! Integration tests: the real router between real HTTP backends, everything on 127.0.0.1 and port 0.
+
+mod failover;
+mod forwarding;
+mod routing;
+mod shutdown;
+mod streaming;
+mod support;

@@ -1,0 +1,143 @@
+//! Routing by host, round robin, live table swaps, and the router's own 404/503/400 pages.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+
+use crate::support::{request, table, Backend, Router};
+
+#[tokio::test]
+async fn routes_by_host_to_the_right_app() {
+    let (web, api) = (Backend::start("web-1").await, Backend::start("api-1").await);
+    let router = Router::start(table(
+        1,
+        &[
+            ("web.localhost", "web", vec![web.addr]),
+            ("api.localhost", "api", vec![api.addr]),
+        ],
+    ))
+    .await;
+
+    let cases = [
+        ("web.localhost", "web-1"),
+        ("api.localhost", "api-1"),
+        ("API.LocalHost:8080", "api-1"),
+    ];
+    for (host, want) in cases {
+        let reply = router.get(host, "/").await;
+        assert_eq!((reply.status, reply.body.as_str()), (200, want), "{host}");
+    }
+
+    // An absolute-form URI names the host even when the Host header says otherwise.
+    let mut conn = router.connect().await;
+    let req = Request::get("http://api.localhost/")
+        .header("host", "web.localhost")
+        .body(Full::<Bytes>::default());
+    let reply = request(&mut conn, req.unwrap()).await;
+    assert_eq!(reply.body, "api-1");
+}
+
+#[tokio::test]
+async fn round_robin_reaches_every_backend_evenly() {
+    let backends = [
+        Backend::start("web-1").await,
+        Backend::start("web-2").await,
+        Backend::start("web-3").await,
+    ];
+    let addrs = backends.iter().map(|b| b.addr).collect();
+    let router = Router::start(table(1, &[("web.localhost", "web", addrs)])).await;
+
+    let mut counts = std::collections::HashMap::new();
+    for _ in 0..30 {
+        let reply = router.get("web.localhost", "/").await;
+        assert_eq!(reply.status, 200);
+        *counts.entry(reply.body).or_insert(0) += 1;
+    }
+    for backend in &backends {
+        assert_eq!(counts.get(&backend.name), Some(&10), "{counts:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_new_table_is_used_without_restart() {
+    let (one, two) = (Backend::start("web-1").await, Backend::start("web-2").await);
+    let router = Router::start(table(1, &[("web.localhost", "web", vec![one.addr])])).await;
+    assert_eq!(router.get("new.localhost", "/").await.status, 404);
+
+    router
+        .routes
+        .send(table(
+            2,
+            &[
+                ("web.localhost", "web", vec![one.addr, two.addr]),
+                ("new.localhost", "new", vec![two.addr]),
+            ],
+        ))
+        .unwrap();
+    // The swap is asynchronous but quick: poll for it with a deadline rather than sleeping blindly.
+    let mut seen = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while seen.len() < 2 && tokio::time::Instant::now() < deadline {
+        seen.insert(router.get("web.localhost", "/").await.body);
+    }
+    assert_eq!(seen, HashSet::from(["web-1".to_owned(), "web-2".to_owned()]));
+    assert_eq!(router.get("new.localhost", "/").await.body, "web-2");
+
+    // Scaling down to nothing turns the app's answers into 503s.
+    router
+        .routes
+        .send(table(3, &[("web.localhost", "web", vec![])]))
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let mut status = 0;
+    while status != 503 && tokio::time::Instant::now() < deadline {
+        status = router.get("web.localhost", "/").await.status;
+    }
+    assert_eq!(status, 503);
+}
+
+#[tokio::test]
+async fn unknown_host_gets_a_clear_404_page() {
+    let router = Router::start(table(1, &[])).await;
+    let reply = router.get("nope.localhost", "/some/path").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.headers["content-type"], "text/html; charset=utf-8");
+    assert!(
+        reply.body.contains("No app is served at nope.localhost"),
+        "{}",
+        reply.body
+    );
+
+    let reply = router.get("<b>evil</b>.localhost", "/").await;
+    assert_eq!(reply.status, 404);
+    assert!(
+        !reply.body.contains("<b>evil"),
+        "client text must be escaped: {}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn app_without_instances_gets_a_clear_503_page() {
+    let router = Router::start(table(1, &[("web.localhost", "web", vec![])])).await;
+    let reply = router.get("web.localhost", "/").await;
+    assert_eq!(reply.status, 503);
+    assert!(
+        reply.body.contains("web has no running instances"),
+        "{}",
+        reply.body
+    );
+    assert!(reply.body.contains("berth scale web=1 -a web"), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn request_without_host_gets_400() {
+    let router = Router::start(table(1, &[])).await;
+    let mut conn = router.connect().await;
+    // hyper's client adds no Host on its own for an origin-form URI.
+    let reply = request(&mut conn, Request::get("/").body(Full::default()).unwrap()).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+}
