@@ -63,3 +63,38 @@ async fn backend_that_stops_is_routed_around() {
         assert_eq!((reply.status, reply.body.as_str()), (200, "web-2"), "request {i}");
     }
 }
+
+#[tokio::test]
+async fn backend_that_hangs_up_gives_502() {
+    // Accepts the connection, then closes it without answering: the request was sent, so no retry.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hangup = tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            drop(stream);
+        }
+    });
+    let router = Router::start(table(1, &[("web.localhost", "web", vec![addr])])).await;
+    let reply = router.get("web.localhost", "/").await;
+    assert_eq!(reply.status, 502);
+    assert!(reply.body.contains("web failed to answer"), "{}", reply.body);
+    hangup.abort();
+}
+
+#[tokio::test]
+async fn backend_that_does_not_answer_in_time_gives_504() {
+    let backend = Backend::start("web-1").await;
+    let config = proxy::ProxyConfig {
+        response_timeout: std::time::Duration::from_millis(200),
+        ..proxy::ProxyConfig::new("localhost")
+    };
+    let router = Router::start_with(table(1, &[("web.localhost", "web", vec![backend.addr])]), config).await;
+    let reply = router.get("web.localhost", "/slow").await;
+    assert_eq!(reply.status, 504);
+    assert!(
+        reply.body.contains("web did not answer in time"),
+        "{}",
+        reply.body
+    );
+}
