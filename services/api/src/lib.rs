@@ -1,1 +1,73 @@
-//! TODO(api): crate doc.
+//! The public HTTP API (axum, JSON): whoami, accounts (admin only), apps, formation (scaling), instances and
+//! releases. Every `/v1` route authenticates the caller by bearer token, and an app another account owns is
+//! answered exactly like an app that does not exist (404), so tenants cannot even learn each other's app names
+//! beyond "taken" when creating one.
+//!
+//! It changes the store and tells the controller what changed ([`controller::Event`]); it never starts, stops
+//! or places instances itself, and never runs a build. The git routes live in `git-receive`; `berth server`
+//! merges both routers. Request and response bodies are the `api-contract` crate's types, shared with the CLI.
+
+mod auth;
+mod error;
+mod json;
+mod routes;
+
+pub use auth::Caller;
+pub use error::ApiError;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::{middleware, Router};
+use tower_http::trace::TraceLayer;
+
+/// The largest JSON request body accepted; larger ones get 413.
+pub const BODY_LIMIT_BYTES: usize = 64 * 1024;
+
+/// What the API's handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: store::Store,
+    pub controller: controller::ControllerHandle,
+    /// Memory per instance for a process type scaled for the first time.
+    pub default_memory_bytes: u64,
+    /// Apps are served at `NAME.DOMAIN`.
+    pub domain: String,
+    /// The router's port, shown in app URLs (left out when 80).
+    pub router_port: u16,
+}
+
+impl ApiState {
+    /// Where the router serves an app: `http://NAME.DOMAIN[:PORT]`.
+    pub fn app_url(&self, app: &vocabulary::AppName) -> String {
+        match self.router_port {
+            80 => format!("http://{app}.{}", self.domain),
+            port => format!("http://{app}.{}:{port}", self.domain),
+        }
+    }
+}
+
+/// The API's routes, with authentication, the body limit and request tracing applied.
+pub fn router(state: ApiState) -> Router {
+    let v1 = Router::new()
+        .route("/account", get(routes::accounts::whoami))
+        .route("/accounts", axum::routing::post(routes::accounts::create))
+        .route("/apps", get(routes::apps::list).post(routes::apps::create))
+        .route(
+            "/apps/{name}",
+            get(routes::apps::show).delete(routes::apps::delete),
+        )
+        .route(
+            "/apps/{name}/formation",
+            get(routes::formation::show).patch(routes::formation::scale),
+        )
+        .route("/apps/{name}/instances", get(routes::instances::list))
+        .route("/apps/{name}/releases", get(routes::releases::list))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .route("/healthz", get(routes::healthz))
+        .nest("/v1", v1)
+        .fallback(routes::no_route)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

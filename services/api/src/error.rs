@@ -1,0 +1,140 @@
+//! The one place where failures become HTTP responses.
+
+use api_contract::ErrorBody;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use store::StoreError;
+use vocabulary::NameError;
+
+/// Why a request failed. Client errors carry a message for people; internal errors are logged once, here,
+/// and answered with a generic body.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("missing API token: send the header `Authorization: Bearer TOKEN`")]
+    MissingToken,
+    #[error("invalid API token")]
+    InvalidToken,
+    #[error("only an admin account may {action}")]
+    AdminOnly { action: &'static str },
+    /// Also the answer for an app the caller does not own.
+    #[error("app {name:?} not found")]
+    AppNotFound { name: String },
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The body could not be read or decoded as the route expects.
+    #[error("{message}")]
+    BadBody { status: StatusCode, message: String },
+    #[error("no route for {method} {path}")]
+    NoRoute { method: String, path: String },
+    #[error("store operation failed")]
+    Store(#[source] StoreError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict { what } => Self::Conflict(format!("{what} already exists")),
+            err => Self::Store(err),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::AdminOnly { .. } => StatusCode::FORBIDDEN,
+            Self::AppNotFound { .. } | Self::NoRoute { .. } => StatusCode::NOT_FOUND,
+            Self::InvalidName(_) | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::BadBody { status, .. } => *status,
+            Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The error and its sources on one line, for the log.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %chain(&self), "request failed");
+            "internal error: the server could not complete the request (see its log)".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut response = (status, axum::Json(ErrorBody { error: message })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"berth\""),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_messages() {
+        let cases: Vec<(ApiError, StatusCode, &str)> = vec![
+            (
+                ApiError::MissingToken,
+                StatusCode::UNAUTHORIZED,
+                "missing API token",
+            ),
+            (
+                ApiError::InvalidToken,
+                StatusCode::UNAUTHORIZED,
+                "invalid API token",
+            ),
+            (
+                ApiError::AdminOnly {
+                    action: "create accounts",
+                },
+                StatusCode::FORBIDDEN,
+                "only an admin",
+            ),
+            (
+                ApiError::AppNotFound { name: "x".into() },
+                StatusCode::NOT_FOUND,
+                "app \"x\" not found",
+            ),
+            (
+                StoreError::Conflict {
+                    what: "app shop".into(),
+                }
+                .into(),
+                StatusCode::CONFLICT,
+                "app shop already exists",
+            ),
+            (
+                StoreError::Corrupt("secret detail".into()).into(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store operation failed",
+            ),
+        ];
+        for (err, status, text) in cases {
+            assert_eq!(err.status(), status, "{err}");
+            assert!(err.to_string().contains(text), "{err} lacks {text}");
+        }
+    }
+}

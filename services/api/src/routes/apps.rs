@@ -1,0 +1,77 @@
+use api_contract::{AppCreate, AppInfo};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use controller::Event;
+use store::StoreError;
+use vocabulary::AppName;
+
+use super::owned_app;
+use crate::json::Json;
+use crate::{ApiError, ApiState, Caller};
+
+async fn info(state: &ApiState, app: store::App) -> Result<AppInfo, ApiError> {
+    let release = state.store.latest_release(app.id).await?.map(|r| r.version);
+    Ok(AppInfo {
+        url: state.app_url(&app.name),
+        name: app.name,
+        release,
+        created_at: app.created_at,
+    })
+}
+
+/// `GET /v1/apps`: the caller's apps.
+pub async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<axum::Json<Vec<AppInfo>>, ApiError> {
+    let mut apps = Vec::new();
+    for app in state.store.apps_of(caller.0.id).await? {
+        apps.push(info(&state, app).await?);
+    }
+    Ok(axum::Json(apps))
+}
+
+/// `POST /v1/apps`
+pub async fn create(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Json(body): Json<AppCreate>,
+) -> Result<(StatusCode, axum::Json<AppInfo>), ApiError> {
+    let name = AppName::new(body.name)?;
+    let app = state
+        .store
+        .create_app(caller.0.id, &name)
+        .await
+        .map_err(|err| match err {
+            StoreError::Conflict { .. } => ApiError::Conflict(format!(
+                "app name {:?} is already taken: choose another",
+                name.as_str()
+            )),
+            err => err.into(),
+        })?;
+    tracing::info!(app = %app.name, account = %caller.0.name, "app created");
+    Ok((StatusCode::CREATED, axum::Json(info(&state, app).await?)))
+}
+
+/// `GET /v1/apps/{name}`
+pub async fn show(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<axum::Json<AppInfo>, ApiError> {
+    let app = owned_app(&state, &caller, &name).await?;
+    Ok(axum::Json(info(&state, app).await?))
+}
+
+/// `DELETE /v1/apps/{name}`: removes the app from the store, then tells the controller to stop its instances.
+pub async fn delete(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let app = owned_app(&state, &caller, &name).await?;
+    state.store.delete_app(app.id).await?;
+    state.controller.notify(Event::AppDeleted(app.id));
+    tracing::info!(app = %app.name, account = %caller.0.name, "app deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

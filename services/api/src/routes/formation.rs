@@ -1,0 +1,107 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
+
+use api_contract::{FormationInfo, ScaleRequest};
+use axum::extract::{Path, State};
+use controller::Event;
+use vocabulary::ProcessType;
+
+use super::owned_app;
+use crate::json::Json;
+use crate::{ApiError, ApiState, Caller};
+
+/// How many instances of one process type an app may ask for.
+pub const QUANTITY_RANGE: RangeInclusive<i64> = 0..=100;
+
+/// The stored formation, plus a zero line for each process type of the latest release not scaled yet.
+async fn view(state: &ApiState, app: &store::App) -> Result<Vec<FormationInfo>, ApiError> {
+    let mut lines: BTreeMap<ProcessType, FormationInfo> = BTreeMap::new();
+    if let Some(release) = state.store.latest_release(app.id).await? {
+        for process_type in release.processes.into_keys() {
+            let line = FormationInfo {
+                process_type: process_type.clone(),
+                quantity: 0,
+                memory_bytes: state.default_memory_bytes,
+            };
+            lines.insert(process_type, line);
+        }
+    }
+    for (process_type, entry) in state.store.formation(app.id).await? {
+        let line = FormationInfo {
+            process_type: process_type.clone(),
+            quantity: entry.quantity,
+            memory_bytes: entry.memory_bytes,
+        };
+        lines.insert(process_type, line);
+    }
+    Ok(lines.into_values().collect())
+}
+
+/// `GET /v1/apps/{name}/formation`
+pub async fn show(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<axum::Json<Vec<FormationInfo>>, ApiError> {
+    let app = owned_app(&state, &caller, &name).await?;
+    Ok(axum::Json(view(&state, &app).await?))
+}
+
+/// `PATCH /v1/apps/{name}/formation` with `{"web": 2, ...}`. All-or-nothing: one invalid line changes
+/// nothing. A process type must be one of the latest release's; before the first release only `web`.
+pub async fn scale(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(ScaleRequest(request)): Json<ScaleRequest>,
+) -> Result<axum::Json<Vec<FormationInfo>>, ApiError> {
+    let app = owned_app(&state, &caller, &name).await?;
+    if request.is_empty() {
+        return Err(ApiError::Invalid(
+            "nothing to scale: send process types and quantities, e.g. {\"web\": 2}".to_owned(),
+        ));
+    }
+    let release = state.store.latest_release(app.id).await?;
+    let allowed: BTreeSet<ProcessType> = match &release {
+        Some(release) => release.processes.keys().cloned().collect(),
+        None => BTreeSet::from([ProcessType::web()]),
+    };
+    let mut quantities = BTreeMap::new();
+    for (process_type, quantity) in request {
+        let process_type = ProcessType::new(process_type)?;
+        if !QUANTITY_RANGE.contains(&quantity) {
+            return Err(ApiError::Invalid(format!(
+                "quantity of {process_type} must be from {} to {}, not {quantity}",
+                QUANTITY_RANGE.start(),
+                QUANTITY_RANGE.end()
+            )));
+        }
+        if !allowed.contains(&process_type) {
+            return Err(ApiError::Invalid(match &release {
+                Some(release) => format!(
+                    "app {} has no process type {process_type}: release {} has {}",
+                    app.name,
+                    release.version,
+                    allowed
+                        .iter()
+                        .map(ProcessType::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None => format!(
+                    "app {} has no release yet: only web can be scaled before the first deploy",
+                    app.name
+                ),
+            }));
+        }
+        let quantity = u32::try_from(quantity).expect("checked against QUANTITY_RANGE");
+        quantities.insert(process_type, quantity);
+    }
+    state
+        .store
+        .set_formations(app.id, &quantities, state.default_memory_bytes)
+        .await?;
+    state.controller.notify(Event::FormationChanged(app.id));
+    tracing::info!(app = %app.name, account = %caller.0.name, ?quantities, "formation changed");
+    Ok(axum::Json(view(&state, &app).await?))
+}

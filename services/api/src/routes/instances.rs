@@ -1,0 +1,56 @@
+use std::collections::HashMap;
+
+use api_contract::{InstanceInfo, InstanceStateInfo};
+use axum::extract::{Path, State};
+use store::InstanceRowState;
+
+use super::owned_app;
+use crate::{ApiError, ApiState, Caller};
+
+fn state_info(instance: &store::Instance) -> InstanceStateInfo {
+    // An instance asked to stop is on its way out whatever its agent last said.
+    if instance.stop_requested {
+        return InstanceStateInfo::Stopping;
+    }
+    match instance.state {
+        InstanceRowState::Starting => InstanceStateInfo::Starting,
+        InstanceRowState::Running => InstanceStateInfo::Running,
+        InstanceRowState::Crashed => InstanceStateInfo::Crashed,
+        InstanceRowState::Stopping => InstanceStateInfo::Stopping,
+    }
+}
+
+/// `GET /v1/apps/{name}/instances`, by process type and index.
+pub async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<axum::Json<Vec<InstanceInfo>>, ApiError> {
+    let app = owned_app(&state, &caller, &name).await?;
+    let versions: HashMap<_, _> = state
+        .store
+        .releases(app.id)
+        .await?
+        .into_iter()
+        .map(|r| (r.id, r.version))
+        .collect();
+    let mut instances = Vec::new();
+    for instance in state.store.instances_of_app(app.id).await? {
+        // Rows cascade with their release, so the release is there unless it went in between two queries.
+        let Some(release) = versions.get(&instance.release).copied() else {
+            continue;
+        };
+        instances.push(InstanceInfo {
+            id: instance.id,
+            name: format!("{}.{}", instance.process_type, instance.index),
+            state: state_info(&instance),
+            release,
+            hostname: instance.hostname,
+            address: instance.address,
+            restarts: instance.restarts,
+            created_at: instance.created_at,
+            process_type: instance.process_type,
+        });
+    }
+    Ok(axum::Json(instances))
+}

@@ -1,0 +1,39 @@
+//! The handlers, one module per resource.
+
+pub mod accounts;
+pub mod apps;
+pub mod formation;
+pub mod instances;
+pub mod releases;
+
+use axum::http::{Method, StatusCode, Uri};
+use vocabulary::AppName;
+
+use crate::{ApiError, ApiState, Caller};
+
+/// `GET /healthz`: 200 once the API is serving.
+pub async fn healthz() -> (StatusCode, &'static str) {
+    (StatusCode::OK, "ok\n")
+}
+
+/// Unknown paths get a JSON 404 like every other error.
+pub async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::NoRoute {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+}
+
+/// The app named in the path, if the caller owns it. A name that is not even valid, an app that does not
+/// exist and another account's app all get the same answer.
+pub(crate) async fn owned_app(state: &ApiState, caller: &Caller, name: &str) -> Result<store::App, ApiError> {
+    let not_found = || ApiError::AppNotFound {
+        name: name.to_owned(),
+    };
+    let app_name = AppName::new(name).map_err(|_| not_found())?;
+    state
+        .store
+        .app_owned_by(caller.0.id, &app_name)
+        .await?
+        .ok_or_else(not_found)
+}

@@ -1,0 +1,166 @@
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use controller::Event;
+use serde_json::json;
+
+use crate::Harness;
+
+#[tokio::test]
+async fn create_list_show_delete() {
+    let mut h = Harness::new().await;
+    let alice = h.tenant("alice").await;
+    let reply = h.create_app("shop", &alice).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["name"], "shop");
+    assert_eq!(reply.body["url"], "http://shop.berth.test:8080");
+    assert_eq!(reply.body["release"], serde_json::Value::Null);
+    h.create_app("blog", &alice).await;
+
+    let list = h.get("/v1/apps", &alice).await;
+    let names: Vec<_> = list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["blog", "shop"]);
+    assert_eq!(h.get("/v1/apps/shop", &alice).await.body["name"], "shop");
+
+    let app_id = h
+        .store
+        .all_apps()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.name.as_str() == "shop")
+        .unwrap()
+        .id;
+    let reply = h.call(Method::DELETE, "/v1/apps/shop", Some(&alice), None).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let events = h.take_events();
+    assert!(
+        matches!(events.as_slice(), [Event::AppDeleted(id)] if *id == app_id),
+        "{events:?}"
+    );
+    assert_eq!(h.get("/v1/apps/shop", &alice).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(h.get("/v1/apps", &alice).await.body.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn invalid_names_get_a_clear_422() {
+    let h = Harness::new().await;
+    let alice = h.tenant("alice").await;
+    let cases = [
+        (
+            "My_App",
+            "app name \"My_App\" is not valid: use lowercase letters, digits and dashes",
+        ),
+        ("", "app name must not be empty"),
+        ("api", "app name \"api\" is reserved"),
+        ("a234567890123456789012345678901", "is too long"),
+    ];
+    for (name, message) in cases {
+        let reply = h.create_app(name, &alice).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{name}");
+        assert!(reply.error().contains(message), "{name}: {}", reply.error());
+    }
+    assert!(h.store.all_apps().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_name_taken_by_anyone_is_409() {
+    let h = Harness::new().await;
+    let alice = h.tenant("alice").await;
+    let bob = h.tenant("bob").await;
+    assert_eq!(h.create_app("shop", &alice).await.status, StatusCode::CREATED);
+    for token in [&alice, &bob] {
+        let reply = h.create_app("shop", token).await;
+        assert_eq!(reply.status, StatusCode::CONFLICT);
+        assert_eq!(
+            reply.error(),
+            "app name \"shop\" is already taken: choose another"
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_tenants_app_is_indistinguishable_from_a_missing_one() {
+    let mut h = Harness::new().await;
+    let alice = h.tenant("alice").await;
+    let bob = h.tenant("bob").await;
+    h.create_app("shop", &alice).await;
+
+    let requests = [
+        (Method::GET, "/v1/apps/{}", None),
+        (Method::DELETE, "/v1/apps/{}", None),
+        (Method::GET, "/v1/apps/{}/formation", None),
+        (Method::PATCH, "/v1/apps/{}/formation", Some(json!({"web": 3}))),
+        (Method::GET, "/v1/apps/{}/instances", None),
+        (Method::GET, "/v1/apps/{}/releases", None),
+    ];
+    for (method, uri, body) in requests {
+        let theirs = h
+            .call(
+                method.clone(),
+                &uri.replace("{}", "shop"),
+                Some(&bob),
+                body.clone(),
+            )
+            .await;
+        let missing = h
+            .call(method.clone(), &uri.replace("{}", "nosuch"), Some(&bob), body)
+            .await;
+        assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{method} {uri}");
+        assert_eq!(missing.status, StatusCode::NOT_FOUND, "{method} {uri}");
+        assert_eq!(
+            theirs.error().replace("shop", "X"),
+            missing.error().replace("nosuch", "X")
+        );
+    }
+    assert!(h.take_events().is_empty(), "nothing may happen to alice's app");
+    assert!(h.get("/v1/apps", &bob).await.body.as_array().unwrap().is_empty());
+    // Alice's app is intact.
+    assert_eq!(h.get("/v1/apps/shop", &alice).await.status, StatusCode::OK);
+    assert!(h
+        .store
+        .formation(h.store.all_apps().await.unwrap()[0].id)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn bad_bodies_get_json_errors() {
+    let h = Harness::new().await;
+    let alice = h.tenant("alice").await;
+    let send = |body: Vec<u8>, content_type: &str| {
+        Request::post("/v1/apps")
+            .header("authorization", format!("Bearer {alice}"))
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let reply = h.send(send(b"{not json".to_vec(), "application/json")).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.error().contains("JSON"), "{}", reply.error());
+
+    let reply = h
+        .send(send(br#"{"nom": "x"}"#.to_vec(), "application/json"))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        reply.error().contains("missing field `name`"),
+        "{}",
+        reply.error()
+    );
+
+    let reply = h.send(send(br#"{"name": "x"}"#.to_vec(), "text/plain")).await;
+    assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let huge = format!(r#"{{"name": "{}"}}"#, "a".repeat(api::BODY_LIMIT_BYTES));
+    let reply = h.send(send(huge.into_bytes(), "application/json")).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(reply.error(), "request body is too large: at most 64 KiB");
+    assert!(h.store.all_apps().await.unwrap().is_empty());
+}

@@ -1,0 +1,134 @@
+//! In-process tests of the API router against a real temp SQLite store, with the controller's event channel
+//! held by the test.
+
+mod accounts;
+mod apps;
+mod auth;
+mod scale;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use controller::{ControllerHandle, Event};
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+use vocabulary::AccountName;
+
+pub const DEFAULT_MEMORY: u64 = 256 << 20;
+
+pub struct Harness {
+    pub router: axum::Router,
+    pub store: store::Store,
+    pub events: mpsc::UnboundedReceiver<Event>,
+    pub admin: String,
+    _dir: TempDir,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The `error` message of an error body.
+    pub fn error(&self) -> &str {
+        self.body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message in {}", self.body))
+    }
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::Store::open_sqlite(&dir.path().join("berth.db"))
+            .await
+            .unwrap();
+        let (_, admin) = store
+            .create_account(&AccountName::new("admin").unwrap(), true)
+            .await
+            .unwrap();
+        let (tx, events) = mpsc::unbounded_channel();
+        let state = api::ApiState {
+            store: store.clone(),
+            controller: ControllerHandle::new(tx),
+            default_memory_bytes: DEFAULT_MEMORY,
+            domain: "berth.test".to_owned(),
+            router_port: 8080,
+        };
+        Self {
+            router: api::router(state),
+            store,
+            events,
+            admin,
+            _dir: dir,
+        }
+    }
+
+    /// A new non-admin account's token.
+    pub async fn tenant(&self, name: &str) -> String {
+        self.store
+            .create_account(&AccountName::new(name).unwrap(), false)
+            .await
+            .unwrap()
+            .1
+    }
+
+    pub async fn call(&self, method: Method, uri: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(json) => {
+                req = req.header("content-type", "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).unwrap()).await
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str, token: &str) -> Reply {
+        self.call(Method::GET, uri, Some(token), None).await
+    }
+
+    pub async fn create_app(&self, name: &str, token: &str) -> Reply {
+        self.call(
+            Method::POST,
+            "/v1/apps",
+            Some(token),
+            Some(serde_json::json!({ "name": name })),
+        )
+        .await
+    }
+
+    /// The events sent since the last call.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        let mut events = Vec::new();
+        while let Ok(event) = self.events.try_recv() {
+            events.push(event);
+        }
+        events
+    }
+}
