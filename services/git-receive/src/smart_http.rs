@@ -224,10 +224,8 @@ async fn run_receive_pack(
                     Ok(bytes) => tracing::debug!(app = %app, bytes, "push received"),
                     Err(PumpError::TooLarge { sideband }) => {
                         tracing::warn!(app = %app, limit, "push refused: too large");
-                        let message = format!(
-                            "push refused: it is larger than this server's limit of {} MiB",
-                            limit.div_ceil(1024 * 1024)
-                        );
+                        let message =
+                            format!("push refused: it is larger than this server's limit of {}", human_size(limit));
                         if forwarding {
                             let _ = tx.send(Ok(Bytes::from(pktline::fatal_message(sideband, &message)))).await;
                         }
@@ -317,6 +315,15 @@ async fn ensure_repo(git: &GitReceive, name: &AppName) -> Result<PathBuf, Respon
             tracing::error!(%error, "preparing the app's repository");
             Err(internal_error())
         }
+    }
+}
+
+fn human_size(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB {
+        format!("{} MiB", bytes.div_ceil(MIB))
+    } else {
+        format!("{} KiB", bytes.div_ceil(1024))
     }
 }
 
