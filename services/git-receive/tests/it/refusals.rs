@@ -68,7 +68,7 @@ async fn tokens_and_ownership_are_checked() {
         .unwrap();
     assert_eq!(response.status(), 404);
     let response = client
-        .get(&url.replace("shop", "blog"))
+        .get(url.replace("shop", "blog"))
         .basic_auth("x", Some(&bob_token))
         .send()
         .await
