@@ -1,1 +1,140 @@
-//! TODO(stack): crate doc.
+//! The stack: Berth's base root filesystem, Debian bookworm made by `debootstrap --variant=minbase` with
+//! python3, pip and CA certificates. It is built once (the first deploy, or `berth stack build`), written
+//! into the image store as one OCI layer, and recorded in `STACKS_DIR/bookworm.json` so later builds reuse it
+//! as long as its blob exists.
+//!
+//! It does not keep an unpacked copy (the builder and the node agent unpack layers themselves), does not
+//! pull stacks from registries, and builds one stack only. Only the `buildpacks` crate and `berth stack`
+//! depend on it.
+
+mod build;
+mod sources;
+
+use std::path::{Path, PathBuf};
+
+use image_store::{ImageStore, LayerInfo};
+use serde::{Deserialize, Serialize};
+
+pub use build::{ensure_stack, rebuild_stack};
+pub use sources::{host_mirror, installed_packages, mirror_from_deb822, mirror_from_list, DEFAULT_MIRROR};
+
+/// The one stack Berth builds today.
+pub const STACK_NAME: &str = "bookworm";
+
+/// Packages added to debootstrap's minbase. `python-is-python3` because many Procfiles say `python app.py`.
+pub const STACK_PACKAGES: &[&str] = &["python3", "python3-pip", "python-is-python3", "ca-certificates"];
+
+/// Where and how the stack is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackConfig {
+    /// Holds `bookworm.json`, its lock, and the temporary debootstrap tree while building.
+    pub stacks_dir: PathBuf,
+    /// The Debian mirror; `None` uses the host's ([`host_mirror`]).
+    pub mirror: Option<String>,
+    /// The debootstrap program (looked up in `PATH`, `/usr/sbin` and `/sbin` when not a path).
+    pub debootstrap: PathBuf,
+    /// gzip level of the stack layer: 1 is several times faster than 6 for a few percent more bytes.
+    pub gzip_level: u32,
+}
+
+impl StackConfig {
+    pub fn new(stacks_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            stacks_dir: stacks_dir.into(),
+            mirror: None,
+            debootstrap: "debootstrap".into(),
+            gzip_level: 1,
+        }
+    }
+
+    fn record_path(&self) -> PathBuf {
+        self.stacks_dir.join(format!("{STACK_NAME}.json"))
+    }
+}
+
+/// A built stack, as recorded in `STACKS_DIR/bookworm.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackLayer {
+    pub name: String,
+    pub layer: LayerInfo,
+    /// The packages asked of debootstrap ([`STACK_PACKAGES`] when it was built); a stack built with another
+    /// list is rebuilt.
+    #[serde(default)]
+    pub includes: Vec<String>,
+    /// `name=version` of every installed Debian package, sorted.
+    pub packages: Vec<String>,
+    pub mirror: String,
+    /// RFC 3339.
+    pub created: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("debootstrap is not installed: run apt-get install debootstrap")]
+    DebootstrapMissing,
+    #[error("building the stack needs root (debootstrap creates device nodes and chowns files)")]
+    NotRoot,
+    #[error("preparing the stack directory {path}")]
+    Prepare {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("running debootstrap")]
+    SpawnDebootstrap(#[source] std::io::Error),
+    #[error("debootstrap failed ({status}); its last lines:\n{tail}")]
+    Debootstrap { status: String, tail: String },
+    #[error("cleaning the apt caches of the stack in {path}")]
+    Clean {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading the package list of the stack at {path}")]
+    Packages {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing the stack layer")]
+    WriteLayer(#[source] image_store::ImageStoreError),
+    #[error("writing the stack record {path}")]
+    WriteRecord {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the stack build task failed: {0}")]
+    Task(String),
+}
+
+/// The recorded stack, if its record parses and its blob is still in `store`.
+pub fn recorded_stack(cfg: &StackConfig, store: &ImageStore) -> Option<StackLayer> {
+    let text = std::fs::read_to_string(cfg.record_path()).ok()?;
+    let stack: StackLayer = match serde_json::from_str(&text) {
+        Ok(stack) => stack,
+        Err(error) => {
+            tracing::warn!(path = %cfg.record_path().display(), %error, "ignoring an unreadable stack record");
+            return None;
+        }
+    };
+    let current = stack
+        .includes
+        .iter()
+        .map(String::as_str)
+        .eq(STACK_PACKAGES.iter().copied());
+    (current && store.has_blob(&stack.layer.digest)).then_some(stack)
+}
+
+/// Finds `program` as given when it is a path, else in `PATH` plus the sbin directories (which a non-login
+/// root shell may lack).
+fn find_program(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| program.to_owned());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}

@@ -1,0 +1,138 @@
+//! The builder's cache directory: the unpacked stack (shared), and per app the dependency-layer record and
+//! the pip cache.
+//!
+//! ```text
+//! CACHE_DIR/stack-rootfs/<diff_id hex>/   the stack layer unpacked once, the read-only base of build containers
+//! CACHE_DIR/apps/<app>/deps.json          which dependency layer the last build made, and from which inputs
+//! CACHE_DIR/apps/<app>/build/             bound at /cache in the build container (pip's cache)
+//! CACHE_DIR/tmp/                          per-build scratch (overlay upper and work dirs, pip's output)
+//! ```
+//! `deps.json` is outside the directory the build container sees, so a build cannot forge it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use image_store::{ImageStore, LayerInfo};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use vocabulary::AppName;
+
+use crate::BuildError;
+
+/// Bump when the dependency layer's layout or the pip invocation changes: old layers are then rebuilt.
+pub const BUILDPACK_VERSION: &str = "python-1";
+
+/// The dependency layer's key: its inputs, each length-prefixed so that no two input sets collide.
+pub fn dependency_key(requirements: &[u8], stack_diff_id: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [
+        requirements,
+        stack_diff_id.as_bytes(),
+        BUILDPACK_VERSION.as_bytes(),
+    ] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part);
+    }
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DependencyRecord {
+    pub key: String,
+    pub layer: LayerInfo,
+}
+
+pub fn cache_err(path: &Path) -> impl Fn(std::io::Error) -> BuildError + '_ {
+    move |source| BuildError::Cache {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+pub struct Cache {
+    pub root: PathBuf,
+}
+
+impl Cache {
+    pub fn app_dir(&self, app: &AppName) -> PathBuf {
+        self.root.join("apps").join(app.as_str())
+    }
+
+    /// Mounted at `/cache` in the app's build containers.
+    pub fn app_build_cache(&self, app: &AppName) -> PathBuf {
+        self.app_dir(app).join("build")
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// The dependency layer recorded for `key`, if its blob is still in the store.
+    pub fn reusable_dependencies(&self, app: &AppName, key: &str, store: &ImageStore) -> Option<LayerInfo> {
+        let text = std::fs::read_to_string(self.app_dir(app).join("deps.json")).ok()?;
+        let record: DependencyRecord = serde_json::from_str(&text).ok()?;
+        (record.key == key && store.has_blob(&record.layer.digest)).then_some(record.layer)
+    }
+
+    pub fn record_dependencies(&self, app: &AppName, record: &DependencyRecord) -> Result<(), BuildError> {
+        let dir = self.app_dir(app);
+        std::fs::create_dir_all(&dir).map_err(cache_err(&dir))?;
+        let path = dir.join("deps.json");
+        let json = serde_json::to_vec_pretty(record).map_err(|e| cache_err(&path)(e.into()))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(cache_err(&path))?;
+        std::io::Write::write_all(&mut tmp, &json).map_err(cache_err(&path))?;
+        tmp.persist(&path).map_err(|e| cache_err(&path)(e.error))?;
+        Ok(())
+    }
+
+    /// The stack layer unpacked under `stack-rootfs/`, unpacking it the first time (as root, keeping owners).
+    /// Unpacked into a temp dir and renamed, under a lock, so a half-unpacked stack is never used.
+    pub fn stack_rootfs(&self, store: &ImageStore, layer: &LayerInfo) -> Result<PathBuf, BuildError> {
+        let parent = self.root.join("stack-rootfs");
+        let hex = layer.diff_id.trim_start_matches("sha256:");
+        let dir = parent.join(hex);
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        std::fs::create_dir_all(&parent).map_err(cache_err(&parent))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(parent.join(".lock"))
+            .map_err(cache_err(&parent))?;
+        lock.lock().map_err(cache_err(&parent))?;
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        let tmp = tempfile::Builder::new()
+            .prefix(".unpack-")
+            .tempdir_in(&parent)
+            .map_err(cache_err(&parent))?;
+        store
+            .unpack_layer(&layer.digest, &layer.diff_id, tmp.path())
+            .map_err(|source| BuildError::UnpackStack {
+                path: dir.clone(),
+                source,
+            })?;
+        std::fs::rename(tmp.path(), &dir).map_err(cache_err(&dir))?;
+        // The temp dir was renamed away; keep TempDir from trying to remove it.
+        let _ = tmp.keep();
+        Ok(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_changes_with_each_input() {
+        let base = dependency_key(b"six==1.16.0\n", "sha256:aa");
+        assert_eq!(base, dependency_key(b"six==1.16.0\n", "sha256:aa"));
+        assert_ne!(base, dependency_key(b"six==1.17.0\n", "sha256:aa"));
+        assert_ne!(base, dependency_key(b"six==1.16.0\n", "sha256:bb"));
+        // Moving bytes between inputs changes the key.
+        assert_ne!(dependency_key(b"ab", "c"), dependency_key(b"a", "bc"));
+    }
+}

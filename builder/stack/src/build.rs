@@ -1,0 +1,289 @@
+//! Running debootstrap and turning its tree into the stack layer.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use image_store::{ImageStore, LayerMode, LayerOptions};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+
+use crate::sources::{host_mirror, installed_packages, mounts_under};
+use crate::{find_program, recorded_stack, StackConfig, StackError, StackLayer, STACK_NAME, STACK_PACKAGES};
+
+/// Directories of the tree kept empty in the layer: containers mount their own.
+const EMPTY_DIRS: &[&str] = &["dev", "proc", "sys", "run", "tmp"];
+
+/// Returns the recorded stack when its blob is in `store`, else builds it (taking about two minutes) while
+/// sending readable progress lines to `progress`. Only one build runs at a time, across processes: a second
+/// caller waits for the first and then reuses its stack.
+pub async fn ensure_stack(
+    cfg: &StackConfig,
+    store: &ImageStore,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<StackLayer, StackError> {
+    if let Some(stack) = recorded_stack(cfg, store) {
+        return Ok(stack);
+    }
+    let _lock = lock(cfg, progress).await?;
+    if let Some(stack) = recorded_stack(cfg, store) {
+        return Ok(stack);
+    }
+    build(cfg, store, progress).await
+}
+
+/// Builds the stack even when one is recorded (`berth stack build`), replacing the record.
+pub async fn rebuild_stack(
+    cfg: &StackConfig,
+    store: &ImageStore,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<StackLayer, StackError> {
+    let _lock = lock(cfg, progress).await?;
+    build(cfg, store, progress).await
+}
+
+async fn lock(cfg: &StackConfig, progress: &(dyn Fn(&str) + Sync)) -> Result<File, StackError> {
+    let prepare = |source| StackError::Prepare {
+        path: cfg.stacks_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&cfg.stacks_dir).map_err(prepare)?;
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cfg.stacks_dir.join(format!("{STACK_NAME}.lock")))
+        .map_err(prepare)?;
+    match file.try_lock() {
+        Ok(()) => return Ok(file),
+        Err(std::fs::TryLockError::Error(e)) => return Err(prepare(e)),
+        Err(std::fs::TryLockError::WouldBlock) => {}
+    }
+    progress("-----> Waiting for another build of the stack to finish");
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .map_err(|e| StackError::Task(e.to_string()))?
+        .map_err(prepare)
+}
+
+async fn build(
+    cfg: &StackConfig,
+    store: &ImageStore,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<StackLayer, StackError> {
+    let debootstrap = find_program(&cfg.debootstrap).ok_or(StackError::DebootstrapMissing)?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(StackError::NotRoot);
+    }
+    let mirror = cfg.mirror.clone().unwrap_or_else(host_mirror);
+    let work = BuildDir::new(&cfg.stacks_dir)?;
+    let rootfs = work.path().join("rootfs");
+
+    progress(&format!(
+        "-----> Building the {STACK_NAME} stack with debootstrap (first deploy only, about 2 minutes)"
+    ));
+    progress(&format!(
+        "       Debian {STACK_NAME} minbase with {} from {mirror}",
+        STACK_PACKAGES.join(", ")
+    ));
+    let started = std::time::Instant::now();
+    run_debootstrap(&debootstrap, &rootfs, &mirror, progress).await?;
+    progress(&format!(
+        "       debootstrap finished in {} s",
+        started.elapsed().as_secs()
+    ));
+
+    let (store2, rootfs2, level) = (store.clone(), rootfs.clone(), cfg.gzip_level);
+    let (layer, packages) = tokio::task::spawn_blocking(move || {
+        clean_apt(&rootfs2)?;
+        let status_path = rootfs2.join("var/lib/dpkg/status");
+        let status = std::fs::read_to_string(&status_path).map_err(|source| StackError::Packages {
+            path: status_path,
+            source,
+        })?;
+        let mut options = LayerOptions::new("", LayerMode::Rootfs);
+        options.empty_dirs = EMPTY_DIRS.iter().map(PathBuf::from).collect();
+        options.gzip_level = level;
+        let layer = store2
+            .write_layer(&rootfs2, &options)
+            .map_err(StackError::WriteLayer)?;
+        Ok::<_, StackError>((layer, installed_packages(&status)))
+    })
+    .await
+    .map_err(|e| StackError::Task(e.to_string()))??;
+
+    let stack = StackLayer {
+        name: STACK_NAME.to_owned(),
+        layer,
+        includes: STACK_PACKAGES.iter().map(|p| p.to_string()).collect(),
+        packages,
+        mirror,
+        created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    write_record(cfg, &stack)?;
+    progress(&format!(
+        "-----> Stack {STACK_NAME} ready: {} packages, {} MB layer {}",
+        stack.packages.len(),
+        stack.layer.size / 1_000_000,
+        short(&stack.layer.digest)
+    ));
+    tracing::info!(digest = %stack.layer.digest, packages = stack.packages.len(), "built the stack");
+    Ok(stack)
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min("sha256:".len() + 12)]
+}
+
+async fn run_debootstrap(
+    program: &Path,
+    rootfs: &Path,
+    mirror: &str,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(), StackError> {
+    let mut child = Command::new(program)
+        .arg("--variant=minbase")
+        .arg(format!("--include={}", STACK_PACKAGES.join(",")))
+        .arg(STACK_NAME)
+        .arg(rootfs)
+        .arg(mirror)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(StackError::SpawnDebootstrap)?;
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(64);
+    forward_lines(child.stdout.take().expect("stdout is piped"), tx.clone());
+    forward_lines(child.stderr.take().expect("stderr is piped"), tx);
+    let mut tail = VecDeque::with_capacity(20);
+    while let Some(line) = rx.recv().await {
+        progress(&format!("       {line}"));
+        if tail.len() == 20 {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    let status = child.wait().await.map_err(StackError::SpawnDebootstrap)?;
+    if !status.success() {
+        let tail: Vec<String> = tail.into();
+        return Err(StackError::Debootstrap {
+            status: status.to_string(),
+            tail: tail.join("\n"),
+        });
+    }
+    Ok(())
+}
+
+fn forward_lines(stream: impl AsyncRead + Unpin + Send + 'static, tx: tokio::sync::mpsc::Sender<String>) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if tx.send(line).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// Removes downloaded packages and package lists: they are a quarter of the tree and apps never need them
+/// (a build that wants apt runs `apt-get update` first).
+fn clean_apt(rootfs: &Path) -> Result<(), StackError> {
+    for dir in ["var/cache/apt/archives", "var/lib/apt/lists", "var/cache/apt"] {
+        let dir = rootfs.join(dir);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(StackError::Clean { path: dir, source }),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|source| StackError::Clean {
+                path: dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let name = entry.file_name();
+            let keep = name == "partial" || name == "lock" || name == "archives";
+            let is_file = entry.file_type().map(|t| !t.is_dir()).unwrap_or(false);
+            if !keep && is_file {
+                std::fs::remove_file(&path).map_err(|source| StackError::Clean { path, source })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_record(cfg: &StackConfig, stack: &StackLayer) -> Result<(), StackError> {
+    let path = cfg.record_path();
+    let wrap = |source| StackError::WriteRecord {
+        path: path.clone(),
+        source,
+    };
+    let json = serde_json::to_vec_pretty(stack).map_err(|e| wrap(e.into()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&cfg.stacks_dir).map_err(wrap)?;
+    std::io::Write::write_all(&mut tmp, &json).map_err(wrap)?;
+    tmp.as_file().sync_all().map_err(wrap)?;
+    tmp.persist(&path).map_err(|e| wrap(e.error))?;
+    Ok(())
+}
+
+/// The debootstrap work directory. Removed on drop, also after a failure or a cancelled build; anything
+/// debootstrap left mounted inside it (`proc`, `sys`) is detached first so removal never reaches the host's
+/// `/proc` or `/sys`.
+struct BuildDir {
+    dir: Option<tempfile::TempDir>,
+}
+
+impl BuildDir {
+    fn new(stacks_dir: &Path) -> Result<Self, StackError> {
+        let dir = tempfile::Builder::new()
+            .prefix("build-")
+            .tempdir_in(stacks_dir)
+            .map_err(|source| StackError::Prepare {
+                path: stacks_dir.to_owned(),
+                source,
+            })?;
+        Ok(Self { dir: Some(dir) })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.as_ref().expect("present until drop").path()
+    }
+}
+
+impl Drop for BuildDir {
+    fn drop(&mut self) {
+        let Some(dir) = self.dir.take() else { return };
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let mounts = mounts_under(&mountinfo, dir.path());
+        for mount in &mounts {
+            let Ok(c) = std::ffi::CString::new(mount.as_os_str().as_encoded_bytes()) else {
+                continue;
+            };
+            // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+            let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            if rc != 0 {
+                tracing::warn!(mount = %mount.display(), error = %std::io::Error::last_os_error(), "unmounting");
+            }
+        }
+        if !mounts.is_empty()
+            && !mounts_under(
+                &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+                dir.path(),
+            )
+            .is_empty()
+        {
+            // Never delete through a mount we could not detach: leave the directory for an operator.
+            tracing::error!(dir = %dir.path().display(), "mounts remain in the stack build directory; not removing it");
+            let _ = dir.keep();
+            return;
+        }
+        if let Err(error) = dir.close() {
+            tracing::warn!(%error, "removing the stack build directory");
+        }
+    }
+}
