@@ -3,5 +3,6 @@
 //! runs).
 
 mod push;
+mod raw;
 mod refusals;
 mod support;

@@ -124,29 +124,35 @@ async fn oversized_push_is_refused_with_the_reason() {
     if !have_git("oversized_push_is_refused_with_the_reason") {
         return;
     }
-    let server = Server::start(256 * 1024).await;
+    let server = Server::start(3 * 1024 * 1024).await;
     let (_, token, _) = server.tenant("alice", Some("shop")).await;
-    let work = Work::new().await;
-    // Random bytes do not compress: the pack is about as large as the file.
-    let mut data = vec![0u8; 1024 * 1024];
-    rand::rng().fill_bytes(&mut data);
-    std::fs::write(work.dir.path().join("blob.bin"), &data).unwrap();
-    work.commit("big").await;
+    // Random bytes do not compress: a pack is about as large as its files. Both pushes are larger than git's
+    // http.postBuffer (1 MiB), so git streams them chunked after a probe request.
+    let random_work = |size: usize| async move {
+        let work = Work::new().await;
+        let mut data = vec![0u8; size];
+        rand::rng().fill_bytes(&mut data);
+        std::fs::write(work.dir.path().join("blob.bin"), &data).unwrap();
+        let head = work.commit("random").await;
+        (work, head)
+    };
 
-    let output = work.git(&["push", &server.remote(&token, "shop"), "main"]).await;
+    let (big, _) = random_work(4 * 1024 * 1024).await;
+    let output = big.git(&["push", &server.remote(&token, "shop"), "main"]).await;
     let err = stderr(&output);
     assert!(!output.status.success(), "{err}");
     assert!(
-        err.contains("push refused: it is larger than this server's limit of 256 KiB"),
+        err.contains("push refused: it is larger than this server's limit of 3 MiB"),
         "{err}"
     );
     assert_eq!(server.server_ref("shop", "main"), None);
     assert!(server.deploys().is_empty());
 
-    // A small push to the same server still works.
-    let small = committed_work().await;
-    let output = small.git(&["push", &server.remote(&token, "shop"), "main"]).await;
+    // A push under the limit to the same server works.
+    let (fits, head) = random_work(2 * 1024 * 1024).await;
+    let output = fits.git(&["push", &server.remote(&token, "shop"), "main"]).await;
     assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(server.server_ref("shop", "main"), Some(head));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
