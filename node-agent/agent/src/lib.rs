@@ -1,1 +1,291 @@
-//! TODO(agent): crate doc.
+//! The node agent: makes the instances running on one node match the set the control plane placed there
+//! (`agent_contract::InstanceSpec`), and reports what runs (`NodeReport`, on a watch channel, on every change).
+//!
+//! Per instance it unpacks the image's layers (once per digest), creates a cgroup with the instance's limits
+//! (cgroups-rs, v1 or v2), a network namespace joined to the node's bridge by a veth pair, and runs the
+//! container through the `container` crate; it probes the port, keeps stdout/stderr (a log file per instance
+//! and tracing events), restarts crashed instances with backoff, and removes everything on stop. On start it
+//! removes what a crashed previous run with the same names left behind.
+//!
+//! It does not decide placement (the scheduler does), talk to a database or build images. The all-in-one
+//! server depends on it; nothing in the control plane's crates is used here.
+
+mod addresses;
+mod cgroup;
+mod instance;
+mod layers;
+mod net;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent_contract::{InstanceSpec, InstanceState, InstanceStatus, NodeReport};
+pub use ipnet::Ipv4Net;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use vocabulary::{InstanceId, NodeId};
+
+use crate::addresses::AddressPool;
+
+/// Everything the agent needs, read once by the binary.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub node: NodeId,
+    /// The agent's own directory: `layers/` (unpacked, shared) and `instances/<id>/` (writable layer, log).
+    pub data_dir: PathBuf,
+    pub image_store: image_store::ImageStore,
+    /// The binary that dispatches `container::INIT_ARG` (normally `/proc/self/exe` of `berth`).
+    pub init_program: PathBuf,
+    /// Parent cgroup of every instance (`berth`, or a test's own name); created and removed by the agent.
+    pub cgroup_parent: String,
+    /// The node's bridge (≤ 15 characters); created if missing, removed on shutdown.
+    pub bridge: String,
+    /// The instances' subnet; its first host is the bridge's address.
+    pub subnet: Ipv4Net,
+    /// Prefix of the instances' network namespace names (`ip netns`), such as `berth-`.
+    pub netns_prefix: String,
+    /// How long a stopping instance gets between SIGTERM and SIGKILL.
+    pub stop_grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("bad agent config: {0}")]
+    Config(String),
+    #[error("ip {args}: {reason}")]
+    Ip { args: String, reason: String },
+    #[error("cgroup {path}: {reason}")]
+    Cgroup { path: String, reason: String },
+    #[error("{}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading image {digest}")]
+    Image {
+        digest: String,
+        #[source]
+        source: image_store::ImageStoreError,
+    },
+    #[error("unpacking layer {digest}")]
+    Unpack {
+        digest: String,
+        #[source]
+        source: image_store::ImageStoreError,
+    },
+    #[error("no free address in {subnet}")]
+    NoAddress { subnet: Ipv4Net },
+    #[error("starting the container")]
+    Container(#[from] container::ContainerError),
+    #[error("agent task failed: {0}")]
+    Task(String),
+}
+
+/// State shared by the agent loop and the instance supervisors.
+struct Shared {
+    cfg: AgentConfig,
+    addresses: Mutex<AddressPool>,
+    /// Layers are unpacked one at a time, so that two instances of one image never unpack the same layer.
+    unpack_lock: tokio::sync::Mutex<()>,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+/// What supervisors tell the agent loop.
+enum Event {
+    Status(InstanceStatus),
+    /// Torn down completely.
+    Gone(InstanceId),
+}
+
+pub struct Agent;
+
+/// Controls a started agent. Dropping it stops nothing; call [`AgentHandle::shutdown`].
+#[derive(Debug)]
+pub struct AgentHandle {
+    desired: watch::Sender<Vec<InstanceSpec>>,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Agent {
+    /// Checks the config, removes leftovers of a previous run with the same names (processes, cgroups,
+    /// network namespaces, veths, instance directories), sets up the bridge and starts reconciling.
+    pub async fn start(cfg: AgentConfig) -> Result<(AgentHandle, watch::Receiver<NodeReport>), AgentError> {
+        check(&cfg)?;
+        let pool = AddressPool::new(cfg.subnet)
+            .ok_or_else(|| AgentError::Config(format!("subnet {} is too small", cfg.subnet)))?;
+        remove_leftovers(&cfg).await?;
+        for dir in [cfg.data_dir.join("layers"), cfg.data_dir.join("instances")] {
+            std::fs::create_dir_all(&dir).map_err(|source| AgentError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        net::ensure_bridge(&cfg.bridge, pool.gateway(), cfg.subnet.prefix_len()).await?;
+
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let (desired, desired_rx) = watch::channel(Vec::new());
+        let (report_tx, report_rx) = watch::channel(NodeReport {
+            node: cfg.node,
+            instances: Vec::new(),
+        });
+        let (shutdown, shutdown_rx) = oneshot::channel();
+        tracing::info!(node = %cfg.node, bridge = %cfg.bridge, subnet = %cfg.subnet, "node agent started");
+        let shared = Arc::new(Shared {
+            cfg,
+            addresses: Mutex::new(pool),
+            unpack_lock: Default::default(),
+            events,
+        });
+        let task = tokio::spawn(run(shared, desired_rx, events_rx, report_tx, shutdown_rx));
+        Ok((
+            AgentHandle {
+                desired,
+                shutdown,
+                task,
+            },
+            report_rx,
+        ))
+    }
+}
+
+impl AgentHandle {
+    /// Replaces the set of instances this node should run.
+    pub fn set_desired(&self, specs: Vec<InstanceSpec>) {
+        self.desired.send_replace(specs);
+    }
+
+    /// Stops every instance (SIGTERM, grace, SIGKILL) and removes the bridge, the cgroup parent and the
+    /// instance directories. Returns when all is gone.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.task.await;
+    }
+}
+
+fn check(cfg: &AgentConfig) -> Result<(), AgentError> {
+    let bad = |m: String| Err(AgentError::Config(m));
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !name_ok(&cfg.bridge) || cfg.bridge.len() > 15 {
+        return bad(format!(
+            "bridge name {:?}: 1-15 letters, digits, - or _",
+            cfg.bridge
+        ));
+    }
+    // The parent is removed with everything in it: it must be a plain name of our own, never a cgroup root.
+    if !cfg.cgroup_parent.split('/').all(name_ok) {
+        return bad(format!(
+            "cgroup parent {:?}: names of letters, digits, - or _",
+            cfg.cgroup_parent
+        ));
+    }
+    if !name_ok(&cfg.netns_prefix) {
+        return bad(format!(
+            "netns prefix {:?}: letters, digits, - or _",
+            cfg.netns_prefix
+        ));
+    }
+    if !cfg.data_dir.is_absolute() {
+        return bad(format!("data dir {} must be absolute", cfg.data_dir.display()));
+    }
+    Ok(())
+}
+
+async fn remove_leftovers(cfg: &AgentConfig) -> Result<(), AgentError> {
+    // Processes first (through the cgroups), so that nothing holds the namespaces or directories.
+    cgroup::remove_children(&cfg.cgroup_parent, false).await?;
+    net::remove_leftovers(&cfg.netns_prefix, &cfg.bridge).await?;
+    let instances = cfg.data_dir.join("instances");
+    if instances.exists() {
+        std::fs::remove_dir_all(&instances).map_err(|source| AgentError::Io {
+            path: instances,
+            source,
+        })?;
+    }
+    layers::remove_leftovers(&cfg.data_dir.join("layers"))
+}
+
+struct Supervised {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    mut desired: watch::Receiver<Vec<InstanceSpec>>,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    report: watch::Sender<NodeReport>,
+    mut shutdown: oneshot::Receiver<()>,
+) {
+    let mut supervised: HashMap<InstanceId, Supervised> = HashMap::new();
+    let mut statuses: BTreeMap<InstanceId, InstanceStatus> = BTreeMap::new();
+    let mut shutting_down = false;
+    loop {
+        tokio::select! {
+            changed = desired.changed(), if !shutting_down => {
+                shutting_down |= changed.is_err();
+            }
+            _ = &mut shutdown, if !shutting_down => shutting_down = true,
+            Some(event) = events.recv() => {
+                match event {
+                    Event::Status(status) => {
+                        statuses.insert(status.id, status);
+                    }
+                    Event::Gone(id) => {
+                        statuses.remove(&id);
+                        if let Some(s) = supervised.remove(&id) {
+                            let _ = s.task.await;
+                        }
+                    }
+                }
+                report.send_replace(NodeReport { node: shared.cfg.node, instances: statuses.values().cloned().collect() });
+            }
+        }
+        let wanted: Vec<InstanceSpec> = if shutting_down {
+            Vec::new()
+        } else {
+            desired.borrow_and_update().clone()
+        };
+        for spec in &wanted {
+            if let std::collections::hash_map::Entry::Vacant(slot) = supervised.entry(spec.id) {
+                let (stop, stop_rx) = watch::channel(false);
+                let task = tokio::spawn(instance::supervise(shared.clone(), spec.clone(), stop_rx));
+                slot.insert(Supervised { stop, task });
+            }
+        }
+        for (id, s) in &supervised {
+            if !wanted.iter().any(|w| w.id == *id) && !*s.stop.borrow() {
+                s.stop.send_replace(true);
+                if let Some(st) = statuses.get_mut(id) {
+                    st.state = InstanceState::Stopping;
+                }
+            }
+        }
+        if shutting_down && supervised.is_empty() {
+            break;
+        }
+    }
+    let cfg = &shared.cfg;
+    if let Err(e) = cgroup::remove_children(&cfg.cgroup_parent, true).await {
+        tracing::error!(error = %e, "removing the cgroup parent");
+    }
+    if let Err(e) = net::delete_bridge(&cfg.bridge).await {
+        tracing::error!(error = %e, "removing the bridge");
+    }
+    let instances = cfg.data_dir.join("instances");
+    if let Err(e) = std::fs::remove_dir_all(&instances) {
+        tracing::error!(error = %e, path = %instances.display(), "removing instance directories");
+    }
+    report.send_replace(NodeReport {
+        node: cfg.node,
+        instances: Vec::new(),
+    });
+    tracing::info!(node = %cfg.node, "node agent stopped");
+}

@@ -1,0 +1,364 @@
+//! One instance's supervisor: sets up its layers, directories, cgroup and network, runs the container, probes
+//! its port, keeps its output, restarts it with backoff when it exits, and tears everything down on stop.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agent_contract::{InstanceSpec, InstanceState, InstanceStatus};
+use container::{ContainerSpec, Network, Output};
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::sync::watch;
+
+use crate::cgroup::InstanceCgroup;
+use crate::net::{self, InstanceNet, NetParams};
+use crate::{layers, AgentError, Event, Shared};
+
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// An instance up this long has its backoff reset.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+
+/// 1 s, 2 s, 4 s, ... capped at 30 s.
+pub fn backoff(step: u32) -> Duration {
+    Duration::from_secs(1u64 << step.min(5)).min(Duration::from_secs(30))
+}
+
+/// What an instance holds on the host, acquired step by step and released by [`Resources::release`].
+#[derive(Default)]
+struct Resources {
+    layers: Option<(Vec<PathBuf>, image_store::ImageConfig)>,
+    dir: Option<PathBuf>,
+    cgroup: Option<InstanceCgroup>,
+    net: Option<InstanceNet>,
+}
+
+enum RunEnd {
+    Stopped,
+    Exited { code: Option<i32>, ran_for: Duration },
+}
+
+struct Supervisor {
+    shared: Arc<Shared>,
+    spec: InstanceSpec,
+    short: String,
+    res: Resources,
+}
+
+pub async fn supervise(shared: Arc<Shared>, spec: InstanceSpec, mut stop: watch::Receiver<bool>) {
+    let short = spec.id.short();
+    let mut sup = Supervisor {
+        shared,
+        spec,
+        short,
+        res: Resources::default(),
+    };
+    sup.report(InstanceState::Starting);
+    let (mut restarts, mut step) = (0u32, 0u32);
+    loop {
+        let (code, ran_for) = match sup.run_once(&mut stop).await {
+            Ok(RunEnd::Stopped) => break,
+            Ok(RunEnd::Exited { code, ran_for }) => (code, ran_for),
+            Err(e) => {
+                tracing::warn!(app = %sup.spec.app, instance = %sup.short, error = %e, "instance failed to start");
+                (None, Duration::ZERO)
+            }
+        };
+        if *stop.borrow() {
+            break;
+        }
+        if ran_for >= STABLE_AFTER {
+            step = 0;
+        }
+        let delay = backoff(step);
+        step += 1;
+        restarts += 1;
+        tracing::info!(app = %sup.spec.app, instance = %sup.short, exit_code = ?code, restarts, delay_ms = delay.as_millis() as u64, "instance crashed");
+        sup.report(InstanceState::Crashed {
+            exit_code: code,
+            restarts,
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => break,
+        }
+    }
+    sup.report(InstanceState::Stopping);
+    sup.release().await;
+    let _ = sup.shared.events.send(Event::Gone(sup.spec.id));
+}
+
+impl Supervisor {
+    fn report(&self, state: InstanceState) {
+        let address = self
+            .res
+            .net
+            .as_ref()
+            .map(|n| SocketAddr::new(n.address.into(), self.spec.port));
+        let status = InstanceStatus {
+            id: self.spec.id,
+            state,
+            address,
+            hostname: self.short.clone(),
+        };
+        let _ = self.shared.events.send(Event::Status(status));
+    }
+
+    async fn prepare(&mut self) -> Result<(), AgentError> {
+        let cfg = &self.shared.cfg;
+        if self.res.layers.is_none() {
+            let _one_at_a_time = self.shared.unpack_lock.lock().await;
+            let store = cfg.image_store.clone();
+            let digest = self.spec.image.manifest_digest.clone();
+            let layers_dir = cfg.data_dir.join("layers");
+            let prepared = tokio::task::spawn_blocking(move || {
+                let image = store.read_image(&digest).map_err(|source| AgentError::Image {
+                    digest: digest.clone(),
+                    source,
+                })?;
+                let dirs = layers::ensure(&store, &layers_dir, &image.layers)?;
+                Ok::<_, AgentError>((dirs, image.config))
+            })
+            .await
+            .map_err(|e| AgentError::Task(e.to_string()))??;
+            self.res.layers = Some(prepared);
+        }
+        let dir = cfg.data_dir.join("instances").join(&self.short);
+        self.res.dir = Some(dir.clone());
+        // A fresh writable layer on every start, like a new dyno.
+        for sub in ["upper", "work"] {
+            let path = dir.join(sub);
+            if path.exists() {
+                tokio::fs::remove_dir_all(&path)
+                    .await
+                    .map_err(|source| AgentError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
+            }
+        }
+        for sub in ["upper", "work", "rootfs"] {
+            let path = dir.join(sub);
+            tokio::fs::create_dir_all(&path)
+                .await
+                .map_err(|source| AgentError::Io { path, source })?;
+        }
+        if self.res.cgroup.is_none() {
+            self.res.cgroup = Some(InstanceCgroup::create(
+                &cfg.cgroup_parent,
+                &self.short,
+                &self.spec.limits,
+            )?);
+        }
+        if self.res.net.is_none() {
+            let (address, gateway) = {
+                let mut pool = self.shared.addresses.lock().expect("address pool lock");
+                (pool.allocate(), pool.gateway())
+            };
+            let address = address.ok_or(AgentError::NoAddress { subnet: cfg.subnet })?;
+            let params = NetParams {
+                bridge: &cfg.bridge,
+                netns: format!("{}{}", cfg.netns_prefix, self.short),
+                veth: format!("bv{}", &self.spec.id.as_uuid().simple().to_string()[..10]),
+                address,
+                gateway,
+                prefix_len: cfg.subnet.prefix_len(),
+            };
+            match net::create(params).await {
+                Ok(n) => self.res.net = Some(n),
+                Err(e) => {
+                    self.shared
+                        .addresses
+                        .lock()
+                        .expect("address pool lock")
+                        .release(address);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn container_spec(&self) -> ContainerSpec {
+        let (layers, config) = self.res.layers.as_ref().expect("prepared");
+        let dir = self.res.dir.as_ref().expect("prepared");
+        let mut env: BTreeMap<String, String> = config.env.clone();
+        env.extend(self.spec.env.clone());
+        env.entry("PORT".into())
+            .or_insert_with(|| self.spec.port.to_string());
+        let cwd = if config.working_dir.is_empty() {
+            "/".into()
+        } else {
+            PathBuf::from(&config.working_dir)
+        };
+        ContainerSpec {
+            hostname: self.short.clone(),
+            layers: layers.clone(),
+            upper_dir: dir.join("upper"),
+            work_dir: dir.join("work"),
+            rootfs: dir.join("rootfs"),
+            binds: vec![],
+            network: Network::Join(self.res.net.as_ref().expect("prepared").netns_path()),
+            cwd,
+            env,
+            argv: vec!["/bin/sh".into(), "-c".into(), self.spec.command.clone()],
+            cgroup_dirs: self.res.cgroup.as_ref().expect("prepared").dirs(),
+        }
+    }
+
+    async fn run_once(&mut self, stop: &mut watch::Receiver<bool>) -> Result<RunEnd, AgentError> {
+        self.prepare().await?;
+        let spec = self.container_spec();
+        let log_path = self.res.dir.as_ref().expect("prepared").join("output.log");
+        let mut c = container::spawn(&self.shared.cfg.init_program, &spec, Output::Piped).await?;
+        let started = Instant::now();
+        self.report(InstanceState::Starting);
+        let mut pumps = Vec::new();
+        for (stream, reader) in [
+            (
+                "stdout",
+                c.child
+                    .stdout
+                    .take()
+                    .map(|r| Box::new(r) as Box<dyn AsyncRead + Send + Unpin>),
+            ),
+            (
+                "stderr",
+                c.child
+                    .stderr
+                    .take()
+                    .map(|r| Box::new(r) as Box<dyn AsyncRead + Send + Unpin>),
+            ),
+        ] {
+            if let Some(reader) = reader {
+                pumps.push(tokio::spawn(pump(
+                    reader,
+                    log_path.clone(),
+                    stream,
+                    self.spec.app.to_string(),
+                    self.short.clone(),
+                )));
+            }
+        }
+        let target = SocketAddr::new(
+            self.res.net.as_ref().expect("prepared").address.into(),
+            self.spec.port,
+        );
+        let mut running = false;
+        let mut probe = tokio::time::interval(PROBE_INTERVAL);
+        let end = loop {
+            tokio::select! {
+                status = c.wait() => {
+                    break RunEnd::Exited { code: status?.code(), ran_for: started.elapsed() };
+                }
+                _ = probe.tick(), if !running => {
+                    let connect = tokio::net::TcpStream::connect(target);
+                    if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), connect).await {
+                        running = true;
+                        tracing::info!(app = %self.spec.app, instance = %self.short, %target, "instance accepts connections");
+                        self.report(InstanceState::Running);
+                    }
+                }
+                _ = stop.changed() => {
+                    self.stop_container(&mut c).await;
+                    break RunEnd::Stopped;
+                }
+            }
+        };
+        // The init killed everything in its PID namespace when it exited; this covers a killed init.
+        if let Some(cgroup) = &self.res.cgroup {
+            cgroup.kill_all();
+        }
+        for p in pumps {
+            let _ = p.await;
+        }
+        Ok(end)
+    }
+
+    /// SIGTERM, then SIGKILL after the grace period.
+    async fn stop_container(&self, c: &mut container::Container) {
+        let _ = c.signal(Signal::SIGTERM);
+        if tokio::time::timeout(self.shared.cfg.stop_grace, c.wait())
+            .await
+            .is_err()
+        {
+            tracing::info!(app = %self.spec.app, instance = %self.short, "grace period over, killing");
+            let _ = c.signal(Signal::SIGKILL);
+            if let Some(cgroup) = &self.res.cgroup {
+                cgroup.kill_all();
+            }
+            let _ = c.wait().await;
+        }
+    }
+
+    async fn release(&mut self) {
+        let fields = (self.spec.app.to_string(), self.short.clone());
+        if let Some(cgroup) = self.res.cgroup.take() {
+            if let Err(e) = cgroup.remove().await {
+                tracing::error!(app = %fields.0, instance = %fields.1, error = %e, "removing cgroup");
+            }
+        }
+        if let Some(n) = self.res.net.take() {
+            if let Err(e) = net::delete(&n).await {
+                tracing::error!(app = %fields.0, instance = %fields.1, error = %e, "removing network");
+            }
+            self.shared
+                .addresses
+                .lock()
+                .expect("address pool lock")
+                .release(n.address);
+        }
+        if let Some(dir) = self.res.dir.take() {
+            if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+                tracing::error!(app = %fields.0, instance = %fields.1, error = %e, "removing instance directory");
+            }
+        }
+    }
+}
+
+/// Copies an output stream line by line to the instance's log file and to tracing.
+async fn pump(
+    reader: Box<dyn AsyncRead + Send + Unpin>,
+    log: PathBuf,
+    stream: &'static str,
+    app: String,
+    instance: String,
+) {
+    let file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .await;
+    let mut file = match file {
+        Ok(f) => Some(f),
+        Err(e) => {
+            tracing::error!(app, instance, path = %log.display(), error = %e, "opening output log");
+            None
+        }
+    };
+    let mut reader = BufReader::new(reader);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match reader.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        if let Some(f) = file.as_mut() {
+            let _ = f.write_all(&line).await;
+        }
+        let text = String::from_utf8_lossy(&line);
+        tracing::info!(app, instance, stream, "{}", text.trim_end_matches('\n'));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_doubles_up_to_30s() {
+        let got: Vec<u64> = (0..8).map(|s| super::backoff(s).as_secs()).collect();
+        assert_eq!(got, [1, 2, 4, 8, 16, 30, 30, 30]);
+    }
+}

@@ -1,0 +1,32 @@
+//! Integration test of the node agent, as root: real cgroups, namespaces, veths and a bridge, with a test's
+//! own names and subnet so that it never touches a running server. A custom `main` (no libtest harness)
+//! because the test binary is also the container init program.
+
+mod node;
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some(container::INIT_ARG) {
+        container::init::main();
+    }
+    let need = |what: &str, ok: bool| {
+        if !ok {
+            if std::env::var_os("CI").is_some() {
+                panic!("agent tests need {what} (CI is set, so not skipping)");
+            }
+            println!("skipping agent integration tests: needs {what}");
+            std::process::exit(0);
+        }
+    };
+    need("root", nix::unistd::geteuid().is_root());
+    need(
+        "a static /bin/busybox (busybox-static)",
+        std::path::Path::new("/bin/busybox").exists(),
+    );
+    need(
+        "ip (iproute2)",
+        std::process::Command::new("ip").arg("-V").output().is_ok(),
+    );
+    println!("test node::instance_lifecycle ...");
+    node::instance_lifecycle();
+    println!("test node::instance_lifecycle ... ok");
+}

@@ -1,0 +1,246 @@
+//! One agent, the whole life of instances: serve, isolation seen from inside, crash and restart, stop,
+//! shutdown, and nothing left behind.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use agent::{Agent, AgentConfig, Ipv4Net};
+use agent_contract::{ImageRef, InstanceSpec, InstanceState, Limits, NodeReport};
+use image_store::{ImageConfig, ImageStore, LayerMode};
+use tokio::sync::watch;
+use vocabulary::{AccountId, AppId, AppName, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion};
+
+const APPLETS: &[&str] = &["sh", "cat", "echo", "hostname", "ls", "grep", "sleep", "httpd"];
+
+struct Names {
+    bridge: String,
+    cgroup_parent: String,
+    netns_prefix: String,
+    subnet: Ipv4Net,
+}
+
+fn unused_subnet() -> Ipv4Net {
+    let routes = std::process::Command::new("ip")
+        .args(["-4", "route", "show", "table", "all"])
+        .output()
+        .unwrap();
+    let routes = String::from_utf8_lossy(&routes.stdout).to_string();
+    loop {
+        let third: u8 = rand::random_range(100..=250);
+        if !routes.contains(&format!("10.203.{third}.")) {
+            return format!("10.203.{third}.0/24").parse().unwrap();
+        }
+    }
+}
+
+fn image(store: &ImageStore, dir: &Path) -> String {
+    let root = dir.join("image-root");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("www")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in APPLETS {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    std::fs::write(root.join("www/index.html"), "hello from berth\n").unwrap();
+    let layer = store.write_layer_from_dir(&root, "", LayerMode::Rootfs).unwrap();
+    let config = ImageConfig {
+        env: BTreeMap::from([
+            ("PATH".into(), "/bin".into()),
+            ("FROM_IMAGE".into(), "yes".into()),
+        ]),
+        working_dir: "/www".into(),
+        ..Default::default()
+    };
+    store.put_image("test", &[layer], &config).unwrap()
+}
+
+fn spec(digest: &str, command: &str) -> InstanceSpec {
+    InstanceSpec {
+        id: InstanceId::new(),
+        app_id: AppId::new(),
+        app: AppName::new("testapp").unwrap(),
+        account: AccountId::new(),
+        release: ReleaseId::new(),
+        release_version: ReleaseVersion(1),
+        process_type: ProcessType::new("web").unwrap(),
+        index: 1,
+        image: ImageRef {
+            manifest_digest: digest.into(),
+        },
+        command: command.into(),
+        env: BTreeMap::from([("PORT".into(), "5000".into())]),
+        port: 5000,
+        limits: Limits {
+            memory_bytes: 96 * 1024 * 1024,
+            cpu_millicores: 500,
+            pids_max: 64,
+        },
+    }
+}
+
+async fn wait_for(
+    reports: &mut watch::Receiver<NodeReport>,
+    what: &str,
+    mut done: impl FnMut(&NodeReport) -> bool,
+) -> NodeReport {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        {
+            let report = reports.borrow_and_update();
+            if done(&report) {
+                return report.clone();
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, reports.changed()).await {
+            Ok(Ok(())) => {}
+            _ => panic!(
+                "timed out waiting for {what}; last report: {:?}",
+                reports.borrow()
+            ),
+        }
+    }
+}
+
+/// Cgroups, namespaces, veths and directories of `instance`, or of any instance if `None`.
+fn leftovers(names: &Names, data_dir: &Path, instance: Option<InstanceId>) -> Vec<String> {
+    let short = instance.map(|i| i.short()).unwrap_or_default();
+    let veth = instance
+        .map(|i| format!("bv{}", &i.as_uuid().simple().to_string()[..10]))
+        .unwrap_or_default();
+    let mine = |line: &str| instance.is_none() || line.contains(&short) || line.contains(&veth);
+    let mut found = Vec::new();
+    for controller in ["memory", "pids", "cpu", "cpuacct", "unified"] {
+        let dir = Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(&names.cgroup_parent)
+            .join(&short);
+        if instance.is_some() && dir.exists() {
+            found.push(dir.display().to_string());
+        }
+    }
+    let ip = |args: &[&str]| {
+        let out = std::process::Command::new("ip").args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    for line in ip(&["netns", "list"])
+        .lines()
+        .filter(|l| l.starts_with(&names.netns_prefix) && mine(l))
+    {
+        found.push(format!("netns {line}"));
+    }
+    for line in ip(&["-o", "link", "show", "master", &names.bridge])
+        .lines()
+        .filter(|l| mine(l))
+    {
+        found.push(format!("link {line}"));
+    }
+    if instance.is_some() && data_dir.join("instances").join(&short).exists() {
+        found.push(format!("instance dir {short}"));
+    }
+    found
+}
+
+fn http_get(address: std::net::SocketAddr) -> String {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    body
+}
+
+pub fn instance_lifecycle() {
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    let names = Names {
+        bridge: format!("bt{tag}"),
+        cgroup_parent: format!("berth-test-{tag}"),
+        netns_prefix: format!("bt{tag}-"),
+        subnet: unused_subnet(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&dir.path().join("images")).unwrap();
+    let digest = image(&store, dir.path());
+    let data_dir = dir.path().join("agent");
+    let cfg = AgentConfig {
+        node: NodeId::new(),
+        data_dir: data_dir.clone(),
+        image_store: store,
+        init_program: std::env::current_exe().unwrap(),
+        cgroup_parent: names.cgroup_parent.clone(),
+        bridge: names.bridge.clone(),
+        subnet: names.subnet,
+        netns_prefix: names.netns_prefix.clone(),
+        stop_grace: Duration::from_secs(2),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (agent, mut reports) = Agent::start(cfg).await.unwrap();
+        let web = spec(
+            &digest,
+            "echo host=$(hostname) env=$FROM_IMAGE cwd=$(pwd); \
+             cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; \
+             echo pids=$(ls /proc | grep -c '^[0-9]'); exec httpd -f -p $PORT -h /www",
+        );
+        let crasher = spec(&digest, "echo crashing; exit 3");
+        let (web_id, crasher_id) = (web.id, crasher.id);
+        agent.set_desired(vec![web.clone(), crasher.clone()]);
+
+        // The web instance comes up and answers from the host at its own address.
+        let report = wait_for(&mut reports, "web running", |r| {
+            r.instances.iter().any(|i| i.id == web_id && i.state == InstanceState::Running)
+        })
+        .await;
+        let status = report.instances.iter().find(|i| i.id == web_id).unwrap();
+        let address = status.address.unwrap();
+        assert!(names.subnet.contains(&address.ip().to_string().parse::<std::net::Ipv4Addr>().unwrap()));
+        let response = tokio::task::spawn_blocking(move || http_get(address)).await.unwrap();
+        assert!(response.contains("hello from berth"), "{response}");
+
+        // What the app saw from inside, from its kept output.
+        let log = std::fs::read_to_string(data_dir.join("instances").join(web_id.short()).join("output.log")).unwrap();
+        assert!(log.contains(&format!("host={} env=yes cwd=/www", web_id.short())), "{log}");
+        assert!(log.contains(&(96 * 1024 * 1024).to_string()), "memory limit visible inside: {log}");
+        let pids: u32 = log.split("pids=").nth(1).unwrap().lines().next().unwrap().trim().parse().unwrap();
+        assert!(pids <= 5, "the app sees only its own processes: {pids}");
+
+        // The crasher is reported crashed with its exit code, and restarted with backoff.
+        wait_for(&mut reports, "crasher restarted twice", |r| {
+            r.instances.iter().any(|i| {
+                i.id == crasher_id && matches!(i.state, InstanceState::Crashed { exit_code: Some(3), restarts } if restarts >= 2)
+            })
+        })
+        .await;
+
+        // Stopping the web instance removes its cgroup, namespace, veth and directory.
+        agent.set_desired(vec![crasher.clone()]);
+        wait_for(&mut reports, "web gone", |r| r.instances.iter().all(|i| i.id != web_id)).await;
+        let left = leftovers(&names, &data_dir, Some(web_id));
+        assert!(left.is_empty(), "left after stopping web: {left:?}");
+        assert!(TcpStream::connect_timeout(&address, Duration::from_millis(500)).is_err());
+
+        agent.shutdown().await;
+    });
+    let left = leftovers(&names, &data_dir, None);
+    assert!(left.is_empty(), "left after shutdown: {left:?}");
+    for controller in ["memory", "pids", "cpu"] {
+        let parent = Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(&names.cgroup_parent);
+        assert!(!parent.exists(), "cgroup parent left: {}", parent.display());
+    }
+    let bridge = std::process::Command::new("ip")
+        .args(["link", "show", &names.bridge])
+        .output()
+        .unwrap();
+    assert!(!bridge.status.success(), "bridge left");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&data_dir.display().to_string()), "mount left");
+}
