@@ -94,7 +94,7 @@ async fn deploy(
     let config = &git.inner.config;
     let repo_path = repo::repo_path(&config.repos_dir, &ticket.app.name);
     let object_dirs = object_dirs(&request);
-    let checkouts = config.repos_dir.join(".checkouts");
+    let checkouts = config.repos_dir.join(crate::CHECKOUTS_DIR);
     let new = request.new.clone();
     let app = ticket.app.name.clone();
     let checkout = tokio::task::spawn_blocking(move || {

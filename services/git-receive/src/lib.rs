@@ -84,7 +84,14 @@ struct Inner {
 }
 
 impl GitReceive {
+    /// Also removes checkouts left behind by a server that stopped mid-deploy (none can be running yet).
     pub fn new(config: GitReceiveConfig) -> Self {
+        let stale = config.repos_dir.join(CHECKOUTS_DIR);
+        if let Err(error) = std::fs::remove_dir_all(&stale) {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %stale.display(), %error, "removing stale checkouts");
+            }
+        }
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -93,6 +100,9 @@ impl GitReceive {
         }
     }
 }
+
+/// Under `repos_dir`: pushed trees being deployed. App names start with a letter, so no repository is named so.
+pub(crate) const CHECKOUTS_DIR: &str = ".checkouts";
 
 /// The git endpoints (`/git/{app}.git/...`) and the hook's internal endpoint
 /// (`/internal/git-hooks/pre-receive`), to be merged into the API server's router.

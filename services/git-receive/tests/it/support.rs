@@ -142,6 +142,9 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(&dir.path().join("berth.db")).await.unwrap();
         let repos_dir = dir.path().join("repos");
+        // Left by a server that stopped mid-deploy: removed at start.
+        let stale = repos_dir.join(".checkouts/checkout-stale");
+        std::fs::create_dir_all(&stale).unwrap();
         let deployer = TestDeployer::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -153,6 +156,7 @@ impl Server {
             hook_url: format!("http://{addr}/internal/git-hooks/pre-receive"),
             max_push_bytes,
         });
+        assert!(!stale.exists(), "stale checkouts are removed at start");
         let app = git_receive::routes(git);
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
