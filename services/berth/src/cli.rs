@@ -1,12 +1,282 @@
-//! The client verbs (`berth apps`, `berth scale`, ...): thin HTTP calls to the API.
+//! The client verbs (`berth apps`, `berth scale`, ...): thin HTTP calls to the API, printed for people.
+//!
+//! Each verb takes `--api URL` (`BERTH_API`) and `--token T` (`BERTH_TOKEN`, or a file named by
+//! `BERTH_TOKEN_FILE`). API errors print `error: MESSAGE` on stderr and exit 1. Request and response bodies
+//! are `api_contract`'s types, shared with the server.
 
+mod client;
+mod output;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use anyhow::{bail, Context};
+use api_contract::{
+    AccountCreate, AccountCreated, AccountInfo, AppCreate, AppInfo, FormationInfo, InstanceInfo, ReleaseInfo,
+    ScaleRequest,
+};
+use clap::{Args, Subcommand};
+use reqwest::Method;
+
+use client::Client;
+
+/// Where the API is and who is calling; accepted by every client verb (before or after its subcommand).
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// The Berth API's URL.
+    #[arg(
+        long,
+        env = "BERTH_API",
+        default_value = "http://127.0.0.1:7070",
+        global = true
+    )]
+    api: String,
+    /// Your API token.
+    #[arg(long, env = "BERTH_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// A file holding your API token (such as the server's DATA_DIR/admin.token); read when no --token.
+    #[arg(long, env = "BERTH_TOKEN_FILE", global = true)]
+    token_file: Option<PathBuf>,
+}
+
+impl ApiArgs {
+    fn token(&self) -> anyhow::Result<String> {
+        if let Some(token) = self.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            return Ok(token.to_owned());
+        }
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the API token from {}", path.display()))?;
+            let token = text.trim();
+            if token.is_empty() {
+                bail!("the token file {} is empty", path.display());
+            }
+            return Ok(token.to_owned());
+        }
+        bail!(
+            "no API token: pass --token, or set BERTH_TOKEN or BERTH_TOKEN_FILE \
+             (the admin's token is in the server's DATA_DIR/admin.token)"
+        )
+    }
+}
 
 #[derive(Debug, Subcommand)]
-pub enum ClientCommand {}
+pub enum ClientCommand {
+    /// List your apps, or create or delete one.
+    Apps {
+        #[command(subcommand)]
+        command: Option<AppsCommand>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Set how many instances of each process type run, e.g. `berth scale web=2 worker=1 -a NAME`.
+    Scale {
+        /// TYPE=N pairs, N from 0 to 100.
+        #[arg(required = true, value_name = "TYPE=N", value_parser = parse_scale)]
+        changes: Vec<(String, i64)>,
+        /// The app.
+        #[arg(short, long)]
+        app: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List an app's instances.
+    Ps {
+        /// The app.
+        #[arg(short, long)]
+        app: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List an app's releases, newest first.
+    Releases {
+        /// The app.
+        #[arg(short, long)]
+        app: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Create accounts (admin only).
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show which account your token belongs to.
+    Whoami {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppsCommand {
+    /// Create an app; prints its URL and git remote.
+    Create { name: String },
+    /// Delete an app, its releases and its instances.
+    Delete { name: String },
+    /// Show one app.
+    Info { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCommand {
+    /// Create an account; prints its API token alone on the last line.
+    Create { name: String },
+}
+
+/// An app name as typed, checked here so that it can go into a URL path as it is.
+fn app_name(name: &str) -> anyhow::Result<vocabulary::AppName> {
+    Ok(vocabulary::AppName::new(name)?)
+}
+
+/// Parses `web=2`.
+fn parse_scale(arg: &str) -> Result<(String, i64), String> {
+    let (process_type, quantity) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("expected TYPE=N such as web=2, got {arg:?}"))?;
+    if process_type.is_empty() {
+        return Err(format!("expected TYPE=N such as web=2, got {arg:?}"));
+    }
+    let quantity = quantity
+        .parse()
+        .map_err(|_| format!("{quantity:?} is not a number in {arg:?}"))?;
+    Ok((process_type.to_owned(), quantity))
+}
 
 pub fn run(command: ClientCommand) -> ExitCode {
-    match command {}
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: starting the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(execute(command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: ClientCommand) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Apps { command, api } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            match command {
+                None => {
+                    let apps: Vec<AppInfo> = client.get("/v1/apps").await?;
+                    print!("{}", output::apps(&apps));
+                }
+                Some(AppsCommand::Create { name }) => {
+                    let app: AppInfo = client.send(Method::POST, "/v1/apps", &AppCreate { name }).await?;
+                    print!(
+                        "{}",
+                        output::app_created(&app, &client.git_url(app.name.as_str()))
+                    );
+                }
+                Some(AppsCommand::Delete { name }) => {
+                    client.delete(&format!("/v1/apps/{}", app_name(&name)?)).await?;
+                    println!("Deleted app {name}, its releases and its instances.");
+                }
+                Some(AppsCommand::Info { name }) => {
+                    let app: AppInfo = client.get(&format!("/v1/apps/{}", app_name(&name)?)).await?;
+                    print!("{}", output::app_info(&app, &client.git_url(app.name.as_str())));
+                }
+            }
+        }
+        ClientCommand::Scale { changes, app, api } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            let request = ScaleRequest(changes.into_iter().collect());
+            let path = format!("/v1/apps/{}/formation", app_name(&app)?);
+            let formation: Vec<FormationInfo> = client.send(Method::PATCH, &path, &request).await?;
+            println!("Scaled {app}: {}", output::formation(&formation));
+        }
+        ClientCommand::Ps { app, api } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            let instances: Vec<InstanceInfo> = client
+                .get(&format!("/v1/apps/{}/instances", app_name(&app)?))
+                .await?;
+            print!("{}", output::instances(&app, &instances));
+        }
+        ClientCommand::Releases { app, api } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            let releases: Vec<ReleaseInfo> = client
+                .get(&format!("/v1/apps/{}/releases", app_name(&app)?))
+                .await?;
+            print!("{}", output::releases(&app, &releases));
+        }
+        ClientCommand::Accounts {
+            command: AccountsCommand::Create { name },
+            api,
+        } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            let created: AccountCreated = client
+                .send(Method::POST, "/v1/accounts", &AccountCreate { name })
+                .await?;
+            println!(
+                "Created account {}. Its API token, shown only this once:",
+                created.name
+            );
+            println!("{}", created.token);
+        }
+        ClientCommand::Whoami { api } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            let me: AccountInfo = client.get("/v1/account").await?;
+            println!("{}{}", me.name, if me.is_admin { " (admin)" } else { "" });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_arguments() {
+        assert_eq!(parse_scale("web=2"), Ok(("web".to_owned(), 2)));
+        assert_eq!(parse_scale("worker=0"), Ok(("worker".to_owned(), 0)));
+        // Range and name checks are the server's, so the message is the same for every client.
+        assert_eq!(parse_scale("web=-1"), Ok(("web".to_owned(), -1)));
+        for bad in ["web", "=2", "web=two", "web=", ""] {
+            assert!(parse_scale(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn api_args(token: Option<&str>, token_file: Option<PathBuf>) -> ApiArgs {
+        ApiArgs {
+            api: "http://127.0.0.1:7070".to_owned(),
+            token: token.map(str::to_owned),
+            token_file,
+        }
+    }
+
+    #[test]
+    fn token_comes_from_flag_then_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("admin.token");
+        std::fs::write(&file, "berth_fromfile\n").unwrap();
+        assert_eq!(
+            api_args(Some("berth_flag"), Some(file.clone())).token().unwrap(),
+            "berth_flag"
+        );
+        assert_eq!(
+            api_args(None, Some(file.clone())).token().unwrap(),
+            "berth_fromfile"
+        );
+        assert_eq!(api_args(Some(""), Some(file)).token().unwrap(), "berth_fromfile");
+        let err = api_args(None, None).token().unwrap_err().to_string();
+        assert!(err.contains("no API token"), "{err}");
+        let err = format!(
+            "{:#}",
+            api_args(None, Some(dir.path().join("missing")))
+                .token()
+                .unwrap_err()
+        );
+        assert!(err.contains("missing"), "{err}");
+    }
 }

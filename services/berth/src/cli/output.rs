@@ -1,0 +1,191 @@
+//! What the client verbs print: plain aligned tables and lines, built as strings so they can be tested.
+
+use api_contract::{AppInfo, FormationInfo, InstanceInfo, ReleaseInfo};
+
+/// Left-aligned columns two spaces apart, without trailing spaces.
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(&widths) {
+            line.push_str(&format!("{cell:<width$}  "));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn header(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| (*c).to_owned()).collect()
+}
+
+pub fn apps(apps: &[AppInfo]) -> String {
+    if apps.is_empty() {
+        return "You have no apps yet. Create one with `berth apps create NAME`.\n".to_owned();
+    }
+    let mut rows = vec![header(&["NAME", "RELEASE", "URL"])];
+    for app in apps {
+        let release = app.release.map_or_else(|| "-".to_owned(), |v| v.to_string());
+        rows.push(vec![app.name.to_string(), release, app.url.clone()]);
+    }
+    table(&rows)
+}
+
+pub fn app_created(app: &AppInfo, git_url: &str) -> String {
+    format!(
+        "Created app {name}.\n  URL:         {url}\n  Git remote:  {git_url}\n\
+         Deploy with `git push {git_url} main` (any user name, your API token as the password).\n",
+        name = app.name,
+        url = app.url,
+    )
+}
+
+pub fn app_info(app: &AppInfo, git_url: &str) -> String {
+    let release = app
+        .release
+        .map_or_else(|| "none yet".to_owned(), |v| v.to_string());
+    format!(
+        "=== {name}\nURL:         {url}\nGit remote:  {git_url}\nRelease:     {release}\nCreated:     {created}\n",
+        name = app.name,
+        url = app.url,
+        created = app.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+    )
+}
+
+/// `web=2, worker=0`
+pub fn formation(formation: &[FormationInfo]) -> String {
+    formation
+        .iter()
+        .map(|f| format!("{}={}", f.process_type, f.quantity))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn instances(app: &str, instances: &[InstanceInfo]) -> String {
+    if instances.is_empty() {
+        return format!("{app} has no instances. Start one with `berth scale web=1 -a {app}`.\n");
+    }
+    let mut rows = vec![header(&[
+        "INSTANCE", "STATE", "RELEASE", "ADDRESS", "RESTARTS", "HOSTNAME",
+    ])];
+    for i in instances {
+        rows.push(vec![
+            i.name.clone(),
+            i.state.as_str().to_owned(),
+            i.release.to_string(),
+            i.address.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            i.restarts.to_string(),
+            i.hostname.clone().unwrap_or_else(|| "-".to_owned()),
+        ]);
+    }
+    table(&rows)
+}
+
+pub fn releases(app: &str, releases: &[ReleaseInfo]) -> String {
+    if releases.is_empty() {
+        return format!("{app} has no releases yet: push to its git remote to deploy.\n");
+    }
+    let mut rows = vec![header(&["VERSION", "CREATED", "BY", "DESCRIPTION"])];
+    for r in releases {
+        rows.push(vec![
+            r.version.to_string(),
+            r.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            r.created_by
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            r.description.clone(),
+        ]);
+    }
+    table(&rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api_contract::InstanceStateInfo;
+    use vocabulary::{AppName, InstanceId, ProcessType, ReleaseVersion};
+
+    #[test]
+    fn tables_align_and_trim() {
+        let rows = vec![
+            header(&["A", "BB", "C"]),
+            vec!["long-cell".into(), "x".into(), "".into()],
+        ];
+        assert_eq!(table(&rows), "A          BB  C\nlong-cell  x\n");
+    }
+
+    #[test]
+    fn instance_lines() {
+        let instance = |index: u32, state, address: Option<&str>| InstanceInfo {
+            id: InstanceId::new(),
+            name: format!("web.{index}"),
+            process_type: ProcessType::web(),
+            state,
+            release: ReleaseVersion(3),
+            hostname: Some(format!("shop-web-{index}")),
+            address: address.map(|a| a.parse().unwrap()),
+            restarts: 0,
+            created_at: app().created_at,
+        };
+        let list = [
+            instance(1, InstanceStateInfo::Running, Some("10.0.0.2:5000")),
+            instance(2, InstanceStateInfo::Starting, None),
+        ];
+        assert_eq!(
+            instances("shop", &list),
+            "INSTANCE  STATE     RELEASE  ADDRESS        RESTARTS  HOSTNAME\n\
+             web.1     running   v3       10.0.0.2:5000  0         shop-web-1\n\
+             web.2     starting  v3       -              0         shop-web-2\n"
+        );
+        assert!(instances("shop", &[]).contains("berth scale web=1 -a shop"));
+    }
+
+    fn app() -> AppInfo {
+        serde_json::from_value(serde_json::json!({
+            "name": "shop", "url": "http://shop.localhost:8080", "release": 2,
+            "created_at": "2024-05-01T12:30:00Z"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn app_lines() {
+        let app = app();
+        assert_eq!(app.name, AppName::new("shop").unwrap());
+        assert_eq!(
+            apps(std::slice::from_ref(&app)),
+            "NAME  RELEASE  URL\nshop  v2       http://shop.localhost:8080\n"
+        );
+        let created = app_created(&app, "http://127.0.0.1:7070/git/shop.git");
+        assert!(
+            created.contains("URL:         http://shop.localhost:8080\n"),
+            "{created}"
+        );
+        assert!(
+            created.contains("Git remote:  http://127.0.0.1:7070/git/shop.git\n"),
+            "{created}"
+        );
+        assert!(app_info(&app, "g").contains("Created:     2024-05-01 12:30:00 UTC"));
+    }
+
+    #[test]
+    fn formation_line() {
+        let f = |t: &str, q| FormationInfo {
+            process_type: ProcessType::new(t).unwrap(),
+            quantity: q,
+            memory_bytes: 1,
+        };
+        assert_eq!(formation(&[f("web", 2), f("worker", 0)]), "web=2, worker=0");
+    }
+}
