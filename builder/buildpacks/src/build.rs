@@ -37,16 +37,22 @@ pub struct BuilderConfig {
     pub init_program: PathBuf,
     /// How long `pip install` may run.
     pub pip_timeout: Duration,
+    /// A CA bundle from the host bound over the stack's own in build containers, so that builds trust what
+    /// the host trusts (needed behind a TLS-intercepting proxy). Build-time only: images keep Debian's
+    /// bundle. Defaults to the host's `/etc/ssl/certs/ca-certificates.crt` when it exists.
+    pub build_ca_bundle: Option<PathBuf>,
 }
 
 impl BuilderConfig {
     pub fn new(store: ImageStore, stack: StackConfig, cache_dir: PathBuf, init_program: PathBuf) -> Self {
+        let host_bundle = PathBuf::from("/etc/ssl/certs/ca-certificates.crt");
         Self {
             store,
             stack,
             cache_dir,
             init_program,
             pip_timeout: Duration::from_secs(15 * 60),
+            build_ca_bundle: host_bundle.is_file().then_some(host_bundle),
         }
     }
 }
@@ -260,6 +266,7 @@ impl Builder {
                 build_cache: &cache.app_build_cache(&req.app),
                 scratch: scratch.path(),
                 timeout: cfg.pip_timeout,
+                ca_bundle: cfg.build_ca_bundle.as_deref(),
             },
             log,
         )

@@ -25,6 +25,8 @@ pub struct PipRun<'a> {
     /// Holds the overlay upper/work dirs and the mount point.
     pub scratch: &'a Path,
     pub timeout: Duration,
+    /// Bound over the stack's CA bundle (see `BuilderConfig::build_ca_bundle`).
+    pub ca_bundle: Option<&'a Path>,
 }
 
 pub async fn install(run: PipRun<'_>, log: &mpsc::Sender<String>) -> Result<(), BuildError> {
@@ -46,6 +48,9 @@ pub async fn install(run: PipRun<'_>, log: &mpsc::Sender<String>) -> Result<(), 
     // pip needs DNS; the stack's own resolv.conf is whatever debootstrap's host had.
     if Path::new("/etc/resolv.conf").exists() {
         binds.push(bind(Path::new("/etc/resolv.conf"), "/etc/resolv.conf", true));
+    }
+    if let Some(bundle) = run.ca_bundle {
+        binds.push(bind(bundle, "/etc/ssl/certs/ca-certificates.crt", true));
     }
     let env: BTreeMap<String, String> = [
         (
