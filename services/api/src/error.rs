@@ -32,6 +32,8 @@ pub enum ApiError {
     NoRoute { method: String, path: String },
     #[error("store operation failed")]
     Store(#[source] StoreError),
+    #[error("removing the app's git repository")]
+    DeleteRepo(#[source] git_receive::GitReceiveError),
 }
 
 impl From<StoreError> for ApiError {
@@ -52,7 +54,7 @@ impl ApiError {
             Self::InvalidName(_) | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::BadBody { status, .. } => *status,
-            Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Store(_) | Self::DeleteRepo(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

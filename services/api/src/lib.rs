@@ -34,6 +34,9 @@ pub struct ApiState {
     pub domain: String,
     /// The router's port, shown in app URLs (left out when 80).
     pub router_port: u16,
+    /// Where git receive keeps apps' bare repositories: an app's goes with the app, so that a new app of the
+    /// same name (perhaps another tenant's) never sees the old one's refs.
+    pub repos_dir: std::path::PathBuf,
 }
 
 impl ApiState {

@@ -2,6 +2,7 @@
 //! one machine. Configuration is read here once and passed down as typed structs.
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -71,6 +72,9 @@ pub enum StackCommand {
         data_dir: PathBuf,
         #[command(flatten)]
         stack: StackArgs,
+        /// Build it again even if one is recorded (picks up Debian's updates).
+        #[arg(long)]
+        rebuild: bool,
     },
 }
 
@@ -88,16 +92,21 @@ pub fn run(args: ServerArgs) -> ExitCode {
 
 pub fn run_stack(command: StackCommand) -> ExitCode {
     init_tracing();
-    let StackCommand::Build { data_dir, stack } = command;
+    let StackCommand::Build { data_dir, stack, rebuild } = command;
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let result = runtime.block_on(async {
         check_prerequisites(&["debootstrap"])?;
         let layout = DataLayout::new(&data_dir)?;
         let images = image_store::ImageStore::open(&layout.images).context("opening the image store")?;
-        let layer = stack::ensure_stack(&stack_config(&layout, &stack), &images, &|line: &str| println!("{line}"))
-            .await
-            .context("building the stack")?;
-        println!("stack ready: layer {}", layer.digest);
+        let config = stack_config(&layout, &stack);
+        let progress = |line: &str| println!("{line}");
+        let layer = if rebuild {
+            stack::rebuild_stack(&config, &images, &progress).await
+        } else {
+            stack::ensure_stack(&config, &images, &progress).await
+        }
+        .context("building the stack")?;
+        println!("stack ready: layer {}", layer.layer.digest);
         anyhow::Ok(())
     });
     match result {
@@ -149,10 +158,8 @@ impl DataLayout {
 }
 
 fn stack_config(layout: &DataLayout, args: &StackArgs) -> stack::StackConfig {
-    let mut config = stack::StackConfig::bookworm(layout.stacks.clone());
-    if let Some(mirror) = &args.stack_mirror {
-        config.mirror = mirror.clone();
-    }
+    let mut config = stack::StackConfig::new(layout.stacks.clone());
+    config.mirror = args.stack_mirror.clone();
     config
 }
 
@@ -235,7 +242,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let store = store::Store::open_sqlite(&layout.database).await.context("opening the database")?;
     ensure_admin(&store, &layout).await?;
 
-    let init_program = std::env::current_exe().context("finding the berth binary")?;
+    // The container init re-executes this very binary through /proc/self/exe, which keeps working even if the
+    // file is replaced while the server runs. git's hook is run by git, so it needs the binary's real path.
+    let init_program = PathBuf::from("/proc/self/exe");
+    let hook_program = std::env::current_exe().context("finding the berth binary")?;
     let images = image_store::ImageStore::open(&layout.images).context("opening the image store")?;
 
     // The node agent for this machine.
@@ -291,12 +301,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     );
     let passes = controller.passes();
 
-    let builder = buildpacks::Builder::new(buildpacks::BuilderConfig {
-        store: images.clone(),
-        stack: stack_config(&layout, &args.stack),
-        cache_dir: layout.build_cache.clone(),
-        init_program: init_program.clone(),
-    });
+    let builder = buildpacks::Builder::new(buildpacks::BuilderConfig::new(
+        images.clone(),
+        stack_config(&layout, &args.stack),
+        layout.build_cache.clone(),
+        init_program.clone(),
+    ));
     let deployments = controller::Deployments::new(
         controller::DeployConfig {
             domain: args.domain.clone(),
@@ -328,7 +338,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let router_task = tokio::spawn(proxy::serve(
         router_listener,
         routes_rx,
-        proxy::ProxyConfig { domain: args.domain.clone(), ..Default::default() },
+        proxy::ProxyConfig::new(args.domain.clone()),
         shutdown(shutdown_rx.clone()),
     ));
 
@@ -336,7 +346,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         repos_dir: layout.repos.clone(),
         store: store.clone(),
         deployer: Arc::new(deployments),
-        hook_program: init_program.clone(),
+        hook_program,
         hook_url: format!("http://127.0.0.1:{api_port}/internal/git-hooks/pre-receive"),
         max_push_bytes: 1024 * 1024 * 1024,
     });
@@ -346,6 +356,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         default_memory_bytes: args.node.instance_memory_mib * 1024 * 1024,
         domain: args.domain.clone(),
         router_port: args.router_addr.port(),
+        repos_dir: layout.repos.clone(),
     })
     .merge(git_receive::routes(git));
     tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");

@@ -8,10 +8,10 @@
 //! [`NodeLink`] and `agent_contract` types, so an agent in another process (later, over HTTP) fits the same
 //! seam.
 
-// mod deploy; (enabled once buildpacks and git-receive expose their APIs)
+mod deploy;
 mod reconcile;
 
-// pub use deploy::{DeployConfig, Deployments};
+pub use deploy::{DeployConfig, Deployments};
 pub use reconcile::{Controller, ControllerConfig, ControllerError, NodeLink};
 
 use tokio::sync::mpsc;

@@ -70,6 +70,8 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let app = owned_app(&state, &caller, &name).await?;
+    // The repository goes first: once the name is free in the store, someone may create it again.
+    git_receive::delete_repo(&state.repos_dir, &app.name).map_err(ApiError::DeleteRepo)?;
     state.store.delete_app(app.id).await?;
     state.controller.notify(Event::AppDeleted(app.id));
     tracing::info!(app = %app.name, account = %caller.0.name, "app deleted");

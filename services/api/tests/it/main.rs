@@ -57,6 +57,7 @@ impl Harness {
             default_memory_bytes: DEFAULT_MEMORY,
             domain: "berth.test".to_owned(),
             router_port: 8080,
+            repos_dir: std::env::temp_dir().join("berth-api-test-no-repos"),
         };
         Self {
             router: api::router(state),
