@@ -30,7 +30,11 @@ pub struct Limits {
 impl Default for Limits {
     /// Heroku's standard-1X size, roughly.
     fn default() -> Self {
-        Self { memory_bytes: 512 * 1024 * 1024, cpu_millicores: 1000, pids_max: 256 }
+        Self {
+            memory_bytes: 512 * 1024 * 1024,
+            cpu_millicores: 1000,
+            pids_max: 256,
+        }
     }
 }
 

@@ -37,7 +37,10 @@ enum Command {
 
 fn main() -> ExitCode {
     // The container init must run before anything starts threads (the tokio runtime, tracing's writer).
-    if std::env::args_os().nth(1).is_some_and(|a| a == container::INIT_ARG) {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == container::INIT_ARG)
+    {
         container::init::main();
     }
     let args = Args::parse();

@@ -92,7 +92,11 @@ pub fn run(args: ServerArgs) -> ExitCode {
 
 pub fn run_stack(command: StackCommand) -> ExitCode {
     init_tracing();
-    let StackCommand::Build { data_dir, stack, rebuild } = command;
+    let StackCommand::Build {
+        data_dir,
+        stack,
+        rebuild,
+    } = command;
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let result = runtime.block_on(async {
         check_prerequisites(&["debootstrap"])?;
@@ -121,7 +125,10 @@ pub fn run_stack(command: StackCommand) -> ExitCode {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// Where each component keeps its files under the data dir.
@@ -139,7 +146,9 @@ struct DataLayout {
 impl DataLayout {
     fn new(root: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root).with_context(|| format!("creating the data dir {}", root.display()))?;
-        let root = root.canonicalize().with_context(|| format!("resolving {}", root.display()))?;
+        let root = root
+            .canonicalize()
+            .with_context(|| format!("resolving {}", root.display()))?;
         let layout = Self {
             database: root.join("berth.db"),
             admin_token: root.join("admin.token"),
@@ -150,7 +159,13 @@ impl DataLayout {
             node: root.join("node"),
             root,
         };
-        for dir in [&layout.repos, &layout.images, &layout.stacks, &layout.build_cache, &layout.node] {
+        for dir in [
+            &layout.repos,
+            &layout.images,
+            &layout.stacks,
+            &layout.build_cache,
+            &layout.node,
+        ] {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         Ok(layout)
@@ -173,7 +188,11 @@ fn check_prerequisites(tools: &[&str]) -> anyhow::Result<()> {
         bail!(
             "missing tools: {} (on Debian or Ubuntu: apt-get install {}); see README.md",
             missing.join(", "),
-            missing.iter().map(|t| if *t == "ip" { "iproute2" } else { t }).collect::<Vec<_>>().join(" ")
+            missing
+                .iter()
+                .map(|t| if *t == "ip" { "iproute2" } else { t })
+                .collect::<Vec<_>>()
+                .join(" ")
         );
     }
     Ok(())
@@ -186,14 +205,19 @@ fn nix_is_root() -> bool {
 
 fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(tool)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
 }
 
 /// The node's ID survives restarts, so instance placements in the store stay meaningful.
 fn node_id(layout: &DataLayout) -> anyhow::Result<NodeId> {
     let path = layout.node.join("node-id");
     match std::fs::read_to_string(&path) {
-        Ok(text) => text.trim().parse().with_context(|| format!("{} is corrupt", path.display())),
+        Ok(text) => text
+            .trim()
+            .parse()
+            .with_context(|| format!("{} is corrupt", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = NodeId::new();
             std::fs::write(&path, id.to_string()).with_context(|| format!("writing {}", path.display()))?;
@@ -218,7 +242,9 @@ async fn ensure_admin(store: &store::Store, layout: &DataLayout) -> anyhow::Resu
     if store.has_admin().await? {
         return Ok(());
     }
-    let (account, token) = store.create_account(&AccountName::new("admin").expect("valid name"), true).await?;
+    let (account, token) = store
+        .create_account(&AccountName::new("admin").expect("valid name"), true)
+        .await?;
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -239,7 +265,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let layout = DataLayout::new(&args.data_dir)?;
     tracing::info!(data_dir = %layout.root.display(), "starting berth server");
 
-    let store = store::Store::open_sqlite(&layout.database).await.context("opening the database")?;
+    let store = store::Store::open_sqlite(&layout.database)
+        .await
+        .context("opening the database")?;
     ensure_admin(&store, &layout).await?;
 
     // The container init re-executes this very binary through /proc/self/exe, which keeps working even if the
@@ -255,7 +283,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         None => total_memory_bytes()?,
     };
     store
-        .upsert_node(&store::Node { id: node, name: "local".into(), memory_capacity_bytes: memory_capacity })
+        .upsert_node(&store::Node {
+            id: node,
+            name: "local".into(),
+            memory_capacity_bytes: memory_capacity,
+        })
         .await?;
     let (agent, mut agent_reports) = agent::Agent::start(agent::AgentConfig {
         node,
@@ -361,7 +393,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     .merge(git_receive::routes(git));
     tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");
     let api_task = tokio::spawn(
-        axum::serve(api_listener, app).with_graceful_shutdown(shutdown(shutdown_rx.clone())).into_future(),
+        axum::serve(api_listener, app)
+            .with_graceful_shutdown(shutdown(shutdown_rx.clone()))
+            .into_future(),
     );
 
     wait_for_signal().await;

@@ -50,7 +50,15 @@ impl Deployments {
         controller: ControllerHandle,
         passes: watch::Receiver<u64>,
     ) -> Self {
-        Self { inner: Arc::new(Inner { config, store, builder, controller, passes }) }
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                builder,
+                controller,
+                passes,
+            }),
+        }
     }
 }
 
@@ -69,7 +77,11 @@ impl Inner {
     async fn deploy(&self, req: DeployRequest, log: mpsc::Sender<String>) -> Result<String, String> {
         let app = &req.app;
         let short_commit: String = req.commit.chars().take(7).collect();
-        say(&log, format!("-----> Deploying {} (commit {short_commit})", app.name)).await;
+        say(
+            &log,
+            format!("-----> Deploying {} (commit {short_commit})", app.name),
+        )
+        .await;
 
         let build = self
             .builder
@@ -122,10 +134,21 @@ impl Inner {
                 release.version, app.name
             ));
         }
-        say(&log, format!("-----> Starting {wanted} instance(s) of {}", release.version)).await;
+        say(
+            &log,
+            format!("-----> Starting {wanted} instance(s) of {}", release.version),
+        )
+        .await;
         self.wait_for_rollout(&release, wanted).await?;
-        let port = if self.config.router_port == 80 { String::new() } else { format!(":{}", self.config.router_port) };
-        Ok(format!("{} deployed to http://{}.{}{port}", release.version, app.name, self.config.domain))
+        let port = if self.config.router_port == 80 {
+            String::new()
+        } else {
+            format!(":{}", self.config.router_port)
+        };
+        Ok(format!(
+            "{} deployed to http://{}.{}{port}",
+            release.version, app.name, self.config.domain
+        ))
     }
 
     /// Waits until `wanted` instances of `release` run. A crash of a new instance ends the wait early: the
@@ -135,8 +158,14 @@ impl Inner {
         let deadline = tokio::time::Instant::now() + self.config.rollout_timeout;
         loop {
             let instances = self.store.instances_of_app(release.app).await.map_err(internal)?;
-            let new: Vec<_> = instances.iter().filter(|i| i.release == release.id && !i.stop_requested).collect();
-            let running = new.iter().filter(|i| i.state == InstanceRowState::Running).count() as u32;
+            let new: Vec<_> = instances
+                .iter()
+                .filter(|i| i.release == release.id && !i.stop_requested)
+                .collect();
+            let running = new
+                .iter()
+                .filter(|i| i.state == InstanceRowState::Running)
+                .count() as u32;
             if running >= wanted {
                 return Ok(());
             }

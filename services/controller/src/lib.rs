@@ -20,6 +20,8 @@ use vocabulary::AppId;
 /// What happened that may need the world changed.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// An app was created: the router should know its host.
+    AppCreated(AppId),
     /// An app's formation (scale) changed.
     FormationChanged(AppId),
     /// An app was deleted from the store; its instances must go.

@@ -59,7 +59,13 @@ impl Controller {
         routes: watch::Sender<Arc<RouteTable>>,
     ) -> Self {
         let (passes, _) = watch::channel(0);
-        Self { config, store, nodes, routes, passes }
+        Self {
+            config,
+            store,
+            nodes,
+            routes,
+            passes,
+        }
     }
 
     /// A receiver that changes after every reconcile pass.
@@ -111,7 +117,10 @@ impl Controller {
                 .nodes()
                 .await?
                 .into_iter()
-                .map(|n| NodeCapacity { node: n.id, memory_bytes: n.memory_capacity_bytes })
+                .map(|n| NodeCapacity {
+                    node: n.id,
+                    memory_bytes: n.memory_capacity_bytes,
+                })
                 .collect();
             let existing: Vec<Existing> = instances.iter().map(existing_of).collect();
             let plan = scheduler::plan(&demands, &existing, &nodes);
@@ -154,7 +163,10 @@ impl Controller {
         Ok(())
     }
 
-    async fn demands(&self, releases: &mut HashMap<ReleaseId, Release>) -> Result<Vec<AppDemand>, StoreError> {
+    async fn demands(
+        &self,
+        releases: &mut HashMap<ReleaseId, Release>,
+    ) -> Result<Vec<AppDemand>, StoreError> {
         let mut demands = Vec::new();
         for app in self.store.all_apps().await? {
             let release = self.store.latest_release(app.id).await?;
@@ -162,10 +174,21 @@ impl Controller {
             let demand = AppDemand {
                 app: app.id,
                 release: release.as_ref().map(|r| r.id),
-                release_processes: release.as_ref().map(|r| r.processes.keys().cloned().collect()).unwrap_or_default(),
+                release_processes: release
+                    .as_ref()
+                    .map(|r| r.processes.keys().cloned().collect())
+                    .unwrap_or_default(),
                 formation: formation
                     .into_iter()
-                    .map(|(t, f)| (t, Want { quantity: f.quantity, memory_bytes: f.memory_bytes }))
+                    .map(|(t, f)| {
+                        (
+                            t,
+                            Want {
+                                quantity: f.quantity,
+                                memory_bytes: f.memory_bytes,
+                            },
+                        )
+                    })
                     .collect(),
             };
             if let Some(release) = release {
@@ -188,7 +211,9 @@ impl Controller {
         let mut desired: HashMap<NodeId, Vec<InstanceSpec>> =
             self.nodes.keys().map(|n| (*n, Vec::new())).collect();
         for instance in instances.iter().filter(|i| !i.stop_requested) {
-            let Some(app) = apps.get(&instance.app) else { continue };
+            let Some(app) = apps.get(&instance.app) else {
+                continue;
+            };
             if !releases.contains_key(&instance.release) {
                 let release = self
                     .store
@@ -198,7 +223,9 @@ impl Controller {
                 releases.insert(release.id, release);
             }
             let release = &releases[&instance.release];
-            let Some(command) = release.processes.get(&instance.process_type) else { continue };
+            let Some(command) = release.processes.get(&instance.process_type) else {
+                continue;
+            };
             let dyno = format!("{}.{}", instance.process_type, instance.index);
             let mut env = release.config.clone();
             env.insert("PORT".into(), self.config.instance_port.to_string());
@@ -212,7 +239,9 @@ impl Controller {
                 release_version: release.version,
                 process_type: instance.process_type.clone(),
                 index: instance.index,
-                image: ImageRef { manifest_digest: release.image_digest.clone() },
+                image: ImageRef {
+                    manifest_digest: release.image_digest.clone(),
+                },
                 command: command.clone(),
                 env,
                 port: self.config.instance_port,
@@ -238,13 +267,20 @@ impl Controller {
         for app in self.store.all_apps().await? {
             let host = format!("{}.{}", app.name, self.config.domain);
             names.insert(app.id, host.clone());
-            table.routes.insert(host, Route { app: app.name.to_string(), backends: Vec::new() });
+            table.routes.insert(
+                host,
+                Route {
+                    app: app.name.to_string(),
+                    backends: Vec::new(),
+                },
+            );
         }
         for instance in instances {
             let serving = instance.process_type.is_web()
                 && !instance.stop_requested
                 && instance.state == InstanceRowState::Running;
-            let (true, Some(address), Some(host)) = (serving, instance.address, names.get(&instance.app)) else {
+            let (true, Some(address), Some(host)) = (serving, instance.address, names.get(&instance.app))
+            else {
                 continue;
             };
             if let Some(route) = table.routes.get_mut(host) {

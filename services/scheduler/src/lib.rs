@@ -86,8 +86,10 @@ impl Plan {
 /// Computes the next plan. Deterministic: the same inputs give the same plan.
 pub fn plan(apps: &[AppDemand], existing: &[Existing], nodes: &[NodeCapacity]) -> Plan {
     let mut plan = Plan::default();
-    let mut free: BTreeMap<NodeId, i128> =
-        nodes.iter().map(|n| (n.node, i128::from(n.memory_bytes))).collect();
+    let mut free: BTreeMap<NodeId, i128> = nodes
+        .iter()
+        .map(|n| (n.node, i128::from(n.memory_bytes)))
+        .collect();
     for instance in existing {
         if let Some(f) = free.get_mut(&instance.node) {
             *f -= i128::from(instance.memory_bytes);
@@ -102,7 +104,9 @@ pub fn plan(apps: &[AppDemand], existing: &[Existing], nodes: &[NodeCapacity]) -
         let wanted = demands.get(&instance.app).is_some_and(|d| {
             d.release.is_some()
                 && d.release_processes.contains(&instance.process_type)
-                && d.formation.get(&instance.process_type).is_some_and(|w| w.quantity > 0)
+                && d.formation
+                    .get(&instance.process_type)
+                    .is_some_and(|w| w.quantity > 0)
         });
         if !wanted {
             plan.stop.push(instance.id);
@@ -116,11 +120,19 @@ pub fn plan(apps: &[AppDemand], existing: &[Existing], nodes: &[NodeCapacity]) -
                 continue;
             }
             let of_type = |e: &&&Existing| e.app == demand.app && &e.process_type == process_type;
-            let mut current: Vec<&Existing> =
-                live.iter().filter(of_type).filter(|e| e.release == release).copied().collect();
+            let mut current: Vec<&Existing> = live
+                .iter()
+                .filter(of_type)
+                .filter(|e| e.release == release)
+                .copied()
+                .collect();
             current.sort_by_key(|e| e.index);
-            let old: Vec<&Existing> =
-                live.iter().filter(of_type).filter(|e| e.release != release).copied().collect();
+            let old: Vec<&Existing> = live
+                .iter()
+                .filter(of_type)
+                .filter(|e| e.release != release)
+                .copied()
+                .collect();
 
             // Too many of the current release: stop the highest indexes.
             let wanted = want.quantity as usize;
@@ -132,7 +144,9 @@ pub fn plan(apps: &[AppDemand], existing: &[Existing], nodes: &[NodeCapacity]) -
 
             // Too few: place the missing indexes on the node with the most free memory.
             let taken: BTreeSet<u32> = current.iter().map(|e| e.index).collect();
-            let missing = (1..=want.quantity).filter(|i| !taken.contains(i)).take(wanted - current.len());
+            let missing = (1..=want.quantity)
+                .filter(|i| !taken.contains(i))
+                .take(wanted - current.len());
             for index in missing {
                 match pick_node(&free, want.memory_bytes) {
                     Some(node) => {

@@ -13,7 +13,13 @@ struct World {
 fn world() -> World {
     let mut nodes = [NodeId::new(), NodeId::new()];
     nodes.sort();
-    World { app: AppId::new(), v1: ReleaseId::new(), v2: ReleaseId::new(), node_a: nodes[0], node_b: nodes[1] }
+    World {
+        app: AppId::new(),
+        v1: ReleaseId::new(),
+        v2: ReleaseId::new(),
+        node_a: nodes[0],
+        node_b: nodes[1],
+    }
 }
 
 fn web() -> ProcessType {
@@ -25,7 +31,14 @@ fn demand(w: &World, release: Option<ReleaseId>, web_quantity: u32) -> AppDemand
         app: w.app,
         release,
         release_processes: [web()].into(),
-        formation: [(web(), Want { quantity: web_quantity, memory_bytes: 256 * MIB })].into(),
+        formation: [(
+            web(),
+            Want {
+                quantity: web_quantity,
+                memory_bytes: 256 * MIB,
+            },
+        )]
+        .into(),
     }
 }
 
@@ -45,8 +58,14 @@ fn existing(w: &World, release: ReleaseId, index: u32, node: NodeId, running: bo
 
 fn nodes(w: &World, a_mib: u64, b_mib: u64) -> Vec<NodeCapacity> {
     vec![
-        NodeCapacity { node: w.node_a, memory_bytes: a_mib * MIB },
-        NodeCapacity { node: w.node_b, memory_bytes: b_mib * MIB },
+        NodeCapacity {
+            node: w.node_a,
+            memory_bytes: a_mib * MIB,
+        },
+        NodeCapacity {
+            node: w.node_b,
+            memory_bytes: b_mib * MIB,
+        },
     ]
 }
 
@@ -114,13 +133,19 @@ fn new_release_starts_beside_the_old_one() {
     let plan = plan(&[demand(&w, Some(w.v2), 1)], &have, &nodes(&w, 1024, 1024));
     assert_eq!(plan.place.len(), 1);
     assert_eq!(plan.place[0].release, w.v2);
-    assert!(plan.stop.is_empty(), "old release must keep serving until the new one runs");
+    assert!(
+        plan.stop.is_empty(),
+        "old release must keep serving until the new one runs"
+    );
 }
 
 #[test]
 fn old_release_stops_once_the_new_one_runs() {
     let w = world();
-    let have = [existing(&w, w.v1, 1, w.node_a, true), existing(&w, w.v2, 1, w.node_b, true)];
+    let have = [
+        existing(&w, w.v1, 1, w.node_a, true),
+        existing(&w, w.v2, 1, w.node_b, true),
+    ];
     let plan = plan(&[demand(&w, Some(w.v2), 1)], &have, &nodes(&w, 1024, 1024));
     assert_eq!(plan.stop, vec![have[0].id]);
     assert!(plan.place.is_empty());
@@ -129,7 +154,10 @@ fn old_release_stops_once_the_new_one_runs() {
 #[test]
 fn a_crashing_new_release_never_stops_the_old_one() {
     let w = world();
-    let have = [existing(&w, w.v1, 1, w.node_a, true), existing(&w, w.v2, 1, w.node_b, false)];
+    let have = [
+        existing(&w, w.v1, 1, w.node_a, true),
+        existing(&w, w.v2, 1, w.node_b, false),
+    ];
     let plan = plan(&[demand(&w, Some(w.v2), 1)], &have, &nodes(&w, 1024, 1024));
     assert!(plan.is_empty(), "{plan:?}");
 }
@@ -166,7 +194,10 @@ fn process_types_missing_from_the_release_are_not_placed() {
     let mut d = demand(&w, Some(w.v1), 1);
     d.formation.insert(
         ProcessType::new("worker").unwrap(),
-        Want { quantity: 2, memory_bytes: 256 * MIB },
+        Want {
+            quantity: 2,
+            memory_bytes: 256 * MIB,
+        },
     );
     let plan = plan(&[d], &[], &nodes(&w, 1024, 1024));
     assert_eq!(plan.place.len(), 1);

@@ -11,7 +11,11 @@ pub enum NameError {
     #[error("{kind} must not be empty")]
     Empty { kind: &'static str },
     #[error("{kind} {name:?} is too long: at most {max} characters")]
-    TooLong { kind: &'static str, name: String, max: usize },
+    TooLong {
+        kind: &'static str,
+        name: String,
+        max: usize,
+    },
     #[error(
         "{kind} {name:?} is not valid: use lowercase letters, digits and dashes, starting with a letter and not ending with a dash"
     )]
@@ -28,12 +32,21 @@ fn check_label(kind: &'static str, name: &str, max: usize) -> Result<(), NameErr
         return Err(NameError::Empty { kind });
     }
     if name.len() > max {
-        return Err(NameError::TooLong { kind, name: name.to_owned(), max });
+        return Err(NameError::TooLong {
+            kind,
+            name: name.to_owned(),
+            max,
+        });
     }
     let bytes = name.as_bytes();
-    let valid_chars = bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
+    let valid_chars = bytes
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-');
     if !valid_chars || !bytes[0].is_ascii_lowercase() || bytes[bytes.len() - 1] == b'-' {
-        return Err(NameError::BadCharacters { kind, name: name.to_owned() });
+        return Err(NameError::BadCharacters {
+            kind,
+            name: name.to_owned(),
+        });
     }
     Ok(())
 }

@@ -50,6 +50,8 @@ pub async fn create(
             err => err.into(),
         })?;
     tracing::info!(app = %app.name, account = %caller.0.name, "app created");
+    // The router learns the new host at once (503 until something runs, rather than 404).
+    state.controller.notify(Event::AppCreated(app.id));
     Ok((StatusCode::CREATED, axum::Json(info(&state, app).await?)))
 }
 

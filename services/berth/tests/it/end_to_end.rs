@@ -18,7 +18,11 @@ fn push(server: &Server, token: &str, app: &str, repo: &Path) -> std::process::O
 
 #[test]
 fn git_push_to_an_isolated_routed_app() {
-    if !require("git_push_to_an_isolated_routed_app", true, &["git", "debootstrap", "ip", "skopeo", "umoci"]) {
+    if !require(
+        "git_push_to_an_isolated_routed_app",
+        true,
+        &["git", "debootstrap", "ip", "skopeo", "umoci"],
+    ) {
         return;
     }
     let work = tempfile::tempdir().expect("tempdir");
@@ -26,20 +30,17 @@ fn git_push_to_an_isolated_routed_app() {
     std::fs::create_dir_all(&data_dir).unwrap();
     let veths_before: BTreeSet<String> = veths().into_iter().collect();
 
-    // The stack is built up front, as an operator would (`berth stack build`), so the push below is timed
-    // like any first deploy on a prepared machine.
-    let stack = Command::new(berth_bin())
-        .args(["stack", "build", "--data-dir", data_dir.to_str().unwrap()])
-        .status()
-        .expect("berth stack build");
-    assert!(stack.success(), "berth stack build failed");
+    prepare_stack(&data_dir);
 
     let names = HostNames::unique();
-    let mut server = Server::start(&data_dir, names.clone());
+    let mut server = Server::start(&data_dir, &names);
 
     // First start: an admin token, readable only by root.
     let token_meta = std::fs::metadata(data_dir.join("admin.token")).expect("admin.token exists");
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&token_meta.permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&token_meta.permissions()) & 0o777,
+        0o600
+    );
     let admin = server.admin_token();
 
     // Two tenants.
@@ -52,7 +53,11 @@ fn git_push_to_an_isolated_routed_app() {
     // Names that are not names get a clear error.
     let bad = server.berth(&alice, &["apps", "create", "Not_A_Name"]);
     assert!(!bad.status.success());
-    assert!(text(&bad.stderr).contains("lowercase"), "unclear error: {}", text(&bad.stderr));
+    assert!(
+        text(&bad.stderr).contains("lowercase"),
+        "unclear error: {}",
+        text(&bad.stderr)
+    );
 
     server.berth_ok(&alice, &["apps", "create", APP]);
     assert!(server.berth_ok(&alice, &["apps"]).contains(APP));
@@ -68,8 +73,15 @@ fn git_push_to_an_isolated_routed_app() {
     app_repo("python-hello", &repo);
     let out = push(&server, &alice, APP, &repo);
     let push_output = text(&out.stderr);
-    assert!(out.status.success(), "git push failed:\n{push_output}\n{}", server.log());
-    assert!(push_output.contains("remote: -----> "), "no build output in the push:\n{push_output}");
+    assert!(
+        out.status.success(),
+        "git push failed:\n{push_output}\n{}",
+        server.log()
+    );
+    assert!(
+        push_output.contains("remote: -----> "),
+        "no build output in the push:\n{push_output}"
+    );
 
     let body = server.wait_for_app(APP, "/", SERVE_TIMEOUT, "v1 through the router", |s, _| s == 200);
     assert_eq!(body, "hello from berth v1");
@@ -77,16 +89,42 @@ fn git_push_to_an_isolated_routed_app() {
     // What the app sees from inside.
     let inspect: serde_json::Value =
         serde_json::from_str(&server.get_app(APP, "/inspect").expect("inspect").1).expect("inspect json");
-    let pids: Vec<u64> = inspect["pids"].as_array().unwrap().iter().map(|p| p.as_u64().unwrap()).collect();
-    assert!(pids.contains(&1), "the instance must have its own PID namespace: {pids:?}");
-    assert!(pids.len() <= 4, "the instance sees processes that are not its own: {pids:?}");
+    let pids: Vec<u64> = inspect["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap())
+        .collect();
+    assert!(
+        pids.contains(&1),
+        "the instance must have its own PID namespace: {pids:?}"
+    );
+    assert!(
+        pids.len() <= 4,
+        "the instance sees processes that are not its own: {pids:?}"
+    );
     let host_hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let app_hostname = inspect["hostname"].as_str().unwrap().to_owned();
-    assert_ne!(app_hostname, host_hostname.trim(), "the instance must have its own host name");
+    assert_ne!(
+        app_hostname,
+        host_hostname.trim(),
+        "the instance must have its own host name"
+    );
     let ps = server.berth_ok(&alice, &["ps", "-a", APP]);
-    assert!(ps.contains(&app_hostname), "`berth ps` does not show the instance {app_hostname}:\n{ps}");
-    assert_eq!(inspect["memory_limit"].as_str(), Some("536870912"), "memory limit seen inside: {inspect}");
-    assert_eq!(inspect["six"].as_str(), Some("1.16.0"), "the dependency layer is missing");
+    assert!(
+        ps.contains(&app_hostname),
+        "`berth ps` does not show the instance {app_hostname}:\n{ps}"
+    );
+    assert_eq!(
+        inspect["memory_limit"].as_str(),
+        Some("536870912"),
+        "memory limit seen inside: {inspect}"
+    );
+    assert_eq!(
+        inspect["six"].as_str(),
+        Some("1.16.0"),
+        "the dependency layer is missing"
+    );
 
     // The image in the store is a real OCI image.
     check_images(&data_dir, work.path());
@@ -104,7 +142,12 @@ fn git_push_to_an_isolated_routed_app() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(hostnames.len(), 2, "web=2 did not give two answering instances\n{}", server.log());
+    assert_eq!(
+        hostnames.len(),
+        2,
+        "web=2 did not give two answering instances\n{}",
+        server.log()
+    );
     let ps = server.berth_ok(&alice, &["ps", "-a", APP]);
     assert_eq!(ps.matches("running").count(), 2, "{ps}");
 
@@ -123,31 +166,52 @@ fn git_push_to_an_isolated_routed_app() {
         .send()
         .expect("api answers");
     assert_eq!(response.status().as_u16(), 404);
-    assert!(!server.berth(&bob, &["scale", "web=3", "-a", APP]).status.success());
+    assert!(!server
+        .berth(&bob, &["scale", "web=3", "-a", APP])
+        .status
+        .success());
     assert!(!server.berth(&bob, &["apps", "delete", APP]).status.success());
     let out = push(&server, &bob, APP, &repo);
     assert!(!out.status.success(), "bob's push to alice's app must be refused");
     let wrong = push(&server, "berth_not_a_token", APP, &repo);
-    assert!(!wrong.status.success(), "a push with a wrong token must be refused");
+    assert!(
+        !wrong.status.success(),
+        "a push with a wrong token must be refused"
+    );
 
     // Redeploy: v2 replaces v1.
     edit(&repo.join("app.py"), "hello from berth v1", "hello from berth v2");
     commit_all(&repo, "second version");
     let out = push(&server, &alice, APP, &repo);
     assert!(out.status.success(), "second push failed:\n{}", text(&out.stderr));
-    server.wait_for_app(APP, "/", SERVE_TIMEOUT, "v2", |s, b| s == 200 && b == "hello from berth v2");
+    server.wait_for_app(APP, "/", SERVE_TIMEOUT, "v2", |s, b| {
+        s == 200 && b == "hello from berth v2"
+    });
 
     // A failed build is refused and the running release keeps serving.
     let releases_before = server.berth_ok(&alice, &["releases", "-a", APP]);
-    std::fs::write(repo.join("requirements.txt"), "six==1.16.0\nthis is not a requirement ===\n").unwrap();
+    std::fs::write(
+        repo.join("requirements.txt"),
+        "six==1.16.0\nthis is not a requirement ===\n",
+    )
+    .unwrap();
     edit(&repo.join("app.py"), "hello from berth v2", "hello from berth v3");
     commit_all(&repo, "broken requirements");
     let out = push(&server, &alice, APP, &repo);
     let push_output = text(&out.stderr);
-    assert!(!out.status.success(), "a failing build must fail the push:\n{push_output}");
-    assert!(push_output.contains("build failed"), "the reason is not on screen:\n{push_output}");
+    assert!(
+        !out.status.success(),
+        "a failing build must fail the push:\n{push_output}"
+    );
+    assert!(
+        push_output.contains("build failed"),
+        "the reason is not on screen:\n{push_output}"
+    );
     for _ in 0..10 {
-        assert_eq!(server.get_app(APP, "/"), Some((200, "hello from berth v2".to_owned())));
+        assert_eq!(
+            server.get_app(APP, "/"),
+            Some((200, "hello from berth v2".to_owned()))
+        );
     }
     assert_eq!(server.berth_ok(&alice, &["releases", "-a", APP]), releases_before);
 
@@ -157,17 +221,50 @@ fn git_push_to_an_isolated_routed_app() {
 
     // After the server stops, nothing it made is left on the host.
     let status = server.stop();
-    assert!(status.success(), "berth server exited with {status}:\n{}", server.log());
+    assert!(
+        status.success(),
+        "berth server exited with {status}:\n{}",
+        server.log()
+    );
     let left = leftovers(&names, &data_dir);
     assert!(left.is_empty(), "left behind after stop: {left:#?}");
-    let new_veths: Vec<String> = veths().into_iter().filter(|v| !veths_before.contains(v)).collect();
+    let new_veths: Vec<String> = veths()
+        .into_iter()
+        .filter(|v| !veths_before.contains(v))
+        .collect();
     assert!(new_veths.is_empty(), "veths left behind: {new_veths:?}");
     let processes = processes_mentioning(data_dir.to_str().unwrap());
     assert!(processes.is_empty(), "processes left behind: {processes:#?}");
 }
 
+/// The stack is built up front, as an operator would (`berth stack build`), into a data dir kept across test
+/// runs under the target dir (debootstrap takes a minute); the test's own data dir gets a copy of it.
+fn prepare_stack(data_dir: &Path) {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("berth-e2e-stack");
+    std::fs::create_dir_all(&cache).unwrap();
+    let stack = Command::new(berth_bin())
+        .args(["stack", "build", "--data-dir", cache.to_str().unwrap()])
+        .status()
+        .expect("berth stack build");
+    assert!(stack.success(), "berth stack build failed");
+    for dir in ["images", "stacks"] {
+        let copy = Command::new("cp")
+            .arg("-a")
+            .arg(cache.join(dir))
+            .arg(data_dir)
+            .status()
+            .unwrap();
+        assert!(copy.success(), "copying the cached stack's {dir}");
+    }
+}
+
 fn last_line(output: &str) -> String {
-    output.lines().last().expect("output has a line").trim().to_owned()
+    output
+        .lines()
+        .last()
+        .expect("output has a line")
+        .trim()
+        .to_owned()
 }
 
 fn edit(path: &Path, from: &str, to: &str) {
@@ -185,24 +282,49 @@ fn check_images(data_dir: &Path, scratch: &Path) {
         .as_array()
         .unwrap()
         .iter()
-        .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().map(str::to_owned))
+        .filter_map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect();
     assert!(!tags.is_empty(), "no tagged image in {index}");
     let tag = &tags[tags.len() - 1];
     let source = format!("oci:{}:{tag}", layout.display());
-    let inspect = Command::new("skopeo").args(["inspect", &source]).output().unwrap();
-    assert!(inspect.status.success(), "skopeo inspect: {}", text(&inspect.stderr));
+    let inspect = Command::new("skopeo")
+        .args(["inspect", &source])
+        .output()
+        .unwrap();
+    assert!(
+        inspect.status.success(),
+        "skopeo inspect: {}",
+        text(&inspect.stderr)
+    );
     let copy_dest = format!("oci:{}:{tag}", scratch.join("copy").display());
-    let copy = Command::new("skopeo").args(["copy", &source, &copy_dest]).output().unwrap();
+    let copy = Command::new("skopeo")
+        .args(["copy", &source, &copy_dest])
+        .output()
+        .unwrap();
     assert!(copy.status.success(), "skopeo copy: {}", text(&copy.stderr));
     let bundle = scratch.join("bundle");
     let unpack = Command::new("umoci")
-        .args(["unpack", "--rootless", "--image", &format!("{}:{tag}", layout.display())])
+        .args([
+            "unpack",
+            "--rootless",
+            "--image",
+            &format!("{}:{tag}", layout.display()),
+        ])
         .arg(&bundle)
         .output()
         .unwrap();
     assert!(unpack.status.success(), "umoci unpack: {}", text(&unpack.stderr));
-    assert!(bundle.join("rootfs/app/app.py").is_file(), "the app layer is missing from the unpacked image");
-    assert!(bundle.join("rootfs/usr/bin/python3").exists(), "the stack layer is missing");
+    assert!(
+        bundle.join("rootfs/app/app.py").is_file(),
+        "the app layer is missing from the unpacked image"
+    );
+    assert!(
+        bundle.join("rootfs/usr/bin/python3").exists(),
+        "the stack layer is missing"
+    );
     let _ = std::fs::remove_dir_all(&bundle);
 }

@@ -54,8 +54,14 @@ fn random_u16() -> u16 {
 
 /// A /24 in 10.204.0.0/16 that no route on this machine uses yet.
 fn free_subnet() -> String {
-    let routes = String::from_utf8(Command::new("ip").args(["-4", "route"]).output().expect("ip route").stdout)
-        .expect("utf-8");
+    let routes = String::from_utf8(
+        Command::new("ip")
+            .args(["-4", "route"])
+            .output()
+            .expect("ip route")
+            .stdout,
+    )
+    .expect("utf-8");
     loop {
         let third = 100 + random_u16() % 150;
         let prefix = format!("10.204.{third}.");
@@ -90,12 +96,11 @@ pub struct Server {
     pub api: SocketAddr,
     pub router: SocketAddr,
     pub domain: String,
-    pub names: HostNames,
     child: Option<Child>,
 }
 
 impl Server {
-    pub fn start(data_dir: &Path, names: HostNames) -> Self {
+    pub fn start(data_dir: &Path, names: &HostNames) -> Self {
         let api = free_addr();
         let router = free_addr();
         let domain = "berth.test".to_owned();
@@ -103,7 +108,12 @@ impl Server {
         let child = Command::new(berth_bin())
             .arg("server")
             .args(["--data-dir", data_dir.to_str().expect("utf-8 path")])
-            .args(["--api-addr", &api.to_string(), "--router-addr", &router.to_string()])
+            .args([
+                "--api-addr",
+                &api.to_string(),
+                "--router-addr",
+                &router.to_string(),
+            ])
             .args(["--domain", &domain])
             .args(["--bridge", &names.bridge, "--subnet", &names.subnet])
             .args(["--cgroup-parent", &names.cgroup_parent])
@@ -113,8 +123,13 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("spawning berth server");
-        let mut server =
-            Self { data_dir: data_dir.to_owned(), api, router, domain, names, child: Some(child) };
+        let mut server = Self {
+            data_dir: data_dir.to_owned(),
+            api,
+            router,
+            domain,
+            child: Some(child),
+        };
         server.wait_healthy(Duration::from_secs(60));
         server
     }
@@ -125,7 +140,10 @@ impl Server {
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait().expect("try_wait") {
-                    panic!("berth server exited with {status} before it was ready:\n{}", self.log());
+                    panic!(
+                        "berth server exited with {status} before it was ready:\n{}",
+                        self.log()
+                    );
                 }
             }
             let ok = client
@@ -135,7 +153,11 @@ impl Server {
             if ok {
                 return;
             }
-            assert!(Instant::now() < deadline, "berth server not healthy in time:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "berth server not healthy in time:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -149,7 +171,10 @@ impl Server {
     }
 
     pub fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("admin.token")).expect("admin.token").trim().to_owned()
+        std::fs::read_to_string(self.data_dir.join("admin.token"))
+            .expect("admin.token")
+            .trim()
+            .to_owned()
     }
 
     /// Runs a client verb against this server with `token`.
@@ -165,7 +190,12 @@ impl Server {
     /// Like `berth`, but the command must succeed; returns its stdout.
     pub fn berth_ok(&self, token: &str, args: &[&str]) -> String {
         let out = self.berth(token, args);
-        assert!(out.status.success(), "berth {args:?} failed: {}\n{}", text(&out.stderr), text(&out.stdout));
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed: {}\n{}",
+            text(&out.stderr),
+            text(&out.stdout)
+        );
         text(&out.stdout)
     }
 
@@ -198,7 +228,11 @@ impl Server {
                 }
                 last = Some((status, body));
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; last answer {last:?}\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last answer {last:?}\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -216,7 +250,10 @@ impl Server {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("berth server did not stop within 60 s of SIGTERM:\n{}", self.log());
+                panic!(
+                    "berth server did not stop within 60 s of SIGTERM:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -266,7 +303,9 @@ pub fn git_ok(dir: &Path, args: &[&str]) -> String {
 
 /// Copies a fixture app into `dest` and makes it a git repository with one commit on `main`.
 pub fn app_repo(fixture: &str, dest: &Path) {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures").join(fixture);
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/fixtures")
+        .join(fixture);
     std::fs::create_dir_all(dest).expect("creating the app dir");
     for entry in std::fs::read_dir(&source).expect("reading the fixture") {
         let entry = entry.expect("fixture entry");
@@ -284,7 +323,11 @@ pub fn commit_all(dir: &Path, message: &str) {
 /// What a stopped server must not leave on the host.
 pub fn leftovers(names: &HostNames, data_dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
-    for controller in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+    for controller in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let dir = controller.path().join(&names.cgroup_parent);
         if dir.exists() {
             found.push(format!("cgroup {}", dir.display()));
@@ -292,14 +335,26 @@ pub fn leftovers(names: &HostNames, data_dir: &Path) -> Vec<String> {
     }
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let data = data_dir.to_string_lossy();
-    for line in mounts.lines().filter(|l| l.contains(&*data) || l.contains(&names.cgroup_parent)) {
+    for line in mounts
+        .lines()
+        .filter(|l| l.contains(&*data) || l.contains(&names.cgroup_parent))
+    {
         found.push(format!("mount {line}"));
     }
-    let netns = Command::new("ip").args(["netns", "list"]).output().expect("ip netns");
-    for line in text(&netns.stdout).lines().filter(|l| l.contains(&names.cgroup_parent)) {
+    let netns = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns");
+    for line in text(&netns.stdout)
+        .lines()
+        .filter(|l| l.contains(&names.cgroup_parent))
+    {
         found.push(format!("netns {line}"));
     }
-    let links = Command::new("ip").args(["-o", "link", "show"]).output().expect("ip link");
+    let links = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .expect("ip link");
     for line in text(&links.stdout).lines().filter(|l| l.contains(&names.bridge)) {
         found.push(format!("link {line}"));
     }
@@ -308,10 +363,17 @@ pub fn leftovers(names: &HostNames, data_dir: &Path) -> Vec<String> {
 
 /// The veth interfaces on the host now (to compare before and after).
 pub fn veths() -> Vec<String> {
-    let out = Command::new("ip").args(["-o", "link", "show", "type", "veth"]).output().expect("ip link");
+    let out = Command::new("ip")
+        .args(["-o", "link", "show", "type", "veth"])
+        .output()
+        .expect("ip link");
     text(&out.stdout)
         .lines()
-        .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().split('@').next().unwrap_or("").to_owned()))
+        .filter_map(|l| {
+            l.split(':')
+                .nth(1)
+                .map(|n| n.trim().split('@').next().unwrap_or("").to_owned())
+        })
         .collect()
 }
 
@@ -319,7 +381,9 @@ pub fn veths() -> Vec<String> {
 pub fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cmdline.contains(needle) {
             found.push(format!("{}: {cmdline}", entry.file_name().to_string_lossy()));
