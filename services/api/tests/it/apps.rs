@@ -49,7 +49,7 @@ async fn create_list_show_delete() {
 
 #[tokio::test]
 async fn invalid_names_get_a_clear_422() {
-    let h = Harness::new().await;
+    let mut h = Harness::new().await;
     let alice = h.tenant("alice").await;
     let cases = [
         (
@@ -70,7 +70,7 @@ async fn invalid_names_get_a_clear_422() {
 
 #[tokio::test]
 async fn a_name_taken_by_anyone_is_409() {
-    let h = Harness::new().await;
+    let mut h = Harness::new().await;
     let alice = h.tenant("alice").await;
     let bob = h.tenant("bob").await;
     assert_eq!(h.create_app("shop", &alice).await.status, StatusCode::CREATED);

@@ -114,14 +114,24 @@ impl Harness {
         self.call(Method::GET, uri, Some(token), None).await
     }
 
-    pub async fn create_app(&self, name: &str, token: &str) -> Reply {
-        self.call(
-            Method::POST,
-            "/v1/apps",
-            Some(token),
-            Some(serde_json::json!({ "name": name })),
-        )
-        .await
+    /// Creates an app; a successful create must tell the controller (checked and consumed here), a refused
+    /// one must not.
+    pub async fn create_app(&mut self, name: &str, token: &str) -> Reply {
+        let reply = self
+            .call(
+                Method::POST,
+                "/v1/apps",
+                Some(token),
+                Some(serde_json::json!({ "name": name })),
+            )
+            .await;
+        let events = self.take_events();
+        if reply.status == StatusCode::CREATED {
+            assert!(matches!(events.as_slice(), [Event::AppCreated(_)]), "{events:?}");
+        } else {
+            assert!(events.is_empty(), "a refused create sent {events:?}");
+        }
+        reply
     }
 
     /// The events sent since the last call.

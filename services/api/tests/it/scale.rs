@@ -141,7 +141,7 @@ async fn invalid_scale_requests_change_nothing() {
 
 #[tokio::test]
 async fn instances_and_releases_are_listed() {
-    let h = Harness::new().await;
+    let mut h = Harness::new().await;
     let alice = h.tenant("alice").await;
     h.create_app("shop", &alice).await;
     let v1 = deploy(&h, "shop", &["web"]).await;
