@@ -82,7 +82,9 @@ pub(crate) async fn handle(
             log.app = Some(app.to_owned());
             return Ok(failure(&shared.config, Failure::NoInstances { app }, log));
         }
-        Resolved::Backends { app, backends, first } => (app, backends, first),
+        Resolved::Backends {
+            app, backends, first, ..
+        } => (app, backends, first),
     };
     log.app = Some(app.to_owned());
 
@@ -106,7 +108,7 @@ pub(crate) async fn handle(
     let mut body = Some(body);
     let count = backends.len();
     for (attempt, index) in attempt_order(count, first).enumerate() {
-        let backend = backends[index];
+        let backend = backends[index].addr;
         let last = attempt + 1 == count;
         log.backend = Some(backend);
         log.attempts += 1;

@@ -3,12 +3,11 @@
 //! round-robin cursor per app that survives table swaps.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use route_table::{Route, RouteTable};
+use route_table::{AppRoute, Backend, RouteTable};
 use tokio::sync::watch;
 
 /// One route table with the balancing state for its apps.
@@ -30,7 +29,8 @@ pub(crate) enum Resolved<'a> {
     /// Try `backends` in [`attempt_order`], starting at `first`.
     Backends {
         app: &'a str,
-        backends: &'a [SocketAddr],
+        route: &'a AppRoute,
+        backends: &'a [Backend],
         first: usize,
     },
 }
@@ -38,14 +38,14 @@ pub(crate) enum Resolved<'a> {
 impl Snapshot {
     pub(crate) fn new(table: Arc<RouteTable>, previous: Option<&Snapshot>) -> Self {
         let cursors = table
-            .routes
-            .values()
-            .map(|route| {
+            .apps
+            .keys()
+            .map(|app| {
                 let cursor = previous
-                    .and_then(|p| p.cursors.get(&route.app))
+                    .and_then(|p| p.cursors.get(app))
                     .cloned()
                     .unwrap_or_default();
-                (route.app.clone(), cursor)
+                (app.clone(), cursor)
             })
             .collect();
         Self { table, cursors }
@@ -57,9 +57,10 @@ impl Snapshot {
 
     /// Finds the route for `host` and takes the next round-robin turn of its app.
     pub(crate) fn resolve(&self, host: &str) -> Resolved<'_> {
-        let Some(Route { app, backends }) = self.table.lookup(host) else {
+        let Some((app, route)) = self.table.lookup(host) else {
             return Resolved::Unknown;
         };
+        let backends = &route.backends;
         if backends.is_empty() {
             return Resolved::NoInstances { app };
         }
@@ -69,6 +70,7 @@ impl Snapshot {
             .map_or(0, |c| c.fetch_add(1, Ordering::Relaxed));
         Resolved::Backends {
             app,
+            route,
             backends,
             first: turn % backends.len(),
         }
@@ -128,13 +130,17 @@ mod tests {
         for (host, app, ports) in routes {
             let backends = ports
                 .iter()
-                .map(|p| SocketAddr::from(([127, 0, 0, 1], *p)))
+                .map(|p| Backend {
+                    addr: std::net::SocketAddr::from(([127, 0, 0, 1], *p)),
+                    instance: format!("web.{p}"),
+                })
                 .collect();
-            table.insert(
-                host,
-                Route {
-                    app: (*app).into(),
+            table.insert_host(host, app);
+            table.insert_app(
+                app,
+                AppRoute {
                     backends,
+                    ..AppRoute::default()
                 },
             );
         }
@@ -144,7 +150,7 @@ mod tests {
     fn firsts(snapshot: &Snapshot, host: &str, n: usize) -> Vec<Option<u16>> {
         (0..n)
             .map(|_| match snapshot.resolve(host) {
-                Resolved::Backends { backends, first, .. } => Some(backends[first].port()),
+                Resolved::Backends { backends, first, .. } => Some(backends[first].addr.port()),
                 _ => None,
             })
             .collect()

@@ -3,6 +3,7 @@
 //! and passed down as typed structs: no other crate reads the environment.
 
 mod cli;
+mod router;
 mod server;
 
 use std::process::ExitCode;
@@ -20,6 +21,8 @@ struct Args {
 enum Command {
     /// Run the whole platform on this machine: API, git receive, builder, scheduler, a node agent, the router.
     Server(server::ServerArgs),
+    /// Run only the HTTP router.
+    Router(router::RouterArgs),
     /// Manage the base root filesystem that app images are built on.
     Stack {
         #[command(subcommand)]
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match args.command {
         Command::Server(server_args) => server::run(server_args),
+        Command::Router(router_args) => router::run(router_args),
         Command::Stack { command } => server::run_stack(command),
         Command::GitHook { hook } => git_receive::hook::main(&hook),
         Command::Client(command) => cli::run(command),

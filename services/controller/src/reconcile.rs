@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use agent_contract::{ImageRef, InstanceSpec, Limits, NodeReport};
 use chrono::Utc;
-use route_table::{Route, RouteTable};
+use route_table::{AppRoute, Backend, RouteTable};
 use scheduler::{AppDemand, Existing, NodeCapacity, Want};
 use store::{Instance, InstanceRowState, Release, Store, StoreError};
 use tokio::sync::{mpsc, watch};
@@ -265,41 +265,48 @@ impl Controller {
         let mut table = RouteTable::default();
         let mut names = HashMap::new();
         for app in self.store.all_apps().await? {
-            let host = format!("{}.{}", app.name, self.config.domain);
-            names.insert(app.id, host.clone());
-            table.routes.insert(
-                host,
-                Route {
-                    app: app.name.to_string(),
-                    backends: Vec::new(),
-                },
-            );
+            let name = app.name.to_string();
+            table.insert_host(&format!("{name}.{}", self.config.domain), &name);
+            table.insert_app(&name, AppRoute::default());
+            names.insert(app.id, name);
         }
         for instance in instances {
             let serving = instance.process_type.is_web()
                 && !instance.stop_requested
                 && instance.state == InstanceRowState::Running;
-            let (true, Some(address), Some(host)) = (serving, instance.address, names.get(&instance.app))
-            else {
+            let (true, Some(addr), Some(name)) = (serving, instance.address, names.get(&instance.app)) else {
                 continue;
             };
-            if let Some(route) = table.routes.get_mut(host) {
-                route.backends.push(address);
+            if let Some(route) = table.apps.get_mut(name) {
+                route.backends.push(Backend {
+                    addr,
+                    instance: format!("{}.{}", instance.process_type, instance.index),
+                });
             }
         }
-        for route in table.routes.values_mut() {
+        for route in table.apps.values_mut() {
             route.backends.sort();
         }
         self.routes.send_if_modified(|current| {
-            let same = current.routes == table.routes;
+            let same = current.hosts == table.hosts
+                && current.apps == table.apps
+                && current.certificates == table.certificates;
             if !same {
-                table.version = current.version + 1;
+                table.version = next_version(current.version);
                 *current = Arc::new(std::mem::take(&mut table));
             }
             !same
         });
         Ok(())
     }
+}
+
+/// The version after `current`: one more, but never behind the wall clock in milliseconds, so versions keep
+/// increasing across restarts of the control plane and a router resuming a watch never mistakes a new table
+/// for one it has.
+fn next_version(current: u64) -> u64 {
+    let now = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
+    (current + 1).max(now)
 }
 
 fn existing_of(instance: &Instance) -> Existing {

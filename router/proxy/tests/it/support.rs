@@ -15,7 +15,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use proxy::ProxyConfig;
-use route_table::{Route, RouteTable};
+use route_table::{AppRoute, RouteTable};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 use tokio::task::{JoinHandle, JoinSet};
@@ -141,11 +141,20 @@ pub fn table(version: u64, routes: &[(&str, &str, Vec<SocketAddr>)]) -> Arc<Rout
         ..RouteTable::default()
     };
     for (host, app, backends) in routes {
-        table.insert(
-            host,
-            Route {
-                app: (*app).to_owned(),
-                backends: backends.clone(),
+        table.insert_host(host, app);
+        let backends = backends
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| route_table::Backend {
+                addr: *addr,
+                instance: format!("web.{}", i + 1),
+            })
+            .collect();
+        table.insert_app(
+            app,
+            AppRoute {
+                backends,
+                ..AppRoute::default()
             },
         );
     }
