@@ -17,6 +17,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -163,11 +164,15 @@ struct TlsRouter {
 
 impl TlsRouter {
     async fn start(table: Arc<RouteTable>) -> TlsRouter {
+        TlsRouter::start_with(table, ProxyConfig::new(DOMAIN)).await
+    }
+
+    /// Starts with `config`, whose `https_port` is set to the TLS listener's.
+    async fn start_with(table: Arc<RouteTable>, mut config: ProxyConfig) -> TlsRouter {
         support::init_tracing();
         let plain = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let tls = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (http, https) = (plain.local_addr().unwrap(), tls.local_addr().unwrap());
-        let mut config = ProxyConfig::new(DOMAIN);
         config.https_port = https.port();
         let (routes, rx) = watch::channel(table);
         let (stop, stopped) = watch::channel(false);
@@ -486,5 +491,34 @@ async fn plain_http_is_redirected_to_https_for_apps_that_ask() {
         .unwrap();
     let reply = support::send(&mut http1(stream).await, "secure.apps.test", "/").await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "secure"));
+    router.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_the_handshake_is_closed() {
+    let pki = Pki::new();
+    let leaf = pki.leaf(&["a.apps.test"]);
+    let backend = Backend::start("app-a").await;
+    let routes = table(1, &[("a.apps.test", "a", vec![backend.addr])]);
+    let mut config = ProxyConfig::new(DOMAIN);
+    config.tls_handshake_timeout = Duration::from_millis(200);
+    let router = TlsRouter::start_with(with_certificates(routes, vec![leaf.cert]), config).await;
+
+    // Half a ClientHello's record header, then silence: the router closes the connection.
+    let mut idle = TcpStream::connect(router.https).await.unwrap();
+    idle.write_all(&[0x16, 0x03]).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buf))
+        .await
+        .expect("the router closes a stalled handshake");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+
+    // Others are served meanwhile and after.
+    let stream = router
+        .handshake(&pki.client(&[b"http/1.1"]), "a.apps.test")
+        .await
+        .unwrap();
+    let reply = support::send(&mut http1(stream).await, "a.apps.test", "/").await;
+    assert_eq!(reply.body, "app-a");
     router.stop().await;
 }
