@@ -6,6 +6,7 @@
 //! the platform wildcard `*.DOMAIN`, else none, which fails the handshake with an alert. A certificate that does
 //! not load is logged (by its hosts, never its contents) and skipped; the others keep working.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -58,69 +59,97 @@ pub(crate) fn certified_key(
     CertifiedKey::from_der(chain, key, provider).map_err(CertError::Key)
 }
 
-/// The parsed certificates of one table.
+/// The parsed certificates of one table, indexed for SNI lookups.
 struct CertSet {
     /// The table they came from, to tell whether a new table changed them.
     source: Arc<RouteTable>,
-    /// The certificates that loaded, with their hosts only (no PEM), so that lookups follow
-    /// [`RouteTable::certificate_for`]; `keys[i]` is the parsed `index.certificates[i]`.
-    index: RouteTable,
-    keys: Vec<Arc<CertifiedKey>>,
+    /// `source.certificates[i]` parsed, `None` if it did not load; reused for unchanged certificates when the
+    /// next table arrives, so one upload does not re-parse them all.
+    parsed: Vec<Option<Arc<CertifiedKey>>>,
+    /// Normalized host pattern (`a.example.com`, `*.example.com`) → the first loaded certificate naming it,
+    /// the same choice as [`RouteTable::certificate_for`] but without a scan of every certificate per
+    /// handshake.
+    by_pattern: HashMap<String, Arc<CertifiedKey>>,
     /// The first loaded certificate for `*.DOMAIN`, for clients without SNI or with a name we have no
     /// certificate for.
     fallback: Option<Arc<CertifiedKey>>,
 }
 
 impl CertSet {
-    fn build(source: Arc<RouteTable>, platform_wildcard: &str, provider: &CryptoProvider) -> Self {
-        let mut index = RouteTable::default();
-        let mut keys = Vec::new();
-        let mut fallback = None;
-        for cert in &source.certificates {
-            let key = match certified_key(cert, provider) {
-                Ok(key) => Arc::new(key),
-                Err(err) => {
-                    tracing::warn!(
-                        hosts = ?cert.hosts,
-                        err = %error_chain(&err),
-                        "skipping a TLS certificate that does not load"
-                    );
-                    continue;
-                }
-            };
-            if fallback.is_none() && cert.hosts.iter().any(|h| normalize_host(h) == platform_wildcard) {
-                fallback = Some(key.clone());
+    /// Parses `source`'s certificates, reusing what `previous` parsed for the same PEM texts.
+    fn build(
+        source: Arc<RouteTable>,
+        previous: Option<&CertSet>,
+        platform_wildcard: &str,
+        provider: &CryptoProvider,
+    ) -> Self {
+        let known: HashMap<(&str, &str), &Option<Arc<CertifiedKey>>> = previous
+            .map(|p| {
+                let pems = p
+                    .source
+                    .certificates
+                    .iter()
+                    .map(|c| (c.cert_pem.as_str(), c.key_pem.as_str()));
+                pems.zip(&p.parsed).collect()
+            })
+            .unwrap_or_default();
+        let parsed: Vec<Option<Arc<CertifiedKey>>> = source
+            .certificates
+            .iter()
+            .map(
+                |cert| match known.get(&(cert.cert_pem.as_str(), cert.key_pem.as_str())) {
+                    Some(done) => Option::clone(done),
+                    None => match certified_key(cert, provider) {
+                        Ok(key) => Some(Arc::new(key)),
+                        Err(err) => {
+                            tracing::warn!(
+                                hosts = ?cert.hosts,
+                                err = %error_chain(&err),
+                                "skipping a TLS certificate that does not load"
+                            );
+                            None
+                        }
+                    },
+                },
+            )
+            .collect();
+        drop(known);
+
+        let mut by_pattern = HashMap::new();
+        for (cert, key) in source.certificates.iter().zip(&parsed) {
+            let Some(key) = key else { continue };
+            for host in &cert.hosts {
+                by_pattern
+                    .entry(normalize_host(host))
+                    .or_insert_with(|| key.clone());
             }
-            index.certificates.push(Certificate {
-                hosts: cert.hosts.clone(),
-                cert_pem: String::new(),
-                key_pem: String::new(),
-            });
-            keys.push(key);
         }
+        let fallback = by_pattern.get(platform_wildcard).cloned();
         tracing::debug!(
             version = source.version,
-            loaded = keys.len(),
-            total = source.certificates.len(),
+            loaded = parsed.iter().flatten().count(),
+            total = parsed.len(),
             "TLS certificates loaded"
         );
         Self {
             source,
-            index,
-            keys,
+            parsed,
+            by_pattern,
             fallback,
         }
     }
 
+    /// The certificate for `server_name`: the exact name, then `*.` wildcards from the most specific suffix
+    /// to the least, then the platform wildcard.
     fn lookup(&self, server_name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         let found = server_name.and_then(|name| {
-            let cert = self.index.certificate_for(name)?;
-            let i = self
-                .index
-                .certificates
-                .iter()
-                .position(|c| std::ptr::eq(c, cert))?;
-            self.keys.get(i).cloned()
+            let name = normalize_host(name);
+            let wildcards = name
+                .match_indices('.')
+                .map(|(dot, _)| format!("*{}", &name[dot..]));
+            std::iter::once(name.clone())
+                .chain(wildcards)
+                .find_map(|pattern| self.by_pattern.get(&pattern).cloned())
         });
         found.or_else(|| self.fallback.clone())
     }
@@ -138,7 +167,7 @@ impl std::fmt::Debug for CertResolver {
         let set = self.current.load();
         f.debug_struct("CertResolver")
             .field("version", &set.source.version)
-            .field("certificates", &set.keys.len())
+            .field("certificates", &set.parsed.len())
             .field("platform_wildcard", &self.platform_wildcard)
             .finish_non_exhaustive()
     }
@@ -147,7 +176,7 @@ impl std::fmt::Debug for CertResolver {
 impl CertResolver {
     fn new(table: Arc<RouteTable>, domain: &str, provider: Arc<CryptoProvider>) -> Self {
         let platform_wildcard = format!("*.{}", normalize_host(domain));
-        let set = CertSet::build(table, &platform_wildcard, &provider);
+        let set = CertSet::build(table, None, &platform_wildcard, &provider);
         Self {
             current: ArcSwap::from_pointee(set),
             platform_wildcard,
@@ -155,15 +184,26 @@ impl CertResolver {
         }
     }
 
-    /// Re-parses the certificates whenever a new table changes them, until the sender is gone.
+    /// Re-parses the certificates whenever a new table changes them, until the sender is gone. Parsing runs on
+    /// the blocking pool: thousands of custom-domain certificates must not stall a request worker.
     async fn follow(self: Arc<Self>, mut rx: watch::Receiver<Arc<RouteTable>>) {
         while rx.changed().await.is_ok() {
             let table = rx.borrow_and_update().clone();
-            if table.certificates == self.current.load().source.certificates {
+            let previous = self.current.load_full();
+            if table.certificates == previous.source.certificates {
                 continue;
             }
-            let set = CertSet::build(table, &self.platform_wildcard, &self.provider);
-            self.current.store(Arc::new(set));
+            let this = self.clone();
+            let built = tokio::task::spawn_blocking(move || {
+                CertSet::build(table, Some(&previous), &this.platform_wildcard, &this.provider)
+            })
+            .await;
+            match built {
+                Ok(set) => self.current.store(Arc::new(set)),
+                Err(err) => {
+                    tracing::error!(%err, "loading TLS certificates failed; keeping the previous ones")
+                }
+            }
         }
     }
 }
@@ -327,6 +367,114 @@ mod tests {
                 "host {host:?} path {pq:?} port {port}"
             );
         }
+    }
+
+    /// A self-signed certificate for `hosts`.
+    fn leaf(hosts: &[&str]) -> Certificate {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let hosts: Vec<String> = hosts.iter().map(|h| (*h).to_owned()).collect();
+        let cert = rcgen::CertificateParams::new(hosts.clone())
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        Certificate {
+            hosts,
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        }
+    }
+
+    fn garbage(host: &str) -> Certificate {
+        Certificate {
+            hosts: vec![host.to_owned()],
+            cert_pem: "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n".into(),
+            key_pem: "nothing".into(),
+        }
+    }
+
+    /// Which of `set.source.certificates` `key` is, by identity.
+    fn which(set: &CertSet, key: Option<Arc<CertifiedKey>>) -> Option<usize> {
+        let key = key?;
+        set.parsed
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|p| Arc::ptr_eq(p, &key)))
+    }
+
+    #[test]
+    fn lookup_is_most_specific_first_then_the_platform_wildcard() {
+        let provider = rustls::crypto::ring::default_provider();
+        let table = Arc::new(RouteTable {
+            certificates: vec![
+                leaf(&["*.apps.test"]),
+                leaf(&["a.apps.test", "www.a.apps.test"]),
+                leaf(&["*.b.apps.test"]),
+                leaf(&["shop.example.com"]),
+                garbage("c.apps.test"),
+                leaf(&["A.Apps.Test."]),
+            ],
+            ..RouteTable::default()
+        });
+        let set = CertSet::build(table.clone(), None, "*.apps.test", &provider);
+        let cases: &[(Option<&str>, Option<usize>, bool)] = &[
+            // (SNI, certificate index, whether RouteTable::certificate_for picks the same)
+            (Some("a.apps.test"), Some(1), true),
+            (Some("WWW.a.apps.test."), Some(1), true),
+            (Some("x.b.apps.test"), Some(2), true),
+            (Some("x.y.b.apps.test"), Some(2), true),
+            (Some("b.apps.test"), Some(0), true),
+            (Some("shop.example.com"), Some(3), true),
+            // The garbage certificate is skipped: the wildcard serves its name.
+            (Some("c.apps.test"), Some(0), false),
+            // Unknown names and no SNI get the platform wildcard.
+            (Some("www.example.org"), Some(0), false),
+            (None, Some(0), false),
+        ];
+        for (sni, want, agrees) in cases {
+            assert_eq!(which(&set, set.lookup(*sni)), *want, "sni {sni:?}");
+            if *agrees {
+                let chosen = table.certificate_for(sni.unwrap()).unwrap();
+                let index = table.certificates.iter().position(|c| std::ptr::eq(c, chosen));
+                assert_eq!(index, *want, "certificate_for({sni:?})");
+            }
+        }
+
+        let without_wildcard = CertSet::build(table, None, "*.other.test", &provider);
+        assert_eq!(
+            which(
+                &without_wildcard,
+                without_wildcard.lookup(Some("www.example.org"))
+            ),
+            None
+        );
+        assert_eq!(which(&without_wildcard, without_wildcard.lookup(None)), None);
+    }
+
+    #[test]
+    fn rebuilding_parses_only_changed_certificates() {
+        let provider = rustls::crypto::ring::default_provider();
+        let mut table = RouteTable {
+            certificates: vec![
+                leaf(&["a.apps.test"]),
+                garbage("b.apps.test"),
+                leaf(&["c.apps.test"]),
+            ],
+            ..RouteTable::default()
+        };
+        let first = CertSet::build(Arc::new(table.clone()), None, "*.apps.test", &provider);
+        table.certificates[2] = leaf(&["c.apps.test"]);
+        table.certificates.push(leaf(&["d.apps.test"]));
+        let second = CertSet::build(Arc::new(table), Some(&first), "*.apps.test", &provider);
+
+        let same = |i: usize| match (&first.parsed[i], &second.parsed[i]) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        assert!(same(0), "an unchanged certificate is reused");
+        assert!(same(1), "an unchanged bad certificate stays skipped");
+        assert!(!same(2), "a replaced certificate is parsed again");
+        assert!(second.parsed[3].is_some());
+        assert_eq!(which(&second, second.lookup(Some("c.apps.test"))), Some(2));
     }
 
     #[test]
