@@ -20,6 +20,7 @@ use crate::body::{AccessLog, LoggedBody, ReclaimBody};
 use crate::headers::{self, Forwarded};
 use crate::pages::Failure;
 use crate::routes::{attempt_order, Resolved, Routes};
+use crate::tls;
 use crate::ProxyConfig;
 
 pub(crate) type BackendClient = Client<HttpConnector, ReclaimBody>;
@@ -32,6 +33,8 @@ pub(crate) struct Shared {
     pub config: ProxyConfig,
     /// The router's port, for `X-Forwarded-Port`.
     pub local_port: u16,
+    /// Whether this listener terminates TLS (`X-Forwarded-Proto: https`, no HTTPS redirect).
+    pub tls: bool,
 }
 
 /// A pooled HTTP/1.1 client for backends, with the configured connect and idle timeouts.
@@ -80,13 +83,29 @@ pub(crate) async fn handle(
         Resolved::Unknown => return Ok(failure(&shared.config, Failure::UnknownHost { host: &host }, log)),
         Resolved::NoInstances { app } => {
             log.app = Some(app.to_owned());
+            if !shared.tls
+                && snapshot
+                    .table()
+                    .lookup(&host)
+                    .is_some_and(|(_, r)| r.redirect_https)
+            {
+                return Ok(redirect_https(&shared, &req, log));
+            }
             return Ok(failure(&shared.config, Failure::NoInstances { app }, log));
         }
         Resolved::Backends {
-            app, backends, first, ..
-        } => (app, backends, first),
+            app,
+            route,
+            backends,
+            first,
+        } => {
+            log.app = Some(app.to_owned());
+            if !shared.tls && route.redirect_https {
+                return Ok(redirect_https(&shared, &req, log));
+            }
+            (app, backends, first)
+        }
     };
-    log.app = Some(app.to_owned());
 
     let (mut parts, body) = req.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
@@ -94,7 +113,7 @@ pub(crate) async fn handle(
         client_ip: peer.ip(),
         host: &host,
         port: shared.local_port,
-        proto: "http",
+        proto: if shared.tls { "https" } else { "http" },
     };
     log.request_id = Some(headers::add_forwarding(&mut parts.headers, forwarded));
     // The client's Expect: 100-continue is answered by our own server side when we first read the body.
@@ -165,6 +184,15 @@ pub(crate) async fn handle(
     Ok(failure(&shared.config, Failure::Unreachable { app }, log))
 }
 
+/// The 308 to HTTPS for a plain-HTTP request to an app that asks for it.
+fn redirect_https(shared: &Shared, req: &Request<Incoming>, log: AccessLog) -> Response<LoggedBody> {
+    let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    match tls::https_location(&log.host, path_and_query, shared.config.https_port) {
+        Some(location) => tls::redirect(location, log),
+        None => failure(&shared.config, Failure::BadHost, log),
+    }
+}
+
 fn backend_uri(backend: SocketAddr, path_and_query: &str) -> Result<Uri, http::Error> {
     Uri::builder()
         .scheme("http")
@@ -199,7 +227,7 @@ fn failure(config: &ProxyConfig, failure: Failure<'_>, mut log: AccessLog) -> Re
 }
 
 /// The error with its causes, for logs (hyper-util's own message is only the outermost one).
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

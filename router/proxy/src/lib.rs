@@ -5,8 +5,11 @@
 //! It reads routes only from a [`tokio::sync::watch`] channel of immutable [`route_table::RouteTable`]
 //! snapshots and never calls the control plane on the request path; whoever owns the sender (the controller,
 //! later a watch stream from the API) decides what is routed. It answers clear pages when it cannot forward:
-//! 404 for an unknown host, 503 for an app with no running instance, 502/504 when the backends fail. It does
-//! not (yet) terminate TLS, speak WebSocket upgrades, eject unhealthy backends or export metrics.
+//! 404 for an unknown host, 503 for an app with no running instance, 502/504 when the backends fail.
+//!
+//! [`serve`] speaks plain HTTP; [`serve_tls`] terminates TLS (rustls) with the certificates of the route table,
+//! chosen by SNI, and then routes the same way. An app flagged `redirect_https` gets a 308 to HTTPS on the
+//! plain listener. It does not (yet) speak WebSocket upgrades, eject unhealthy backends or export metrics.
 //!
 //! Only the `berth` binary should depend on it.
 
@@ -16,10 +19,11 @@ mod headers;
 mod pages;
 mod routes;
 mod server;
+mod tls;
 
 use std::time::Duration;
 
-pub use server::serve;
+pub use server::{serve, serve_tls};
 
 /// How the router behaves; built once by the binary and passed to [`serve`].
 #[derive(Debug, Clone)]
@@ -36,10 +40,15 @@ pub struct ProxyConfig {
     pub pool_idle_timeout: Duration,
     /// After shutdown is asked for, how long in-flight requests get to finish before their connections close.
     pub shutdown_grace: Duration,
+    /// How long a client may take to complete the TLS handshake on the [`serve_tls`] listener.
+    pub tls_handshake_timeout: Duration,
+    /// The public port of the HTTPS listener, put into the URL of redirects to HTTPS (left out when 443).
+    pub https_port: u16,
 }
 
 impl ProxyConfig {
-    /// The defaults (connect 5 s, first response byte 30 s, headers 10 s, pool idle 90 s, grace 10 s).
+    /// The defaults (connect 5 s, first response byte 30 s, headers 10 s, pool idle 90 s, grace 10 s, TLS
+    /// handshake 10 s, HTTPS port 443).
     pub fn new(domain: impl Into<String>) -> Self {
         Self {
             domain: domain.into(),
@@ -48,6 +57,8 @@ impl ProxyConfig {
             header_read_timeout: Duration::from_secs(10),
             pool_idle_timeout: Duration::from_secs(90),
             shutdown_grace: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            https_port: 443,
         }
     }
 }
@@ -58,4 +69,6 @@ impl ProxyConfig {
 pub enum ProxyError {
     #[error("reading the router listener's local address")]
     LocalAddr(#[source] std::io::Error),
+    #[error("setting up the TLS listener")]
+    Tls(#[source] rustls::Error),
 }

@@ -51,6 +51,10 @@ impl Snapshot {
         Self { table, cursors }
     }
 
+    pub(crate) fn table(&self) -> &RouteTable {
+        &self.table
+    }
+
     pub(crate) fn version(&self) -> u64 {
         self.table.version
     }

@@ -6,3 +6,4 @@ mod routing;
 mod shutdown;
 mod streaming;
 mod support;
+mod tls;

@@ -275,7 +275,7 @@ pub async fn request(conn: &mut SendRequest<Full<Bytes>>, req: Request<Full<Byte
 }
 
 /// Logs to the test's captured output, so a failing test shows the access log.
-fn init_tracing() {
+pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
         .with_env_filter("info")
