@@ -12,6 +12,8 @@ use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::sync::oneshot;
 
+use crate::balance::InFlight;
+
 /// A client's request body on its way to one backend. If the attempt is dropped before the body was ever
 /// polled (the connection failed), the body is sent back through `reclaim` so the next backend can get it.
 #[derive(Debug)]
@@ -22,9 +24,10 @@ pub(crate) struct ReclaimBody {
 }
 
 impl ReclaimBody {
-    pub(crate) fn new(inner: Incoming, reclaim: Option<oneshot::Sender<Incoming>>) -> Self {
+    /// `inner` is `None` for a request without a body.
+    pub(crate) fn new(inner: Option<Incoming>, reclaim: Option<oneshot::Sender<Incoming>>) -> Self {
         Self {
-            inner: Some(inner),
+            inner,
             polled: false,
             reclaim,
         }
@@ -126,15 +129,18 @@ pub(crate) struct LoggedBody {
     log: AccessLog,
     bytes: u64,
     complete: bool,
+    /// Keeps the backend's in-flight count raised until the response was sent or abandoned.
+    _in_flight: Option<InFlight>,
 }
 
 impl LoggedBody {
-    pub(crate) fn new(inner: Inner, log: AccessLog) -> Self {
+    pub(crate) fn new(inner: Inner, log: AccessLog, in_flight: Option<InFlight>) -> Self {
         Self {
             inner,
             log,
             bytes: 0,
             complete: false,
+            _in_flight: in_flight,
         }
     }
 }

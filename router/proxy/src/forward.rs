@@ -1,25 +1,29 @@
-//! Forwarding one request: find the route, pick backends in round-robin order, send the request over a pooled
-//! keep-alive connection, and stream the answer back. A backend that refuses the connection is skipped for the
-//! next one, but only while the request body was never read, so nothing is sent twice.
+//! Forwarding one request: find the route, pick a backend (power of two choices, see `balance`), send the
+//! request over a pooled keep-alive connection, and stream the answer back. A backend that refuses the
+//! connection is ejected for a while and the next one tried, but only while the request body was never read,
+//! so nothing is sent twice; a request without a body and with an idempotent method is also retried when a
+//! backend failed without answering.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, Uri, Version};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::oneshot;
 
+use crate::balance::{self, InFlight};
 use crate::body::{AccessLog, LoggedBody, ReclaimBody};
 use crate::headers::{self, Forwarded};
 use crate::pages::Failure;
-use crate::routes::{attempt_order, Resolved, Routes};
+use crate::routes::{Resolved, Routes};
+use crate::server::Scheme;
 use crate::ProxyConfig;
 
 pub(crate) type BackendClient = Client<HttpConnector, ReclaimBody>;
@@ -51,6 +55,7 @@ pub(crate) fn backend_client(config: &ProxyConfig) -> BackendClient {
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     peer: SocketAddr,
+    scheme: Scheme,
     req: Request<Incoming>,
 ) -> Result<Response<LoggedBody>, Infallible> {
     let mut log = AccessLog {
@@ -76,15 +81,18 @@ pub(crate) async fn handle(
     log.host.clone_from(&host);
 
     let snapshot = shared.routes.load();
-    let (app, backends, first) = match snapshot.resolve(&host) {
+    let (app, route, backends, states) = match snapshot.resolve(&host) {
         Resolved::Unknown => return Ok(failure(&shared.config, Failure::UnknownHost { host: &host }, log)),
         Resolved::NoInstances { app } => {
             log.app = Some(app.to_owned());
             return Ok(failure(&shared.config, Failure::NoInstances { app }, log));
         }
         Resolved::Backends {
-            app, backends, first, ..
-        } => (app, backends, first),
+            app,
+            route,
+            backends,
+            states,
+        } => (app, route, backends, states),
     };
     log.app = Some(app.to_owned());
 
@@ -94,7 +102,7 @@ pub(crate) async fn handle(
         client_ip: peer.ip(),
         host: &host,
         port: shared.local_port,
-        proto: "http",
+        proto: scheme.as_str(),
     };
     log.request_id = Some(headers::add_forwarding(&mut parts.headers, forwarded));
     // The client's Expect: 100-continue is answered by our own server side when we first read the body.
@@ -105,19 +113,48 @@ pub(crate) async fn handle(
         .map_or("/", |pq| pq.as_str())
         .to_owned();
 
-    let mut body = Some(body);
-    let count = backends.len();
-    for (attempt, index) in attempt_order(count, first).enumerate() {
+    let len = backends.len();
+    let now = Instant::now();
+    let (mut index, runner_up) = balance::choose(
+        len,
+        |i| states[i].available(now),
+        |i| states[i].load(),
+        rand::random(),
+        rand::random(),
+    );
+    // An ejected backend whose time is up takes one probe; if another request took it, use the runner-up.
+    if !states[index].admit(now) && states[runner_up].admit(now) {
+        index = runner_up;
+    }
+    let first_byte_timeout = route
+        .first_byte_timeout_ms
+        .map_or(shared.config.response_timeout, Duration::from_millis);
+    // A request without a body whose method may be repeated can go to another backend even after one took it
+    // and failed without answering (a backend killed mid-request); others only when nothing was sent.
+    let repeatable = parts.method.is_idempotent() && body.is_end_stream();
+    let mut body = if repeatable {
+        drop(body);
+        None
+    } else {
+        Some(body)
+    };
+    let mut retries: Option<std::vec::IntoIter<usize>> = None;
+    let mut outcome = Failure::Unreachable { app };
+    loop {
         let backend = backends[index].addr;
-        let last = attempt + 1 == count;
+        let last = retries.as_ref().map_or(len == 1, |r| r.len() == 0);
         log.backend = Some(backend);
         log.attempts += 1;
-        let Some(this_body) = body.take() else { break };
-        let (reclaim, reclaimed) = if last {
-            (None, None)
+        let (this_body, reclaimed) = if repeatable {
+            (ReclaimBody::new(None, None), None)
         } else {
-            let (tx, rx) = oneshot::channel();
-            (Some(tx), Some(rx))
+            let Some(this_body) = body.take() else { break };
+            if last {
+                (ReclaimBody::new(Some(this_body), None), None)
+            } else {
+                let (tx, rx) = oneshot::channel();
+                (ReclaimBody::new(Some(this_body), Some(tx)), Some(rx))
+            }
         };
         let uri = match backend_uri(backend, &path_and_query) {
             Ok(uri) => uri,
@@ -126,7 +163,7 @@ pub(crate) async fn handle(
                 return Ok(failure(&shared.config, Failure::UpstreamBroken { app }, log));
             }
         };
-        let mut outgoing = Request::new(ReclaimBody::new(this_body, reclaim));
+        let mut outgoing = Request::new(this_body);
         *outgoing.method_mut() = parts.method.clone();
         *outgoing.uri_mut() = uri;
         *outgoing.version_mut() = Version::HTTP_11;
@@ -136,21 +173,39 @@ pub(crate) async fn handle(
             parts.headers.clone()
         };
 
+        let in_flight = states[index].start();
         let sent = Instant::now();
-        let result =
-            tokio::time::timeout(shared.config.response_timeout, shared.client.request(outgoing)).await;
+        let result = tokio::time::timeout(first_byte_timeout, shared.client.request(outgoing)).await;
         match result {
             Ok(Ok(response)) => {
-                log.upstream = Some(sent.elapsed());
-                return Ok(proxied(response, log));
+                let upstream = sent.elapsed();
+                states[index].succeed(upstream);
+                log.upstream = Some(upstream);
+                return Ok(proxied(response, log, in_flight));
             }
             Ok(Err(err)) if err.is_connect() => {
-                tracing::warn!(%app, %backend, err = %error_chain(&err), "backend refused the connection");
+                drop(in_flight);
+                let last_healthy = !(0..len).any(|i| i != index && states[i].available(Instant::now()));
+                let ejected = states[index].fail(Instant::now(), last_healthy);
+                tracing::warn!(
+                    %app,
+                    %backend,
+                    ejected_s = ejected.map(|d| d.as_secs()),
+                    err = %error_chain(&err),
+                    "backend refused the connection"
+                );
+                outcome = Failure::Unreachable { app };
                 // The body comes back only if the failed attempt never read it.
-                match reclaimed.and_then(|mut rx| rx.try_recv().ok()) {
-                    Some(unread) => body = Some(unread),
-                    None => break,
+                if !repeatable {
+                    match reclaimed.and_then(|mut rx| rx.try_recv().ok()) {
+                        Some(unread) => body = Some(unread),
+                        None => break,
+                    }
                 }
+            }
+            Ok(Err(err)) if repeatable => {
+                tracing::warn!(%app, %backend, err = %error_chain(&err), "backend failed; trying another");
+                outcome = Failure::UpstreamBroken { app };
             }
             Ok(Err(err)) => {
                 tracing::warn!(%app, %backend, err = %error_chain(&err), "backend failed");
@@ -161,8 +216,19 @@ pub(crate) async fn handle(
                 return Ok(failure(&shared.config, Failure::UpstreamTimeout { app }, log));
             }
         }
+        let first = index;
+        let next = retries
+            .get_or_insert_with(|| {
+                let now = Instant::now();
+                balance::retry_order(len, first, |i| states[i].available(now)).into_iter()
+            })
+            .next();
+        match next {
+            Some(next) => index = next,
+            None => break,
+        }
     }
-    Ok(failure(&shared.config, Failure::Unreachable { app }, log))
+    Ok(failure(&shared.config, outcome, log))
 }
 
 fn backend_uri(backend: SocketAddr, path_and_query: &str) -> Result<Uri, http::Error> {
@@ -174,12 +240,12 @@ fn backend_uri(backend: SocketAddr, path_and_query: &str) -> Result<Uri, http::E
 }
 
 /// The backend's response with hop-by-hop headers removed and its body streamed through.
-fn proxied(response: Response<Incoming>, mut log: AccessLog) -> Response<LoggedBody> {
+fn proxied(response: Response<Incoming>, mut log: AccessLog, in_flight: InFlight) -> Response<LoggedBody> {
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
     parts.version = Version::HTTP_11;
     log.status = parts.status;
-    Response::from_parts(parts, LoggedBody::new(Either::Left(body), log))
+    Response::from_parts(parts, LoggedBody::new(Either::Left(body), log, Some(in_flight)))
 }
 
 /// The router's own answer for a request it cannot forward.
@@ -187,7 +253,7 @@ fn failure(config: &ProxyConfig, failure: Failure<'_>, mut log: AccessLog) -> Re
     log.status = failure.status();
     log.error = Some(failure.code());
     let page = Bytes::from(failure.page(&config.domain));
-    let mut response = Response::new(LoggedBody::new(Either::Right(Full::new(page)), log));
+    let mut response = Response::new(LoggedBody::new(Either::Right(Full::new(page)), log, None));
     *response.status_mut() = failure.status();
     let headers = response.headers_mut();
     headers.insert(

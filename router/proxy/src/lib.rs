@@ -6,20 +6,23 @@
 //! snapshots and never calls the control plane on the request path; whoever owns the sender (the controller,
 //! later a watch stream from the API) decides what is routed. It answers clear pages when it cannot forward:
 //! 404 for an unknown host, 503 for an app with no running instance, 502/504 when the backends fail. It does
-//! not (yet) terminate TLS, speak WebSocket upgrades, eject unhealthy backends or export metrics.
+//! not (yet) terminate TLS, speak WebSocket upgrades or export metrics.
 //!
 //! Only the `berth` binary should depend on it.
 
+mod balance;
 mod body;
 mod forward;
 mod headers;
 mod pages;
 mod routes;
 mod server;
+mod traffic;
 
 use std::time::Duration;
 
 pub use server::serve;
+pub use traffic::Traffic;
 
 /// How the router behaves; built once by the binary and passed to [`serve`].
 #[derive(Debug, Clone)]
@@ -36,6 +39,8 @@ pub struct ProxyConfig {
     pub pool_idle_timeout: Duration,
     /// After shutdown is asked for, how long in-flight requests get to finish before their connections close.
     pub shutdown_grace: Duration,
+    /// The live per-backend state; keep a clone to watch in-flight requests while draining.
+    pub traffic: Traffic,
 }
 
 impl ProxyConfig {
@@ -48,6 +53,7 @@ impl ProxyConfig {
             header_read_timeout: Duration::from_secs(10),
             pool_idle_timeout: Duration::from_secs(90),
             shutdown_grace: Duration::from_secs(10),
+            traffic: Traffic::new(),
         }
     }
 }

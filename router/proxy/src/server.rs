@@ -3,6 +3,7 @@
 //! close whatever is left.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use route_table::RouteTable;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -18,6 +20,53 @@ use tokio::task::JoinSet;
 use crate::forward::{self, Shared};
 use crate::routes::Routes;
 use crate::{ProxyConfig, ProxyError};
+
+/// How a client reached the router, for `X-Forwarded-Proto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Http,
+    #[allow(dead_code, reason = "the TLS listener serves it")]
+    Https,
+}
+
+impl Scheme {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// The client connections being served, and how to serve one more.
+struct Clients {
+    shared: Arc<Shared>,
+    builder: auto::Builder<TokioExecutor>,
+    graceful: GracefulShutdown,
+    connections: JoinSet<()>,
+}
+
+impl Clients {
+    /// Serves one accepted client connection (plain TCP or TLS) in its own task until it closes or shutdown
+    /// ends it.
+    fn serve_connection<I>(&mut self, io: I, peer: SocketAddr, scheme: Scheme)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        let service = service_fn(move |req| forward::handle(shared.clone(), peer, scheme, req));
+        let connection = self
+            .builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
+        let connection = self.graceful.watch(connection);
+        self.connections.spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%peer, %err, "client connection ended with an error");
+            }
+        });
+    }
+}
 
 /// Serves HTTP on `listener`, routing by the latest table from `routes`, until `shutdown` resolves; then stops
 /// accepting and gives in-flight requests up to `config.shutdown_grace` to finish.
@@ -31,7 +80,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ProxyError> {
     let local = listener.local_addr().map_err(ProxyError::LocalAddr)?;
-    let table = Arc::new(Routes::new(routes.borrow().clone()));
+    let table = Arc::new(Routes::new(routes.borrow().clone(), config.traffic.clone()));
     let follower = tokio::spawn(table.clone().follow(routes));
     let shared = Arc::new(Shared {
         routes: table,
@@ -45,15 +94,19 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(shared.config.header_read_timeout);
-    let graceful = GracefulShutdown::new();
-    let mut connections = JoinSet::new();
+    let mut clients = Clients {
+        shared: shared.clone(),
+        builder,
+        graceful: GracefulShutdown::new(),
+        connections: JoinSet::new(),
+    };
     tracing::info!(addr = %local, domain = %shared.config.domain, "router listening");
 
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = clients.connections.join_next(), if !clients.connections.is_empty() => {}
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
@@ -68,21 +121,18 @@ pub async fn serve(
                 if let Err(err) = stream.set_nodelay(true) {
                     tracing::debug!(%peer, %err, "setting TCP_NODELAY failed");
                 }
-                let shared = shared.clone();
-                let service = service_fn(move |req| forward::handle(shared.clone(), peer, req));
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
-                connections.spawn(async move {
-                    if let Err(err) = connection.await {
-                        tracing::debug!(%peer, %err, "client connection ended with an error");
-                    }
-                });
+                clients.serve_connection(stream, peer, Scheme::Http);
             }
         }
     }
 
     drop(listener);
     follower.abort();
+    let Clients {
+        graceful,
+        mut connections,
+        ..
+    } = clients;
     let open = connections.len();
     tracing::info!(
         open,

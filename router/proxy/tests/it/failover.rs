@@ -4,7 +4,12 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 
-use crate::support::{dead_addr, request, table, Backend, Router};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use crate::support::{connect, dead_addr, eventually, request, send, table, Backend, Router};
 
 #[tokio::test]
 async fn refused_backend_is_skipped_and_every_request_succeeds() {
@@ -97,4 +102,64 @@ async fn backend_that_does_not_answer_in_time_gives_504() {
         "{}",
         reply.body
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_one_of_three_backends_under_load_fails_no_request() {
+    const CLIENTS: usize = 16;
+    const PER_CLIENT: usize = 250;
+    let mut backends = vec![
+        Backend::start("web-1").await,
+        Backend::start("web-2").await,
+        Backend::start("web-3").await,
+    ];
+    let addrs = backends.iter().map(|b| b.addr).collect();
+    let router = Router::start(table(1, &[("web.localhost", "web", addrs)])).await;
+    let done = Arc::new(AtomicUsize::new(0));
+    let killed = Arc::new(AtomicBool::new(false));
+
+    let mut clients = JoinSet::new();
+    for _ in 0..CLIENTS {
+        let (addr, done, killed) = (router.addr, done.clone(), killed.clone());
+        clients.spawn(async move {
+            let mut conn = connect(addr).await;
+            let mut seen_after_kill = Vec::new();
+            for i in 0..PER_CLIENT {
+                let after_kill = killed.load(Ordering::SeqCst);
+                let reply = send(&mut conn, "web.localhost", "/").await;
+                assert_eq!(reply.status, 200, "request {i}: {}", reply.body);
+                if after_kill {
+                    seen_after_kill.push(reply.body);
+                }
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            seen_after_kill
+        });
+    }
+    eventually("a quarter of the load ran", || {
+        done.load(Ordering::SeqCst) >= CLIENTS * PER_CLIENT / 4
+    })
+    .await;
+    let victim = backends.pop().unwrap();
+    let victim_name = victim.name.clone();
+    victim.stop().await;
+    killed.store(true, Ordering::SeqCst);
+
+    let mut after_kill = Vec::new();
+    while let Some(result) = clients.join_next().await {
+        after_kill.extend(result.expect("every request of every client succeeded"));
+    }
+    assert_eq!(done.load(Ordering::SeqCst), CLIENTS * PER_CLIENT);
+    assert!(!after_kill.is_empty(), "some requests ran after the kill");
+    assert!(
+        !after_kill.contains(&victim_name),
+        "the killed backend answered nothing after it was killed"
+    );
+    for backend in &backends {
+        assert!(
+            after_kill.contains(&backend.name),
+            "{} still serves",
+            backend.name
+        );
+    }
 }

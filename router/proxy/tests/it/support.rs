@@ -281,3 +281,15 @@ fn init_tracing() {
         .with_env_filter("info")
         .try_init();
 }
+
+/// Waits until `condition` holds, polling; panics naming `what` if it has not after 20 s (a hang, not a speed
+/// check).
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..2000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gave up waiting: {what}");
+}

@@ -1,0 +1,101 @@
+//! [`Traffic`]: the router's live per-backend state (in-flight requests, latency average, ejection), keyed by
+//! address so that it survives table swaps, and readable by the control plane for draining.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use route_table::RouteTable;
+
+use crate::balance::BackendState;
+
+type States = HashMap<SocketAddr, Arc<BackendState>>;
+
+/// A cloneable handle on what the router is doing with each backend. Give the same handle to
+/// [`crate::serve`] (in [`crate::ProxyConfig::traffic`]) and to whoever drains instances: after a table without
+/// the instance was sent, wait until [`Traffic::in_flight`] is 0 (or a grace period ended) before stopping it.
+#[derive(Debug, Clone, Default)]
+pub struct Traffic {
+    states: Arc<ArcSwap<States>>,
+}
+
+impl Traffic {
+    /// A handle with no backends yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests in progress and open upgraded tunnels (WebSockets) to `backend`, including those that started
+    /// before the backend left the table. 0 for an address the router never used.
+    pub fn in_flight(&self, backend: SocketAddr) -> usize {
+        self.states
+            .load()
+            .get(&backend)
+            .map_or(0, |state| state.in_flight())
+    }
+
+    /// How many backends are ejected right now.
+    pub fn ejected(&self) -> usize {
+        self.states.load().values().filter(|s| s.ejected()).count()
+    }
+
+    /// Requests in progress over all backends.
+    pub fn total_in_flight(&self) -> usize {
+        self.states.load().values().map(|s| s.in_flight()).sum()
+    }
+
+    /// Makes the state map match `table`: backends that stay keep their state, new ones start fresh, and those
+    /// that left every app are dropped once nothing is in flight to them. Returns the new map.
+    pub(crate) fn update(&self, table: &RouteTable) -> Arc<States> {
+        let previous = self.states.load_full();
+        let mut next: States = table
+            .apps
+            .values()
+            .flat_map(|app| &app.backends)
+            .map(|b| (b.addr, previous.get(&b.addr).cloned().unwrap_or_default()))
+            .collect();
+        for (addr, state) in previous.iter() {
+            if state.in_flight() > 0 {
+                next.entry(*addr).or_insert_with(|| state.clone());
+            }
+        }
+        let next = Arc::new(next);
+        self.states.store(next.clone());
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::tests::table;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[test]
+    fn state_is_kept_across_swaps_and_pruned_when_idle() {
+        let traffic = Traffic::new();
+        let states = traffic.update(&table(1, &[("a", "a", &[1, 2]), ("b", "b", &[2, 3])]));
+        assert_eq!(states.len(), 3);
+        let busy = states[&addr(1)].start();
+        let _busy3 = states[&addr(3)].start();
+        assert_eq!(traffic.in_flight(addr(1)), 1);
+
+        // 1 left the table but has a request in flight; 2 stays; 3 stays through app b; 4 is new.
+        let states2 = traffic.update(&table(2, &[("a", "a", &[2, 4]), ("b", "b", &[3])]));
+        assert_eq!(states2.len(), 4);
+        assert!(Arc::ptr_eq(&states[&addr(2)], &states2[&addr(2)]));
+        assert!(Arc::ptr_eq(&states[&addr(3)], &states2[&addr(3)]));
+        assert_eq!(traffic.in_flight(addr(1)), 1);
+        assert_eq!(traffic.total_in_flight(), 2);
+        drop(busy);
+        assert_eq!(traffic.in_flight(addr(1)), 0);
+
+        let states3 = traffic.update(&table(2, &[("a", "a", &[2, 4]), ("b", "b", &[3])]));
+        assert_eq!(states3.len(), 3, "an idle backend that left is pruned");
+        assert_eq!(traffic.in_flight(addr(9)), 0);
+    }
+}
