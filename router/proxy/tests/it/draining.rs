@@ -1,0 +1,52 @@
+//! Draining: a backend that leaves the table finishes what it has, gets nothing new, and `Traffic` says when
+//! it is idle.
+
+use crate::support::{eventually, send, table, Backend, Router};
+
+#[tokio::test]
+async fn removed_backend_finishes_in_flight_requests_and_gets_no_new_ones() {
+    let (old, new) = (Backend::start("web-old").await, Backend::start("web-new").await);
+    let config = proxy::ProxyConfig::new("localhost");
+    let traffic = config.traffic.clone();
+    let router = Router::start_with(table(1, &[("web.localhost", "web", vec![old.addr])]), config).await;
+
+    let mut slow_conn = router.connect().await;
+    let slow = tokio::spawn(async move { send(&mut slow_conn, "web.localhost", "/slow").await });
+    eventually("the slow request reaches the old backend", || {
+        traffic.in_flight(old.addr) == 1
+    })
+    .await;
+
+    router
+        .routes
+        .send(table(2, &[("web.localhost", "web", vec![new.addr])]))
+        .unwrap();
+    let mut swapped = false;
+    for _ in 0..200 {
+        if router.get("web.localhost", "/").await.body == "web-new" {
+            swapped = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(swapped, "the new table is used");
+    for i in 0..20 {
+        let reply = router.get("web.localhost", "/").await;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, "web-new"),
+            "request {i}"
+        );
+    }
+    assert_eq!(
+        traffic.in_flight(old.addr),
+        1,
+        "the removed backend's request still counts"
+    );
+    assert_eq!(traffic.in_flight(new.addr), 0);
+
+    old.release();
+    let reply = slow.await.unwrap();
+    assert_eq!((reply.status, reply.body.as_str()), (200, "web-old"));
+    eventually("the old backend drained", || traffic.in_flight(old.addr) == 0).await;
+}
