@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, Uri, Version};
+use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Incoming};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -24,6 +25,7 @@ use crate::headers::{self, Forwarded};
 use crate::pages::Failure;
 use crate::routes::{Resolved, Routes};
 use crate::server::Scheme;
+use crate::tunnel;
 use crate::ProxyConfig;
 
 pub(crate) type BackendClient = Client<HttpConnector, ReclaimBody>;
@@ -56,7 +58,7 @@ pub(crate) async fn handle(
     shared: Arc<Shared>,
     peer: SocketAddr,
     scheme: Scheme,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Response<LoggedBody>, Infallible> {
     let mut log = AccessLog {
         start: Instant::now(),
@@ -96,8 +98,13 @@ pub(crate) async fn handle(
     };
     log.app = Some(app.to_owned());
 
+    let mut upgrade = headers::upgrade_protocol(req.version(), req.headers())
+        .map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
     let (mut parts, body) = req.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
+    if let Some((protocol, _)) = &upgrade {
+        headers::set_upgrade(&mut parts.headers, protocol.clone());
+    }
     let forwarded = Forwarded {
         client_ip: peer.ip(),
         host: &host,
@@ -181,7 +188,21 @@ pub(crate) async fn handle(
                 let upstream = sent.elapsed();
                 states[index].succeed(upstream);
                 log.upstream = Some(upstream);
-                return Ok(proxied(response, log, in_flight));
+                if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                    return Ok(proxied(response, log, in_flight));
+                }
+                let Some((_, client)) = upgrade.take() else {
+                    tracing::warn!(%app, %backend, "backend switched protocols unasked");
+                    return Ok(failure(&shared.config, Failure::UpstreamBroken { app }, log));
+                };
+                let tunnel = Tunnel {
+                    client,
+                    idle_timeout: shared.config.tunnel_idle_timeout,
+                    in_flight,
+                    app,
+                    backend,
+                };
+                return Ok(switched(response, log, tunnel));
             }
             Ok(Err(err)) if err.is_connect() => {
                 drop(in_flight);
@@ -246,6 +267,40 @@ fn proxied(response: Response<Incoming>, mut log: AccessLog, in_flight: InFlight
     parts.version = Version::HTTP_11;
     log.status = parts.status;
     Response::from_parts(parts, LoggedBody::new(Either::Left(body), log, Some(in_flight)))
+}
+
+/// What a tunnel needs once the backend agreed to switch protocols.
+struct Tunnel<'a> {
+    client: OnUpgrade,
+    idle_timeout: Duration,
+    in_flight: InFlight,
+    app: &'a str,
+    backend: SocketAddr,
+}
+
+/// The backend's 101 passed on to the client, and a task that joins the two connections once both switched.
+fn switched(
+    mut response: Response<Incoming>,
+    mut log: AccessLog,
+    tunnel: Tunnel<'_>,
+) -> Response<LoggedBody> {
+    let upstream = hyper::upgrade::on(&mut response);
+    let protocol = response.headers().get(header::UPGRADE).cloned();
+    let (mut parts, _empty) = response.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers);
+    if let Some(protocol) = protocol {
+        headers::set_upgrade(&mut parts.headers, protocol);
+    }
+    log.status = parts.status;
+    tokio::spawn(tunnel::run(
+        tunnel.client,
+        upstream,
+        tunnel.idle_timeout,
+        tunnel.in_flight,
+        tunnel.app.to_owned(),
+        tunnel.backend,
+    ));
+    Response::from_parts(parts, LoggedBody::new(Either::Right(Full::default()), log, None))
 }
 
 /// The router's own answer for a request it cannot forward.

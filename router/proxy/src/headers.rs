@@ -68,6 +68,32 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The protocol an HTTP/1.1 request asks to switch to: its `Upgrade` value, when `Connection` names
+/// `upgrade`. HTTP/2 has no such upgrade.
+pub(crate) fn upgrade_protocol(version: http::Version, headers: &HeaderMap) -> Option<HeaderValue> {
+    if version != http::Version::HTTP_11 {
+        return None;
+    }
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    let mut values = headers.get_all(header::UPGRADE).iter();
+    match (asks, values.next(), values.next()) {
+        (true, Some(protocol), None) if !protocol.is_empty() => Some(protocol.clone()),
+        _ => None,
+    }
+}
+
+/// Puts back the two headers that ask for (or confirm) a protocol switch, after the hop-by-hop ones were
+/// removed.
+pub(crate) fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, protocol);
+}
+
 /// What the router tells a backend about the original request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Forwarded<'a> {
@@ -225,6 +251,48 @@ mod tests {
             let mut headers = map(input);
             remove_hop_by_hop(&mut headers);
             assert_eq!(names(&headers), *want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn upgrade_is_asked_only_with_connection_upgrade_on_http1() {
+        use http::Version;
+        let cases: &[(Version, Pairs, Option<&str>)] = &[
+            (
+                Version::HTTP_11,
+                &[("connection", "Upgrade"), ("upgrade", "websocket")],
+                Some("websocket"),
+            ),
+            (
+                Version::HTTP_11,
+                &[("connection", "keep-alive, upgrade"), ("upgrade", "websocket")],
+                Some("websocket"),
+            ),
+            (Version::HTTP_11, &[("upgrade", "websocket")], None),
+            (Version::HTTP_11, &[("connection", "upgrade")], None),
+            (
+                Version::HTTP_11,
+                &[("connection", "upgrade"), ("upgrade", "a"), ("upgrade", "b")],
+                None,
+            ),
+            (
+                Version::HTTP_2,
+                &[("connection", "upgrade"), ("upgrade", "websocket")],
+                None,
+            ),
+            (
+                Version::HTTP_10,
+                &[("connection", "upgrade"), ("upgrade", "websocket")],
+                None,
+            ),
+        ];
+        for (version, input, want) in cases {
+            let got = upgrade_protocol(*version, &map(input));
+            assert_eq!(
+                got.as_ref().map(|v| v.to_str().unwrap()),
+                *want,
+                "{version:?} {input:?}"
+            );
         }
     }
 

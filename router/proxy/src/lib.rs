@@ -5,8 +5,9 @@
 //! It reads routes only from a [`tokio::sync::watch`] channel of immutable [`route_table::RouteTable`]
 //! snapshots and never calls the control plane on the request path; whoever owns the sender (the controller,
 //! later a watch stream from the API) decides what is routed. It answers clear pages when it cannot forward:
-//! 404 for an unknown host, 503 for an app with no running instance, 502/504 when the backends fail. It does
-//! not (yet) terminate TLS, speak WebSocket upgrades or export metrics.
+//! 404 for an unknown host, 503 for an app with no running instance, 502/504 when the backends fail. Upgrades
+//! (WebSockets) are passed through once the backend answered 101. It does not (yet) terminate TLS or export
+//! metrics.
 //!
 //! Only the `berth` binary should depend on it.
 
@@ -18,6 +19,7 @@ mod pages;
 mod routes;
 mod server;
 mod traffic;
+mod tunnel;
 
 use std::time::Duration;
 
@@ -39,12 +41,15 @@ pub struct ProxyConfig {
     pub pool_idle_timeout: Duration,
     /// After shutdown is asked for, how long in-flight requests get to finish before their connections close.
     pub shutdown_grace: Duration,
+    /// How long an upgraded connection (WebSocket) may stay open with no bytes moving either way.
+    pub tunnel_idle_timeout: Duration,
     /// The live per-backend state; keep a clone to watch in-flight requests while draining.
     pub traffic: Traffic,
 }
 
 impl ProxyConfig {
-    /// The defaults (connect 5 s, first response byte 30 s, headers 10 s, pool idle 90 s, grace 10 s).
+    /// The defaults (connect 5 s, first response byte 30 s, headers 10 s, pool idle 90 s, grace 10 s, tunnel
+    /// idle 10 minutes).
     pub fn new(domain: impl Into<String>) -> Self {
         Self {
             domain: domain.into(),
@@ -53,6 +58,7 @@ impl ProxyConfig {
             header_read_timeout: Duration::from_secs(10),
             pool_idle_timeout: Duration::from_secs(90),
             shutdown_grace: Duration::from_secs(10),
+            tunnel_idle_timeout: Duration::from_secs(600),
             traffic: Traffic::new(),
         }
     }

@@ -7,3 +7,4 @@ mod routing;
 mod shutdown;
 mod streaming;
 mod support;
+mod upgrade;
