@@ -105,11 +105,18 @@ pub(crate) async fn handle(
     if let Some((protocol, _)) = &upgrade {
         headers::set_upgrade(&mut parts.headers, protocol.clone());
     }
+    let client_ip = peer.ip().to_canonical();
     let forwarded = Forwarded {
-        client_ip: peer.ip(),
+        client_ip,
+        peer_trusted: shared
+            .config
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&client_ip)),
         host: &host,
         port: shared.local_port,
         proto: scheme.as_str(),
+        start_unix_ms: unix_ms(),
     };
     log.request_id = Some(headers::add_forwarding(&mut parts.headers, forwarded));
     // The client's Expect: 100-continue is answered by our own server side when we first read the body.
@@ -250,6 +257,12 @@ pub(crate) async fn handle(
         }
     }
     Ok(failure(&shared.config, outcome, log))
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn backend_uri(backend: SocketAddr, path_and_query: &str) -> Result<Uri, http::Error> {

@@ -11,6 +11,10 @@ pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-for
 pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub(crate) static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
+
+/// The longest client request ID kept; longer ones are replaced.
+const MAX_REQUEST_ID: usize = 200;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the old `Proxy-Connection`
 /// and `Keep-Alive`. They must not travel past the router in either direction.
@@ -97,29 +101,38 @@ pub(crate) fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
 /// What the router tells a backend about the original request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Forwarded<'a> {
+    /// The address of the TCP peer.
     pub client_ip: IpAddr,
+    /// Whether the peer is a proxy we trust, so that the `X-Forwarded-For` it sent is kept.
+    pub peer_trusted: bool,
     /// The host as the client sent it (with its port, if any).
     pub host: &'a str,
     /// The router's own port the client connected to.
     pub port: u16,
     pub proto: &'static str,
+    /// When the router received the request, in milliseconds since the Unix epoch.
+    pub start_unix_ms: u64,
 }
 
-/// Sets the `X-Forwarded-*` headers and makes sure `Host` and `X-Request-Id` are present. Returns the request
-/// ID for the access log.
+/// Sets the `X-Forwarded-*`, `X-Request-Start` and `Via` headers and makes sure `Host` and a sane
+/// `X-Request-Id` are present. Returns the request ID for the access log.
 pub(crate) fn add_forwarding(headers: &mut HeaderMap, fwd: Forwarded<'_>) -> HeaderValue {
-    // The client's own X-Forwarded-For is kept and our peer appended, as proxies in a chain do. Which inbound
-    // values to trust is the reader's decision (and a later router option).
+    // An inbound X-Forwarded-For is kept (and our peer appended) only when the peer is a trusted proxy;
+    // anyone else could write any address there.
     let client_ip = fwd.client_ip.to_canonical().to_string();
-    let previous: Vec<&str> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let chain = if previous.is_empty() {
-        client_ip
+    let chain = if fwd.peer_trusted {
+        let previous: Vec<&str> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if previous.is_empty() {
+            client_ip
+        } else {
+            format!("{}, {client_ip}", previous.join(", "))
+        }
     } else {
-        format!("{}, {client_ip}", previous.join(", "))
+        client_ip
     };
     if let Ok(value) = HeaderValue::from_str(&chain) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
@@ -130,14 +143,46 @@ pub(crate) fn add_forwarding(headers: &mut HeaderMap, fwd: Forwarded<'_>) -> Hea
         headers.entry(header::HOST).or_insert(host);
     }
     headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(fwd.port));
+    if let Ok(start) = HeaderValue::from_str(&format!("t={}", fwd.start_unix_ms)) {
+        headers.insert(X_REQUEST_START.clone(), start);
+    }
+    add_via(headers);
     match headers.get(&X_REQUEST_ID) {
-        Some(id) if !id.is_empty() => id.clone(),
+        Some(id) if sane_request_id(id.as_bytes()) => id.clone(),
         _ => {
             let id = new_request_id();
             headers.insert(X_REQUEST_ID.clone(), id.clone());
             id
         }
     }
+}
+
+/// Adds the router to the `Via` chain (RFC 9110 §7.6.3).
+pub(crate) fn add_via(headers: &mut HeaderMap) {
+    const US: &str = "1.1 berth";
+    let chain: Vec<&str> = headers
+        .get_all(header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let value = if chain.is_empty() {
+        HeaderValue::from_static(US)
+    } else {
+        match HeaderValue::from_str(&format!("{}, {US}", chain.join(", "))) {
+            Ok(value) => value,
+            Err(_) => HeaderValue::from_static(US),
+        }
+    };
+    headers.insert(header::VIA, value);
+}
+
+/// A client's request ID is kept only when short and made of characters that are safe in logs and URLs.
+fn sane_request_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.+/=:".contains(b))
 }
 
 /// A random UUID from the thread's fast generator (no system call per request).
@@ -296,33 +341,59 @@ mod tests {
         }
     }
 
-    #[test]
-    fn forwarding_headers_are_set() {
-        let fwd = |ip: &str| Forwarded {
+    fn fwd(ip: &str, peer_trusted: bool) -> Forwarded<'static> {
+        Forwarded {
             client_ip: ip.parse().unwrap(),
+            peer_trusted,
             host: "web.localhost:8080",
             port: 8080,
             proto: "http",
-        };
-        let cases: &[(Pairs, &str, &str)] = &[
-            (&[], "10.0.0.1", "10.0.0.1"),
-            (&[("x-forwarded-for", "1.2.3.4")], "10.0.0.1", "1.2.3.4, 10.0.0.1"),
+            start_unix_ms: 1_700_000_000_123,
+        }
+    }
+
+    #[test]
+    fn forwarding_headers_are_set() {
+        // (inbound headers, peer, peer trusted, X-Forwarded-For sent on, Via sent on)
+        let cases: &[(Pairs, &str, bool, &str, &str)] = &[
+            (&[], "10.0.0.1", false, "10.0.0.1", "1.1 berth"),
+            (&[], "10.0.0.1", true, "10.0.0.1", "1.1 berth"),
+            // A spoofed chain from an untrusted peer is replaced.
+            (
+                &[("x-forwarded-for", "1.2.3.4")],
+                "10.0.0.1",
+                false,
+                "10.0.0.1",
+                "1.1 berth",
+            ),
+            (
+                &[("x-forwarded-for", "1.2.3.4"), ("via", "1.1 lb")],
+                "10.0.0.1",
+                true,
+                "1.2.3.4, 10.0.0.1",
+                "1.1 lb, 1.1 berth",
+            ),
             (
                 &[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-for", "5.6.7.8")],
                 "::1",
+                true,
                 "1.2.3.4, 5.6.7.8, ::1",
+                "1.1 berth",
             ),
             // An IPv4 client on a dual-stack listener shows as its IPv4 address.
-            (&[], "::ffff:10.0.0.2", "10.0.0.2"),
+            (&[], "::ffff:10.0.0.2", false, "10.0.0.2", "1.1 berth"),
         ];
-        for (input, ip, want_xff) in cases {
+        for (input, ip, trusted, want_xff, want_via) in cases {
             let mut headers = map(input);
             headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
-            let id = add_forwarding(&mut headers, fwd(ip));
+            headers.insert(X_REQUEST_START.clone(), HeaderValue::from_static("t=1"));
+            let id = add_forwarding(&mut headers, fwd(ip, *trusted));
             assert_eq!(headers[&X_FORWARDED_FOR], *want_xff, "{input:?}");
             assert_eq!(headers[&X_FORWARDED_PROTO], "http", "a client cannot claim https");
             assert_eq!(headers[&X_FORWARDED_HOST], "web.localhost:8080");
             assert_eq!(headers[&X_FORWARDED_PORT], "8080");
+            assert_eq!(headers[&X_REQUEST_START], "t=1700000000123");
+            assert_eq!(headers[header::VIA], *want_via);
             assert_eq!(headers[header::HOST], "web.localhost:8080");
             assert_eq!(headers[&X_REQUEST_ID], id);
             assert_eq!(id.len(), 36, "{id:?}");
@@ -330,20 +401,28 @@ mod tests {
     }
 
     #[test]
-    fn request_id_is_kept_or_made() {
-        let fwd = Forwarded {
-            client_ip: "127.0.0.1".parse().unwrap(),
-            host: "h",
-            port: 80,
-            proto: "http",
-        };
-        let mut headers = map(&[("x-request-id", "abc-123")]);
-        assert_eq!(add_forwarding(&mut headers, fwd), "abc-123");
-        let mut empty = map(&[("x-request-id", "")]);
-        assert_ne!(add_forwarding(&mut empty, fwd), "");
+    fn request_id_is_kept_when_sane_or_made() {
+        let long = "a".repeat(201);
+        let longest = "a".repeat(200);
+        let cases: &[(&str, bool)] = &[
+            ("abc-123", true),
+            ("Root=1-5e1b4151-5ac6c58f;Parent=1", false),
+            ("a_b.c+d/e=f:g", true),
+            (&longest, true),
+            (&long, false),
+            ("", false),
+            ("has space", false),
+            ("<script>", false),
+        ];
+        for (id, kept) in cases {
+            let mut headers = map(&[("x-request-id", id)]);
+            let got = add_forwarding(&mut headers, fwd("127.0.0.1", false));
+            assert_eq!(got == *id, *kept, "{id:?} became {got:?}");
+            assert_eq!(headers[&X_REQUEST_ID], got);
+        }
         let (a, b) = (
-            add_forwarding(&mut HeaderMap::new(), fwd),
-            add_forwarding(&mut HeaderMap::new(), fwd),
+            add_forwarding(&mut HeaderMap::new(), fwd("127.0.0.1", false)),
+            add_forwarding(&mut HeaderMap::new(), fwd("127.0.0.1", false)),
         );
         assert_ne!(a, b, "request IDs must differ");
     }

@@ -41,6 +41,9 @@ pub struct ProxyConfig {
     pub pool_idle_timeout: Duration,
     /// After shutdown is asked for, how long in-flight requests get to finish before their connections close.
     pub shutdown_grace: Duration,
+    /// Peers whose `X-Forwarded-For` is kept (our address appended); from anyone else it is replaced by the
+    /// peer's address. Empty by default: no one is trusted.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long an upgraded connection (WebSocket) may stay open with no bytes moving either way.
     pub tunnel_idle_timeout: Duration,
     /// The live per-backend state; keep a clone to watch in-flight requests while draining.
@@ -59,6 +62,7 @@ impl ProxyConfig {
             pool_idle_timeout: Duration::from_secs(90),
             shutdown_grace: Duration::from_secs(10),
             tunnel_idle_timeout: Duration::from_secs(600),
+            trusted_proxies: Vec::new(),
             traffic: Traffic::new(),
         }
     }
