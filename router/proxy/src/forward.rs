@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::oneshot;
 
 use crate::balance::{self, InFlight};
-use crate::body::{AccessLog, LoggedBody, ReclaimBody};
+use crate::body::{AccessLog, BodyIdle, LoggedBody, ReclaimBody};
 use crate::headers::{self, Forwarded};
 use crate::pages::Failure;
 use crate::routes::{Resolved, Routes};
@@ -60,19 +60,7 @@ pub(crate) async fn handle(
     scheme: Scheme,
     mut req: Request<Incoming>,
 ) -> Result<Response<LoggedBody>, Infallible> {
-    let mut log = AccessLog {
-        start: Instant::now(),
-        method: req.method().clone(),
-        path: req.uri().path().to_owned(),
-        host: String::new(),
-        status: http::StatusCode::OK,
-        app: None,
-        backend: None,
-        request_id: None,
-        error: None,
-        upstream: None,
-        attempts: 0,
-    };
+    let mut log = AccessLog::new(req.method().clone(), req.uri().path().to_owned());
     let host = match headers::request_host(req.uri(), req.headers()) {
         Ok(host) => host.to_owned(),
         Err(err) => {
@@ -152,22 +140,27 @@ pub(crate) async fn handle(
     } else {
         Some(body)
     };
+    let idle = shared.config.body_idle_timeout;
     let mut retries: Option<std::vec::IntoIter<usize>> = None;
-    let mut outcome = Failure::Unreachable { app };
+    let mut outcome = Failure::Unreachable {
+        app,
+        timed_out: false,
+    };
     loop {
         let backend = backends[index].addr;
         let last = retries.as_ref().map_or(len == 1, |r| r.len() == 0);
         log.backend = Some(backend);
+        log.instance = Some(backends[index].instance.clone());
         log.attempts += 1;
         let (this_body, reclaimed) = if repeatable {
-            (ReclaimBody::new(None, None), None)
+            (ReclaimBody::new(None, None, idle), None)
         } else {
             let Some(this_body) = body.take() else { break };
             if last {
-                (ReclaimBody::new(Some(this_body), None), None)
+                (ReclaimBody::new(Some(this_body), None, idle), None)
             } else {
                 let (tx, rx) = oneshot::channel();
-                (ReclaimBody::new(Some(this_body), Some(tx)), Some(rx))
+                (ReclaimBody::new(Some(this_body), Some(tx), idle), Some(rx))
             }
         };
         let uri = match backend_uri(backend, &path_and_query) {
@@ -196,7 +189,7 @@ pub(crate) async fn handle(
                 states[index].succeed(upstream);
                 log.upstream = Some(upstream);
                 if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-                    return Ok(proxied(response, log, in_flight));
+                    return Ok(proxied(response, log, in_flight, idle));
                 }
                 let Some((_, client)) = upgrade.take() else {
                     tracing::warn!(%app, %backend, "backend switched protocols unasked");
@@ -222,7 +215,10 @@ pub(crate) async fn handle(
                     err = %error_chain(&err),
                     "backend refused the connection"
                 );
-                outcome = Failure::Unreachable { app };
+                outcome = Failure::Unreachable {
+                    app,
+                    timed_out: timed_out(&err),
+                };
                 // The body comes back only if the failed attempt never read it.
                 if !repeatable {
                     match reclaimed.and_then(|mut rx| rx.try_recv().ok()) {
@@ -230,6 +226,11 @@ pub(crate) async fn handle(
                         None => break,
                     }
                 }
+            }
+            Ok(Err(err)) if client_body_failed(&err).is_some() => {
+                let why = client_body_failed(&err).unwrap_or(Failure::BadBody);
+                tracing::debug!(%app, %backend, err = %error_chain(&err), "client request body failed");
+                return Ok(failure(&shared.config, why, log));
             }
             Ok(Err(err)) if repeatable => {
                 tracing::warn!(%app, %backend, err = %error_chain(&err), "backend failed; trying another");
@@ -274,12 +275,20 @@ fn backend_uri(backend: SocketAddr, path_and_query: &str) -> Result<Uri, http::E
 }
 
 /// The backend's response with hop-by-hop headers removed and its body streamed through.
-fn proxied(response: Response<Incoming>, mut log: AccessLog, in_flight: InFlight) -> Response<LoggedBody> {
+fn proxied(
+    response: Response<Incoming>,
+    mut log: AccessLog,
+    in_flight: InFlight,
+    idle: Duration,
+) -> Response<LoggedBody> {
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
     parts.version = Version::HTTP_11;
-    log.status = parts.status;
-    Response::from_parts(parts, LoggedBody::new(Either::Left(body), log, Some(in_flight)))
+    log.status = Some(parts.status);
+    Response::from_parts(
+        parts,
+        LoggedBody::new(Either::Left(body), log, Some(in_flight), idle),
+    )
 }
 
 /// What a tunnel needs once the backend agreed to switch protocols.
@@ -297,6 +306,8 @@ fn switched(
     mut log: AccessLog,
     tunnel: Tunnel<'_>,
 ) -> Response<LoggedBody> {
+    // The 101's own body is empty; the timeout only has to be some value.
+    let idle = tunnel.idle_timeout;
     let upstream = hyper::upgrade::on(&mut response);
     let protocol = response.headers().get(header::UPGRADE).cloned();
     let (mut parts, _empty) = response.into_parts();
@@ -304,7 +315,7 @@ fn switched(
     if let Some(protocol) = protocol {
         headers::set_upgrade(&mut parts.headers, protocol);
     }
-    log.status = parts.status;
+    log.status = Some(parts.status);
     tokio::spawn(tunnel::run(
         tunnel.client,
         upstream,
@@ -313,15 +324,24 @@ fn switched(
         tunnel.app.to_owned(),
         tunnel.backend,
     ));
-    Response::from_parts(parts, LoggedBody::new(Either::Right(Full::default()), log, None))
+    Response::from_parts(
+        parts,
+        LoggedBody::new(Either::Right(Full::default()), log, None, idle),
+    )
 }
 
 /// The router's own answer for a request it cannot forward.
 fn failure(config: &ProxyConfig, failure: Failure<'_>, mut log: AccessLog) -> Response<LoggedBody> {
-    log.status = failure.status();
+    log.status = Some(failure.status());
     log.error = Some(failure.code());
     let page = Bytes::from(failure.page(&config.domain));
-    let mut response = Response::new(LoggedBody::new(Either::Right(Full::new(page)), log, None));
+    let body = LoggedBody::new(
+        Either::Right(Full::new(page)),
+        log,
+        None,
+        config.body_idle_timeout,
+    );
+    let mut response = Response::new(body);
     *response.status_mut() = failure.status();
     let headers = response.headers_mut();
     headers.insert(
@@ -330,6 +350,41 @@ fn failure(config: &ProxyConfig, failure: Failure<'_>, mut log: AccessLog) -> Re
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// Whether a backend request failed because the client's request body did (hyper reports the body's error
+/// as a "user" error), and what to answer: 408 when it went idle, 400 when it was malformed.
+fn client_body_failed(err: &hyper_util::client::legacy::Error) -> Option<Failure<'static>> {
+    let mut source = std::error::Error::source(err);
+    let mut user_body = false;
+    while let Some(cause) = source {
+        if cause.is::<BodyIdle>() {
+            return Some(Failure::ClientIdle);
+        }
+        if cause
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
+            user_body = true;
+        }
+        source = cause.source();
+    }
+    user_body.then_some(Failure::BadBody)
+}
+
+/// Whether a connect error was a timeout rather than a refusal.
+fn timed_out(err: &dyn std::error::Error) -> bool {
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The error with its causes, for logs (hyper-util's own message is only the outermost one).

@@ -37,6 +37,12 @@ pub struct ProxyConfig {
     pub response_timeout: Duration,
     /// How long a client may take to send a request's headers.
     pub header_read_timeout: Duration,
+    /// How long a request or response body may send nothing before it is cut (rolling, reset by every chunk).
+    pub body_idle_timeout: Duration,
+    /// At most this many request headers (more: 431).
+    pub max_header_count: usize,
+    /// At most this many bytes of request head (more: 431). At least 8 KiB is used.
+    pub max_header_bytes: usize,
     /// How long an idle pooled connection to a backend is kept.
     pub pool_idle_timeout: Duration,
     /// After shutdown is asked for, how long in-flight requests get to finish before their connections close.
@@ -51,8 +57,8 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
-    /// The defaults (connect 5 s, first response byte 30 s, headers 10 s, pool idle 90 s, grace 10 s, tunnel
-    /// idle 10 minutes).
+    /// The defaults (connect 5 s, first response byte 30 s, headers 10 s, body idle 55 s, 100 headers of at most
+    /// 32 KiB, pool idle 90 s, grace 10 s, tunnel idle 10 minutes, no trusted proxies).
     pub fn new(domain: impl Into<String>) -> Self {
         Self {
             domain: domain.into(),
@@ -60,6 +66,9 @@ impl ProxyConfig {
             response_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             pool_idle_timeout: Duration::from_secs(90),
+            body_idle_timeout: Duration::from_secs(55),
+            max_header_count: 100,
+            max_header_bytes: 32 * 1024,
             shutdown_grace: Duration::from_secs(10),
             tunnel_idle_timeout: Duration::from_secs(600),
             trusted_proxies: Vec::new(),

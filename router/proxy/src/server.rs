@@ -93,7 +93,13 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.header_read_timeout);
+        .header_read_timeout(shared.config.header_read_timeout)
+        .max_headers(shared.config.max_header_count)
+        .max_buf_size(shared.config.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(shared.config.max_header_bytes).unwrap_or(u32::MAX));
     let mut clients = Clients {
         shared: shared.clone(),
         builder,
