@@ -3,6 +3,7 @@
 mod draining;
 mod failover;
 mod forwarding;
+mod limits;
 mod routing;
 mod shutdown;
 mod streaming;
