@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
 use crate::balance::InFlight;
+use crate::observe::{AccessRecord, Observer};
 use crate::pages::codes;
 
 /// The error type of the bodies the router passes on.
@@ -156,10 +158,11 @@ pub(crate) struct AccessLog {
     pub bytes: u64,
     /// Whether the whole response body was sent.
     pub complete: bool,
+    observer: Arc<Observer>,
 }
 
 impl AccessLog {
-    pub(crate) fn new(method: Method, path: String) -> Self {
+    pub(crate) fn new(method: Method, path: String, observer: Arc<Observer>) -> Self {
         Self {
             start: Instant::now(),
             method,
@@ -175,6 +178,7 @@ impl AccessLog {
             attempts: 0,
             bytes: 0,
             complete: false,
+            observer,
         }
     }
 }
@@ -184,31 +188,47 @@ impl Drop for AccessLog {
         if self.status.is_none() && self.error.is_none() {
             self.error = Some(codes::CLIENT_INTERRUPTED);
         }
-        let request_id = self
-            .request_id
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
+        // 499: the client closed the connection before a response (nginx's convention).
+        let status = self.status.map_or(499, |s| s.as_u16());
+        let total = self.start.elapsed();
+        let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
         let backend = self.backend.map(|b| b.to_string());
         tracing::info!(
             target: "berth::access",
             method = %self.method,
             host = %self.host,
             path = %self.path,
-            // 499: the client closed the connection before a response (nginx's convention).
-            status = self.status.map_or(499, |s| s.as_u16()),
+            status,
             app = self.app.as_deref().unwrap_or("-"),
             instance = self.instance.as_deref().unwrap_or("-"),
             backend = backend.as_deref().unwrap_or("-"),
             attempts = self.attempts,
             upstream_ms = self.upstream.map(|d| d.as_secs_f64() * 1e3),
-            duration_ms = self.start.elapsed().as_secs_f64() * 1e3,
+            duration_ms = total.as_secs_f64() * 1e3,
             bytes = self.bytes,
             complete = self.complete,
             error = self.error.unwrap_or("-"),
-            request_id,
+            request_id = request_id.unwrap_or("-"),
             "request"
         );
+        let request_id = request_id.map(str::to_owned);
+        let observer = self.observer.clone();
+        let app = self.app.clone();
+        let record = || AccessRecord {
+            app: self.app.take(),
+            instance: self.instance.take(),
+            backend: self.backend,
+            method: self.method.to_string(),
+            host: std::mem::take(&mut self.host),
+            path: std::mem::take(&mut self.path),
+            status,
+            bytes: self.bytes,
+            upstream: self.upstream,
+            total,
+            request_id,
+            error: self.error,
+        };
+        observer.finished(record, app.as_deref(), status, total);
     }
 }
 

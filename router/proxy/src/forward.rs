@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use crate::balance::{self, InFlight};
 use crate::body::{AccessLog, BodyIdle, LoggedBody, ReclaimBody};
 use crate::headers::{self, Forwarded};
+use crate::observe::Observer;
 use crate::pages::Failure;
 use crate::routes::{Resolved, Routes};
 use crate::server::Scheme;
@@ -35,6 +36,7 @@ pub(crate) type BackendClient = Client<HttpConnector, ReclaimBody>;
 pub(crate) struct Shared {
     pub routes: Arc<Routes>,
     pub client: BackendClient,
+    pub observer: Arc<Observer>,
     pub config: ProxyConfig,
     /// The router's port, for `X-Forwarded-Port`.
     pub local_port: u16,
@@ -60,7 +62,11 @@ pub(crate) async fn handle(
     scheme: Scheme,
     mut req: Request<Incoming>,
 ) -> Result<Response<LoggedBody>, Infallible> {
-    let mut log = AccessLog::new(req.method().clone(), req.uri().path().to_owned());
+    let mut log = AccessLog::new(
+        req.method().clone(),
+        req.uri().path().to_owned(),
+        shared.observer.clone(),
+    );
     let host = match headers::request_host(req.uri(), req.headers()) {
         Ok(host) => host.to_owned(),
         Err(err) => {

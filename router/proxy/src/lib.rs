@@ -6,15 +6,18 @@
 //! snapshots and never calls the control plane on the request path; whoever owns the sender (the controller,
 //! later a watch stream from the API) decides what is routed. It answers clear pages when it cannot forward:
 //! 404 for an unknown host, 503 for an app with no running instance, 502/504 when the backends fail. Upgrades
-//! (WebSockets) are passed through once the backend answered 101. It does not (yet) terminate TLS or export
-//! metrics.
+//! (WebSockets) are passed through once the backend answered 101. Every request gives one access-log line
+//! (tracing target `berth::access`), an optional [`AccessRecord`] on a channel, and Prometheus metrics served
+//! by [`serve_admin`]. It does not (yet) terminate TLS.
 //!
 //! Only the `berth` binary should depend on it.
 
+mod admin;
 mod balance;
 mod body;
 mod forward;
 mod headers;
+mod observe;
 mod pages;
 mod routes;
 mod server;
@@ -23,6 +26,8 @@ mod tunnel;
 
 use std::time::Duration;
 
+pub use admin::serve_admin;
+pub use observe::{AccessRecord, Metrics};
 pub use server::serve;
 pub use traffic::Traffic;
 
@@ -54,6 +59,11 @@ pub struct ProxyConfig {
     pub tunnel_idle_timeout: Duration,
     /// The live per-backend state; keep a clone to watch in-flight requests while draining.
     pub traffic: Traffic,
+    /// The metrics the router updates; keep a clone for [`serve_admin`].
+    pub metrics: Metrics,
+    /// Where to send one [`AccessRecord`] per request, if anywhere. Sending never waits: when the channel is
+    /// full the record is dropped and counted (`berth_router_access_log_dropped_total`).
+    pub access_log: Option<tokio::sync::mpsc::Sender<AccessRecord>>,
 }
 
 impl ProxyConfig {
@@ -73,6 +83,8 @@ impl ProxyConfig {
             tunnel_idle_timeout: Duration::from_secs(600),
             trusted_proxies: Vec::new(),
             traffic: Traffic::new(),
+            metrics: Metrics::new(),
+            access_log: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use route_table::{AppRoute, Backend, RouteTable};
 use tokio::sync::watch;
 
 use crate::balance::BackendState;
+use crate::observe::Metrics;
 use crate::traffic::Traffic;
 
 /// One route table with the balancing state of its backends.
@@ -81,14 +82,17 @@ impl Snapshot {
 pub(crate) struct Routes {
     current: ArcSwap<Snapshot>,
     traffic: Traffic,
+    metrics: Metrics,
 }
 
 impl Routes {
-    pub(crate) fn new(table: Arc<RouteTable>, traffic: Traffic) -> Self {
+    pub(crate) fn new(table: Arc<RouteTable>, traffic: Traffic, metrics: Metrics) -> Self {
         let states = traffic.update(&table);
+        metrics.table_version(table.version);
         Self {
             current: ArcSwap::from_pointee(Snapshot::new(table, &states)),
             traffic,
+            metrics,
         }
     }
 
@@ -101,6 +105,7 @@ impl Routes {
         let next = Snapshot::new(table, &states);
         let version = next.version();
         self.current.store(Arc::new(next));
+        self.metrics.table_version(version);
         version
     }
 
@@ -186,7 +191,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn follow_swaps_to_the_latest_table() {
         let (tx, rx) = watch::channel(table(1, &[]));
-        let routes = Arc::new(Routes::new(rx.borrow().clone(), Traffic::new()));
+        let routes = Arc::new(Routes::new(rx.borrow().clone(), Traffic::new(), Metrics::new()));
         let task = tokio::spawn(routes.clone().follow(rx));
         tx.send(table(2, &[("web.localhost", "web", &[5000])])).unwrap();
         for _ in 0..100 {

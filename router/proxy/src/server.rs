@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::forward::{self, Shared};
+use crate::observe::Observer;
 use crate::routes::Routes;
 use crate::{ProxyConfig, ProxyError};
 
@@ -80,11 +81,20 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ProxyError> {
     let local = listener.local_addr().map_err(ProxyError::LocalAddr)?;
-    let table = Arc::new(Routes::new(routes.borrow().clone(), config.traffic.clone()));
+    config.metrics.watch(config.traffic.clone());
+    let table = Arc::new(Routes::new(
+        routes.borrow().clone(),
+        config.traffic.clone(),
+        config.metrics.clone(),
+    ));
     let follower = tokio::spawn(table.clone().follow(routes));
     let shared = Arc::new(Shared {
         routes: table,
         client: forward::backend_client(&config),
+        observer: Arc::new(Observer {
+            metrics: config.metrics.clone(),
+            sink: config.access_log.clone(),
+        }),
         local_port: local.port(),
         config,
     });

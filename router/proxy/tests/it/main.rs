@@ -9,3 +9,4 @@ mod shutdown;
 mod streaming;
 mod support;
 mod upgrade;
+mod visibility;
