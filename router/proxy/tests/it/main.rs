@@ -5,6 +5,7 @@ mod failover;
 mod forwarding;
 mod limits;
 mod routing;
+mod scale;
 mod shutdown;
 mod streaming;
 mod support;
