@@ -7,7 +7,7 @@
 //! while a backend is in trouble.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How long the first ejection lasts; each further ejection in a row doubles it, up to [`EJECT_MAX`].
@@ -106,6 +106,8 @@ pub struct BackendState {
     in_flight: AtomicUsize,
     /// Moving average of the time to the response head, in microseconds (0: no sample yet).
     ewma_micros: AtomicU64,
+    /// When the average last got a sample, in microseconds since [`epoch`].
+    ewma_at: AtomicU64,
     /// Set while `ejection` is not plain healthy, so the healthy path never takes the lock.
     troubled: AtomicBool,
     ejection: Mutex<Ejection>,
@@ -114,15 +116,39 @@ pub struct BackendState {
 /// The weight of a new latency sample in the moving average, in 1/1024.
 const EWMA_WEIGHT: u64 = 300;
 
+/// An average that gets no samples halves every this often, so a backend that lost the tie-break once (one slow
+/// answer) is not starved of requests forever while the load is too light to make in-flight counts differ.
+const EWMA_HALF_LIFE_MICROS: u64 = 10_000_000;
+
+/// The process's reference instant for the timestamps kept in atomics.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn micros_since_epoch(now: Instant) -> u64 {
+    u64::try_from(now.saturating_duration_since(epoch()).as_micros()).unwrap_or(u64::MAX)
+}
+
+/// `average` after `age_micros` without samples.
+pub(crate) fn decayed(average: u64, age_micros: u64) -> u64 {
+    if age_micros == 0 || average == 0 {
+        return average;
+    }
+    let half_lives = age_micros as f64 / EWMA_HALF_LIFE_MICROS as f64;
+    (average as f64 * 0.5f64.powf(half_lives)) as u64
+}
+
 impl BackendState {
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn load(&self) -> Load {
+    pub(crate) fn load(&self, now: Instant) -> Load {
+        let age = micros_since_epoch(now).saturating_sub(self.ewma_at.load(Ordering::Relaxed));
         Load {
             in_flight: self.in_flight(),
-            latency_micros: self.ewma_micros.load(Ordering::Relaxed),
+            latency_micros: decayed(self.ewma_micros.load(Ordering::Relaxed), age),
         }
     }
 
@@ -146,9 +172,9 @@ impl BackendState {
     }
 
     /// Records the time a backend took to send its response head, and that it is healthy.
-    pub(crate) fn succeed(&self, latency: Duration) {
+    pub(crate) fn succeed(&self, latency: Duration, now: Instant) {
         let sample = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
-        let old = self.ewma_micros.load(Ordering::Relaxed);
+        let old = self.load(now).latency_micros;
         let new = if old == 0 {
             sample
         } else {
@@ -156,6 +182,7 @@ impl BackendState {
         };
         // A lost update under a race only loses one sample of an average.
         self.ewma_micros.store(new, Ordering::Relaxed);
+        self.ewma_at.store(micros_since_epoch(now), Ordering::Relaxed);
         if self.troubled.load(Ordering::Relaxed) {
             let mut ejection = self.lock();
             ejection.succeed();
@@ -306,6 +333,22 @@ mod tests {
     }
 
     #[test]
+    fn averages_decay_without_samples() {
+        let cases = [
+            (1000, 0, 1000),
+            (0, 5_000_000, 0),
+            (1000, 10_000_000, 500),
+            (1000, 20_000_000, 250),
+            (1000, 5_000_000, 707),
+            (1000, 200_000_000, 0),
+            (u64::MAX, u64::MAX, 0),
+        ];
+        for (average, age, want) in cases {
+            assert_eq!(decayed(average, age), want, "{average} after {age} µs");
+        }
+    }
+
+    #[test]
     fn retry_order_tries_available_backends_first() {
         let cases: &[(&[bool], usize, &[usize])] = &[
             (&[true], 0, &[]),
@@ -393,16 +436,17 @@ mod tests {
         drop(b);
         assert_eq!(state.in_flight(), 0);
 
-        state.succeed(Duration::from_micros(1000));
-        assert_eq!(state.load().latency_micros, 1000);
-        state.succeed(Duration::from_micros(2024));
-        assert_eq!(state.load().latency_micros, 1300);
-
         let now = Instant::now();
+        state.succeed(Duration::from_micros(1000), now);
+        assert_eq!(state.load(now).latency_micros, 1000);
+        state.succeed(Duration::from_micros(2024), now);
+        assert_eq!(state.load(now).latency_micros, 1300);
+        assert_eq!(state.load(now + Duration::from_secs(10)).latency_micros, 650);
+
         assert!(state.available(now) && !state.ejected());
         assert_eq!(state.fail(now, false), Some(EJECT_BASE));
         assert!(!state.available(now) && state.ejected());
-        state.succeed(Duration::from_micros(1));
+        state.succeed(Duration::from_micros(1), now);
         assert!(state.available(now) && !state.ejected());
     }
 }

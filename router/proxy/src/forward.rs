@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     pub config: ProxyConfig,
     /// The router's port, for `X-Forwarded-Port`.
     pub local_port: u16,
+    /// Becomes true when open tunnels must close (the router stops).
+    pub tunnels_stop: tokio::sync::watch::Receiver<bool>,
 }
 
 /// A pooled HTTP/1.1 client for backends, with the configured connect and idle timeouts.
@@ -126,7 +128,7 @@ pub(crate) async fn handle(
     let (mut index, runner_up) = balance::choose(
         len,
         |i| states[i].available(now),
-        |i| states[i].load(),
+        |i| states[i].load(now),
         rand::random(),
         rand::random(),
     );
@@ -192,7 +194,7 @@ pub(crate) async fn handle(
         match result {
             Ok(Ok(response)) => {
                 let upstream = sent.elapsed();
-                states[index].succeed(upstream);
+                states[index].succeed(upstream, Instant::now());
                 log.upstream = Some(upstream);
                 if response.status() != StatusCode::SWITCHING_PROTOCOLS {
                     return Ok(proxied(response, log, in_flight, idle));
@@ -203,6 +205,7 @@ pub(crate) async fn handle(
                 };
                 let tunnel = Tunnel {
                     client,
+                    stop: shared.tunnels_stop.clone(),
                     idle_timeout: shared.config.tunnel_idle_timeout,
                     in_flight,
                     app,
@@ -300,6 +303,7 @@ fn proxied(
 /// What a tunnel needs once the backend agreed to switch protocols.
 struct Tunnel<'a> {
     client: OnUpgrade,
+    stop: tokio::sync::watch::Receiver<bool>,
     idle_timeout: Duration,
     in_flight: InFlight,
     app: &'a str,
@@ -323,12 +327,15 @@ fn switched(
     }
     log.status = Some(parts.status);
     tokio::spawn(tunnel::run(
-        tunnel.client,
-        upstream,
+        tunnel::Ends {
+            client: tunnel.client,
+            backend: upstream,
+            backend_addr: tunnel.backend,
+            app: tunnel.app.to_owned(),
+        },
         tunnel.idle_timeout,
         tunnel.in_flight,
-        tunnel.app.to_owned(),
-        tunnel.backend,
+        tunnel.stop,
     ));
     Response::from_parts(
         parts,

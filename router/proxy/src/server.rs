@@ -82,6 +82,7 @@ pub async fn serve(
 ) -> Result<(), ProxyError> {
     let local = listener.local_addr().map_err(ProxyError::LocalAddr)?;
     config.metrics.watch(config.traffic.clone());
+    let (stop_tunnels, tunnels_stop) = watch::channel(false);
     let table = Arc::new(Routes::new(
         routes.borrow().clone(),
         config.traffic.clone(),
@@ -96,6 +97,7 @@ pub async fn serve(
             sink: config.access_log.clone(),
         }),
         local_port: local.port(),
+        tunnels_stop,
         config,
     });
 
@@ -154,7 +156,8 @@ pub async fn serve(
         open,
         "router stopping: no new connections, letting in-flight requests finish"
     );
-    if tokio::time::timeout(shared.config.shutdown_grace, graceful.shutdown())
+    let deadline = tokio::time::Instant::now() + shared.config.shutdown_grace;
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()
     {
@@ -164,6 +167,12 @@ pub async fn serve(
         );
     }
     connections.shutdown().await;
+    // Upgraded tunnels (WebSockets) are no longer hyper connections: they get what is left of the grace, then
+    // are closed.
+    while shared.config.traffic.total_in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tunnels.send(true);
     tracing::info!("router stopped");
     Ok(())
 }

@@ -17,15 +17,28 @@ use tokio::time::Instant;
 
 use crate::balance::InFlight;
 
-/// Joins the two sides once both upgrades completed; returns when the tunnel closed.
+/// The two connections a tunnel joins, and whose they are.
+pub(crate) struct Ends {
+    pub client: OnUpgrade,
+    pub backend: OnUpgrade,
+    pub backend_addr: SocketAddr,
+    pub app: String,
+}
+
+/// Joins the two sides once both upgrades completed; returns when the tunnel closed, went idle, or `stop`
+/// became true.
 pub(crate) async fn run(
-    client: OnUpgrade,
-    backend: OnUpgrade,
+    ends: Ends,
     idle_timeout: Duration,
     in_flight: InFlight,
-    app: String,
-    backend_addr: SocketAddr,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let Ends {
+        client,
+        backend,
+        backend_addr,
+        app,
+    } = ends;
     let (client, upstream) = match tokio::try_join!(client, backend) {
         Ok(both) => both,
         Err(err) => {
@@ -46,6 +59,7 @@ pub(crate) async fn run(
                 Ok(_) => "closed",
                 Err(_) => "connection error",
             },
+            _ = stop.wait_for(|stop| *stop) => break "router stopping",
             () = tokio::time::sleep_until(deadline) => {
                 let idle_since = start + Duration::from_millis(last.load(Ordering::Relaxed));
                 if Instant::now() >= idle_since + idle_timeout {

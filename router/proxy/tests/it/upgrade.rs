@@ -71,6 +71,25 @@ async fn echo(ws: &mut WebSocketStream<TcpStream>, text: &str) {
     assert_eq!(reply.to_text().unwrap(), text);
 }
 
+/// The router ends the tunnel (no more messages) and it stops counting as in flight.
+async fn assert_router_closes(
+    ws: &mut WebSocketStream<TcpStream>,
+    traffic: &proxy::Traffic,
+    backend: SocketAddr,
+) {
+    let next = tokio::time::timeout(Duration::from_secs(20), ws.next())
+        .await
+        .expect("the router closes the tunnel");
+    assert!(
+        !matches!(next, Some(Ok(Message::Text(_)))),
+        "no message, the tunnel ends: {next:?}"
+    );
+    eventually("the closed tunnel stops counting", || {
+        traffic.in_flight(backend) == 0
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn websocket_echo_works_after_a_minute_of_silence() {
     let backend = EchoBackend::start().await;
@@ -109,17 +128,7 @@ async fn idle_tunnel_is_closed_after_the_configured_timeout() {
 
     let mut ws = ws_connect(router.addr, "ws.localhost").await;
     echo(&mut ws, "hello").await;
-    let next = tokio::time::timeout(Duration::from_secs(20), ws.next())
-        .await
-        .expect("the router closes the idle tunnel");
-    assert!(
-        !matches!(next, Some(Ok(Message::Text(_)))),
-        "no message, the tunnel ends: {next:?}"
-    );
-    eventually("the closed tunnel stops counting", || {
-        traffic.in_flight(backend.addr) == 0
-    })
-    .await;
+    assert_router_closes(&mut ws, &traffic, backend.addr).await;
 }
 
 #[tokio::test]
@@ -175,4 +184,20 @@ async fn http2_prior_knowledge_is_served() {
             _ => assert!(body.contains("x-forwarded-proto: http\n"), "{body}"),
         }
     }
+}
+
+#[tokio::test]
+async fn open_tunnels_are_closed_when_the_grace_ends_at_shutdown() {
+    let backend = EchoBackend::start().await;
+    let config = proxy::ProxyConfig {
+        shutdown_grace: Duration::from_millis(300),
+        ..proxy::ProxyConfig::new("localhost")
+    };
+    let traffic = config.traffic.clone();
+    let router = Router::start_with(table(1, &[("ws.localhost", "ws", vec![backend.addr])]), config).await;
+    let mut ws = ws_connect(router.addr, "ws.localhost").await;
+    echo(&mut ws, "before shutdown").await;
+
+    router.stop().await;
+    assert_router_closes(&mut ws, &traffic, backend.addr).await;
 }
