@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
 use crate::balance::InFlight;
-use crate::observe::{AccessRecord, Observer};
+use crate::observe::{AccessRecord, AppHandle, Observer};
 use crate::pages::codes;
 
 /// The error type of the bodies the router passes on.
@@ -143,10 +143,10 @@ pub(crate) struct AccessLog {
     pub host: String,
     /// `None` until a response (the backend's or the router's own) was made.
     pub status: Option<StatusCode>,
-    pub app: Option<String>,
+    pub app: Option<Arc<AppHandle>>,
     pub backend: Option<SocketAddr>,
     /// The instance name of `backend` (`web.1`).
-    pub instance: Option<String>,
+    pub instance: Option<Arc<str>>,
     pub request_id: Option<HeaderValue>,
     /// The failure code (see `pages`) when the request did not end normally.
     pub error: Option<&'static str>,
@@ -199,7 +199,7 @@ impl Drop for AccessLog {
             host = %self.host,
             path = %self.path,
             status,
-            app = self.app.as_deref().unwrap_or("-"),
+            app = self.app.as_ref().map_or("-", |a| &*a.name),
             instance = self.instance.as_deref().unwrap_or("-"),
             backend = backend.as_deref().unwrap_or("-"),
             attempts = self.attempts,
@@ -213,10 +213,10 @@ impl Drop for AccessLog {
         );
         let request_id = request_id.map(str::to_owned);
         let observer = self.observer.clone();
-        let app = self.app.clone();
+        let app = self.app.take();
         let record = || AccessRecord {
-            app: self.app.take(),
-            instance: self.instance.take(),
+            app: app.as_ref().map(|a| a.name.to_string()),
+            instance: self.instance.as_deref().map(str::to_owned),
             backend: self.backend,
             method: self.method.to_string(),
             host: std::mem::take(&mut self.host),

@@ -79,20 +79,27 @@ pub(crate) async fn handle(
     log.host.clone_from(&host);
 
     let snapshot = shared.routes.load();
-    let (app, route, backends, states) = match snapshot.resolve(&host) {
+    let (app, route, backends, states, instances) = match snapshot.resolve(&host) {
         Resolved::Unknown => return Ok(failure(&shared.config, Failure::UnknownHost { host: &host }, log)),
         Resolved::NoInstances { app } => {
-            log.app = Some(app.to_owned());
-            return Ok(failure(&shared.config, Failure::NoInstances { app }, log));
+            log.app = Some(app.clone());
+            return Ok(failure(
+                &shared.config,
+                Failure::NoInstances { app: &app.name },
+                log,
+            ));
         }
         Resolved::Backends {
             app,
             route,
             backends,
             states,
-        } => (app, route, backends, states),
+            instances,
+        } => {
+            log.app = Some(app.clone());
+            (&*app.name, route, backends, states, instances)
+        }
     };
-    log.app = Some(app.to_owned());
 
     let mut upgrade = headers::upgrade_protocol(req.version(), req.headers())
         .map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
@@ -158,7 +165,7 @@ pub(crate) async fn handle(
         let backend = backends[index].addr;
         let last = retries.as_ref().map_or(len == 1, |r| r.len() == 0);
         log.backend = Some(backend);
-        log.instance = Some(backends[index].instance.clone());
+        log.instance = Some(instances[index].clone());
         log.attempts += 1;
         let (this_body, reclaimed) = if repeatable {
             (ReclaimBody::new(None, None, idle), None)

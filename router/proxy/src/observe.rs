@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -68,6 +68,26 @@ struct StatusLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AppLabels {
     app: String,
+}
+
+/// An app's name and its metric handles, made once per app and kept across table swaps, so that a request
+/// updates its app's series with atomics only (no label map lookup, no lock, no allocation).
+#[derive(Debug)]
+pub(crate) struct AppHandle {
+    pub name: Arc<str>,
+    /// Indexed by status class - 1; each series is made when first used.
+    requests: [OnceLock<Counter>; 5],
+    duration: OnceLock<Histogram>,
+}
+
+impl AppHandle {
+    pub(crate) fn new(name: &str) -> Self {
+        Self {
+            name: Arc::from(name),
+            requests: std::array::from_fn(|_| OnceLock::new()),
+            duration: OnceLock::new(),
+        }
+    }
 }
 
 /// The router's Prometheus metrics. Cloning gives another handle on the same registry; give one to
@@ -178,17 +198,33 @@ impl Metrics {
             .set(i64::try_from(version).unwrap_or(i64::MAX));
     }
 
-    fn request(&self, app: Option<&str>, status: u16, total: Duration) {
-        let app = app.unwrap_or("-").to_owned();
-        self.inner
-            .duration
-            .get_or_create(&AppLabels { app: app.clone() })
-            .observe(total.as_secs_f64());
-        self.inner
-            .requests
-            .get_or_create(&StatusLabels {
-                app,
-                class: Class::of(status),
+    /// Counts one request of `app` (`None`: an unknown host, counted as app `-`).
+    fn request(&self, app: Option<&AppHandle>, status: u16, total: Duration) {
+        let class = Class::of(status);
+        let seconds = total.as_secs_f64();
+        let Some(app) = app else {
+            let app = "-".to_owned();
+            let labels = AppLabels { app: app.clone() };
+            self.inner.duration.get_or_create(&labels).observe(seconds);
+            self.inner
+                .requests
+                .get_or_create(&StatusLabels { app, class })
+                .inc();
+            return;
+        };
+        let labels = || AppLabels {
+            app: app.name.to_string(),
+        };
+        app.duration
+            .get_or_init(|| self.inner.duration.get_or_create_owned(&labels()))
+            .observe(seconds);
+        app.requests[usize::from(class.0 - 1)]
+            .get_or_init(|| {
+                let labels = StatusLabels {
+                    app: app.name.to_string(),
+                    class,
+                };
+                self.inner.requests.get_or_create_owned(&labels)
             })
             .inc();
     }
@@ -213,7 +249,7 @@ impl Observer {
     pub(crate) fn finished(
         &self,
         record: impl FnOnce() -> AccessRecord,
-        app: Option<&str>,
+        app: Option<&AppHandle>,
         status: u16,
         total: Duration,
     ) {
@@ -268,13 +304,16 @@ mod tests {
             request_id: None,
             error: None,
         };
+        let web = AppHandle::new("web");
         for status in [200, 201, 500] {
-            observer.finished(|| record(status), Some("web"), status, Duration::from_millis(3));
+            observer.finished(|| record(status), Some(&web), status, Duration::from_millis(3));
         }
+        observer.finished(|| record(404), None, 404, Duration::from_millis(1));
         assert_eq!(rx.recv().await.unwrap().status, 200);
         let text = observer.metrics.encode();
         for line in [
-            "berth_router_access_log_dropped_total 2",
+            "berth_router_access_log_dropped_total 3",
+            "berth_router_requests_total{app=\"-\",class=\"4xx\"} 1",
             "berth_router_requests_total{app=\"web\",class=\"2xx\"} 2",
             "berth_router_requests_total{app=\"web\",class=\"5xx\"} 1",
             "berth_router_request_duration_seconds_count{app=\"web\"} 3",

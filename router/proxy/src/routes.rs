@@ -11,15 +11,24 @@ use route_table::{AppRoute, Backend, RouteTable};
 use tokio::sync::watch;
 
 use crate::balance::BackendState;
-use crate::observe::Metrics;
+use crate::observe::{AppHandle, Metrics};
 use crate::traffic::Traffic;
 
 /// One route table with the balancing state of its backends.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     table: Arc<RouteTable>,
-    /// app name → the state of each of its backends, in the order of `AppRoute::backends`.
-    states: HashMap<String, Box<[Arc<BackendState>]>>,
+    apps: HashMap<String, AppEntry>,
+}
+
+/// What the router keeps per app next to its route.
+#[derive(Debug)]
+struct AppEntry {
+    handle: Arc<AppHandle>,
+    /// The state of each backend, in the order of `AppRoute::backends`.
+    states: Box<[Arc<BackendState>]>,
+    /// The instance name of each backend, shared so the access log need not copy it.
+    instances: Box<[Arc<str>]>,
 }
 
 /// What the table says about a host.
@@ -27,32 +36,50 @@ pub(crate) struct Snapshot {
 pub(crate) enum Resolved<'a> {
     Unknown,
     NoInstances {
-        app: &'a str,
+        app: &'a Arc<AppHandle>,
     },
     Backends {
-        app: &'a str,
+        app: &'a Arc<AppHandle>,
         route: &'a AppRoute,
         backends: &'a [Backend],
         /// Same length and order as `backends`.
         states: &'a [Arc<BackendState>],
+        /// Same length and order as `backends`.
+        instances: &'a [Arc<str>],
     },
 }
 
 impl Snapshot {
-    pub(crate) fn new(table: Arc<RouteTable>, by_addr: &HashMap<SocketAddr, Arc<BackendState>>) -> Self {
-        let states = table
+    /// Pairs `table` with the backends' state in `by_addr`, keeping each app's handle from `previous`.
+    pub(crate) fn new(
+        table: Arc<RouteTable>,
+        by_addr: &HashMap<SocketAddr, Arc<BackendState>>,
+        previous: Option<&Snapshot>,
+    ) -> Self {
+        let apps = table
             .apps
             .iter()
             .map(|(app, route)| {
-                let states = route
-                    .backends
-                    .iter()
-                    .map(|b| by_addr.get(&b.addr).cloned().unwrap_or_default())
-                    .collect();
-                (app.clone(), states)
+                let handle = previous
+                    .and_then(|p| p.apps.get(app))
+                    .map_or_else(|| Arc::new(AppHandle::new(app)), |e| e.handle.clone());
+                let entry = AppEntry {
+                    handle,
+                    states: route
+                        .backends
+                        .iter()
+                        .map(|b| by_addr.get(&b.addr).cloned().unwrap_or_default())
+                        .collect(),
+                    instances: route
+                        .backends
+                        .iter()
+                        .map(|b| Arc::from(b.instance.as_str()))
+                        .collect(),
+                };
+                (app.clone(), entry)
             })
             .collect();
-        Self { table, states }
+        Self { table, apps }
     }
 
     pub(crate) fn version(&self) -> u64 {
@@ -64,15 +91,19 @@ impl Snapshot {
         let Some((app, route)) = self.table.lookup(host) else {
             return Resolved::Unknown;
         };
+        let Some(entry) = self.apps.get(app) else {
+            return Resolved::Unknown;
+        };
         let backends = &route.backends;
-        match self.states.get(app) {
-            Some(states) if !backends.is_empty() && states.len() == backends.len() => Resolved::Backends {
-                app,
-                route,
-                backends,
-                states,
-            },
-            _ => Resolved::NoInstances { app },
+        if backends.is_empty() {
+            return Resolved::NoInstances { app: &entry.handle };
+        }
+        Resolved::Backends {
+            app: &entry.handle,
+            route,
+            backends,
+            states: &entry.states,
+            instances: &entry.instances,
         }
     }
 }
@@ -90,7 +121,7 @@ impl Routes {
         let states = traffic.update(&table);
         metrics.table_version(table.version);
         Self {
-            current: ArcSwap::from_pointee(Snapshot::new(table, &states)),
+            current: ArcSwap::from_pointee(Snapshot::new(table, &states, None)),
             traffic,
             metrics,
         }
@@ -102,7 +133,7 @@ impl Routes {
 
     fn replace(&self, table: Arc<RouteTable>) -> u64 {
         let states = self.traffic.update(&table);
-        let next = Snapshot::new(table, &states);
+        let next = Snapshot::new(table, &states, Some(&self.current.load()));
         let version = next.version();
         self.current.store(Arc::new(next));
         self.metrics.table_version(version);
@@ -163,22 +194,30 @@ pub(crate) mod tests {
             ],
         );
         let states = traffic.update(&t);
-        let snapshot = Snapshot::new(t, &states);
+        let snapshot = Snapshot::new(t.clone(), &states, None);
         assert!(matches!(snapshot.resolve("nope.localhost"), Resolved::Unknown));
         assert!(matches!(
             snapshot.resolve("IDLE.localhost:8080"),
-            Resolved::NoInstances { app: "idle" }
+            Resolved::NoInstances { app } if &*app.name == "idle"
         ));
         let Resolved::Backends {
             app,
             backends,
             states: web,
+            instances,
             ..
         } = snapshot.resolve("web.localhost")
         else {
             panic!("web routes");
         };
-        assert_eq!((app, backends.len(), web.len()), ("web", 2, 2));
+        assert_eq!((&*app.name, backends.len(), web.len()), ("web", 2, 2));
+        assert_eq!((&*instances[0], &*instances[1]), ("web.5000", "web.5001"));
+        // The next snapshot keeps the app's handle (and so its metric series).
+        let next = Snapshot::new(t, &states, Some(&snapshot));
+        let Resolved::Backends { app: again, .. } = next.resolve("www.web.localhost") else {
+            panic!("web routes");
+        };
+        assert!(Arc::ptr_eq(app, again));
         let Resolved::Backends { states: other, .. } = snapshot.resolve("other.localhost") else {
             panic!("other routes");
         };
