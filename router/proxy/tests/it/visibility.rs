@@ -111,3 +111,34 @@ async fn access_records_and_metrics_describe_the_traffic() {
     let _ = stop_admin.send(());
     admin_task.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_early_is_logged_as_interrupted() {
+    let backend = Backend::start("web-1").await;
+    let (records_tx, mut records) = mpsc::channel::<AccessRecord>(10);
+    let config = ProxyConfig {
+        access_log: Some(records_tx),
+        ..ProxyConfig::new("localhost")
+    };
+    let traffic = config.traffic.clone();
+    let router = Router::start_with(table(1, &[("web.localhost", "web", vec![backend.addr])]), config).await;
+
+    let mut conn = connect(router.addr).await;
+    let waiting = tokio::spawn(async move { send(&mut conn, "web.localhost", "/slow").await });
+    crate::support::eventually("the request waits at the backend", || {
+        traffic.in_flight(backend.addr) == 1
+    })
+    .await;
+    // The client gives up: its connection closes with the request unanswered.
+    waiting.abort();
+    let record = tokio::time::timeout(Duration::from_secs(10), records.recv())
+        .await
+        .expect("a record for the abandoned request")
+        .unwrap();
+    assert_eq!((record.status, record.error), (499, Some("H27")), "{record:?}");
+    assert_eq!(record.instance.as_deref(), Some("web.1"));
+    crate::support::eventually("the abandoned request no longer counts", || {
+        traffic.in_flight(backend.addr) == 0
+    })
+    .await;
+}
