@@ -1,11 +1,14 @@
 //! The HTTP router: accepts client connections, finds the app for each request's `Host` in the current route
-//! table snapshot, and forwards the request to one of the app's backends (round robin), streaming bodies both
-//! ways over pooled keep-alive connections.
+//! table snapshot, and forwards the request to one of the app's backends, streaming bodies both ways over
+//! pooled keep-alive connections. Backends are chosen by power of two choices on in-flight requests (a
+//! decaying latency average breaks ties); a backend that refuses connections is ejected for a while, then
+//! probed, and [`Traffic`] tells the control plane what is still in flight to a backend it drains.
 //!
 //! It reads routes only from a [`tokio::sync::watch`] channel of immutable [`route_table::RouteTable`]
 //! snapshots and never calls the control plane on the request path; whoever owns the sender (the controller,
 //! later a watch stream from the API) decides what is routed. It answers clear pages when it cannot forward:
-//! 404 for an unknown host, 503 for an app with no running instance, 502/504 when the backends fail. Upgrades
+//! 404 for an unknown host, 503 for an app with no running instance, 502/504 when the backends fail, 400/408/431
+//! for broken or slow clients, each logged with a short Heroku-style code (table in `pages.rs`). Upgrades
 //! (WebSockets) are passed through once the backend answered 101. Every request gives one access-log line
 //! (tracing target `berth::access`), an optional [`AccessRecord`] on a channel, and Prometheus metrics served
 //! by [`serve_admin`]. It does not (yet) terminate TLS.
