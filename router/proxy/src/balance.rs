@@ -10,9 +10,32 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// How long the first ejection lasts; each further ejection in a row doubles it, up to [`EJECT_MAX`].
-pub(crate) const EJECT_BASE: Duration = Duration::from_secs(5);
-pub(crate) const EJECT_MAX: Duration = Duration::from_secs(60);
+/// How long a backend that refused a connection is left alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EjectionPolicy {
+    /// The first ejection in a row.
+    pub first: Duration,
+    /// Each further ejection in a row doubles the time, up to this.
+    pub max: Duration,
+}
+
+impl Default for EjectionPolicy {
+    /// 5 s, doubling up to 60 s.
+    fn default() -> Self {
+        Self {
+            first: Duration::from_secs(5),
+            max: Duration::from_secs(60),
+        }
+    }
+}
+
+impl EjectionPolicy {
+    /// The ejection time after `strikes` ejections in a row.
+    pub(crate) fn duration(&self, strikes: u32) -> Duration {
+        let doublings = strikes.saturating_sub(1).min(16);
+        self.first.saturating_mul(1 << doublings).min(self.max)
+    }
+}
 
 /// Where a backend stands after its recent connection attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,12 +70,6 @@ impl Default for Ejection {
 }
 
 impl Ejection {
-    /// The ejection time after `strikes` ejections in a row (the first is [`EJECT_BASE`]).
-    pub(crate) fn duration(strikes: u32) -> Duration {
-        let doublings = strikes.saturating_sub(1).min(16);
-        EJECT_BASE.saturating_mul(1 << doublings).min(EJECT_MAX)
-    }
-
     /// Whether a request may go to this backend now (without taking the probe turn).
     pub(crate) fn available(&self, now: Instant) -> bool {
         match self.health {
@@ -63,12 +80,12 @@ impl Ejection {
 
     /// Takes the turn for one request: always granted while healthy; after an ejection expired, granted once
     /// (the probe).
-    pub(crate) fn admit(&mut self, now: Instant) -> bool {
+    pub(crate) fn admit(&mut self, now: Instant, policy: &EjectionPolicy) -> bool {
         match self.health {
             Health::Healthy => true,
             Health::Ejected { until } | Health::Probing { until } if now >= until => {
                 self.health = Health::Probing {
-                    until: now + Self::duration(self.strikes),
+                    until: now + policy.duration(self.strikes),
                 };
                 true
             }
@@ -79,14 +96,19 @@ impl Ejection {
     /// A connection to the backend failed. It is ejected unless `last_healthy` (no other backend of the app
     /// could take its requests), or already ejected (requests that chose it just before the ejection fail too,
     /// and must not lengthen it). Returns how long it is newly ejected for.
-    pub(crate) fn fail(&mut self, now: Instant, last_healthy: bool) -> Option<Duration> {
+    pub(crate) fn fail(
+        &mut self,
+        now: Instant,
+        last_healthy: bool,
+        policy: &EjectionPolicy,
+    ) -> Option<Duration> {
         match self.health {
             Health::Healthy if last_healthy => return None,
             Health::Ejected { until } if now < until => return None,
             _ => {}
         }
         self.strikes = self.strikes.saturating_add(1);
-        let duration = Self::duration(self.strikes);
+        let duration = policy.duration(self.strikes);
         self.health = Health::Ejected {
             until: now + duration,
         };
@@ -167,8 +189,8 @@ impl BackendState {
             && matches!(self.lock().health, Health::Ejected { until } if Instant::now() < until)
     }
 
-    pub(crate) fn admit(&self, now: Instant) -> bool {
-        !self.troubled.load(Ordering::Relaxed) || self.lock().admit(now)
+    pub(crate) fn admit(&self, now: Instant, policy: &EjectionPolicy) -> bool {
+        !self.troubled.load(Ordering::Relaxed) || self.lock().admit(now, policy)
     }
 
     /// Records the time a backend took to send its response head, and that it is healthy.
@@ -191,9 +213,9 @@ impl BackendState {
     }
 
     /// Records a failed connection; see [`Ejection::fail`].
-    pub(crate) fn fail(&self, now: Instant, last_healthy: bool) -> Option<Duration> {
+    pub(crate) fn fail(&self, now: Instant, last_healthy: bool, policy: &EjectionPolicy) -> Option<Duration> {
         let mut ejection = self.lock();
-        let ejected = ejection.fail(now, last_healthy);
+        let ejected = ejection.fail(now, last_healthy, policy);
         self.troubled
             .store(ejection.health != Health::Healthy, Ordering::Relaxed);
         ejected
@@ -370,8 +392,9 @@ mod tests {
     fn ejection_backs_off_probes_once_and_resets_on_success() {
         let t0 = Instant::now();
         let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let policy = EjectionPolicy::default();
         let mut e = Ejection::default();
-        assert!(e.admit(at(0)));
+        assert!(e.admit(at(0), &policy));
 
         // Step, time, want admitted / ejected-for.
         #[derive(Debug)]
@@ -415,11 +438,11 @@ mod tests {
         for (i, step) in steps.iter().enumerate() {
             match *step {
                 Fail(t, last, want) => assert_eq!(
-                    e.fail(at(t), last),
+                    e.fail(at(t), last, &policy),
                     want.map(Duration::from_secs),
                     "step {i} {step:?}"
                 ),
-                Admit(t, want) => assert_eq!(e.admit(at(t)), want, "step {i} {step:?}"),
+                Admit(t, want) => assert_eq!(e.admit(at(t), &policy), want, "step {i} {step:?}"),
                 Available(t, want) => assert_eq!(e.available(at(t)), want, "step {i} {step:?}"),
                 Succeed => e.succeed(),
             }
@@ -444,7 +467,8 @@ mod tests {
         assert_eq!(state.load(now + Duration::from_secs(10)).latency_micros, 650);
 
         assert!(state.available(now) && !state.ejected());
-        assert_eq!(state.fail(now, false), Some(EJECT_BASE));
+        let policy = EjectionPolicy::default();
+        assert_eq!(state.fail(now, false, &policy), Some(policy.first));
         assert!(!state.available(now) && state.ejected());
         state.succeed(Duration::from_micros(1), now);
         assert!(state.available(now) && !state.ejected());

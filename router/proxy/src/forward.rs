@@ -140,7 +140,8 @@ pub(crate) async fn handle(
         rand::random(),
     );
     // An ejected backend whose time is up takes one probe; if another request took it, use the runner-up.
-    if !states[index].admit(now) && states[runner_up].admit(now) {
+    let policy = &shared.config.ejection;
+    if !states[index].admit(now, policy) && states[runner_up].admit(now, policy) {
         index = runner_up;
     }
     let first_byte_timeout = route
@@ -223,7 +224,7 @@ pub(crate) async fn handle(
             Ok(Err(err)) if err.is_connect() => {
                 drop(in_flight);
                 let last_healthy = !(0..len).any(|i| i != index && states[i].available(Instant::now()));
-                let ejected = states[index].fail(Instant::now(), last_healthy);
+                let ejected = states[index].fail(Instant::now(), last_healthy, policy);
                 tracing::warn!(
                     %app,
                     %backend,

@@ -30,6 +30,7 @@ mod tunnel;
 use std::time::Duration;
 
 pub use admin::serve_admin;
+pub use balance::EjectionPolicy;
 pub use observe::{AccessRecord, Metrics};
 pub use server::serve;
 pub use traffic::Traffic;
@@ -51,6 +52,8 @@ pub struct ProxyConfig {
     pub max_header_count: usize,
     /// At most this many bytes of request head (more: 431). At least 8 KiB is used.
     pub max_header_bytes: usize,
+    /// How long a backend that refused a connection gets no requests (then one probe).
+    pub ejection: EjectionPolicy,
     /// How long an idle pooled connection to a backend is kept.
     pub pool_idle_timeout: Duration,
     /// After shutdown is asked for, how long in-flight requests get to finish before their connections close.
@@ -71,7 +74,8 @@ pub struct ProxyConfig {
 
 impl ProxyConfig {
     /// The defaults (connect 5 s, first response byte 30 s, headers 10 s, body idle 55 s, 100 headers of at most
-    /// 32 KiB, pool idle 90 s, grace 10 s, tunnel idle 10 minutes, no trusted proxies).
+    /// 32 KiB, ejection 5 s doubling to 60 s, pool idle 90 s, grace 10 s, tunnel idle 10 minutes, no trusted
+    /// proxies).
     pub fn new(domain: impl Into<String>) -> Self {
         Self {
             domain: domain.into(),
@@ -79,6 +83,7 @@ impl ProxyConfig {
             response_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(10),
             pool_idle_timeout: Duration::from_secs(90),
+            ejection: EjectionPolicy::default(),
             body_idle_timeout: Duration::from_secs(55),
             max_header_count: 100,
             max_header_bytes: 32 * 1024,

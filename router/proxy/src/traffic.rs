@@ -35,6 +35,11 @@ impl Traffic {
             .map_or(0, |state| state.in_flight())
     }
 
+    /// Whether `backend` is ejected right now (it refused connections and its ejection has not expired).
+    pub fn is_ejected(&self, backend: SocketAddr) -> bool {
+        self.states.load().get(&backend).is_some_and(|s| s.ejected())
+    }
+
     /// How many backends are ejected right now.
     pub fn ejected(&self) -> usize {
         self.states.load().values().filter(|s| s.ejected()).count()

@@ -6,6 +6,7 @@ use hyper::Request;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::task::JoinSet;
 
@@ -114,7 +115,16 @@ async fn killing_one_of_three_backends_under_load_fails_no_request() {
         Backend::start("web-3").await,
     ];
     let addrs = backends.iter().map(|b| b.addr).collect();
-    let router = Router::start(table(1, &[("web.localhost", "web", addrs)])).await;
+    let config = proxy::ProxyConfig {
+        // Long enough to outlast the test however slow the machine: the victim must still be ejected at the end.
+        ejection: proxy::EjectionPolicy {
+            first: Duration::from_secs(600),
+            max: Duration::from_secs(600),
+        },
+        ..proxy::ProxyConfig::new("localhost")
+    };
+    let traffic = config.traffic.clone();
+    let router = Router::start_with(table(1, &[("web.localhost", "web", addrs)]), config).await;
     let done = Arc::new(AtomicUsize::new(0));
     let killed = Arc::new(AtomicBool::new(false));
 
@@ -141,7 +151,7 @@ async fn killing_one_of_three_backends_under_load_fails_no_request() {
     })
     .await;
     let victim = backends.pop().unwrap();
-    let victim_name = victim.name.clone();
+    let (victim_name, victim_addr) = (victim.name.clone(), victim.addr);
     victim.stop().await;
     killed.store(true, Ordering::SeqCst);
 
@@ -161,5 +171,52 @@ async fn killing_one_of_three_backends_under_load_fails_no_request() {
             "{} still serves",
             backend.name
         );
+        assert!(!traffic.is_ejected(backend.addr), "{} is healthy", backend.name);
     }
+    assert!(
+        traffic.is_ejected(victim_addr),
+        "the killed backend is ejected, so it is no longer chosen"
+    );
+}
+
+#[tokio::test]
+async fn ejected_backend_is_probed_and_comes_back() {
+    let live = Backend::start("web-live").await;
+    let down = dead_addr().await;
+    let config = proxy::ProxyConfig {
+        ejection: proxy::EjectionPolicy {
+            first: Duration::from_millis(200),
+            max: Duration::from_millis(200),
+        },
+        ..proxy::ProxyConfig::new("localhost")
+    };
+    let traffic = config.traffic.clone();
+    let router = Router::start_with(
+        table(1, &[("web.localhost", "web", vec![live.addr, down])]),
+        config,
+    )
+    .await;
+
+    // Until the refusing backend was tried once, it is not ejected; every request still succeeds.
+    let mut tries = 0;
+    while !traffic.is_ejected(down) {
+        let reply = router.get("web.localhost", "/").await;
+        assert_eq!((reply.status, reply.body.as_str()), (200, "web-live"));
+        tries += 1;
+        assert!(tries < 1000, "the refusing backend is never tried");
+    }
+    // It comes back on the same address; after its ejection, a probe finds it and it takes requests again.
+    let back = Backend::start_at("web-back", down).await;
+    let mut served_by_back = false;
+    for _ in 0..2000 {
+        let reply = router.get("web.localhost", "/").await;
+        assert_eq!(reply.status, 200);
+        if reply.body == "web-back" {
+            served_by_back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(served_by_back, "the probe reinstated the backend");
+    assert!(!traffic.is_ejected(back.addr));
 }
