@@ -2,15 +2,16 @@
 //! ever blocking a request; dropped and counted when the receiver falls behind) and Prometheus [`Metrics`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
@@ -77,7 +78,7 @@ pub(crate) struct AppHandle {
     pub name: Arc<str>,
     /// Indexed by status class - 1; each series is made when first used.
     requests: [OnceLock<Counter>; 5],
-    duration: OnceLock<Histogram>,
+    duration: OnceLock<LatencyHistogram>,
 }
 
 impl AppHandle {
@@ -101,7 +102,7 @@ pub struct Metrics {
 struct Inner {
     registry: Registry,
     requests: Family<StatusLabels, Counter>,
-    duration: Family<AppLabels, Histogram, fn() -> Histogram>,
+    duration: Family<AppLabels, LatencyHistogram>,
     backends_ejected: Gauge,
     in_flight: Gauge,
     table_version: Gauge,
@@ -110,9 +111,61 @@ struct Inner {
     traffic: Mutex<Option<Traffic>>,
 }
 
-fn latency_histogram() -> Histogram {
-    // 1 ms to about 65 s.
-    Histogram::new(exponential_buckets(0.001, 2.0, 17))
+/// Finite histogram buckets: upper bounds of 1 ms doubling 17 times (to about 65 s), then +Inf.
+const BUCKETS: usize = 17;
+
+/// The bucket a latency of `micros` falls in: the first whose upper bound (1 ms × 2^i) is not below it, or
+/// [`BUCKETS`] (+Inf).
+pub(crate) fn bucket_index(micros: u64) -> usize {
+    (0..BUCKETS).find(|&i| micros <= 1000u64 << i).unwrap_or(BUCKETS)
+}
+
+/// A latency histogram updated with atomics only (prometheus-client's own takes a lock per observation).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LatencyHistogram {
+    cells: Arc<HistogramCells>,
+}
+
+#[derive(Debug, Default)]
+struct HistogramCells {
+    counts: [AtomicU64; BUCKETS + 1],
+    sum_micros: AtomicU64,
+}
+
+impl LatencyHistogram {
+    pub(crate) fn observe(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.cells.counts[bucket_index(micros)].fetch_add(1, Ordering::Relaxed);
+        self.cells.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        // Per-bucket counts; the encoder makes them cumulative. The count is their sum, so a scrape during
+        // an update stays consistent.
+        let buckets: Vec<(f64, u64)> = (0..=BUCKETS)
+            .map(|i| {
+                let upper = if i < BUCKETS {
+                    0.001 * f64::from(1u32 << i)
+                } else {
+                    f64::MAX
+                };
+                (upper, self.cells.counts[i].load(Ordering::Relaxed))
+            })
+            .collect();
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = self.cells.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
 }
 
 impl Default for Metrics {
@@ -124,9 +177,7 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let requests = Family::<StatusLabels, Counter>::default();
-        let duration = Family::<AppLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            latency_histogram as fn() -> Histogram,
-        );
+        let duration = Family::<AppLabels, LatencyHistogram>::default();
         let (backends_ejected, in_flight, table_version) =
             (Gauge::default(), Gauge::default(), Gauge::default());
         let access_log_dropped = Counter::default();
@@ -201,11 +252,11 @@ impl Metrics {
     /// Counts one request of `app` (`None`: an unknown host, counted as app `-`).
     fn request(&self, app: Option<&AppHandle>, status: u16, total: Duration) {
         let class = Class::of(status);
-        let seconds = total.as_secs_f64();
+
         let Some(app) = app else {
             let app = "-".to_owned();
             let labels = AppLabels { app: app.clone() };
-            self.inner.duration.get_or_create(&labels).observe(seconds);
+            self.inner.duration.get_or_create(&labels).observe(total);
             self.inner
                 .requests
                 .get_or_create(&StatusLabels { app, class })
@@ -217,7 +268,7 @@ impl Metrics {
         };
         app.duration
             .get_or_init(|| self.inner.duration.get_or_create_owned(&labels()))
-            .observe(seconds);
+            .observe(total);
         app.requests[usize::from(class.0 - 1)]
             .get_or_init(|| {
                 let labels = StatusLabels {
@@ -280,6 +331,44 @@ mod tests {
         ];
         for (status, want) in cases {
             assert_eq!(Class::of(status), want, "{status}");
+        }
+    }
+
+    #[test]
+    fn latencies_fall_in_doubling_buckets() {
+        let cases = [
+            (0, 0),
+            (1000, 0),
+            (1001, 1),
+            (2000, 1),
+            (2001, 2),
+            (65_536_000, 16),
+            (65_536_001, 17),
+            (u64::MAX, 17),
+        ];
+        for (micros, want) in cases {
+            assert_eq!(bucket_index(micros), want, "{micros} µs");
+        }
+    }
+
+    #[test]
+    fn histogram_encodes_cumulative_buckets() {
+        let metrics = Metrics::new();
+        let app = AppHandle::new("web");
+        for ms in [1, 3, 3, 100_000] {
+            metrics.request(Some(&app), 200, Duration::from_millis(ms));
+        }
+        let text = metrics.encode();
+        for line in [
+            "berth_router_request_duration_seconds_bucket{le=\"0.001\",app=\"web\"} 1",
+            "berth_router_request_duration_seconds_bucket{le=\"0.002\",app=\"web\"} 1",
+            "berth_router_request_duration_seconds_bucket{le=\"0.004\",app=\"web\"} 3",
+            "berth_router_request_duration_seconds_bucket{le=\"65.536\",app=\"web\"} 3",
+            "berth_router_request_duration_seconds_bucket{le=\"+Inf\",app=\"web\"} 4",
+            "berth_router_request_duration_seconds_count{app=\"web\"} 4",
+            "berth_router_request_duration_seconds_sum{app=\"web\"} 100.007",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
     }
 
