@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery};
 use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Incoming};
@@ -69,18 +70,20 @@ pub(crate) async fn handle(
         req.uri().path().to_owned(),
         shared.observer.clone(),
     );
-    let host = match headers::request_host(req.uri(), req.headers()) {
-        Ok(host) => host.to_owned(),
+    match headers::request_host(req.uri(), req.headers()) {
+        Ok(host) => log.host.push_str(host),
         Err(err) => {
             tracing::debug!(?err, "request without a usable host");
             return Ok(failure(&shared.config, Failure::BadHost, log));
         }
-    };
-    log.host.clone_from(&host);
+    }
 
     let snapshot = shared.routes.load();
-    let (app, route, backends, states, instances) = match snapshot.resolve(&host) {
-        Resolved::Unknown => return Ok(failure(&shared.config, Failure::UnknownHost { host: &host }, log)),
+    let (app, route, backends, states, instances, authorities) = match snapshot.resolve(&log.host) {
+        Resolved::Unknown => {
+            let host = log.host.clone();
+            return Ok(failure(&shared.config, Failure::UnknownHost { host: &host }, log));
+        }
         Resolved::NoInstances { app } => {
             log.app = Some(app.clone());
             return Ok(failure(
@@ -95,9 +98,10 @@ pub(crate) async fn handle(
             backends,
             states,
             instances,
+            authorities,
         } => {
             log.app = Some(app.clone());
-            (&*app.name, route, backends, states, instances)
+            (&*app.name, route, backends, states, instances, authorities)
         }
     };
 
@@ -116,7 +120,7 @@ pub(crate) async fn handle(
             .trusted_proxies
             .iter()
             .any(|net| net.contains(&client_ip)),
-        host: &host,
+        host: &log.host,
         port: shared.local_port,
         proto: scheme.as_str(),
         start_unix_ms: unix_ms(),
@@ -127,8 +131,8 @@ pub(crate) async fn handle(
     let path_and_query = parts
         .uri
         .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
 
     let len = backends.len();
     let now = Instant::now();
@@ -179,7 +183,7 @@ pub(crate) async fn handle(
                 (ReclaimBody::new(Some(this_body), Some(tx), idle), Some(rx))
             }
         };
-        let uri = match backend_uri(backend, &path_and_query) {
+        let uri = match backend_uri(authorities[index].clone(), path_and_query.clone()) {
             Ok(uri) => uri,
             Err(err) => {
                 tracing::error!(%backend, %err, "cannot build a backend URI");
@@ -283,10 +287,10 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn backend_uri(backend: SocketAddr, path_and_query: &str) -> Result<Uri, http::Error> {
+fn backend_uri(authority: Authority, path_and_query: PathAndQuery) -> Result<Uri, http::Error> {
     Uri::builder()
-        .scheme("http")
-        .authority(backend.to_string())
+        .scheme(http::uri::Scheme::HTTP)
+        .authority(authority)
         .path_and_query(path_and_query)
         .build()
 }
