@@ -1,4 +1,4 @@
-//! Routing by host, round robin, live table swaps, and the router's own 404/503/400 pages.
+//! Routing by host, least-loaded choice between backends, live table swaps, and the router's own 404/503/400 pages.
 
 use std::collections::HashSet;
 use std::time::Duration;
