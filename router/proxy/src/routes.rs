@@ -130,10 +130,11 @@ pub(crate) struct Routes {
 
 impl Routes {
     pub(crate) fn new(table: Arc<RouteTable>, traffic: Traffic, metrics: Metrics) -> Self {
-        let states = traffic.update(&table);
+        let registry = traffic.update(&table);
+        let states = &registry.states;
         metrics.table_version(table.version);
         Self {
-            current: ArcSwap::from_pointee(Snapshot::new(table, &states, None)),
+            current: ArcSwap::from_pointee(Snapshot::new(table, states, None)),
             traffic,
             metrics,
         }
@@ -144,8 +145,9 @@ impl Routes {
     }
 
     fn replace(&self, table: Arc<RouteTable>) -> u64 {
-        let states = self.traffic.update(&table);
-        let next = Snapshot::new(table, &states, Some(&self.current.load()));
+        let registry = self.traffic.update(&table);
+        let states = &registry.states;
+        let next = Snapshot::new(table, states, Some(&self.current.load()));
         let version = next.version();
         self.current.store(Arc::new(next));
         self.metrics.table_version(version);
@@ -205,8 +207,9 @@ pub(crate) mod tests {
                 ("other.localhost", "other", &[5001]),
             ],
         );
-        let states = traffic.update(&t);
-        let snapshot = Snapshot::new(t.clone(), &states, None);
+        let registry = traffic.update(&t);
+        let states = &registry.states;
+        let snapshot = Snapshot::new(t.clone(), states, None);
         assert!(matches!(snapshot.resolve("nope.localhost"), Resolved::Unknown));
         assert!(matches!(
             snapshot.resolve("IDLE.localhost:8080"),
@@ -228,7 +231,7 @@ pub(crate) mod tests {
         assert_eq!(authorities[1].as_str(), "127.0.0.1:5001");
         assert_eq!(authority("[::1]:80".parse().unwrap()).as_str(), "[::1]:80");
         // The next snapshot keeps the app's handle (and so its metric series).
-        let next = Snapshot::new(t, &states, Some(&snapshot));
+        let next = Snapshot::new(t, states, Some(&snapshot));
         let Resolved::Backends { app: again, .. } = next.resolve("www.web.localhost") else {
             panic!("web routes");
         };

@@ -1,7 +1,7 @@
 //! [`Traffic`]: the router's live per-backend state (in-flight requests, latency average, ejection), keyed by
 //! address so that it survives table swaps, and readable by the control plane for draining.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -12,12 +12,20 @@ use crate::balance::BackendState;
 
 type States = HashMap<SocketAddr, Arc<BackendState>>;
 
+/// The state of every backend the router may still be using.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    pub(crate) states: States,
+    /// The backends of the latest table.
+    routed: HashSet<SocketAddr>,
+}
+
 /// A cloneable handle on what the router is doing with each backend. Give the same handle to
 /// [`crate::serve`] (in [`crate::ProxyConfig::traffic`]) and to whoever drains instances: after a table without
 /// the instance was sent, wait until [`Traffic::in_flight`] is 0 (or a grace period ended) before stopping it.
 #[derive(Debug, Clone, Default)]
 pub struct Traffic {
-    states: Arc<ArcSwap<States>>,
+    registry: Arc<ArcSwap<Registry>>,
 }
 
 impl Traffic {
@@ -29,44 +37,60 @@ impl Traffic {
     /// Requests in progress and open upgraded tunnels (WebSockets) to `backend`, including those that started
     /// before the backend left the table. 0 for an address the router never used.
     pub fn in_flight(&self, backend: SocketAddr) -> usize {
-        self.states
+        self.registry
             .load()
+            .states
             .get(&backend)
             .map_or(0, |state| state.in_flight())
     }
 
     /// Whether `backend` is ejected right now (it refused connections and its ejection has not expired).
     pub fn is_ejected(&self, backend: SocketAddr) -> bool {
-        self.states.load().get(&backend).is_some_and(|s| s.ejected())
+        self.registry
+            .load()
+            .states
+            .get(&backend)
+            .is_some_and(|s| s.ejected())
     }
 
     /// How many backends are ejected right now.
     pub fn ejected(&self) -> usize {
-        self.states.load().values().filter(|s| s.ejected()).count()
+        self.registry
+            .load()
+            .states
+            .values()
+            .filter(|s| s.ejected())
+            .count()
     }
 
     /// Requests in progress over all backends.
     pub fn total_in_flight(&self) -> usize {
-        self.states.load().values().map(|s| s.in_flight()).sum()
+        self.registry.load().states.values().map(|s| s.in_flight()).sum()
     }
 
     /// Makes the state map match `table`: backends that stay keep their state, new ones start fresh, and those
-    /// that left every app are dropped once nothing is in flight to them. Returns the new map.
-    pub(crate) fn update(&self, table: &RouteTable) -> Arc<States> {
-        let previous = self.states.load_full();
-        let mut next: States = table
+    /// that left every app are dropped once nothing is in flight to them, but not before the swap after the
+    /// one that removed them (a request that chose a backend from the previous table may not have counted
+    /// itself yet). Returns the new map.
+    pub(crate) fn update(&self, table: &RouteTable) -> Arc<Registry> {
+        let previous = self.registry.load_full();
+        let routed: HashSet<SocketAddr> = table
             .apps
             .values()
             .flat_map(|app| &app.backends)
-            .map(|b| (b.addr, previous.get(&b.addr).cloned().unwrap_or_default()))
+            .map(|b| b.addr)
             .collect();
-        for (addr, state) in previous.iter() {
-            if state.in_flight() > 0 {
-                next.entry(*addr).or_insert_with(|| state.clone());
+        let mut states: States = routed
+            .iter()
+            .map(|addr| (*addr, previous.states.get(addr).cloned().unwrap_or_default()))
+            .collect();
+        for (addr, state) in &previous.states {
+            if state.in_flight() > 0 || previous.routed.contains(addr) {
+                states.entry(*addr).or_insert_with(|| state.clone());
             }
         }
-        let next = Arc::new(next);
-        self.states.store(next.clone());
+        let next = Arc::new(Registry { states, routed });
+        self.registry.store(next.clone());
         next
     }
 }
@@ -83,15 +107,22 @@ mod tests {
     #[test]
     fn state_is_kept_across_swaps_and_pruned_when_idle() {
         let traffic = Traffic::new();
-        let states = traffic.update(&table(1, &[("a", "a", &[1, 2]), ("b", "b", &[2, 3])]));
+        let states = traffic
+            .update(&table(1, &[("a", "a", &[1, 2]), ("b", "b", &[2, 3])]))
+            .states
+            .clone();
         assert_eq!(states.len(), 3);
         let busy = states[&addr(1)].start();
         let _busy3 = states[&addr(3)].start();
         assert_eq!(traffic.in_flight(addr(1)), 1);
 
         // 1 left the table but has a request in flight; 2 stays; 3 stays through app b; 4 is new.
-        let states2 = traffic.update(&table(2, &[("a", "a", &[2, 4]), ("b", "b", &[3])]));
+        let states2 = traffic
+            .update(&table(2, &[("a", "a", &[2, 4]), ("b", "b", &[3])]))
+            .states
+            .clone();
         assert_eq!(states2.len(), 4);
+        assert!(Arc::ptr_eq(&states[&addr(1)], &states2[&addr(1)]));
         assert!(Arc::ptr_eq(&states[&addr(2)], &states2[&addr(2)]));
         assert!(Arc::ptr_eq(&states[&addr(3)], &states2[&addr(3)]));
         assert_eq!(traffic.in_flight(addr(1)), 1);
@@ -99,8 +130,17 @@ mod tests {
         drop(busy);
         assert_eq!(traffic.in_flight(addr(1)), 0);
 
-        let states3 = traffic.update(&table(2, &[("a", "a", &[2, 4]), ("b", "b", &[3])]));
+        let states3 = traffic
+            .update(&table(3, &[("a", "a", &[2, 4]), ("b", "b", &[3])]))
+            .states
+            .clone();
         assert_eq!(states3.len(), 3, "an idle backend that left is pruned");
+        // An idle backend is kept for one swap after it left the table.
+        let states4 = traffic.update(&table(4, &[("a", "a", &[2])])).states.clone();
+        assert_eq!(states4.len(), 3, "{states4:?}");
+        let states5 = traffic.update(&table(5, &[("a", "a", &[2])])).states.clone();
+        assert_eq!(states5.len(), 2, "4 is gone, 3 still busy: {states5:?}");
+        assert!(states5.contains_key(&addr(3)) && !states5.contains_key(&addr(4)));
         assert_eq!(traffic.in_flight(addr(9)), 0);
     }
 }
