@@ -133,6 +133,7 @@ impl Routes {
         let registry = traffic.update(&table);
         let states = &registry.states;
         metrics.table_version(table.version);
+        traffic.applied(table.version);
         Self {
             current: ArcSwap::from_pointee(Snapshot::new(table, states, None)),
             traffic,
@@ -150,6 +151,7 @@ impl Routes {
         let next = Snapshot::new(table, states, Some(&self.current.load()));
         let version = next.version();
         self.current.store(Arc::new(next));
+        self.traffic.applied(version);
         self.metrics.table_version(version);
         version
     }

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -21,11 +22,14 @@ pub(crate) struct Registry {
 }
 
 /// A cloneable handle on what the router is doing with each backend. Give the same handle to
-/// [`crate::serve`] (in [`crate::ProxyConfig::traffic`]) and to whoever drains instances: after a table without
-/// the instance was sent, wait until [`Traffic::in_flight`] is 0 (or a grace period ended) before stopping it.
+/// [`crate::serve`] (in [`crate::ProxyConfig::traffic`]) and to whoever drains instances: after sending a table
+/// without the instance, wait until [`Traffic::table_version`] reached its version (the router routes by it),
+/// then until [`Traffic::in_flight`] is 0 (or a grace period ended), before stopping the instance.
 #[derive(Debug, Clone, Default)]
 pub struct Traffic {
     registry: Arc<ArcSwap<Registry>>,
+    /// The version of the table requests are routed by; set once its snapshot is live.
+    version: Arc<AtomicU64>,
 }
 
 impl Traffic {
@@ -42,6 +46,16 @@ impl Traffic {
             .states
             .get(&backend)
             .map_or(0, |state| state.in_flight())
+    }
+
+    /// The version of the route table the router serves now (0 before `serve` started).
+    pub fn table_version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
+    }
+
+    /// Records that requests are now routed by the table `version`.
+    pub(crate) fn applied(&self, version: u64) {
+        self.version.store(version, Ordering::SeqCst);
     }
 
     /// Whether `backend` is ejected right now (it refused connections and its ejection has not expired).
