@@ -46,5 +46,9 @@ async fn removed_backend_finishes_in_flight_requests_and_gets_no_new_ones() {
     let reply = slow.await.unwrap();
     assert_eq!((reply.status, reply.body.as_str()), (200, "web-old"));
     eventually("the old backend drained", || traffic.in_flight(old.addr) == 0).await;
-    assert_eq!(old.seen(), ["GET /slow"], "only the drained request reached the old backend");
+    assert_eq!(
+        old.seen(),
+        ["GET /slow"],
+        "only the drained request reached the old backend"
+    );
 }
