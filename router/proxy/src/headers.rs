@@ -137,12 +137,28 @@ pub(crate) fn add_forwarding(headers: &mut HeaderMap, fwd: Forwarded<'_>) -> Hea
     if let Ok(value) = HeaderValue::from_str(&chain) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(fwd.proto));
+    // A trusted proxy in front (a TLS-terminating load balancer) knows the client's scheme and port better
+    // than we do; anyone else's claim is overwritten.
+    let keep_proto = fwd.peer_trusted
+        && matches!(
+            headers.get(&X_FORWARDED_PROTO).map(HeaderValue::as_bytes),
+            Some(b"http" | b"https")
+        );
+    if !keep_proto {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(fwd.proto));
+    }
     if let Ok(host) = HeaderValue::from_str(fwd.host) {
         headers.insert(X_FORWARDED_HOST.clone(), host.clone());
         headers.entry(header::HOST).or_insert(host);
     }
-    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(fwd.port));
+    let keep_port = fwd.peer_trusted
+        && headers
+            .get(&X_FORWARDED_PORT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.parse::<u16>().is_ok());
+    if !keep_port {
+        headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(fwd.port));
+    }
     if let Ok(start) = HeaderValue::from_str(&format!("t={}", fwd.start_unix_ms)) {
         headers.insert(X_REQUEST_START.clone(), start);
     }
@@ -389,7 +405,11 @@ mod tests {
             headers.insert(X_REQUEST_START.clone(), HeaderValue::from_static("t=1"));
             let id = add_forwarding(&mut headers, fwd(ip, *trusted));
             assert_eq!(headers[&X_FORWARDED_FOR], *want_xff, "{input:?}");
-            assert_eq!(headers[&X_FORWARDED_PROTO], "http", "a client cannot claim https");
+            let want_proto = if *trusted { "https" } else { "http" };
+            assert_eq!(
+                headers[&X_FORWARDED_PROTO], want_proto,
+                "only a trusted proxy can claim https"
+            );
             assert_eq!(headers[&X_FORWARDED_HOST], "web.localhost:8080");
             assert_eq!(headers[&X_FORWARDED_PORT], "8080");
             assert_eq!(headers[&X_REQUEST_START], "t=1700000000123");
@@ -397,6 +417,26 @@ mod tests {
             assert_eq!(headers[header::HOST], "web.localhost:8080");
             assert_eq!(headers[&X_REQUEST_ID], id);
             assert_eq!(id.len(), 36, "{id:?}");
+        }
+    }
+
+    #[test]
+    fn scheme_and_port_are_kept_only_from_a_trusted_proxy() {
+        // (inbound proto, inbound port, trusted, proto sent on, port sent on)
+        let cases: &[(&str, &str, bool, &str, &str)] = &[
+            ("https", "443", false, "http", "8080"),
+            ("https", "443", true, "https", "443"),
+            ("http", "80", true, "http", "80"),
+            ("gopher", "70000", true, "http", "8080"),
+        ];
+        for (proto, port, trusted, want_proto, want_port) in cases {
+            let mut headers = map(&[("x-forwarded-proto", proto), ("x-forwarded-port", port)]);
+            add_forwarding(&mut headers, fwd("10.0.0.1", *trusted));
+            assert_eq!(
+                headers[&X_FORWARDED_PROTO], *want_proto,
+                "{proto} {port} {trusted}"
+            );
+            assert_eq!(headers[&X_FORWARDED_PORT], *want_port, "{proto} {port} {trusted}");
         }
     }
 

@@ -58,8 +58,9 @@ pub struct ProxyConfig {
     pub pool_idle_timeout: Duration,
     /// After shutdown is asked for, how long in-flight requests get to finish before their connections close.
     pub shutdown_grace: Duration,
-    /// Peers whose `X-Forwarded-For` is kept (our address appended); from anyone else it is replaced by the
-    /// peer's address. Empty by default: no one is trusted.
+    /// Peers whose `X-Forwarded-For` is kept (their address appended) and whose `X-Forwarded-Proto` and
+    /// `X-Forwarded-Port` are believed (a TLS-terminating load balancer in front); from anyone else they are
+    /// replaced by what the router itself saw. Empty by default: no one is trusted.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long an upgraded connection (WebSocket) may stay open with no bytes moving either way.
     pub tunnel_idle_timeout: Duration,
