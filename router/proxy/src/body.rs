@@ -1,8 +1,12 @@
 //! Body wrappers: [`ReclaimBody`] lets a request body that was never read go to another backend, and
-//! [`LoggedBody`] writes the access-log line when the response body is finished (or dropped).
+//! [`LoggedBody`] counts what was sent and finishes the access-log record. Both end a body that stays idle for
+//! longer than the configured rolling timeout ([`BodyIdle`]). [`AccessLog`] writes its line when dropped, so a
+//! request whose client went away is logged too.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -11,6 +15,49 @@ use http::{HeaderValue, Method, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::sync::oneshot;
+use tokio::time::Sleep;
+
+use crate::balance::InFlight;
+use crate::observe::{AccessRecord, AppHandle, Observer};
+use crate::pages::codes;
+
+/// The error type of the bodies the router passes on.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A body sent no bytes for the rolling idle timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("body idle for {0:?}")]
+pub(crate) struct BodyIdle(pub Duration);
+
+/// A rolling deadline, armed only once a body actually has to wait (most bodies never do, and then no timer
+/// is made).
+#[derive(Debug)]
+struct IdleTimer {
+    timeout: Duration,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl IdleTimer {
+    fn new(timeout: Duration) -> Self {
+        Self { timeout, sleep: None }
+    }
+
+    /// Call when the body produced something: the deadline moves.
+    fn progress(&mut self) {
+        if let Some(sleep) = self.sleep.as_mut() {
+            sleep.as_mut().reset(tokio::time::Instant::now() + self.timeout);
+        }
+    }
+
+    /// Call when the body is pending: true once the deadline passed.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let timeout = self.timeout;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        sleep.as_mut().poll(cx).is_ready()
+    }
+}
 
 /// A client's request body on its way to one backend. If the attempt is dropped before the body was ever
 /// polled (the connection failed), the body is sent back through `reclaim` so the next backend can get it.
@@ -19,30 +66,47 @@ pub(crate) struct ReclaimBody {
     inner: Option<Incoming>,
     polled: bool,
     reclaim: Option<oneshot::Sender<Incoming>>,
+    idle: IdleTimer,
 }
 
 impl ReclaimBody {
-    pub(crate) fn new(inner: Incoming, reclaim: Option<oneshot::Sender<Incoming>>) -> Self {
+    /// `inner` is `None` for a request without a body.
+    pub(crate) fn new(
+        inner: Option<Incoming>,
+        reclaim: Option<oneshot::Sender<Incoming>>,
+        idle_timeout: Duration,
+    ) -> Self {
         Self {
-            inner: Some(inner),
+            inner,
             polled: false,
             reclaim,
+            idle: IdleTimer::new(idle_timeout),
         }
     }
 }
 
 impl Body for ReclaimBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        self.polled = true;
-        match self.inner.as_mut() {
-            Some(inner) => Pin::new(inner).poll_frame(cx),
-            None => Poll::Ready(None),
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        this.polled = true;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Pending if this.idle.expired(cx) => {
+                Poll::Ready(Some(Err(BodyIdle(this.idle.timeout).into())))
+            }
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(frame) => {
+                this.idle.progress();
+                Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
+            }
         }
     }
 
@@ -68,7 +132,8 @@ impl Drop for ReclaimBody {
     }
 }
 
-/// Everything the access-log line says about one request.
+/// Everything the access-log line says about one request. The line is written when this is dropped: after the
+/// response body was sent or abandoned, or when the client went away before any response.
 #[derive(Debug)]
 pub(crate) struct AccessLog {
     pub start: Instant,
@@ -76,90 +141,159 @@ pub(crate) struct AccessLog {
     /// The path only: query strings may carry secrets.
     pub path: String,
     pub host: String,
-    pub status: StatusCode,
-    pub app: Option<String>,
+    /// `None` until a response (the backend's or the router's own) was made.
+    pub status: Option<StatusCode>,
+    pub app: Option<Arc<AppHandle>>,
     pub backend: Option<SocketAddr>,
+    /// The instance name of `backend` (`web.1`).
+    pub instance: Option<Arc<str>>,
     pub request_id: Option<HeaderValue>,
-    /// The failure code when the router answered itself.
+    /// The failure code (see `pages`) when the request did not end normally.
     pub error: Option<&'static str>,
     /// Time until the backend's response head arrived.
     pub upstream: Option<Duration>,
     /// How many backends were tried.
     pub attempts: u32,
+    /// Response body bytes sent.
+    pub bytes: u64,
+    /// Whether the whole response body was sent.
+    pub complete: bool,
+    observer: Arc<Observer>,
 }
 
 impl AccessLog {
-    fn emit(&self, bytes: u64, complete: bool) {
-        let request_id = self
-            .request_id
-            .as_ref()
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
+    pub(crate) fn new(method: Method, path: String, observer: Arc<Observer>) -> Self {
+        Self {
+            start: Instant::now(),
+            method,
+            path,
+            host: String::new(),
+            status: None,
+            app: None,
+            backend: None,
+            instance: None,
+            request_id: None,
+            error: None,
+            upstream: None,
+            attempts: 0,
+            bytes: 0,
+            complete: false,
+            observer,
+        }
+    }
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        if self.status.is_none() && self.error.is_none() {
+            self.error = Some(codes::CLIENT_INTERRUPTED);
+        }
+        // 499: the client closed the connection before a response (nginx's convention).
+        let status = self.status.map_or(499, |s| s.as_u16());
+        let total = self.start.elapsed();
+        let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
         let backend = self.backend.map(|b| b.to_string());
         tracing::info!(
             target: "berth::access",
             method = %self.method,
             host = %self.host,
             path = %self.path,
-            status = self.status.as_u16(),
-            app = self.app.as_deref().unwrap_or("-"),
+            status,
+            app = self.app.as_ref().map_or("-", |a| &*a.name),
+            instance = self.instance.as_deref().unwrap_or("-"),
             backend = backend.as_deref().unwrap_or("-"),
             attempts = self.attempts,
             upstream_ms = self.upstream.map(|d| d.as_secs_f64() * 1e3),
-            duration_ms = self.start.elapsed().as_secs_f64() * 1e3,
-            bytes,
-            complete,
+            duration_ms = total.as_secs_f64() * 1e3,
+            bytes = self.bytes,
+            complete = self.complete,
             error = self.error.unwrap_or("-"),
-            request_id,
+            request_id = request_id.unwrap_or("-"),
             "request"
         );
+        let request_id = request_id.map(str::to_owned);
+        let observer = self.observer.clone();
+        let app = self.app.take();
+        let record = || AccessRecord {
+            app: app.as_ref().map(|a| a.name.to_string()),
+            instance: self.instance.as_deref().map(str::to_owned),
+            backend: self.backend,
+            method: self.method.to_string(),
+            host: std::mem::take(&mut self.host),
+            path: std::mem::take(&mut self.path),
+            status,
+            bytes: self.bytes,
+            upstream: self.upstream,
+            total,
+            request_id,
+            error: self.error,
+        };
+        observer.finished(record, app.as_deref(), status, total);
     }
 }
 
 /// A backend's streamed body, or a page the router wrote.
 pub(crate) type Inner = Either<Incoming, Full<Bytes>>;
 
-/// A response body that logs its request once it has been sent or abandoned.
+/// A response body that counts its bytes into its request's access log.
 #[derive(Debug)]
 pub(crate) struct LoggedBody {
     inner: Inner,
     log: AccessLog,
-    bytes: u64,
-    complete: bool,
+    idle: IdleTimer,
+    /// Keeps the backend's in-flight count raised until the response was sent or abandoned.
+    _in_flight: Option<InFlight>,
 }
 
 impl LoggedBody {
-    pub(crate) fn new(inner: Inner, log: AccessLog) -> Self {
+    pub(crate) fn new(
+        inner: Inner,
+        log: AccessLog,
+        in_flight: Option<InFlight>,
+        idle_timeout: Duration,
+    ) -> Self {
         Self {
             inner,
             log,
-            bytes: 0,
-            complete: false,
+            idle: IdleTimer::new(idle_timeout),
+            _in_flight: in_flight,
         }
     }
 }
 
 impl Body for LoggedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         let polled = match &mut this.inner {
             Either::Left(incoming) => Pin::new(incoming).poll_frame(cx),
             Either::Right(full) => Pin::new(full).poll_frame(cx).map_err(|never| match never {}),
         };
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                this.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+        match polled {
+            Poll::Pending if this.idle.expired(cx) => {
+                this.log.error = Some(codes::IDLE_CONNECTION);
+                Poll::Ready(Some(Err(BodyIdle(this.idle.timeout).into())))
             }
-            Poll::Ready(None) => this.complete = true,
-            _ => {}
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(frame))) => {
+                this.idle.progress();
+                this.log.bytes += frame.data_ref().map_or(0, |d| d.len() as u64);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => {
+                this.log.error = Some(codes::CONNECTION_CLOSED);
+                Poll::Ready(Some(Err(err.into())))
+            }
+            Poll::Ready(None) => {
+                this.log.complete = true;
+                Poll::Ready(None)
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -174,7 +308,11 @@ impl Body for LoggedBody {
 impl Drop for LoggedBody {
     fn drop(&mut self) {
         // hyper may never poll a body that is empty from the start (a 204, a HEAD answer).
-        let complete = self.complete || self.inner.is_end_stream();
-        self.log.emit(self.bytes, complete);
+        if self.inner.is_end_stream() {
+            self.log.complete = true;
+        }
+        if !self.log.complete && self.log.error.is_none() {
+            self.log.error = Some(codes::CLIENT_INTERRUPTED);
+        }
     }
 }

@@ -1,26 +1,34 @@
-//! Forwarding one request: find the route, pick backends in round-robin order, send the request over a pooled
-//! keep-alive connection, and stream the answer back. A backend that refuses the connection is skipped for the
-//! next one, but only while the request body was never read, so nothing is sent twice.
+//! Forwarding one request: find the route, pick a backend (power of two choices, see `balance`), send the
+//! request over a pooled keep-alive connection, and stream the answer back. A backend that refuses the
+//! connection is ejected for a while and the next one tried, but only while the request body was never read,
+//! so nothing is sent twice; a request without a body and with an idempotent method is also retried when a
+//! backend failed without answering.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Request, Response, Uri, Version};
+use http::uri::{Authority, PathAndQuery};
+use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::oneshot;
 
-use crate::body::{AccessLog, LoggedBody, ReclaimBody};
+use crate::balance::{self, InFlight};
+use crate::body::{AccessLog, BodyIdle, LoggedBody, ReclaimBody};
 use crate::headers::{self, Forwarded};
+use crate::observe::Observer;
 use crate::pages::Failure;
-use crate::routes::{attempt_order, Resolved, Routes};
+use crate::routes::{Resolved, Routes};
+use crate::server::Scheme;
 use crate::tls;
+use crate::tunnel;
 use crate::ProxyConfig;
 
 pub(crate) type BackendClient = Client<HttpConnector, ReclaimBody>;
@@ -30,11 +38,12 @@ pub(crate) type BackendClient = Client<HttpConnector, ReclaimBody>;
 pub(crate) struct Shared {
     pub routes: Arc<Routes>,
     pub client: BackendClient,
+    pub observer: Arc<Observer>,
     pub config: ProxyConfig,
     /// The router's port, for `X-Forwarded-Port`.
     pub local_port: u16,
-    /// Whether this listener terminates TLS (`X-Forwarded-Proto: https`, no HTTPS redirect).
-    pub tls: bool,
+    /// Becomes true when open tunnels must close (the router stops).
+    pub tunnels_stop: tokio::sync::watch::Receiver<bool>,
 }
 
 /// A pooled HTTP/1.1 client for backends, with the configured connect and idle timeouts.
@@ -54,66 +63,74 @@ pub(crate) fn backend_client(config: &ProxyConfig) -> BackendClient {
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     peer: SocketAddr,
-    req: Request<Incoming>,
+    scheme: Scheme,
+    mut req: Request<Incoming>,
 ) -> Result<Response<LoggedBody>, Infallible> {
-    let mut log = AccessLog {
-        start: Instant::now(),
-        method: req.method().clone(),
-        path: req.uri().path().to_owned(),
-        host: String::new(),
-        status: http::StatusCode::OK,
-        app: None,
-        backend: None,
-        request_id: None,
-        error: None,
-        upstream: None,
-        attempts: 0,
-    };
-    let host = match headers::request_host(req.uri(), req.headers()) {
-        Ok(host) => host.to_owned(),
+    let mut log = AccessLog::new(
+        req.method().clone(),
+        req.uri().path().to_owned(),
+        shared.observer.clone(),
+    );
+    match headers::request_host(req.uri(), req.headers()) {
+        Ok(host) => log.host.push_str(host),
         Err(err) => {
             tracing::debug!(?err, "request without a usable host");
             return Ok(failure(&shared.config, Failure::BadHost, log));
         }
-    };
-    log.host.clone_from(&host);
+    }
 
     let snapshot = shared.routes.load();
-    let (app, backends, first) = match snapshot.resolve(&host) {
-        Resolved::Unknown => return Ok(failure(&shared.config, Failure::UnknownHost { host: &host }, log)),
-        Resolved::NoInstances { app } => {
-            log.app = Some(app.to_owned());
-            if !shared.tls
-                && snapshot
-                    .table()
-                    .lookup(&host)
-                    .is_some_and(|(_, r)| r.redirect_https)
-            {
-                return Ok(redirect_https(&shared, &req, log));
+    let (app, route, backends, states, instances, authorities) = match snapshot.resolve(&log.host) {
+        Resolved::Unknown => {
+            let host = log.host.clone();
+            return Ok(failure(&shared.config, Failure::UnknownHost { host: &host }, log));
+        }
+        Resolved::NoInstances { app, route } => {
+            log.app = Some(app.clone());
+            if scheme == Scheme::Http && route.redirect_https {
+                return Ok(redirect_https(&shared.config, &req, log));
             }
-            return Ok(failure(&shared.config, Failure::NoInstances { app }, log));
+            return Ok(failure(
+                &shared.config,
+                Failure::NoInstances { app: &app.name },
+                log,
+            ));
         }
         Resolved::Backends {
             app,
             route,
             backends,
-            first,
+            states,
+            instances,
+            authorities,
         } => {
-            log.app = Some(app.to_owned());
-            if !shared.tls && route.redirect_https {
-                return Ok(redirect_https(&shared, &req, log));
+            log.app = Some(app.clone());
+            if scheme == Scheme::Http && route.redirect_https {
+                return Ok(redirect_https(&shared.config, &req, log));
             }
-            (app, backends, first)
+            (&*app.name, route, backends, states, instances, authorities)
         }
     };
 
+    let mut upgrade = headers::upgrade_protocol(req.version(), req.headers())
+        .map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
     let (mut parts, body) = req.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
+    if let Some((protocol, _)) = &upgrade {
+        headers::set_upgrade(&mut parts.headers, protocol.clone());
+    }
+    let client_ip = peer.ip().to_canonical();
     let forwarded = Forwarded {
-        client_ip: peer.ip(),
-        host: &host,
+        client_ip,
+        peer_trusted: shared
+            .config
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&client_ip)),
+        host: &log.host,
         port: shared.local_port,
-        proto: if shared.tls { "https" } else { "http" },
+        proto: scheme.as_str(),
+        start_unix_ms: unix_ms(),
     };
     log.request_id = Some(headers::add_forwarding(&mut parts.headers, forwarded));
     // The client's Expect: 100-continue is answered by our own server side when we first read the body.
@@ -121,31 +138,66 @@ pub(crate) async fn handle(
     let path_and_query = parts
         .uri
         .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
 
-    let mut body = Some(body);
-    let count = backends.len();
-    for (attempt, index) in attempt_order(count, first).enumerate() {
+    let len = backends.len();
+    let now = Instant::now();
+    let (mut index, runner_up) = balance::choose(
+        len,
+        |i| states[i].available(now),
+        |i| states[i].load(now),
+        rand::random(),
+        rand::random(),
+    );
+    // An ejected backend whose time is up takes one probe; if another request took it, use the runner-up.
+    let policy = &shared.config.ejection;
+    if !states[index].admit(now, policy) && states[runner_up].admit(now, policy) {
+        index = runner_up;
+    }
+    let first_byte_timeout = route
+        .first_byte_timeout_ms
+        .map_or(shared.config.response_timeout, Duration::from_millis);
+    // A request without a body whose method may be repeated can go to another backend even after one took it
+    // and failed without answering (a backend killed mid-request); others only when nothing was sent.
+    let repeatable = parts.method.is_idempotent() && body.is_end_stream();
+    let mut body = if repeatable {
+        drop(body);
+        None
+    } else {
+        Some(body)
+    };
+    let idle = shared.config.body_idle_timeout;
+    let mut retries: Option<std::vec::IntoIter<usize>> = None;
+    let mut outcome = Failure::Unreachable {
+        app,
+        timed_out: false,
+    };
+    loop {
         let backend = backends[index].addr;
-        let last = attempt + 1 == count;
+        let last = retries.as_ref().map_or(len == 1, |r| r.len() == 0);
         log.backend = Some(backend);
+        log.instance = Some(instances[index].clone());
         log.attempts += 1;
-        let Some(this_body) = body.take() else { break };
-        let (reclaim, reclaimed) = if last {
-            (None, None)
+        let (this_body, reclaimed) = if repeatable {
+            (ReclaimBody::new(None, None, idle), None)
         } else {
-            let (tx, rx) = oneshot::channel();
-            (Some(tx), Some(rx))
+            let Some(this_body) = body.take() else { break };
+            if last {
+                (ReclaimBody::new(Some(this_body), None, idle), None)
+            } else {
+                let (tx, rx) = oneshot::channel();
+                (ReclaimBody::new(Some(this_body), Some(tx), idle), Some(rx))
+            }
         };
-        let uri = match backend_uri(backend, &path_and_query) {
+        let uri = match backend_uri(authorities[index].clone(), path_and_query.clone()) {
             Ok(uri) => uri,
             Err(err) => {
                 tracing::error!(%backend, %err, "cannot build a backend URI");
                 return Ok(failure(&shared.config, Failure::UpstreamBroken { app }, log));
             }
         };
-        let mut outgoing = Request::new(ReclaimBody::new(this_body, reclaim));
+        let mut outgoing = Request::new(this_body);
         *outgoing.method_mut() = parts.method.clone();
         *outgoing.uri_mut() = uri;
         *outgoing.version_mut() = Version::HTTP_11;
@@ -155,21 +207,62 @@ pub(crate) async fn handle(
             parts.headers.clone()
         };
 
+        let in_flight = states[index].start();
         let sent = Instant::now();
-        let result =
-            tokio::time::timeout(shared.config.response_timeout, shared.client.request(outgoing)).await;
+        let result = tokio::time::timeout(first_byte_timeout, shared.client.request(outgoing)).await;
         match result {
             Ok(Ok(response)) => {
-                log.upstream = Some(sent.elapsed());
-                return Ok(proxied(response, log));
+                let upstream = sent.elapsed();
+                states[index].succeed(upstream, Instant::now());
+                log.upstream = Some(upstream);
+                if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                    return Ok(proxied(response, log, in_flight, idle));
+                }
+                let Some((_, client)) = upgrade.take() else {
+                    tracing::warn!(%app, %backend, "backend switched protocols unasked");
+                    return Ok(failure(&shared.config, Failure::UpstreamBroken { app }, log));
+                };
+                let tunnel = Tunnel {
+                    client,
+                    stop: shared.tunnels_stop.clone(),
+                    idle_timeout: shared.config.tunnel_idle_timeout,
+                    in_flight,
+                    app,
+                    backend,
+                };
+                return Ok(switched(response, log, tunnel));
             }
             Ok(Err(err)) if err.is_connect() => {
-                tracing::warn!(%app, %backend, err = %error_chain(&err), "backend refused the connection");
+                drop(in_flight);
+                let last_healthy = !(0..len).any(|i| i != index && states[i].available(Instant::now()));
+                let ejected = states[index].fail(Instant::now(), last_healthy, policy);
+                tracing::warn!(
+                    %app,
+                    %backend,
+                    ejected_s = ejected.map(|d| d.as_secs()),
+                    err = %error_chain(&err),
+                    "backend refused the connection"
+                );
+                outcome = Failure::Unreachable {
+                    app,
+                    timed_out: timed_out(&err),
+                };
                 // The body comes back only if the failed attempt never read it.
-                match reclaimed.and_then(|mut rx| rx.try_recv().ok()) {
-                    Some(unread) => body = Some(unread),
-                    None => break,
+                if !repeatable {
+                    match reclaimed.and_then(|mut rx| rx.try_recv().ok()) {
+                        Some(unread) => body = Some(unread),
+                        None => break,
+                    }
                 }
+            }
+            Ok(Err(err)) if client_body_failed(&err).is_some() => {
+                let why = client_body_failed(&err).unwrap_or(Failure::BadBody);
+                tracing::debug!(%app, %backend, err = %error_chain(&err), "client request body failed");
+                return Ok(failure(&shared.config, why, log));
+            }
+            Ok(Err(err)) if repeatable => {
+                tracing::warn!(%app, %backend, err = %error_chain(&err), "backend failed; trying another");
+                outcome = Failure::UpstreamBroken { app };
             }
             Ok(Err(err)) => {
                 tracing::warn!(%app, %backend, err = %error_chain(&err), "backend failed");
@@ -180,42 +273,116 @@ pub(crate) async fn handle(
                 return Ok(failure(&shared.config, Failure::UpstreamTimeout { app }, log));
             }
         }
+        let first = index;
+        let next = retries
+            .get_or_insert_with(|| {
+                let now = Instant::now();
+                balance::retry_order(len, first, |i| states[i].available(now)).into_iter()
+            })
+            .next();
+        match next {
+            Some(next) => index = next,
+            None => break,
+        }
     }
-    Ok(failure(&shared.config, Failure::Unreachable { app }, log))
+    Ok(failure(&shared.config, outcome, log))
 }
 
-/// The 308 to HTTPS for a plain-HTTP request to an app that asks for it.
-fn redirect_https(shared: &Shared, req: &Request<Incoming>, log: AccessLog) -> Response<LoggedBody> {
-    let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    match tls::https_location(&log.host, path_and_query, shared.config.https_port) {
-        Some(location) => tls::redirect(location, log),
-        None => failure(&shared.config, Failure::BadHost, log),
-    }
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn backend_uri(backend: SocketAddr, path_and_query: &str) -> Result<Uri, http::Error> {
+fn backend_uri(authority: Authority, path_and_query: PathAndQuery) -> Result<Uri, http::Error> {
     Uri::builder()
-        .scheme("http")
-        .authority(backend.to_string())
+        .scheme(http::uri::Scheme::HTTP)
+        .authority(authority)
         .path_and_query(path_and_query)
         .build()
 }
 
 /// The backend's response with hop-by-hop headers removed and its body streamed through.
-fn proxied(response: Response<Incoming>, mut log: AccessLog) -> Response<LoggedBody> {
+fn proxied(
+    response: Response<Incoming>,
+    mut log: AccessLog,
+    in_flight: InFlight,
+    idle: Duration,
+) -> Response<LoggedBody> {
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
     parts.version = Version::HTTP_11;
-    log.status = parts.status;
-    Response::from_parts(parts, LoggedBody::new(Either::Left(body), log))
+    log.status = Some(parts.status);
+    Response::from_parts(
+        parts,
+        LoggedBody::new(Either::Left(body), log, Some(in_flight), idle),
+    )
+}
+
+/// What a tunnel needs once the backend agreed to switch protocols.
+struct Tunnel<'a> {
+    client: OnUpgrade,
+    stop: tokio::sync::watch::Receiver<bool>,
+    idle_timeout: Duration,
+    in_flight: InFlight,
+    app: &'a str,
+    backend: SocketAddr,
+}
+
+/// The backend's 101 passed on to the client, and a task that joins the two connections once both switched.
+fn switched(
+    mut response: Response<Incoming>,
+    mut log: AccessLog,
+    tunnel: Tunnel<'_>,
+) -> Response<LoggedBody> {
+    // The 101's own body is empty; the timeout only has to be some value.
+    let idle = tunnel.idle_timeout;
+    let upstream = hyper::upgrade::on(&mut response);
+    let protocol = response.headers().get(header::UPGRADE).cloned();
+    let (mut parts, _empty) = response.into_parts();
+    headers::remove_hop_by_hop(&mut parts.headers);
+    if let Some(protocol) = protocol {
+        headers::set_upgrade(&mut parts.headers, protocol);
+    }
+    log.status = Some(parts.status);
+    tokio::spawn(tunnel::run(
+        tunnel::Ends {
+            client: tunnel.client,
+            backend: upstream,
+            backend_addr: tunnel.backend,
+            app: tunnel.app.to_owned(),
+        },
+        tunnel.idle_timeout,
+        tunnel.in_flight,
+        tunnel.stop,
+    ));
+    Response::from_parts(
+        parts,
+        LoggedBody::new(Either::Right(Full::default()), log, None, idle),
+    )
 }
 
 /// The router's own answer for a request it cannot forward.
+/// The 308 to HTTPS for a plain-HTTP request to an app that asks for it.
+fn redirect_https(config: &ProxyConfig, req: &Request<Incoming>, log: AccessLog) -> Response<LoggedBody> {
+    let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+    match tls::https_location(&log.host, path_and_query, config.https_port) {
+        Some(location) => tls::redirect(location, log, config.body_idle_timeout),
+        None => failure(config, Failure::BadHost, log),
+    }
+}
+
 fn failure(config: &ProxyConfig, failure: Failure<'_>, mut log: AccessLog) -> Response<LoggedBody> {
-    log.status = failure.status();
+    log.status = Some(failure.status());
     log.error = Some(failure.code());
     let page = Bytes::from(failure.page(&config.domain));
-    let mut response = Response::new(LoggedBody::new(Either::Right(Full::new(page)), log));
+    let body = LoggedBody::new(
+        Either::Right(Full::new(page)),
+        log,
+        None,
+        config.body_idle_timeout,
+    );
+    let mut response = Response::new(body);
     *response.status_mut() = failure.status();
     let headers = response.headers_mut();
     headers.insert(
@@ -224,6 +391,41 @@ fn failure(config: &ProxyConfig, failure: Failure<'_>, mut log: AccessLog) -> Re
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// Whether a backend request failed because the client's request body did (hyper reports the body's error
+/// as a "user" error), and what to answer: 408 when it went idle, 400 when it was malformed.
+fn client_body_failed(err: &hyper_util::client::legacy::Error) -> Option<Failure<'static>> {
+    let mut source = std::error::Error::source(err);
+    let mut user_body = false;
+    while let Some(cause) = source {
+        if cause.is::<BodyIdle>() {
+            return Some(Failure::ClientIdle);
+        }
+        if cause
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_user)
+        {
+            user_body = true;
+        }
+        source = cause.source();
+    }
+    user_body.then_some(Failure::BadBody)
+}
+
+/// Whether a connect error was a timeout rather than a refusal.
+fn timed_out(err: &dyn std::error::Error) -> bool {
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The error with its causes, for logs (hyper-util's own message is only the outermost one).

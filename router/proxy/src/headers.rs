@@ -11,6 +11,10 @@ pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-for
 pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub(crate) static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) static X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
+
+/// The longest client request ID kept; longer ones are replaced.
+const MAX_REQUEST_ID: usize = 200;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus the old `Proxy-Connection`
 /// and `Keep-Alive`. They must not travel past the router in either direction.
@@ -68,50 +72,133 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The protocol an HTTP/1.1 request asks to switch to: its `Upgrade` value, when `Connection` names
+/// `upgrade`. HTTP/2 has no such upgrade.
+pub(crate) fn upgrade_protocol(version: http::Version, headers: &HeaderMap) -> Option<HeaderValue> {
+    if version != http::Version::HTTP_11 {
+        return None;
+    }
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    let mut values = headers.get_all(header::UPGRADE).iter();
+    match (asks, values.next(), values.next()) {
+        (true, Some(protocol), None) if !protocol.is_empty() => Some(protocol.clone()),
+        _ => None,
+    }
+}
+
+/// Puts back the two headers that ask for (or confirm) a protocol switch, after the hop-by-hop ones were
+/// removed.
+pub(crate) fn set_upgrade(headers: &mut HeaderMap, protocol: HeaderValue) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, protocol);
+}
+
 /// What the router tells a backend about the original request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Forwarded<'a> {
+    /// The address of the TCP peer.
     pub client_ip: IpAddr,
+    /// Whether the peer is a proxy we trust, so that the `X-Forwarded-For` it sent is kept.
+    pub peer_trusted: bool,
     /// The host as the client sent it (with its port, if any).
     pub host: &'a str,
     /// The router's own port the client connected to.
     pub port: u16,
     pub proto: &'static str,
+    /// When the router received the request, in milliseconds since the Unix epoch.
+    pub start_unix_ms: u64,
 }
 
-/// Sets the `X-Forwarded-*` headers and makes sure `Host` and `X-Request-Id` are present. Returns the request
-/// ID for the access log.
+/// Sets the `X-Forwarded-*`, `X-Request-Start` and `Via` headers and makes sure `Host` and a sane
+/// `X-Request-Id` are present. Returns the request ID for the access log.
 pub(crate) fn add_forwarding(headers: &mut HeaderMap, fwd: Forwarded<'_>) -> HeaderValue {
-    // The client's own X-Forwarded-For is kept and our peer appended, as proxies in a chain do. Which inbound
-    // values to trust is the reader's decision (and a later router option).
+    // An inbound X-Forwarded-For is kept (and our peer appended) only when the peer is a trusted proxy;
+    // anyone else could write any address there.
     let client_ip = fwd.client_ip.to_canonical().to_string();
-    let previous: Vec<&str> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let chain = if previous.is_empty() {
-        client_ip
+    let chain = if fwd.peer_trusted {
+        let previous: Vec<&str> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if previous.is_empty() {
+            client_ip
+        } else {
+            format!("{}, {client_ip}", previous.join(", "))
+        }
     } else {
-        format!("{}, {client_ip}", previous.join(", "))
+        client_ip
     };
     if let Ok(value) = HeaderValue::from_str(&chain) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(fwd.proto));
+    // A trusted proxy in front (a TLS-terminating load balancer) knows the client's scheme and port better
+    // than we do; anyone else's claim is overwritten.
+    let keep_proto = fwd.peer_trusted
+        && matches!(
+            headers.get(&X_FORWARDED_PROTO).map(HeaderValue::as_bytes),
+            Some(b"http" | b"https")
+        );
+    if !keep_proto {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(fwd.proto));
+    }
     if let Ok(host) = HeaderValue::from_str(fwd.host) {
         headers.insert(X_FORWARDED_HOST.clone(), host.clone());
         headers.entry(header::HOST).or_insert(host);
     }
-    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(fwd.port));
+    let keep_port = fwd.peer_trusted
+        && headers
+            .get(&X_FORWARDED_PORT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.parse::<u16>().is_ok());
+    if !keep_port {
+        headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(fwd.port));
+    }
+    if let Ok(start) = HeaderValue::from_str(&format!("t={}", fwd.start_unix_ms)) {
+        headers.insert(X_REQUEST_START.clone(), start);
+    }
+    add_via(headers);
     match headers.get(&X_REQUEST_ID) {
-        Some(id) if !id.is_empty() => id.clone(),
+        Some(id) if sane_request_id(id.as_bytes()) => id.clone(),
         _ => {
             let id = new_request_id();
             headers.insert(X_REQUEST_ID.clone(), id.clone());
             id
         }
     }
+}
+
+/// Adds the router to the `Via` chain (RFC 9110 §7.6.3).
+pub(crate) fn add_via(headers: &mut HeaderMap) {
+    const US: &str = "1.1 berth";
+    let chain: Vec<&str> = headers
+        .get_all(header::VIA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let value = if chain.is_empty() {
+        HeaderValue::from_static(US)
+    } else {
+        match HeaderValue::from_str(&format!("{}, {US}", chain.join(", "))) {
+            Ok(value) => value,
+            Err(_) => HeaderValue::from_static(US),
+        }
+    };
+    headers.insert(header::VIA, value);
+}
+
+/// A client's request ID is kept only when short and made of characters that are safe in logs and URLs.
+fn sane_request_id(id: &[u8]) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID
+        && id
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.+/=:".contains(b))
 }
 
 /// A random UUID from the thread's fast generator (no system call per request).
@@ -229,32 +316,104 @@ mod tests {
     }
 
     #[test]
-    fn forwarding_headers_are_set() {
-        let fwd = |ip: &str| Forwarded {
+    fn upgrade_is_asked_only_with_connection_upgrade_on_http1() {
+        use http::Version;
+        let cases: &[(Version, Pairs, Option<&str>)] = &[
+            (
+                Version::HTTP_11,
+                &[("connection", "Upgrade"), ("upgrade", "websocket")],
+                Some("websocket"),
+            ),
+            (
+                Version::HTTP_11,
+                &[("connection", "keep-alive, upgrade"), ("upgrade", "websocket")],
+                Some("websocket"),
+            ),
+            (Version::HTTP_11, &[("upgrade", "websocket")], None),
+            (Version::HTTP_11, &[("connection", "upgrade")], None),
+            (
+                Version::HTTP_11,
+                &[("connection", "upgrade"), ("upgrade", "a"), ("upgrade", "b")],
+                None,
+            ),
+            (
+                Version::HTTP_2,
+                &[("connection", "upgrade"), ("upgrade", "websocket")],
+                None,
+            ),
+            (
+                Version::HTTP_10,
+                &[("connection", "upgrade"), ("upgrade", "websocket")],
+                None,
+            ),
+        ];
+        for (version, input, want) in cases {
+            let got = upgrade_protocol(*version, &map(input));
+            assert_eq!(
+                got.as_ref().map(|v| v.to_str().unwrap()),
+                *want,
+                "{version:?} {input:?}"
+            );
+        }
+    }
+
+    fn fwd(ip: &str, peer_trusted: bool) -> Forwarded<'static> {
+        Forwarded {
             client_ip: ip.parse().unwrap(),
+            peer_trusted,
             host: "web.localhost:8080",
             port: 8080,
             proto: "http",
-        };
-        let cases: &[(Pairs, &str, &str)] = &[
-            (&[], "10.0.0.1", "10.0.0.1"),
-            (&[("x-forwarded-for", "1.2.3.4")], "10.0.0.1", "1.2.3.4, 10.0.0.1"),
+            start_unix_ms: 1_700_000_000_123,
+        }
+    }
+
+    #[test]
+    fn forwarding_headers_are_set() {
+        // (inbound headers, peer, peer trusted, X-Forwarded-For sent on, Via sent on)
+        let cases: &[(Pairs, &str, bool, &str, &str)] = &[
+            (&[], "10.0.0.1", false, "10.0.0.1", "1.1 berth"),
+            (&[], "10.0.0.1", true, "10.0.0.1", "1.1 berth"),
+            // A spoofed chain from an untrusted peer is replaced.
+            (
+                &[("x-forwarded-for", "1.2.3.4")],
+                "10.0.0.1",
+                false,
+                "10.0.0.1",
+                "1.1 berth",
+            ),
+            (
+                &[("x-forwarded-for", "1.2.3.4"), ("via", "1.1 lb")],
+                "10.0.0.1",
+                true,
+                "1.2.3.4, 10.0.0.1",
+                "1.1 lb, 1.1 berth",
+            ),
             (
                 &[("x-forwarded-for", "1.2.3.4"), ("x-forwarded-for", "5.6.7.8")],
                 "::1",
+                true,
                 "1.2.3.4, 5.6.7.8, ::1",
+                "1.1 berth",
             ),
             // An IPv4 client on a dual-stack listener shows as its IPv4 address.
-            (&[], "::ffff:10.0.0.2", "10.0.0.2"),
+            (&[], "::ffff:10.0.0.2", false, "10.0.0.2", "1.1 berth"),
         ];
-        for (input, ip, want_xff) in cases {
+        for (input, ip, trusted, want_xff, want_via) in cases {
             let mut headers = map(input);
             headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("https"));
-            let id = add_forwarding(&mut headers, fwd(ip));
+            headers.insert(X_REQUEST_START.clone(), HeaderValue::from_static("t=1"));
+            let id = add_forwarding(&mut headers, fwd(ip, *trusted));
             assert_eq!(headers[&X_FORWARDED_FOR], *want_xff, "{input:?}");
-            assert_eq!(headers[&X_FORWARDED_PROTO], "http", "a client cannot claim https");
+            let want_proto = if *trusted { "https" } else { "http" };
+            assert_eq!(
+                headers[&X_FORWARDED_PROTO], want_proto,
+                "only a trusted proxy can claim https"
+            );
             assert_eq!(headers[&X_FORWARDED_HOST], "web.localhost:8080");
             assert_eq!(headers[&X_FORWARDED_PORT], "8080");
+            assert_eq!(headers[&X_REQUEST_START], "t=1700000000123");
+            assert_eq!(headers[header::VIA], *want_via);
             assert_eq!(headers[header::HOST], "web.localhost:8080");
             assert_eq!(headers[&X_REQUEST_ID], id);
             assert_eq!(id.len(), 36, "{id:?}");
@@ -262,20 +421,48 @@ mod tests {
     }
 
     #[test]
-    fn request_id_is_kept_or_made() {
-        let fwd = Forwarded {
-            client_ip: "127.0.0.1".parse().unwrap(),
-            host: "h",
-            port: 80,
-            proto: "http",
-        };
-        let mut headers = map(&[("x-request-id", "abc-123")]);
-        assert_eq!(add_forwarding(&mut headers, fwd), "abc-123");
-        let mut empty = map(&[("x-request-id", "")]);
-        assert_ne!(add_forwarding(&mut empty, fwd), "");
+    fn scheme_and_port_are_kept_only_from_a_trusted_proxy() {
+        // (inbound proto, inbound port, trusted, proto sent on, port sent on)
+        let cases: &[(&str, &str, bool, &str, &str)] = &[
+            ("https", "443", false, "http", "8080"),
+            ("https", "443", true, "https", "443"),
+            ("http", "80", true, "http", "80"),
+            ("gopher", "70000", true, "http", "8080"),
+        ];
+        for (proto, port, trusted, want_proto, want_port) in cases {
+            let mut headers = map(&[("x-forwarded-proto", proto), ("x-forwarded-port", port)]);
+            add_forwarding(&mut headers, fwd("10.0.0.1", *trusted));
+            assert_eq!(
+                headers[&X_FORWARDED_PROTO], *want_proto,
+                "{proto} {port} {trusted}"
+            );
+            assert_eq!(headers[&X_FORWARDED_PORT], *want_port, "{proto} {port} {trusted}");
+        }
+    }
+
+    #[test]
+    fn request_id_is_kept_when_sane_or_made() {
+        let long = "a".repeat(201);
+        let longest = "a".repeat(200);
+        let cases: &[(&str, bool)] = &[
+            ("abc-123", true),
+            ("Root=1-5e1b4151-5ac6c58f;Parent=1", false),
+            ("a_b.c+d/e=f:g", true),
+            (&longest, true),
+            (&long, false),
+            ("", false),
+            ("has space", false),
+            ("<script>", false),
+        ];
+        for (id, kept) in cases {
+            let mut headers = map(&[("x-request-id", id)]);
+            let got = add_forwarding(&mut headers, fwd("127.0.0.1", false));
+            assert_eq!(got == *id, *kept, "{id:?} became {got:?}");
+            assert_eq!(headers[&X_REQUEST_ID], got);
+        }
         let (a, b) = (
-            add_forwarding(&mut HeaderMap::new(), fwd),
-            add_forwarding(&mut HeaderMap::new(), fwd),
+            add_forwarding(&mut HeaderMap::new(), fwd("127.0.0.1", false)),
+            add_forwarding(&mut HeaderMap::new(), fwd("127.0.0.1", false)),
         );
         assert_ne!(a, b, "request IDs must differ");
     }

@@ -1,19 +1,55 @@
 //! Why the router could not forward a request, and the page it answers instead. The classification decides the
-//! status code and the short code in the access log (like Heroku's H-codes); retrying is decided in `forward`.
+//! status code and the short code in the access log; retrying is decided in `forward`.
+//!
+//! The codes follow Heroku's router where one exists, so operators who know those can read our logs:
+//!
+//! | code | status | meaning |
+//! |------|--------|---------|
+//! | H12  | 504    | request timeout: the backend sent no response head within the app's first-byte timeout |
+//! | H13  | 502    | connection closed without response: the backend hung up or sent garbage (also logged when a backend body breaks mid-stream) |
+//! | H14  | 503    | no web processes running: the app has no backend in the table |
+//! | H15  | —      | idle connection: a response body sent nothing for the rolling idle timeout; the client connection is cut |
+//! | H19  | 502    | backend connection timeout: no backend accepted a TCP connection in time |
+//! | H21  | 502    | backend connection refused: every backend tried refused the connection |
+//! | H27  | 499    | client request interrupted: the client went away before the response was complete (log only) |
+//! | H28  | 408    | client connection idle: the request body sent nothing for the rolling idle timeout |
+//! | B1   | 404    | unknown host: no app is served at this host (Berth's own code) |
+//! | B2   | 400    | bad request: no usable `Host`, or a malformed request body (Berth's own code) |
+//!
+//! Requests whose head hyper refuses (conflicting `Content-Length`, obs-fold, bad framing, oversized or too
+//! many headers) never reach the router's code: hyper answers 400 or 431 and closes the connection.
 
 use http::StatusCode;
+
+/// The short failure codes written to the access log.
+pub(crate) mod codes {
+    pub(crate) const REQUEST_TIMEOUT: &str = "H12";
+    pub(crate) const CONNECTION_CLOSED: &str = "H13";
+    pub(crate) const NO_INSTANCES: &str = "H14";
+    pub(crate) const IDLE_CONNECTION: &str = "H15";
+    pub(crate) const CONNECT_TIMEOUT: &str = "H19";
+    pub(crate) const CONNECT_REFUSED: &str = "H21";
+    pub(crate) const CLIENT_INTERRUPTED: &str = "H27";
+    pub(crate) const CLIENT_IDLE: &str = "H28";
+    pub(crate) const UNKNOWN_HOST: &str = "B1";
+    pub(crate) const BAD_REQUEST: &str = "B2";
+}
 
 /// A request the router answers itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Failure<'a> {
     /// The request names no usable host (none, two, or not text).
     BadHost,
+    /// The request body was malformed (a bad chunk size, a body shorter than its length).
+    BadBody,
+    /// The client stopped sending its request body.
+    ClientIdle,
     /// No app is served at this host.
     UnknownHost { host: &'a str },
     /// The app exists but has no running instance.
     NoInstances { app: &'a str },
-    /// No backend accepted a connection.
-    Unreachable { app: &'a str },
+    /// No backend accepted a connection: all refused, or (`timed_out`) the last one did not answer in time.
+    Unreachable { app: &'a str, timed_out: bool },
     /// A backend failed after the request was handed to it (closed the connection, sent garbage).
     UpstreamBroken { app: &'a str },
     /// A backend took too long to answer.
@@ -23,7 +59,8 @@ pub(crate) enum Failure<'a> {
 impl Failure<'_> {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Failure::BadHost => StatusCode::BAD_REQUEST,
+            Failure::BadHost | Failure::BadBody => StatusCode::BAD_REQUEST,
+            Failure::ClientIdle => StatusCode::REQUEST_TIMEOUT,
             Failure::UnknownHost { .. } => StatusCode::NOT_FOUND,
             Failure::NoInstances { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Failure::Unreachable { .. } | Failure::UpstreamBroken { .. } => StatusCode::BAD_GATEWAY,
@@ -31,15 +68,17 @@ impl Failure<'_> {
         }
     }
 
-    /// The short code logged with the request.
+    /// The short code logged with the request (see the table above).
     pub(crate) fn code(&self) -> &'static str {
         match self {
-            Failure::BadHost => "bad_host",
-            Failure::UnknownHost { .. } => "unknown_host",
-            Failure::NoInstances { .. } => "no_instances",
-            Failure::Unreachable { .. } => "connect_failed",
-            Failure::UpstreamBroken { .. } => "upstream_error",
-            Failure::UpstreamTimeout { .. } => "upstream_timeout",
+            Failure::BadHost | Failure::BadBody => codes::BAD_REQUEST,
+            Failure::ClientIdle => codes::CLIENT_IDLE,
+            Failure::UnknownHost { .. } => codes::UNKNOWN_HOST,
+            Failure::NoInstances { .. } => codes::NO_INSTANCES,
+            Failure::Unreachable { timed_out: true, .. } => codes::CONNECT_TIMEOUT,
+            Failure::Unreachable { timed_out: false, .. } => codes::CONNECT_REFUSED,
+            Failure::UpstreamBroken { .. } => codes::CONNECTION_CLOSED,
+            Failure::UpstreamTimeout { .. } => codes::REQUEST_TIMEOUT,
         }
     }
 
@@ -50,6 +89,14 @@ impl Failure<'_> {
             Failure::BadHost => (
                 "This request names no host".to_owned(),
                 "Send exactly one <code>Host</code> header naming an app.".to_owned(),
+            ),
+            Failure::BadBody => (
+                "This request's body is malformed".to_owned(),
+                "Its framing (chunk sizes or length) is invalid; nothing was answered by the app.".to_owned(),
+            ),
+            Failure::ClientIdle => (
+                "The request body stopped arriving".to_owned(),
+                "The client sent nothing for too long while sending its request body.".to_owned(),
             ),
             Failure::UnknownHost { host } => (
                 format!("No app is served at {}", escape(host)),
@@ -62,7 +109,7 @@ impl Failure<'_> {
                     format!("{app} has no running instances: scale it with <code>berth scale web=1 -a {app}</code>."),
                 )
             }
-            Failure::Unreachable { app } => (
+            Failure::Unreachable { app, .. } => (
                 format!("{} could not be reached", escape(app)),
                 "None of its instances accepted a connection. Check <code>berth ps</code> and the app's logs."
                     .to_owned(),
@@ -109,37 +156,51 @@ mod tests {
     #[test]
     fn failures_have_status_code_and_clear_page() {
         let cases: &[(Failure, u16, &str, &str)] = &[
-            (Failure::BadHost, 400, "bad_host", "names no host"),
+            (Failure::BadHost, 400, "B2", "names no host"),
+            (Failure::BadBody, 400, "B2", "body is malformed"),
+            (Failure::ClientIdle, 408, "H28", "stopped arriving"),
             (
                 Failure::UnknownHost {
                     host: "nope.localhost",
                 },
                 404,
-                "unknown_host",
+                "B1",
                 "No app is served at nope.localhost",
             ),
             (
                 Failure::NoInstances { app: "web" },
                 503,
-                "no_instances",
+                "H14",
                 "web has no running instances: scale it with <code>berth scale web=1 -a web</code>",
             ),
             (
-                Failure::Unreachable { app: "web" },
+                Failure::Unreachable {
+                    app: "web",
+                    timed_out: false,
+                },
                 502,
-                "connect_failed",
+                "H21",
+                "web could not be reached",
+            ),
+            (
+                Failure::Unreachable {
+                    app: "web",
+                    timed_out: true,
+                },
+                502,
+                "H19",
                 "web could not be reached",
             ),
             (
                 Failure::UpstreamBroken { app: "web" },
                 502,
-                "upstream_error",
+                "H13",
                 "web failed to answer",
             ),
             (
                 Failure::UpstreamTimeout { app: "web" },
                 504,
-                "upstream_timeout",
+                "H12",
                 "web did not answer in time",
             ),
         ];

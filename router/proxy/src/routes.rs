@@ -1,102 +1,147 @@
 //! The router's view of the route table: the latest snapshot from the watch channel, copied into an
-//! [`ArcSwap`] so that the request path reads it with one atomic load and never waits on the writer, plus a
-//! round-robin cursor per app that survives table swaps.
+//! [`ArcSwap`] so that the request path reads it with one atomic load and never waits on the writer, with each
+//! app's backends paired with their live state (shared with [`Traffic`], so it survives table swaps).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use http::uri::Authority;
 use route_table::{AppRoute, Backend, RouteTable};
 use tokio::sync::watch;
 
-/// One route table with the balancing state for its apps.
+use crate::balance::BackendState;
+use crate::observe::{AppHandle, Metrics};
+use crate::traffic::Traffic;
+
+/// One route table with the balancing state of its backends.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     table: Arc<RouteTable>,
-    /// app name → next backend index. Shared with the snapshots before and after this one, so a swap does not
-    /// send every app's next request to its first backend.
-    cursors: HashMap<String, Arc<AtomicUsize>>,
+    apps: HashMap<String, AppEntry>,
+}
+
+/// What the router keeps per app next to its route.
+#[derive(Debug)]
+struct AppEntry {
+    handle: Arc<AppHandle>,
+    /// The state of each backend, in the order of `AppRoute::backends`.
+    states: Box<[Arc<BackendState>]>,
+    /// The instance name of each backend, shared so the access log need not copy it.
+    instances: Box<[Arc<str>]>,
+    /// The URI authority of each backend, made once rather than per request.
+    authorities: Box<[Authority]>,
 }
 
 /// What the table says about a host.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Resolved<'a> {
     Unknown,
     NoInstances {
-        app: &'a str,
+        app: &'a Arc<AppHandle>,
+        route: &'a AppRoute,
     },
-    /// Try `backends` in [`attempt_order`], starting at `first`.
     Backends {
-        app: &'a str,
+        app: &'a Arc<AppHandle>,
         route: &'a AppRoute,
         backends: &'a [Backend],
-        first: usize,
+        /// Same length and order as `backends`.
+        states: &'a [Arc<BackendState>],
+        /// Same length and order as `backends`.
+        instances: &'a [Arc<str>],
+        /// Same length and order as `backends`.
+        authorities: &'a [Authority],
     },
 }
 
 impl Snapshot {
-    pub(crate) fn new(table: Arc<RouteTable>, previous: Option<&Snapshot>) -> Self {
-        let cursors = table
+    /// Pairs `table` with the backends' state in `by_addr`, keeping each app's handle from `previous`.
+    pub(crate) fn new(
+        table: Arc<RouteTable>,
+        by_addr: &HashMap<SocketAddr, Arc<BackendState>>,
+        previous: Option<&Snapshot>,
+    ) -> Self {
+        let apps = table
             .apps
-            .keys()
-            .map(|app| {
-                let cursor = previous
-                    .and_then(|p| p.cursors.get(app))
-                    .cloned()
-                    .unwrap_or_default();
-                (app.clone(), cursor)
+            .iter()
+            .map(|(app, route)| {
+                let handle = previous
+                    .and_then(|p| p.apps.get(app))
+                    .map_or_else(|| Arc::new(AppHandle::new(app)), |e| e.handle.clone());
+                let entry = AppEntry {
+                    handle,
+                    states: route
+                        .backends
+                        .iter()
+                        .map(|b| by_addr.get(&b.addr).cloned().unwrap_or_default())
+                        .collect(),
+                    instances: route
+                        .backends
+                        .iter()
+                        .map(|b| Arc::from(b.instance.as_str()))
+                        .collect(),
+                    authorities: route.backends.iter().map(|b| authority(b.addr)).collect(),
+                };
+                (app.clone(), entry)
             })
             .collect();
-        Self { table, cursors }
-    }
-
-    pub(crate) fn table(&self) -> &RouteTable {
-        &self.table
+        Self { table, apps }
     }
 
     pub(crate) fn version(&self) -> u64 {
         self.table.version
     }
 
-    /// Finds the route for `host` and takes the next round-robin turn of its app.
+    /// Finds the route for `host` and its backends' state.
     pub(crate) fn resolve(&self, host: &str) -> Resolved<'_> {
         let Some((app, route)) = self.table.lookup(host) else {
             return Resolved::Unknown;
         };
+        let Some(entry) = self.apps.get(app) else {
+            return Resolved::Unknown;
+        };
         let backends = &route.backends;
         if backends.is_empty() {
-            return Resolved::NoInstances { app };
+            return Resolved::NoInstances {
+                app: &entry.handle,
+                route,
+            };
         }
-        let turn = self
-            .cursors
-            .get(app)
-            .map_or(0, |c| c.fetch_add(1, Ordering::Relaxed));
         Resolved::Backends {
-            app,
+            app: &entry.handle,
             route,
             backends,
-            first: turn % backends.len(),
+            states: &entry.states,
+            instances: &entry.instances,
+            authorities: &entry.authorities,
         }
     }
 }
 
-/// The order in which to try `len` backends when the round robin chose `first`: that one, then the others in
-/// turn, each once.
-pub(crate) fn attempt_order(len: usize, first: usize) -> impl Iterator<Item = usize> {
-    (0..len).map(move |i| (first + i) % len)
+/// `IP:PORT` (`[IPv6]:PORT`) as a URI authority.
+fn authority(addr: SocketAddr) -> Authority {
+    Authority::try_from(addr.to_string()).expect("a socket address is a valid URI authority")
 }
 
 /// The current snapshot, swapped whenever the watch channel carries a new table.
 #[derive(Debug)]
 pub(crate) struct Routes {
     current: ArcSwap<Snapshot>,
+    traffic: Traffic,
+    metrics: Metrics,
 }
 
 impl Routes {
-    pub(crate) fn new(table: Arc<RouteTable>) -> Self {
+    pub(crate) fn new(table: Arc<RouteTable>, traffic: Traffic, metrics: Metrics) -> Self {
+        let registry = traffic.update(&table);
+        let states = &registry.states;
+        metrics.table_version(table.version);
+        traffic.applied(table.version);
         Self {
-            current: ArcSwap::from_pointee(Snapshot::new(table, None)),
+            current: ArcSwap::from_pointee(Snapshot::new(table, states, None)),
+            traffic,
+            metrics,
         }
     }
 
@@ -105,9 +150,13 @@ impl Routes {
     }
 
     fn replace(&self, table: Arc<RouteTable>) -> u64 {
-        let next = Snapshot::new(table, Some(&self.current.load()));
+        let registry = self.traffic.update(&table);
+        let states = &registry.states;
+        let next = Snapshot::new(table, states, Some(&self.current.load()));
         let version = next.version();
         self.current.store(Arc::new(next));
+        self.traffic.applied(version);
+        self.metrics.table_version(version);
         version
     }
 
@@ -123,10 +172,11 @@ impl Routes {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn table(version: u64, routes: &[(&str, &str, &[u16])]) -> Arc<RouteTable> {
+    /// A table from `(host, app, backend ports on 127.0.0.1)`.
+    pub(crate) fn table(version: u64, routes: &[(&str, &str, &[u16])]) -> Arc<RouteTable> {
         let mut table = RouteTable {
             version,
             ..RouteTable::default()
@@ -151,91 +201,60 @@ mod tests {
         Arc::new(table)
     }
 
-    fn firsts(snapshot: &Snapshot, host: &str, n: usize) -> Vec<Option<u16>> {
-        (0..n)
-            .map(|_| match snapshot.resolve(host) {
-                Resolved::Backends { backends, first, .. } => Some(backends[first].addr.port()),
-                _ => None,
-            })
-            .collect()
-    }
-
     #[test]
-    fn attempt_order_visits_each_backend_once() {
-        let cases: &[(usize, usize, &[usize])] = &[
-            (1, 0, &[0]),
-            (3, 0, &[0, 1, 2]),
-            (3, 1, &[1, 2, 0]),
-            (3, 2, &[2, 0, 1]),
-            (0, 0, &[]),
-        ];
-        for (len, first, want) in cases {
-            assert_eq!(
-                attempt_order(*len, *first).collect::<Vec<_>>(),
-                *want,
-                "len {len} first {first}"
-            );
-        }
-    }
-
-    #[test]
-    fn resolve_classifies_hosts() {
-        let snapshot = Snapshot::new(
-            table(
-                1,
-                &[("web.localhost", "web", &[5000]), ("idle.localhost", "idle", &[])],
-            ),
-            None,
+    fn resolve_classifies_hosts_and_pairs_backends_with_state() {
+        let traffic = Traffic::new();
+        let t = table(
+            1,
+            &[
+                ("web.localhost", "web", &[5000, 5001]),
+                ("www.web.localhost", "web", &[5000, 5001]),
+                ("idle.localhost", "idle", &[]),
+                ("other.localhost", "other", &[5001]),
+            ],
         );
-        assert_eq!(snapshot.resolve("nope.localhost"), Resolved::Unknown);
-        assert_eq!(
-            snapshot.resolve("IDLE.localhost:8080"),
-            Resolved::NoInstances { app: "idle" }
-        );
+        let registry = traffic.update(&t);
+        let states = &registry.states;
+        let snapshot = Snapshot::new(t.clone(), states, None);
+        assert!(matches!(snapshot.resolve("nope.localhost"), Resolved::Unknown));
         assert!(matches!(
-            snapshot.resolve("web.localhost"),
-            Resolved::Backends {
-                app: "web",
-                first: 0,
-                ..
-            }
+            snapshot.resolve("IDLE.localhost:8080"),
+            Resolved::NoInstances { app, .. } if &*app.name == "idle"
         ));
-    }
-
-    #[test]
-    fn round_robin_per_app_survives_swaps() {
-        let one = Snapshot::new(
-            table(
-                1,
-                &[("a.localhost", "a", &[1, 2, 3]), ("b.localhost", "b", &[7, 8])],
-            ),
-            None,
-        );
-        assert_eq!(
-            firsts(&one, "a.localhost", 4),
-            [Some(1), Some(2), Some(3), Some(1)]
-        );
-        assert_eq!(firsts(&one, "b.localhost", 1), [Some(7)]);
-        // A second host of app `a` shares its cursor; a new backend joins the rotation.
-        let two = Snapshot::new(
-            table(
-                2,
-                &[
-                    ("a.localhost", "a", &[1, 2, 3, 4]),
-                    ("www.a.localhost", "a", &[1, 2, 3, 4]),
-                ],
-            ),
-            Some(&one),
-        );
-        assert_eq!(firsts(&two, "a.localhost", 2), [Some(1), Some(2)]);
-        assert_eq!(firsts(&two, "www.a.localhost", 3), [Some(3), Some(4), Some(1)]);
-        assert_eq!(firsts(&two, "b.localhost", 1), [None]);
+        let Resolved::Backends {
+            app,
+            backends,
+            states: web,
+            instances,
+            authorities,
+            ..
+        } = snapshot.resolve("web.localhost")
+        else {
+            panic!("web routes");
+        };
+        assert_eq!((&*app.name, backends.len(), web.len()), ("web", 2, 2));
+        assert_eq!((&*instances[0], &*instances[1]), ("web.5000", "web.5001"));
+        assert_eq!(authorities[1].as_str(), "127.0.0.1:5001");
+        assert_eq!(authority("[::1]:80".parse().unwrap()).as_str(), "[::1]:80");
+        // The next snapshot keeps the app's handle (and so its metric series).
+        let next = Snapshot::new(t, states, Some(&snapshot));
+        let Resolved::Backends { app: again, .. } = next.resolve("www.web.localhost") else {
+            panic!("web routes");
+        };
+        assert!(Arc::ptr_eq(app, again));
+        let Resolved::Backends { states: other, .. } = snapshot.resolve("other.localhost") else {
+            panic!("other routes");
+        };
+        // One address serving two apps has one state.
+        assert!(Arc::ptr_eq(&web[1], &other[0]));
+        let _busy = web[1].start();
+        assert_eq!(traffic.in_flight(backends[1].addr), 1);
     }
 
     #[tokio::test]
     async fn follow_swaps_to_the_latest_table() {
         let (tx, rx) = watch::channel(table(1, &[]));
-        let routes = Arc::new(Routes::new(rx.borrow().clone()));
+        let routes = Arc::new(Routes::new(rx.borrow().clone(), Traffic::new(), Metrics::new()));
         let task = tokio::spawn(routes.clone().follow(rx));
         tx.send(table(2, &[("web.localhost", "web", &[5000])])).unwrap();
         for _ in 0..100 {

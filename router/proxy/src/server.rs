@@ -3,22 +3,99 @@
 //! close whatever is left.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use route_table::RouteTable;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::forward::{self, Shared};
+use crate::observe::Observer;
 use crate::routes::Routes;
 use crate::tls::Terminator;
 use crate::{ProxyConfig, ProxyError};
+
+/// How a client reached the router, for `X-Forwarded-Proto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// The client connections being served, and how to serve one more.
+struct Clients {
+    shared: Arc<Shared>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: GracefulShutdown,
+    connections: JoinSet<()>,
+    /// Set on the TLS listener: every connection is a TLS handshake first.
+    tls: Option<Arc<Terminator>>,
+}
+
+impl Clients {
+    /// Serves one accepted client connection in its own task until it closes or shutdown ends it. On the TLS
+    /// listener the handshake runs in that task too, so a slow client never holds up accepting.
+    fn accept(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let (shared, builder, watcher) = (self.shared.clone(), self.builder.clone(), self.graceful.watcher());
+        match self.tls.clone() {
+            None => {
+                self.connections.spawn(serve_connection(
+                    shared,
+                    builder,
+                    watcher,
+                    stream,
+                    peer,
+                    Scheme::Http,
+                ));
+            }
+            Some(tls) => {
+                self.connections.spawn(async move {
+                    let Some(stream) = tls.accept(stream, peer).await else {
+                        return;
+                    };
+                    serve_connection(shared, builder, watcher, stream, peer, Scheme::Https).await;
+                });
+            }
+        }
+    }
+}
+
+/// Serves one client connection (plain TCP or TLS), with upgrades, until it closes or shutdown ends it.
+async fn serve_connection<I>(
+    shared: Arc<Shared>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    io: I,
+    peer: SocketAddr,
+    scheme: Scheme,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| forward::handle(shared.clone(), peer, scheme, req));
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    if let Err(err) = watcher.watch(connection).await {
+        tracing::debug!(%peer, %err, "client connection ended with an error");
+    }
+}
 
 /// Serves HTTP on `listener`, routing by the latest table from `routes`, until `shutdown` resolves; then stops
 /// accepting and gives in-flight requests up to `config.shutdown_grace` to finish.
@@ -39,7 +116,8 @@ pub async fn serve(
 /// then the same routing. Requests get `X-Forwarded-Proto: https` and are never redirected.
 ///
 /// Certificates changed in a new table are used for new handshakes without a restart. Run it beside [`serve`]
-/// on the same route channel, with the same `shutdown`; each listener keeps its own backend pool.
+/// on the same route channel with a clone of the same config (so both share the backends' in-flight counts,
+/// ejections and metrics) and the same `shutdown`.
 pub async fn serve_tls(
     listener: TcpListener,
     routes: watch::Receiver<Arc<RouteTable>>,
@@ -59,13 +137,23 @@ async fn run(
 ) -> Result<(), ProxyError> {
     let local = listener.local_addr().map_err(ProxyError::LocalAddr)?;
     let cert_follower = tls.as_ref().map(|tls| tls.follow(routes.clone()));
-    let table = Arc::new(Routes::new(routes.borrow().clone()));
+    config.metrics.watch(config.traffic.clone());
+    let (stop_tunnels, tunnels_stop) = watch::channel(false);
+    let table = Arc::new(Routes::new(
+        routes.borrow().clone(),
+        config.traffic.clone(),
+        config.metrics.clone(),
+    ));
     let follower = tokio::spawn(table.clone().follow(routes));
     let shared = Arc::new(Shared {
         routes: table,
         client: forward::backend_client(&config),
+        observer: Arc::new(Observer {
+            metrics: config.metrics.clone(),
+            sink: config.access_log.clone(),
+        }),
         local_port: local.port(),
-        tls: tls.is_some(),
+        tunnels_stop,
         config,
     });
 
@@ -73,17 +161,27 @@ async fn run(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.header_read_timeout);
-    let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
-    let mut connections = JoinSet::new();
-    tracing::info!(addr = %local, domain = %shared.config.domain, tls = shared.tls, "router listening");
+        .header_read_timeout(shared.config.header_read_timeout)
+        .max_headers(shared.config.max_header_count)
+        .max_buf_size(shared.config.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(shared.config.max_header_bytes).unwrap_or(u32::MAX));
+    let mut clients = Clients {
+        shared: shared.clone(),
+        builder: Arc::new(builder),
+        graceful: GracefulShutdown::new(),
+        connections: JoinSet::new(),
+        tls,
+    };
+    tracing::info!(addr = %local, domain = %shared.config.domain, tls = clients.tls.is_some(), "router listening");
 
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = clients.connections.join_next(), if !clients.connections.is_empty() => {}
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
@@ -98,27 +196,7 @@ async fn run(
                 if let Err(err) = stream.set_nodelay(true) {
                     tracing::debug!(%peer, %err, "setting TCP_NODELAY failed");
                 }
-                let shared = shared.clone();
-                let service = service_fn(move |req| forward::handle(shared.clone(), peer, req));
-                if let Some(tls) = &tls {
-                    // The handshake runs in the connection's task, so a slow client never holds up accepting.
-                    let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
-                    connections.spawn(async move {
-                        let Some(stream) = tls.accept(stream, peer).await else { return };
-                        let connection = builder.serve_connection(TokioIo::new(stream), service);
-                        if let Err(err) = watcher.watch(connection.into_owned()).await {
-                            tracing::debug!(%peer, %err, "client connection ended with an error");
-                        }
-                    });
-                    continue;
-                }
-                let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
-                connections.spawn(async move {
-                    if let Err(err) = connection.await {
-                        tracing::debug!(%peer, %err, "client connection ended with an error");
-                    }
-                });
+                clients.accept(stream, peer);
             }
         }
     }
@@ -128,12 +206,18 @@ async fn run(
     if let Some(task) = cert_follower {
         task.abort();
     }
+    let Clients {
+        graceful,
+        mut connections,
+        ..
+    } = clients;
     let open = connections.len();
     tracing::info!(
         open,
         "router stopping: no new connections, letting in-flight requests finish"
     );
-    if tokio::time::timeout(shared.config.shutdown_grace, graceful.shutdown())
+    let deadline = tokio::time::Instant::now() + shared.config.shutdown_grace;
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()
     {
@@ -143,6 +227,12 @@ async fn run(
         );
     }
     connections.shutdown().await;
+    // Upgraded tunnels (WebSockets) are no longer hyper connections: they get what is left of the grace, then
+    // are closed.
+    while shared.config.traffic.total_in_flight() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tunnels.send(true);
     tracing::info!("router stopped");
     Ok(())
 }

@@ -311,13 +311,18 @@ pub(crate) fn https_location(host: &str, path_and_query: &str, https_port: u16) 
 }
 
 /// A 308 to `location` (the method and body are kept by the client, unlike with 301).
-pub(crate) fn redirect(location: HeaderValue, mut log: AccessLog) -> Response<LoggedBody> {
-    log.status = StatusCode::PERMANENT_REDIRECT;
+pub(crate) fn redirect(
+    location: HeaderValue,
+    mut log: AccessLog,
+    body_idle_timeout: std::time::Duration,
+) -> Response<LoggedBody> {
+    log.status = Some(StatusCode::PERMANENT_REDIRECT);
     let body = Bytes::from(format!(
         "Redirecting to {}\n",
         String::from_utf8_lossy(location.as_bytes())
     ));
-    let mut response = Response::new(LoggedBody::new(Either::Right(Full::new(body)), log));
+    let body = LoggedBody::new(Either::Right(Full::new(body)), log, None, body_idle_timeout);
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
     let headers = response.headers_mut();
     headers.insert(header::LOCATION, location);

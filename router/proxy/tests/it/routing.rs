@@ -1,4 +1,4 @@
-//! Routing by host, round robin, live table swaps, and the router's own 404/503/400 pages.
+//! Routing by host, least-loaded choice between backends, live table swaps, and the router's own 404/503/400 pages.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Request;
 
-use crate::support::{request, table, Backend, Router};
+use crate::support::{eventually, request, send, table, Backend, Router};
 
 #[tokio::test]
 async fn routes_by_host_to_the_right_app() {
@@ -41,24 +41,41 @@ async fn routes_by_host_to_the_right_app() {
 }
 
 #[tokio::test]
-async fn round_robin_reaches_every_backend_evenly() {
-    let backends = [
-        Backend::start("web-1").await,
-        Backend::start("web-2").await,
-        Backend::start("web-3").await,
-    ];
-    let addrs = backends.iter().map(|b| b.addr).collect();
-    let router = Router::start(table(1, &[("web.localhost", "web", addrs)])).await;
+async fn requests_go_to_the_backend_with_fewer_in_flight() {
+    let (one, two) = (Backend::start("web-1").await, Backend::start("web-2").await);
+    let config = proxy::ProxyConfig::new("localhost");
+    let traffic = config.traffic.clone();
+    let router = Router::start_with(
+        table(1, &[("web.localhost", "web", vec![one.addr, two.addr])]),
+        config,
+    )
+    .await;
 
-    let mut counts = std::collections::HashMap::new();
-    for _ in 0..30 {
+    // One slow request holds one backend; with two backends P2C compares both, so every other request goes to
+    // the idle one.
+    let mut slow_conn = router.connect().await;
+    let slow = tokio::spawn(async move { send(&mut slow_conn, "web.localhost", "/slow").await });
+    eventually("the slow request is in flight", || {
+        traffic.in_flight(one.addr) + traffic.in_flight(two.addr) == 1
+    })
+    .await;
+    let (busy, idle) = if traffic.in_flight(one.addr) == 1 {
+        (&one, &two)
+    } else {
+        (&two, &one)
+    };
+    for i in 0..20 {
         let reply = router.get("web.localhost", "/").await;
-        assert_eq!(reply.status, 200);
-        *counts.entry(reply.body).or_insert(0) += 1;
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, idle.name.as_str()),
+            "request {i}"
+        );
     }
-    for backend in &backends {
-        assert_eq!(counts.get(&backend.name), Some(&10), "{counts:?}");
-    }
+    busy.release();
+    let reply = slow.await.unwrap();
+    assert_eq!((reply.status, reply.body.as_str()), (200, busy.name.as_str()));
+    eventually("the slow request is done", || traffic.in_flight(busy.addr) == 0).await;
 }
 
 #[tokio::test]

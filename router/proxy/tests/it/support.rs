@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,25 +29,37 @@ pub struct Backend {
     pub name: String,
     pub addr: SocketAddr,
     connections: Arc<AtomicUsize>,
+    seen: Arc<Mutex<Vec<String>>>,
     release: Arc<Notify>,
     task: JoinHandle<()>,
 }
 
 impl Backend {
     pub async fn start(name: &str) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Backend::start_at(name, "127.0.0.1:0".parse().unwrap()).await
+    }
+
+    /// A backend listening on `addr` (a port that was free).
+    pub async fn start_at(name: &str, addr: SocketAddr) -> Backend {
+        let listener = TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let release = Arc::new(Notify::new());
+        let seen = Arc::new(Mutex::new(Vec::new()));
         let (count, gate, own) = (connections.clone(), release.clone(), name.to_owned());
+        let record = seen.clone();
         // Connection tasks live in a JoinSet owned by the accept task, so aborting that task closes them all.
         let task = tokio::spawn(async move {
             let mut tasks = JoinSet::new();
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 count.fetch_add(1, Ordering::SeqCst);
-                let (gate, own) = (gate.clone(), own.clone());
-                let service = hyper::service::service_fn(move |req| answer(own.clone(), gate.clone(), req));
+                let (gate, own, record) = (gate.clone(), own.clone(), record.clone());
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let line = format!("{} {}", req.method(), req.uri());
+                    record.lock().unwrap().push(line);
+                    answer(own.clone(), gate.clone(), req)
+                });
                 tasks.spawn(async move {
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -59,9 +71,15 @@ impl Backend {
             name: name.to_owned(),
             addr,
             connections,
+            seen,
             release,
             task,
         }
+    }
+
+    /// Every request this backend received, as `METHOD URI`.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
     }
 
     /// How many TCP connections this backend accepted.
@@ -280,4 +298,23 @@ pub fn init_tracing() {
         .with_test_writer()
         .with_env_filter("info")
         .try_init();
+}
+
+/// Waits until `condition` holds, polling; panics naming `what` if it has not after 20 s (a hang, not a speed
+/// check).
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..2000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("gave up waiting: {what}");
+}
+
+/// One backend named `web-1` behind a router serving it at `web.localhost` with `config`.
+pub async fn web_router(config: ProxyConfig) -> (Backend, Router) {
+    let backend = Backend::start("web-1").await;
+    let router = Router::start_with(table(1, &[("web.localhost", "web", vec![backend.addr])]), config).await;
+    (backend, router)
 }
