@@ -129,6 +129,21 @@ pub struct ReleaseInfo {
     pub created_at: DateTime<Utc>,
 }
 
+/// One line of the route watch stream, `GET /v1/routes/watch?since=V` (newline-delimited JSON, one object per
+/// line). Externally tagged, so a line is either `{"table":{...}}` or `{"heartbeat":{"version":V}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteStreamLine {
+    /// The whole current table, sent whenever its version differs from the last one sent on this stream.
+    Table(route_table::RouteTable),
+    /// Sent every [`ROUTE_HEARTBEAT_SECS`] while nothing changes, naming the version the client should have,
+    /// so a client can tell a quiet stream from a dead connection.
+    Heartbeat { version: u64 },
+}
+
+/// How often the route watch stream sends a heartbeat line while nothing changes.
+pub const ROUTE_HEARTBEAT_SECS: u64 = 15;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +156,22 @@ mod tests {
             BTreeMap::from([("web".to_owned(), 2), ("worker".to_owned(), 0)])
         );
         assert_eq!(serde_json::to_string(&req).unwrap(), r#"{"web":2,"worker":0}"#);
+    }
+
+    #[test]
+    fn route_stream_lines_are_tagged_objects() {
+        let heartbeat = RouteStreamLine::Heartbeat { version: 7 };
+        assert_eq!(
+            serde_json::to_string(&heartbeat).unwrap(),
+            r#"{"heartbeat":{"version":7}}"#
+        );
+        let table = RouteStreamLine::Table(route_table::RouteTable {
+            version: 3,
+            ..Default::default()
+        });
+        let text = serde_json::to_string(&table).unwrap();
+        assert!(text.starts_with(r#"{"table":{"version":3,"#), "{text}");
+        assert_eq!(serde_json::from_str::<RouteStreamLine>(&text).unwrap(), table);
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! The public HTTP API (axum, JSON): whoami, accounts (admin only), apps, formation (scaling), instances and
-//! releases. Every `/v1` route authenticates the caller by bearer token, and an app another account owns is
-//! answered exactly like an app that does not exist (404), so tenants cannot even learn each other's app names
-//! beyond "taken" when creating one.
+//! The public HTTP API (axum, JSON): whoami, accounts (admin only), apps, formation (scaling), instances,
+//! releases, and the route table's watch stream for routers (admin only). Every `/v1` route authenticates the
+//! caller by bearer token, and an app another account owns is answered exactly like an app that does not exist
+//! (404), so tenants cannot even learn each other's app names beyond "taken" when creating one.
 //!
 //! It changes the store and tells the controller what changed ([`controller::Event`]); it never starts, stops
 //! or places instances itself, and never runs a build. The git routes live in `git-receive`; `berth server`
@@ -37,6 +37,11 @@ pub struct ApiState {
     /// Where git receive keeps apps' bare repositories: an app's goes with the app, so that a new app of the
     /// same name (perhaps another tenant's) never sees the old one's refs.
     pub repos_dir: std::path::PathBuf,
+    /// The controller's current route table, streamed to routers by `GET /v1/routes/watch`.
+    pub routes: tokio::sync::watch::Receiver<std::sync::Arc<route_table::RouteTable>>,
+    /// How often the route stream sends a heartbeat while nothing changes
+    /// ([`api_contract::ROUTE_HEARTBEAT_SECS`] in the server; shorter in tests).
+    pub route_heartbeat: std::time::Duration,
 }
 
 impl ApiState {
@@ -65,6 +70,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/apps/{name}/instances", get(routes::instances::list))
         .route("/apps/{name}/releases", get(routes::releases::list))
+        .route("/routes/watch", get(routes::route_watch::watch))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(routes::healthz))

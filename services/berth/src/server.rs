@@ -317,6 +317,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         }
     });
     let (routes_tx, routes_rx) = watch::channel(Arc::new(route_table::RouteTable::default()));
+    // The same table goes to the in-process router and, through the API's watch stream, to standalone ones.
+    let api_routes_rx = routes_rx.clone();
     let mut links: HashMap<NodeId, Arc<dyn controller::NodeLink>> = HashMap::new();
     links.insert(node, Arc::new(InProcessAgent(agent.clone())));
     let controller = controller::Controller::new(
@@ -389,6 +391,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         domain: args.domain.clone(),
         router_port: args.router_addr.port(),
         repos_dir: layout.repos.clone(),
+        routes: api_routes_rx,
+        route_heartbeat: Duration::from_secs(api_contract::ROUTE_HEARTBEAT_SECS),
     })
     .merge(git_receive::routes(git));
     tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");

@@ -5,6 +5,7 @@ pub mod apps;
 pub mod formation;
 pub mod instances;
 pub mod releases;
+pub mod route_watch;
 
 use axum::http::{Method, StatusCode, Uri};
 use vocabulary::AppName;
