@@ -1,5 +1,6 @@
 //! The route watch stream, read line by line from the in-process router.
 
+use std::future::IntoFuture;
 use std::sync::Arc;
 
 use api_contract::RouteStreamLine;
@@ -128,4 +129,57 @@ async fn the_stream_ends_when_the_controller_is_gone() {
     let Harness { routes, .. } = h;
     drop(routes);
     assert!(lines.body.frame().await.is_none());
+}
+
+/// The standalone router's follower against the real API on a real socket: tables arrive with certificates
+/// intact, and a tenant's token gets nothing.
+#[tokio::test]
+async fn the_route_follower_follows_the_real_api() {
+    let h = Harness::new().await;
+    let alice = h.tenant("alice").await;
+    h.routes.send_replace(table(30, "shop"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(axum::serve(listener, h.router.clone()).into_future());
+
+    let follow = |token: &str| {
+        let source = route_follower::HttpSource::new(&format!("http://{addr}"), token).unwrap();
+        let (tx, rx) = tokio::sync::watch::channel(Arc::new(RouteTable::default()));
+        let task = tokio::spawn(route_follower::follow(
+            source,
+            None,
+            tx,
+            route_follower::FollowConfig::default(),
+            std::future::pending(),
+        ));
+        (rx, task)
+    };
+    let (mut rx, admin_task) = follow(&h.admin);
+    let (tenant_rx, tenant_task) = follow(&alice);
+    let patience = std::time::Duration::from_secs(20);
+    tokio::time::timeout(patience, rx.wait_for(|t| t.version == 30))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut next = (*table(31, "blog")).clone();
+    next.certificates.push(route_table::Certificate {
+        hosts: vec!["*.berth.test".into()],
+        cert_pem: "CERT".into(),
+        key_pem: "KEY".into(),
+    });
+    h.routes.send_replace(Arc::new(next.clone()));
+    let got = tokio::time::timeout(patience, rx.wait_for(|t| t.version == 31))
+        .await
+        .unwrap()
+        .unwrap()
+        .clone();
+    assert_eq!(*got, next);
+    assert_eq!(
+        tenant_rx.borrow().version,
+        0,
+        "a tenant's token must not get routes"
+    );
+    admin_task.abort();
+    tenant_task.abort();
+    server.abort();
 }
