@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use vocabulary::{AccountName, AppName, InstanceId, ProcessType, ReleaseVersion};
+use vocabulary::{AccountName, AppName, DomainName, InstanceId, ProcessType, ReleaseVersion};
 
 /// Every error response's body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +126,19 @@ pub struct ReleaseInfo {
     pub config_keys: Vec<String>,
     /// The account that made it, if it still exists.
     pub created_by: Option<AccountName>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /v1/apps/{name}/domains`: a custom domain such as `shop.example.com` or `*.example.com`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainCreate {
+    pub name: String,
+}
+
+/// One of an app's custom domains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainInfo {
+    pub name: DomainName,
     pub created_at: DateTime<Utc>,
 }
 

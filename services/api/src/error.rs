@@ -19,6 +19,8 @@ pub enum ApiError {
     /// Also the answer for an app the caller does not own.
     #[error("app {name:?} not found")]
     AppNotFound { name: String },
+    #[error("app {app:?} has no domain {domain:?}")]
+    DomainNotFound { app: String, domain: String },
     #[error(transparent)]
     InvalidName(#[from] NameError),
     #[error("{0}")]
@@ -50,7 +52,9 @@ impl ApiError {
         match self {
             Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::AdminOnly { .. } => StatusCode::FORBIDDEN,
-            Self::AppNotFound { .. } | Self::NoRoute { .. } => StatusCode::NOT_FOUND,
+            Self::AppNotFound { .. } | Self::DomainNotFound { .. } | Self::NoRoute { .. } => {
+                StatusCode::NOT_FOUND
+            }
             Self::InvalidName(_) | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::BadBody { status, .. } => *status,

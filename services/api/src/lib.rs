@@ -1,7 +1,8 @@
-//! The public HTTP API (axum, JSON): whoami, accounts (admin only), apps, formation (scaling), instances,
-//! releases, and the route table's watch stream for routers (admin only). Every `/v1` route authenticates the
-//! caller by bearer token, and an app another account owns is answered exactly like an app that does not exist
-//! (404), so tenants cannot even learn each other's app names beyond "taken" when creating one.
+//! The public HTTP API (axum, JSON): whoami, accounts (admin only), apps, custom domains, formation (scaling),
+//! instances, releases, and the route table's watch stream for routers (admin only). Every `/v1` route
+//! authenticates the caller by bearer token, and an app another account owns is answered exactly like an app
+//! that does not exist (404), so tenants cannot even learn each other's app names beyond "taken" when creating
+//! one.
 //!
 //! It changes the store and tells the controller what changed ([`controller::Event`]); it never starts, stops
 //! or places instances itself, and never runs a build. The git routes live in `git-receive`; `berth server`
@@ -67,6 +68,14 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/apps/{name}/formation",
             get(routes::formation::show).patch(routes::formation::scale),
+        )
+        .route(
+            "/apps/{name}/domains",
+            get(routes::domains::list).post(routes::domains::add),
+        )
+        .route(
+            "/apps/{name}/domains/{domain}",
+            axum::routing::delete(routes::domains::remove),
         )
         .route("/apps/{name}/instances", get(routes::instances::list))
         .route("/apps/{name}/releases", get(routes::releases::list))

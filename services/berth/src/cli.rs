@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use api_contract::{
-    AccountCreate, AccountCreated, AccountInfo, AppCreate, AppInfo, FormationInfo, InstanceInfo, ReleaseInfo,
-    ScaleRequest,
+    AccountCreate, AccountCreated, AccountInfo, AppCreate, AppInfo, DomainCreate, DomainInfo, FormationInfo,
+    InstanceInfo, ReleaseInfo, ScaleRequest,
 };
 use clap::{Args, Subcommand};
 use reqwest::Method;
@@ -96,6 +96,16 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// List an app's custom domains, or add or remove one (`berth domains add www.example.com -a NAME`).
+    Domains {
+        #[command(subcommand)]
+        command: Option<DomainsCommand>,
+        /// The app.
+        #[arg(short, long, global = true)]
+        app: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Create accounts (admin only).
     Accounts {
         #[command(subcommand)]
@@ -121,6 +131,15 @@ pub enum AppsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DomainsCommand {
+    /// Serve the app at a domain too: `shop.example.com`, or `*.example.com` for every name below it. Point
+    /// the domain's DNS at the router.
+    Add { domain: String },
+    /// Stop serving the app at a domain.
+    Remove { domain: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum AccountsCommand {
     /// Create an account; prints its API token alone on the last line.
     Create { name: String },
@@ -129,6 +148,14 @@ pub enum AccountsCommand {
 /// An app name as typed, checked here so that it can go into a URL path as it is.
 fn app_name(name: &str) -> anyhow::Result<vocabulary::AppName> {
     Ok(vocabulary::AppName::new(name)?)
+}
+
+/// The `-a NAME` a verb needs, checked.
+fn required_app(app: Option<String>) -> anyhow::Result<vocabulary::AppName> {
+    match app {
+        Some(app) => app_name(&app),
+        None => bail!("which app? pass -a NAME"),
+    }
 }
 
 /// Parses `web=2`.
@@ -209,6 +236,28 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                 .await?;
             print!("{}", output::releases(&app, &releases));
         }
+        ClientCommand::Domains { command, app, api } => {
+            let app = required_app(app)?;
+            let client = Client::new(&api.api, api.token()?)?;
+            let path = format!("/v1/apps/{app}/domains");
+            match command {
+                None => {
+                    let domains: Vec<DomainInfo> = client.get(&path).await?;
+                    print!("{}", output::domains(app.as_str(), &domains));
+                }
+                Some(DomainsCommand::Add { domain }) => {
+                    let added: DomainInfo = client
+                        .send(Method::POST, &path, &DomainCreate { name: domain })
+                        .await?;
+                    println!("Added {} to {app}. Point its DNS at the router.", added.name);
+                }
+                Some(DomainsCommand::Remove { domain }) => {
+                    let domain = vocabulary::DomainName::from_input(&domain)?;
+                    client.delete(&format!("{path}/{domain}")).await?;
+                    println!("Removed {domain} from {app}.");
+                }
+            }
+        }
         ClientCommand::Accounts {
             command: AccountsCommand::Create { name },
             api,
@@ -245,6 +294,44 @@ mod tests {
         for bad in ["web", "=2", "web=two", "web=", ""] {
             assert!(parse_scale(bad).is_err(), "{bad}");
         }
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: ClientCommand,
+    }
+
+    #[test]
+    fn domains_take_the_app_before_or_after_the_subcommand() {
+        use clap::Parser;
+        let parse = |args: &[&str]| Cli::try_parse_from([&["berth"], args].concat()).map(|c| c.command);
+        for args in [
+            &["domains", "add", "www.example.com", "-a", "shop"][..],
+            &["domains", "-a", "shop", "add", "www.example.com"][..],
+        ] {
+            match parse(args) {
+                Ok(ClientCommand::Domains {
+                    command: Some(DomainsCommand::Add { domain }),
+                    app: Some(app),
+                    ..
+                }) => assert_eq!((domain.as_str(), app.as_str()), ("www.example.com", "shop")),
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse(&["domains", "-a", "shop"]),
+            Ok(ClientCommand::Domains { command: None, .. })
+        ));
+        assert!(matches!(
+            parse(&["domains", "remove", "x.example.com", "--app", "shop"]),
+            Ok(ClientCommand::Domains {
+                command: Some(DomainsCommand::Remove { .. }),
+                ..
+            })
+        ));
+        let err = required_app(None).unwrap_err().to_string();
+        assert!(err.contains("-a NAME"), "{err}");
     }
 
     fn api_args(token: Option<&str>, token_file: Option<PathBuf>) -> ApiArgs {

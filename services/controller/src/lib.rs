@@ -10,9 +10,11 @@
 
 mod deploy;
 mod reconcile;
+mod routes;
 
 pub use deploy::{DeployConfig, Deployments};
 pub use reconcile::{Controller, ControllerConfig, ControllerError, NodeLink};
+pub use routes::{build_table, RouteInputs};
 
 use tokio::sync::mpsc;
 use vocabulary::AppId;
@@ -28,6 +30,8 @@ pub enum Event {
     AppDeleted(AppId),
     /// A new release was created and should roll out.
     ReleaseCreated(AppId),
+    /// An app's custom domains (or other router settings) changed: the route table must follow.
+    RoutesChanged(AppId),
 }
 
 /// A cheap, cloneable way to tell the controller that something changed.

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use agent_contract::{ImageRef, InstanceSpec, Limits, NodeReport};
 use chrono::Utc;
-use route_table::{AppRoute, Backend, RouteTable};
+use route_table::RouteTable;
 use scheduler::{AppDemand, Existing, NodeCapacity, Want};
 use store::{Instance, InstanceRowState, Release, Store, StoreError};
 use tokio::sync::{mpsc, watch};
 use vocabulary::{InstanceId, NodeId, ReleaseId};
 
+use crate::routes::{build_table, RouteInputs};
 use crate::Event;
 
 /// How the controller reaches one node's agent. In `berth server` the agent runs in-process.
@@ -262,31 +263,14 @@ impl Controller {
     }
 
     async fn publish_routes(&self, instances: &[Instance]) -> Result<(), StoreError> {
-        let mut table = RouteTable::default();
-        let mut names = HashMap::new();
-        for app in self.store.all_apps().await? {
-            let name = app.name.to_string();
-            table.insert_host(&format!("{name}.{}", self.config.domain), &name);
-            table.insert_app(&name, AppRoute::default());
-            names.insert(app.id, name);
-        }
-        for instance in instances {
-            let serving = instance.process_type.is_web()
-                && !instance.stop_requested
-                && instance.state == InstanceRowState::Running;
-            let (true, Some(addr), Some(name)) = (serving, instance.address, names.get(&instance.app)) else {
-                continue;
-            };
-            if let Some(route) = table.apps.get_mut(name) {
-                route.backends.push(Backend {
-                    addr,
-                    instance: format!("{}.{}", instance.process_type, instance.index),
-                });
-            }
-        }
-        for route in table.apps.values_mut() {
-            route.backends.sort();
-        }
+        let apps = self.store.all_apps().await?;
+        let domains = self.store.all_domains().await?;
+        let mut table = build_table(&RouteInputs {
+            domain: &self.config.domain,
+            apps: &apps,
+            domains: &domains,
+            instances,
+        });
         self.routes.send_if_modified(|current| {
             let same = current.hosts == table.hosts
                 && current.apps == table.apps

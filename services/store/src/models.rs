@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 
 use chrono::{DateTime, Utc};
 use vocabulary::{
-    AccountId, AccountName, AppId, AppName, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion,
+    AccountId, AccountName, AppId, AppName, DomainName, InstanceId, NodeId, ProcessType, ReleaseId,
+    ReleaseVersion,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,14 @@ pub struct App {
     pub id: AppId,
     pub name: AppName,
     pub owner: AccountId,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A custom domain an app is served at, besides `NAME.DOMAIN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    pub name: DomainName,
+    pub app: AppId,
     pub created_at: DateTime<Utc>,
 }
 

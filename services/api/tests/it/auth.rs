@@ -24,6 +24,9 @@ async fn every_v1_route_needs_a_valid_token() {
         (Method::PATCH, "/v1/apps/shop/formation"),
         (Method::GET, "/v1/apps/shop/instances"),
         (Method::GET, "/v1/apps/shop/releases"),
+        (Method::GET, "/v1/apps/shop/domains"),
+        (Method::POST, "/v1/apps/shop/domains"),
+        (Method::DELETE, "/v1/apps/shop/domains/a.example.com"),
         (Method::GET, "/v1/routes/watch"),
     ];
     for (method, uri) in routes {

@@ -4,6 +4,7 @@
 mod accounts;
 mod apps;
 mod auth;
+mod domains;
 mod route_watch;
 mod scale;
 
@@ -124,6 +125,10 @@ impl Harness {
 
     pub async fn get(&self, uri: &str, token: &str) -> Reply {
         self.call(Method::GET, uri, Some(token), None).await
+    }
+
+    pub async fn delete(&self, uri: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, uri, Some(token), None).await
     }
 
     /// Creates an app; a successful create must tell the controller (checked and consumed here), a refused

@@ -1,6 +1,6 @@
 //! What the client verbs print: plain aligned tables and lines, built as strings so they can be tested.
 
-use api_contract::{AppInfo, FormationInfo, InstanceInfo, ReleaseInfo};
+use api_contract::{AppInfo, DomainInfo, FormationInfo, InstanceInfo, ReleaseInfo};
 
 /// Left-aligned columns two spaces apart, without trailing spaces.
 fn table(rows: &[Vec<String>]) -> String {
@@ -110,6 +110,22 @@ pub fn releases(app: &str, releases: &[ReleaseInfo]) -> String {
     table(&rows)
 }
 
+pub fn domains(app: &str, domains: &[DomainInfo]) -> String {
+    if domains.is_empty() {
+        return format!(
+            "{app} has no custom domains. Add one with `berth domains add www.example.com -a {app}`.\n"
+        );
+    }
+    let mut rows = vec![header(&["DOMAIN", "ADDED"])];
+    for d in domains {
+        rows.push(vec![
+            d.name.to_string(),
+            d.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        ]);
+    }
+    table(&rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +193,19 @@ mod tests {
             "{created}"
         );
         assert!(app_info(&app, "g").contains("Created:     2024-05-01 12:30:00 UTC"));
+    }
+
+    #[test]
+    fn domain_lines() {
+        let d: DomainInfo = serde_json::from_value(serde_json::json!({
+            "name": "*.example.com", "created_at": "2024-05-01T12:30:00Z"
+        }))
+        .unwrap();
+        assert_eq!(
+            domains("shop", &[d]),
+            "DOMAIN         ADDED\n*.example.com  2024-05-01 12:30:00\n"
+        );
+        assert!(domains("shop", &[]).contains("berth domains add www.example.com -a shop"));
     }
 
     #[test]

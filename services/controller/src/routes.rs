@@ -1,0 +1,144 @@
+//! The route table as a pure function of the store's rows, so what routers get is table-tested.
+
+use std::collections::HashMap;
+
+use route_table::{AppRoute, Backend, RouteTable};
+use store::{App, Domain, Instance, InstanceRowState};
+
+/// Everything the route table is made from.
+pub struct RouteInputs<'a> {
+    /// The platform's domain: every app is served at `NAME.DOMAIN`.
+    pub domain: &'a str,
+    pub apps: &'a [App],
+    pub domains: &'a [Domain],
+    pub instances: &'a [Instance],
+}
+
+/// The table for `inputs` (version 0: the publisher numbers it). Every app gets its platform host and its custom
+/// domains, even with nothing running (the router answers 503 rather than 404); its backends are its running
+/// `web` instances that are not being stopped, sorted so equal worlds make equal tables.
+pub fn build_table(inputs: &RouteInputs<'_>) -> RouteTable {
+    let mut table = RouteTable::default();
+    let mut names = HashMap::new();
+    for app in inputs.apps {
+        let name = app.name.to_string();
+        table.insert_host(&format!("{name}.{}", inputs.domain), &name);
+        table.insert_app(&name, AppRoute::default());
+        names.insert(app.id, name);
+    }
+    for domain in inputs.domains {
+        if let Some(name) = names.get(&domain.app) {
+            table.insert_host(domain.name.as_str(), name);
+        }
+    }
+    for instance in inputs.instances {
+        let serving = instance.process_type.is_web()
+            && !instance.stop_requested
+            && instance.state == InstanceRowState::Running;
+        let (true, Some(addr), Some(name)) = (serving, instance.address, names.get(&instance.app)) else {
+            continue;
+        };
+        if let Some(route) = table.apps.get_mut(name) {
+            route.backends.push(Backend {
+                addr,
+                instance: format!("{}.{}", instance.process_type, instance.index),
+            });
+        }
+    }
+    for route in table.apps.values_mut() {
+        route.backends.sort();
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use vocabulary::{AccountId, AppId, AppName, DomainName, InstanceId, NodeId, ProcessType, ReleaseId};
+
+    use super::*;
+
+    fn app(name: &str) -> App {
+        App {
+            id: AppId::new(),
+            name: AppName::new(name).unwrap(),
+            owner: AccountId::new(),
+            created_at: Utc::now(),
+        }
+    }
+
+    fn domain(app: &App, name: &str) -> Domain {
+        Domain {
+            name: DomainName::new(name).unwrap(),
+            app: app.id,
+            created_at: Utc::now(),
+        }
+    }
+
+    fn instance(app: &App, kind: &str, index: u32, state: InstanceRowState, stopping: bool) -> Instance {
+        Instance {
+            id: InstanceId::new(),
+            app: app.id,
+            release: ReleaseId::new(),
+            process_type: ProcessType::new(kind).unwrap(),
+            index,
+            node: NodeId::new(),
+            memory_bytes: 1 << 20,
+            state,
+            stop_requested: stopping,
+            address: Some(format!("10.0.0.{}:5000", index + 10).parse().unwrap()),
+            hostname: None,
+            restarts: 0,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn hosts_domains_and_backends() {
+        use InstanceRowState::*;
+        let shop = app("shop");
+        let blog = app("blog");
+        let gone = app("gone");
+        let domains = [
+            domain(&shop, "shop.example.com"),
+            domain(&shop, "*.shop.example.com"),
+            domain(&blog, "blog.example.org"),
+            // The app was deleted since the rows were read: no host for it.
+            domain(&gone, "gone.example.org"),
+        ];
+        let instances = [
+            instance(&shop, "web", 2, Running, false),
+            instance(&shop, "web", 1, Running, false),
+            instance(&shop, "web", 3, Running, true),
+            instance(&shop, "web", 4, Starting, false),
+            instance(&shop, "worker", 5, Running, false),
+            instance(&blog, "web", 1, Crashed, false),
+        ];
+        let table = build_table(&RouteInputs {
+            domain: "apps.test",
+            apps: &[shop.clone(), blog.clone()],
+            domains: &domains,
+            instances: &instances,
+        });
+        let cases = [
+            ("shop.apps.test", Some("shop")),
+            ("shop.example.com", Some("shop")),
+            ("www.shop.example.com", Some("shop")),
+            ("blog.apps.test", Some("blog")),
+            ("blog.example.org", Some("blog")),
+            ("gone.example.org", None),
+            ("gone.apps.test", None),
+        ];
+        for (host, want) in cases {
+            assert_eq!(table.lookup(host).map(|(app, _)| app), want, "{host}");
+        }
+        let backends: Vec<&str> = table.apps["shop"]
+            .backends
+            .iter()
+            .map(|b| b.instance.as_str())
+            .collect();
+        assert_eq!(backends, ["web.1", "web.2"]);
+        assert!(table.apps["blog"].backends.is_empty());
+        assert_eq!(table.hosts.len(), 5);
+    }
+}
