@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use vocabulary::{AccountName, AppName, DomainName, InstanceId, ProcessType, ReleaseVersion};
+use vocabulary::{AccountName, AppName, CertificateId, DomainName, InstanceId, ProcessType, ReleaseVersion};
 
 /// Every error response's body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,6 +139,30 @@ pub struct DomainCreate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DomainInfo {
     pub name: DomainName,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /v1/apps/{name}/certificates`: a PEM chain (leaf first) and its PEM private key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateCreate {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for CertificateCreate {
+    /// Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateCreate").finish_non_exhaustive()
+    }
+}
+
+/// One of an app's certificates. The private key is never sent back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateInfo {
+    pub id: CertificateId,
+    /// The DNS names it serves.
+    pub hosts: Vec<String>,
+    pub not_after: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
 }
 

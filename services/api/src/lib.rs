@@ -1,14 +1,15 @@
-//! The public HTTP API (axum, JSON): whoami, accounts (admin only), apps, custom domains, formation (scaling),
-//! instances, releases, and the route table's watch stream for routers (admin only). Every `/v1` route
-//! authenticates the caller by bearer token, and an app another account owns is answered exactly like an app
-//! that does not exist (404), so tenants cannot even learn each other's app names beyond "taken" when creating
-//! one.
+//! The public HTTP API (axum, JSON): whoami, accounts (admin only), apps, custom domains, TLS certificates,
+//! formation (scaling), instances, releases, and the route table's watch stream for routers (admin only). Every
+//! `/v1` route authenticates the caller by bearer token, and an app another account owns is answered exactly
+//! like an app that does not exist (404), so tenants cannot even learn each other's app names beyond "taken"
+//! when creating one.
 //!
 //! It changes the store and tells the controller what changed ([`controller::Event`]); it never starts, stops
 //! or places instances itself, and never runs a build. The git routes live in `git-receive`; `berth server`
 //! merges both routers. Request and response bodies are the `api-contract` crate's types, shared with the CLI.
 
 mod auth;
+pub mod certificates;
 mod error;
 mod json;
 mod routes;
@@ -76,6 +77,14 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/apps/{name}/domains/{domain}",
             axum::routing::delete(routes::domains::remove),
+        )
+        .route(
+            "/apps/{name}/certificates",
+            get(routes::certificates::list).post(routes::certificates::add),
+        )
+        .route(
+            "/apps/{name}/certificates/{id}",
+            axum::routing::delete(routes::certificates::remove),
         )
         .route("/apps/{name}/instances", get(routes::instances::list))
         .route("/apps/{name}/releases", get(routes::releases::list))

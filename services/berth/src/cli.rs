@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use api_contract::{
-    AccountCreate, AccountCreated, AccountInfo, AppCreate, AppInfo, DomainCreate, DomainInfo, FormationInfo,
-    InstanceInfo, ReleaseInfo, ScaleRequest,
+    AccountCreate, AccountCreated, AccountInfo, AppCreate, AppInfo, CertificateCreate, CertificateInfo,
+    DomainCreate, DomainInfo, FormationInfo, InstanceInfo, ReleaseInfo, ScaleRequest,
 };
 use clap::{Args, Subcommand};
 use reqwest::Method;
@@ -106,6 +106,17 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// List an app's TLS certificates, or add or remove one
+    /// (`berth certs add --cert fullchain.pem --key privkey.pem -a NAME`).
+    Certs {
+        #[command(subcommand)]
+        command: Option<CertsCommand>,
+        /// The app.
+        #[arg(short, long, global = true)]
+        app: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Create accounts (admin only).
     Accounts {
         #[command(subcommand)]
@@ -137,6 +148,21 @@ pub enum DomainsCommand {
     Add { domain: String },
     /// Stop serving the app at a domain.
     Remove { domain: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Upload a certificate for some of the app's custom domains; routers serve it by SNI at once.
+    Add {
+        /// The PEM certificate chain, leaf first.
+        #[arg(long)]
+        cert: PathBuf,
+        /// The PEM private key.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Remove a certificate by its ID (see `berth certs -a NAME`).
+    Remove { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,6 +281,41 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                     let domain = vocabulary::DomainName::from_input(&domain)?;
                     client.delete(&format!("{path}/{domain}")).await?;
                     println!("Removed {domain} from {app}.");
+                }
+            }
+        }
+        ClientCommand::Certs { command, app, api } => {
+            let app = required_app(app)?;
+            let client = Client::new(&api.api, api.token()?)?;
+            let path = format!("/v1/apps/{app}/certificates");
+            match command {
+                None => {
+                    let certificates: Vec<CertificateInfo> = client.get(&path).await?;
+                    print!("{}", output::certificates(app.as_str(), &certificates));
+                }
+                Some(CertsCommand::Add { cert, key }) => {
+                    let read = |path: &PathBuf, what: &str| {
+                        std::fs::read_to_string(path)
+                            .with_context(|| format!("reading the {what} from {}", path.display()))
+                    };
+                    let body = CertificateCreate {
+                        cert_pem: read(&cert, "certificate")?,
+                        key_pem: read(&key, "private key")?,
+                    };
+                    let added: CertificateInfo = client.send(Method::POST, &path, &body).await?;
+                    println!(
+                        "Added certificate {} to {app} for {} (expires {}).",
+                        added.id,
+                        added.hosts.join(", "),
+                        added.not_after.format("%Y-%m-%d")
+                    );
+                }
+                Some(CertsCommand::Remove { id }) => {
+                    let id: vocabulary::CertificateId = id
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("{id:?} is not a certificate ID"))?;
+                    client.delete(&format!("{path}/{id}")).await?;
+                    println!("Removed certificate {id} from {app}.");
                 }
             }
         }

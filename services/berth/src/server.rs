@@ -141,6 +141,7 @@ struct DataLayout {
     stacks: PathBuf,
     build_cache: PathBuf,
     node: PathBuf,
+    tls: PathBuf,
 }
 
 impl DataLayout {
@@ -157,6 +158,7 @@ impl DataLayout {
             stacks: root.join("stacks"),
             build_cache: root.join("build-cache"),
             node: root.join("node"),
+            tls: root.join("tls"),
             root,
         };
         for dir in [
@@ -165,6 +167,7 @@ impl DataLayout {
             &layout.stacks,
             &layout.build_cache,
             &layout.node,
+            &layout.tls,
         ] {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -245,6 +248,58 @@ async fn ensure_admin(store: &store::Store, layout: &DataLayout) -> anyhow::Resu
     let (account, token) = store
         .create_account(&AccountName::new("admin").expect("valid name"), true)
         .await?;
+    write_private(&layout.admin_token, &format!("{token}\n"))?;
+    tracing::info!(account = %account.name, "created the admin account");
+    eprintln!("berth: admin token written to {}", layout.admin_token.display());
+    Ok(())
+}
+
+/// The platform's self-signed certificate for `*.DOMAIN` and `DOMAIN`, made with rcgen at first start and kept
+/// in `DATA_DIR/tls/DOMAIN.crt` and `DOMAIN.key` (mode 0600), so routers present the same one across restarts.
+fn platform_certificate(layout: &DataLayout, domain: &str) -> anyhow::Result<route_table::Certificate> {
+    let sane = !domain.is_empty()
+        && !domain.starts_with('.')
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !sane {
+        bail!("--domain {domain:?} is not a lowercase DNS name");
+    }
+    let cert_path = layout.tls.join(format!("{domain}.crt"));
+    let key_path = layout.tls.join(format!("{domain}.key"));
+    let hosts = vec![format!("*.{domain}"), domain.to_owned()];
+    if cert_path.exists() && key_path.exists() {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        };
+        return Ok(route_table::Certificate {
+            hosts,
+            cert_pem: read(&cert_path)?,
+            key_pem: read(&key_path)?,
+        });
+    }
+    let mut params =
+        rcgen::CertificateParams::new(hosts.clone()).context("the platform certificate's names")?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("*.{domain}"));
+    let key = rcgen::KeyPair::generate().context("making the platform certificate's key")?;
+    let cert = params
+        .self_signed(&key)
+        .context("making the platform certificate")?;
+    let key_pem = key.serialize_pem();
+    write_private(&key_path, &key_pem)?;
+    std::fs::write(&cert_path, cert.pem()).with_context(|| format!("writing {}", cert_path.display()))?;
+    tracing::info!(path = %cert_path.display(), "made a self-signed certificate for *.{domain}");
+    Ok(route_table::Certificate {
+        hosts,
+        cert_pem: cert.pem(),
+        key_pem,
+    })
+}
+
+/// Writes a secret file readable by root only (mode 0600 from the start, never wider).
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -252,12 +307,10 @@ async fn ensure_admin(store: &store::Store, layout: &DataLayout) -> anyhow::Resu
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&layout.admin_token)
-        .with_context(|| format!("writing {}", layout.admin_token.display()))?;
-    writeln!(file, "{token}")?;
-    tracing::info!(account = %account.name, "created the admin account");
-    eprintln!("berth: admin token written to {}", layout.admin_token.display());
-    Ok(())
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
@@ -328,6 +381,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             cpu_millicores: 1000,
             pids_max: 512,
             tick: Duration::from_secs(2),
+            platform_certificate: Some(platform_certificate(&layout, &args.domain)?),
         },
         store.clone(),
         links,
@@ -432,5 +486,34 @@ pub(crate) async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_platform_certificate_is_made_once_and_kept_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = DataLayout::new(dir.path()).unwrap();
+        let first = platform_certificate(&layout, "apps.test").unwrap();
+        assert_eq!(first.hosts, ["*.apps.test", "apps.test"]);
+        assert!(first.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(first.key_pem.contains("PRIVATE KEY"));
+        let key_mode = std::fs::metadata(layout.tls.join("apps.test.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(key_mode & 0o777, 0o600);
+        let again = platform_certificate(&layout, "apps.test").unwrap();
+        assert_eq!(again, first);
+        let other = platform_certificate(&layout, "other.test").unwrap();
+        assert_ne!(other.cert_pem, first.cert_pem);
+        for bad in ["../etc", "", "Apps.Test", "a/b"] {
+            assert!(platform_certificate(&layout, bad).is_err(), "{bad}");
+        }
     }
 }

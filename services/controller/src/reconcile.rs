@@ -32,6 +32,8 @@ pub struct ControllerConfig {
     pub pids_max: u32,
     /// How often to re-check the world when nothing happens (catches anything missed).
     pub tick: Duration,
+    /// The platform's certificate for `*.DOMAIN` and `DOMAIN`, put in every route table.
+    pub platform_certificate: Option<route_table::Certificate>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -265,11 +267,14 @@ impl Controller {
     async fn publish_routes(&self, instances: &[Instance]) -> Result<(), StoreError> {
         let apps = self.store.all_apps().await?;
         let domains = self.store.all_domains().await?;
+        let certificates = self.store.all_certificates().await?;
         let mut table = build_table(&RouteInputs {
             domain: &self.config.domain,
             apps: &apps,
             domains: &domains,
             instances,
+            certificates: &certificates,
+            platform_certificate: self.config.platform_certificate.as_ref(),
         });
         self.routes.send_if_modified(|current| {
             let same = current.hosts == table.hosts

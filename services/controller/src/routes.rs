@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use route_table::{AppRoute, Backend, RouteTable};
-use store::{App, Domain, Instance, InstanceRowState};
+use route_table::{AppRoute, Backend, Certificate, RouteTable};
+use store::{App, Domain, Instance, InstanceRowState, StoredCertificate};
 
 /// Everything the route table is made from.
 pub struct RouteInputs<'a> {
@@ -12,11 +12,17 @@ pub struct RouteInputs<'a> {
     pub apps: &'a [App],
     pub domains: &'a [Domain],
     pub instances: &'a [Instance],
+    /// Apps' uploaded certificates, newest first (so a renewed one wins over the old one for the same name).
+    pub certificates: &'a [StoredCertificate],
+    /// The platform's own certificate for `*.DOMAIN` and `DOMAIN`.
+    pub platform_certificate: Option<&'a Certificate>,
 }
 
 /// The table for `inputs` (version 0: the publisher numbers it). Every app gets its platform host and its custom
 /// domains, even with nothing running (the router answers 503 rather than 404); its backends are its running
-/// `web` instances that are not being stopped, sorted so equal worlds make equal tables.
+/// `web` instances that are not being stopped, sorted so equal worlds make equal tables. An app's certificate
+/// is served only while every name on it is still one of the app's domains: a domain given up (and perhaps
+/// taken by another tenant) takes its old certificates out of the table.
 pub fn build_table(inputs: &RouteInputs<'_>) -> RouteTable {
     let mut table = RouteTable::default();
     let mut names = HashMap::new();
@@ -47,6 +53,22 @@ pub fn build_table(inputs: &RouteInputs<'_>) -> RouteTable {
     }
     for route in table.apps.values_mut() {
         route.backends.sort();
+    }
+    table.certificates.extend(inputs.platform_certificate.cloned());
+    for certificate in inputs.certificates {
+        let still_owned = certificate.hosts.iter().all(|host| {
+            inputs
+                .domains
+                .iter()
+                .any(|d| d.app == certificate.app && d.name.covers(host))
+        });
+        if still_owned {
+            table.certificates.push(Certificate {
+                hosts: certificate.hosts.clone(),
+                cert_pem: certificate.cert_pem.clone(),
+                key_pem: certificate.key_pem.clone(),
+            });
+        }
     }
     table
 }
@@ -119,6 +141,8 @@ mod tests {
             apps: &[shop.clone(), blog.clone()],
             domains: &domains,
             instances: &instances,
+            certificates: &[],
+            platform_certificate: None,
         });
         let cases = [
             ("shop.apps.test", Some("shop")),
@@ -140,5 +164,56 @@ mod tests {
         assert_eq!(backends, ["web.1", "web.2"]);
         assert!(table.apps["blog"].backends.is_empty());
         assert_eq!(table.hosts.len(), 5);
+        assert!(table.certificates.is_empty());
+    }
+
+    fn certificate(app: &App, hosts: &[&str], tag: &str) -> StoredCertificate {
+        StoredCertificate {
+            id: vocabulary::CertificateId::new(),
+            app: app.id,
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            cert_pem: tag.to_owned(),
+            key_pem: format!("{tag} key"),
+            not_after: Utc::now(),
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn certificates_follow_their_domains() {
+        let shop = app("shop");
+        let blog = app("blog");
+        let domains = [
+            domain(&shop, "shop.example.com"),
+            domain(&shop, "*.shop.example.org"),
+            // Once shop's, now blog's: shop's old certificate for it must not be served.
+            domain(&blog, "blog.example.net"),
+        ];
+        let certificates = [
+            certificate(&shop, &["shop.example.com", "a.shop.example.org"], "shop-new"),
+            certificate(&shop, &["shop.example.com"], "shop-old"),
+            certificate(&shop, &["blog.example.net"], "stale"),
+            certificate(&blog, &["shop.example.com"], "never-blogs"),
+        ];
+        let platform = Certificate {
+            hosts: vec!["*.apps.test".into(), "apps.test".into()],
+            cert_pem: "platform".into(),
+            key_pem: "platform key".into(),
+        };
+        let table = build_table(&RouteInputs {
+            domain: "apps.test",
+            apps: &[shop.clone(), blog.clone()],
+            domains: &domains,
+            instances: &[],
+            certificates: &certificates,
+            platform_certificate: Some(&platform),
+        });
+        let served: Vec<&str> = table.certificates.iter().map(|c| c.cert_pem.as_str()).collect();
+        assert_eq!(served, ["platform", "shop-new", "shop-old"]);
+        let pick = |name: &str| table.certificate_for(name).map(|c| c.cert_pem.as_str());
+        assert_eq!(pick("shop.example.com"), Some("shop-new"));
+        assert_eq!(pick("a.shop.example.org"), Some("shop-new"));
+        assert_eq!(pick("shop.apps.test"), Some("platform"));
+        assert_eq!(pick("blog.example.net"), None);
     }
 }

@@ -1,4 +1,4 @@
-//! Berth's durable state: accounts, tokens (hashed), apps, custom domains, releases, formations, nodes and
+//! Berth's durable state: accounts, tokens (hashed), apps, custom domains, TLS certificates, releases, formations, nodes and
 //! instance placements, kept in SQLite through sqlx (PostgreSQL later, behind the same functions).
 //!
 //! This is the only crate that runs SQL. It validates nothing that the vocabulary types already prove, decides
@@ -11,6 +11,7 @@
 
 mod accounts;
 mod apps;
+mod certificates;
 mod domains;
 mod error;
 mod formation;

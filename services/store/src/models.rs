@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 
 use chrono::{DateTime, Utc};
 use vocabulary::{
-    AccountId, AccountName, AppId, AppName, DomainName, InstanceId, NodeId, ProcessType, ReleaseId,
-    ReleaseVersion,
+    AccountId, AccountName, AppId, AppName, CertificateId, DomainName, InstanceId, NodeId, ProcessType,
+    ReleaseId, ReleaseVersion,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,47 @@ pub struct Domain {
     pub name: DomainName,
     pub app: AppId,
     pub created_at: DateTime<Utc>,
+}
+
+/// A certificate to keep, already checked by the API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewCertificate {
+    pub app: AppId,
+    pub hosts: Vec<String>,
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub not_after: DateTime<Utc>,
+}
+
+/// A kept certificate with its private key (never logged: `Debug` leaves the key out).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredCertificate {
+    pub id: CertificateId,
+    pub app: AppId,
+    pub hosts: Vec<String>,
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub not_after: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for NewCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewCertificate")
+            .field("app", &self.app)
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for StoredCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredCertificate")
+            .field("id", &self.id)
+            .field("app", &self.app)
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,5 +8,5 @@
 mod ids;
 mod names;
 
-pub use ids::{AccountId, AppId, InstanceId, NodeId, ReleaseId};
+pub use ids::{AccountId, AppId, CertificateId, InstanceId, NodeId, ReleaseId};
 pub use names::{AccountName, AppName, DomainName, NameError, ProcessType, ReleaseVersion};

@@ -218,6 +218,19 @@ impl DomainName {
         self.0.starts_with("*.")
     }
 
+    /// Whether this domain lets its app serve `host` (a lowercase DNS name, perhaps a wildcard): the same name,
+    /// or for a wildcard domain any name one or more labels under it, as the router matches.
+    pub fn covers(&self, host: &str) -> bool {
+        if self.0 == host {
+            return true;
+        }
+        // `*.example.com` covers `a.example.com`, `a.b.example.com` and `*.b.example.com`.
+        match self.0.strip_prefix('*') {
+            Some(suffix) => host.ends_with(suffix) && host.len() > suffix.len(),
+            None => false,
+        }
+    }
+
     /// Refuses the platform's own names: `platform` itself, any name under it (apps' `NAME.DOMAIN`), and any
     /// wildcard that would catch names under it.
     pub fn check_outside(&self, platform: &str) -> Result<(), NameError> {
@@ -339,6 +352,28 @@ mod tests {
         assert!(DomainName::from_input(&label64).is_err());
         // Strict when not typed by people: the canonical form only.
         assert!(DomainName::new("Example.com").is_err());
+    }
+
+    #[test]
+    fn what_a_domain_covers() {
+        let cases = [
+            ("shop.example.com", "shop.example.com", true),
+            ("shop.example.com", "www.shop.example.com", false),
+            ("*.example.com", "a.example.com", true),
+            ("*.example.com", "a.b.example.com", true),
+            ("*.example.com", "*.example.com", true),
+            ("*.example.com", "*.b.example.com", true),
+            ("*.example.com", "example.com", false),
+            ("*.example.com", "aexample.com", false),
+            ("*.example.com", ".example.com", false),
+        ];
+        for (domain, host, want) in cases {
+            assert_eq!(
+                DomainName::new(domain).unwrap().covers(host),
+                want,
+                "{domain} {host}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod apps;
+pub mod certificates;
 pub mod domains;
 pub mod formation;
 pub mod instances;

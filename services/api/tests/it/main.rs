@@ -4,6 +4,7 @@
 mod accounts;
 mod apps;
 mod auth;
+mod certificates;
 mod domains;
 mod route_watch;
 mod scale;

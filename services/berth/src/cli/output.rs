@@ -1,6 +1,6 @@
 //! What the client verbs print: plain aligned tables and lines, built as strings so they can be tested.
 
-use api_contract::{AppInfo, DomainInfo, FormationInfo, InstanceInfo, ReleaseInfo};
+use api_contract::{AppInfo, CertificateInfo, DomainInfo, FormationInfo, InstanceInfo, ReleaseInfo};
 
 /// Left-aligned columns two spaces apart, without trailing spaces.
 fn table(rows: &[Vec<String>]) -> String {
@@ -121,6 +121,23 @@ pub fn domains(app: &str, domains: &[DomainInfo]) -> String {
         rows.push(vec![
             d.name.to_string(),
             d.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        ]);
+    }
+    table(&rows)
+}
+
+pub fn certificates(app: &str, certificates: &[CertificateInfo]) -> String {
+    if certificates.is_empty() {
+        return format!(
+            "{app} has no certificates. Add one with `berth certs add --cert F --key F -a {app}`.\n"
+        );
+    }
+    let mut rows = vec![header(&["ID", "HOSTS", "EXPIRES"])];
+    for c in certificates {
+        rows.push(vec![
+            c.id.to_string(),
+            c.hosts.join(","),
+            c.not_after.format("%Y-%m-%d").to_string(),
         ]);
     }
     table(&rows)
