@@ -56,7 +56,27 @@ pub struct AppInfo {
     /// The latest release, if the app was ever deployed.
     pub release: Option<ReleaseVersion>,
     pub created_at: DateTime<Utc>,
+    /// Routers answer plain HTTP with a redirect to HTTPS.
+    #[serde(default)]
+    pub redirect_https: bool,
+    /// Seconds a backend may take to send its response head; `None` is the router's default (30).
+    #[serde(default)]
+    pub first_byte_timeout: Option<u32>,
 }
+
+/// `PATCH /v1/apps/{name}`: the router settings to change; fields left out keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_https: Option<bool>,
+    /// Seconds, 1 to 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_byte_timeout: Option<i64>,
+}
+
+/// The range of `AppUpdate::first_byte_timeout`, in seconds.
+pub const FIRST_BYTE_TIMEOUT_SECS: std::ops::RangeInclusive<i64> = 1..=300;
 
 /// `PATCH /v1/apps/{name}/formation`: process type → wanted quantity, e.g. `{"web": 2, "worker": 1}`.
 /// Types not named keep their quantity.

@@ -64,7 +64,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/apps", get(routes::apps::list).post(routes::apps::create))
         .route(
             "/apps/{name}",
-            get(routes::apps::show).delete(routes::apps::delete),
+            get(routes::apps::show)
+                .patch(routes::apps::update)
+                .delete(routes::apps::delete),
         )
         .route(
             "/apps/{name}/formation",

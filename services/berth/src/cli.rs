@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use api_contract::{
-    AccountCreate, AccountCreated, AccountInfo, AppCreate, AppInfo, CertificateCreate, CertificateInfo,
-    DomainCreate, DomainInfo, FormationInfo, InstanceInfo, ReleaseInfo, ScaleRequest,
+    AccountCreate, AccountCreated, AccountInfo, AppCreate, AppInfo, AppUpdate, CertificateCreate,
+    CertificateInfo, DomainCreate, DomainInfo, FormationInfo, InstanceInfo, ReleaseInfo, ScaleRequest,
 };
 use clap::{Args, Subcommand};
 use reqwest::Method;
@@ -139,6 +139,25 @@ pub enum AppsCommand {
     Delete { name: String },
     /// Show one app.
     Info { name: String },
+    /// Change how routers serve an app.
+    Update {
+        name: String,
+        /// Answer plain HTTP with a redirect to HTTPS.
+        #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+        redirect_https: Option<bool>,
+        /// Seconds a backend may take to send its response head (1 to 300; routers default to 30).
+        #[arg(long, value_name = "SECONDS")]
+        first_byte_timeout: Option<i64>,
+    },
+}
+
+/// Parses `on` / `off`.
+fn parse_on_off(arg: &str) -> Result<bool, String> {
+    match arg {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("expected on or off, got {arg:?}")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,6 +253,22 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                 Some(AppsCommand::Delete { name }) => {
                     client.delete(&format!("/v1/apps/{}", app_name(&name)?)).await?;
                     println!("Deleted app {name}, its releases and its instances.");
+                }
+                Some(AppsCommand::Update {
+                    name,
+                    redirect_https,
+                    first_byte_timeout,
+                }) => {
+                    if redirect_https.is_none() && first_byte_timeout.is_none() {
+                        bail!("nothing to change: pass --redirect-https on|off and/or --first-byte-timeout SECONDS");
+                    }
+                    let update = AppUpdate {
+                        redirect_https,
+                        first_byte_timeout,
+                    };
+                    let path = format!("/v1/apps/{}", app_name(&name)?);
+                    let app: AppInfo = client.send(Method::PATCH, &path, &update).await?;
+                    print!("{}", output::app_info(&app, &client.git_url(app.name.as_str())));
                 }
                 Some(AppsCommand::Info { name }) => {
                     let app: AppInfo = client.get(&format!("/v1/apps/{}", app_name(&name)?)).await?;
@@ -391,6 +426,27 @@ mod tests {
                 ..
             })
         ));
+        match parse(&[
+            "apps",
+            "update",
+            "shop",
+            "--redirect-https",
+            "on",
+            "--first-byte-timeout",
+            "90",
+        ]) {
+            Ok(ClientCommand::Apps {
+                command:
+                    Some(AppsCommand::Update {
+                        redirect_https: Some(true),
+                        first_byte_timeout: Some(90),
+                        ..
+                    }),
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["apps", "update", "shop", "--redirect-https", "maybe"]).is_err());
         let err = required_app(None).unwrap_err().to_string();
         assert!(err.contains("-a NAME"), "{err}");
     }

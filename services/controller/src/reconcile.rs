@@ -268,9 +268,11 @@ impl Controller {
         let apps = self.store.all_apps().await?;
         let domains = self.store.all_domains().await?;
         let certificates = self.store.all_certificates().await?;
+        let settings = self.store.all_router_settings().await?;
         let mut table = build_table(&RouteInputs {
             domain: &self.config.domain,
             apps: &apps,
+            settings: &settings,
             domains: &domains,
             instances,
             certificates: &certificates,

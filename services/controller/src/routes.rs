@@ -3,13 +3,16 @@
 use std::collections::HashMap;
 
 use route_table::{AppRoute, Backend, Certificate, RouteTable};
-use store::{App, Domain, Instance, InstanceRowState, StoredCertificate};
+use store::{App, Domain, Instance, InstanceRowState, RouterSettings, StoredCertificate};
+use vocabulary::AppId;
 
 /// Everything the route table is made from.
 pub struct RouteInputs<'a> {
     /// The platform's domain: every app is served at `NAME.DOMAIN`.
     pub domain: &'a str,
     pub apps: &'a [App],
+    /// Apps' router settings; an app missing here gets the defaults.
+    pub settings: &'a HashMap<AppId, RouterSettings>,
     pub domains: &'a [Domain],
     pub instances: &'a [Instance],
     /// Apps' uploaded certificates, newest first (so a renewed one wins over the old one for the same name).
@@ -29,7 +32,15 @@ pub fn build_table(inputs: &RouteInputs<'_>) -> RouteTable {
     for app in inputs.apps {
         let name = app.name.to_string();
         table.insert_host(&format!("{name}.{}", inputs.domain), &name);
-        table.insert_app(&name, AppRoute::default());
+        let settings = inputs.settings.get(&app.id).copied().unwrap_or_default();
+        table.insert_app(
+            &name,
+            AppRoute {
+                backends: Vec::new(),
+                redirect_https: settings.redirect_https,
+                first_byte_timeout_ms: settings.first_byte_timeout_secs.map(|s| u64::from(s) * 1000),
+            },
+        );
         names.insert(app.id, name);
     }
     for domain in inputs.domains {
@@ -76,7 +87,7 @@ pub fn build_table(inputs: &RouteInputs<'_>) -> RouteTable {
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
-    use vocabulary::{AccountId, AppId, AppName, DomainName, InstanceId, NodeId, ProcessType, ReleaseId};
+    use vocabulary::{AccountId, AppName, DomainName, InstanceId, NodeId, ProcessType, ReleaseId};
 
     use super::*;
 
@@ -139,6 +150,13 @@ mod tests {
         let table = build_table(&RouteInputs {
             domain: "apps.test",
             apps: &[shop.clone(), blog.clone()],
+            settings: &HashMap::from([(
+                shop.id,
+                RouterSettings {
+                    redirect_https: true,
+                    first_byte_timeout_secs: Some(90),
+                },
+            )]),
             domains: &domains,
             instances: &instances,
             certificates: &[],
@@ -163,6 +181,10 @@ mod tests {
             .collect();
         assert_eq!(backends, ["web.1", "web.2"]);
         assert!(table.apps["blog"].backends.is_empty());
+        assert!(table.apps["shop"].redirect_https);
+        assert_eq!(table.apps["shop"].first_byte_timeout_ms, Some(90_000));
+        assert!(!table.apps["blog"].redirect_https);
+        assert_eq!(table.apps["blog"].first_byte_timeout_ms, None);
         assert_eq!(table.hosts.len(), 5);
         assert!(table.certificates.is_empty());
     }
@@ -203,6 +225,7 @@ mod tests {
         let table = build_table(&RouteInputs {
             domain: "apps.test",
             apps: &[shop.clone(), blog.clone()],
+            settings: &HashMap::new(),
             domains: &domains,
             instances: &[],
             certificates: &certificates,

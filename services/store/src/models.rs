@@ -26,6 +26,15 @@ pub struct App {
     pub created_at: DateTime<Utc>,
 }
 
+/// How routers treat one app's requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouterSettings {
+    /// Answer plain-HTTP requests with a redirect to HTTPS.
+    pub redirect_https: bool,
+    /// How long a backend may take to send its response head; `None` is the router's default.
+    pub first_byte_timeout_secs: Option<u32>,
+}
+
 /// A custom domain an app is served at, besides `NAME.DOMAIN`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Domain {

@@ -20,6 +20,7 @@ async fn every_v1_route_needs_a_valid_token() {
         (Method::POST, "/v1/apps"),
         (Method::GET, "/v1/apps/shop"),
         (Method::DELETE, "/v1/apps/shop"),
+        (Method::PATCH, "/v1/apps/shop"),
         (Method::GET, "/v1/apps/shop/formation"),
         (Method::PATCH, "/v1/apps/shop/formation"),
         (Method::GET, "/v1/apps/shop/instances"),

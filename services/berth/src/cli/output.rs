@@ -55,11 +55,16 @@ pub fn app_info(app: &AppInfo, git_url: &str) -> String {
     let release = app
         .release
         .map_or_else(|| "none yet".to_owned(), |v| v.to_string());
+    let timeout = app
+        .first_byte_timeout
+        .map_or_else(|| "router default".to_owned(), |s| format!("{s} s"));
     format!(
-        "=== {name}\nURL:         {url}\nGit remote:  {git_url}\nRelease:     {release}\nCreated:     {created}\n",
+        "=== {name}\nURL:         {url}\nGit remote:  {git_url}\nRelease:     {release}\nCreated:     {created}\n\
+         HTTPS redirect:      {redirect}\nFirst-byte timeout:  {timeout}\n",
         name = app.name,
         url = app.url,
         created = app.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        redirect = if app.redirect_https { "on" } else { "off" },
     )
 }
 
@@ -209,7 +214,12 @@ mod tests {
             created.contains("Git remote:  http://127.0.0.1:7070/git/shop.git\n"),
             "{created}"
         );
-        assert!(app_info(&app, "g").contains("Created:     2024-05-01 12:30:00 UTC"));
+        let info = app_info(&app, "g");
+        assert!(info.contains("Created:     2024-05-01 12:30:00 UTC"), "{info}");
+        assert!(
+            info.contains("HTTPS redirect:      off\nFirst-byte timeout:  router default\n"),
+            "{info}"
+        );
     }
 
     #[test]
