@@ -29,6 +29,9 @@ pub struct ServerArgs {
     /// Apps are served at `NAME.DOMAIN`.
     #[arg(long, env = "BERTH_DOMAIN", default_value = "localhost")]
     pub domain: String,
+    /// Seconds an instance being replaced or scaled down may finish its requests before it is stopped.
+    #[arg(long, env = "BERTH_DRAIN_GRACE", default_value_t = 30, value_name = "SECONDS")]
+    pub drain_grace: u64,
     #[command(flatten)]
     pub node: NodeArgs,
     #[command(flatten)]
@@ -382,10 +385,17 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             pids_max: 512,
             tick: Duration::from_secs(2),
             platform_certificate: Some(platform_certificate(&layout, &args.domain)?),
+            drain: controller::DrainPolicy {
+                grace: Duration::from_secs(args.drain_grace),
+                ..controller::DrainPolicy::default()
+            },
         },
         store.clone(),
         links,
         routes_tx,
+        // TODO(merge): answer with the in-process router's `proxy::Traffic::in_flight(addr)` once the proxy
+        // has it; until then instances being stopped get only the minimum wait (1 s) after leaving the table.
+        Arc::new(controller::NothingInFlight),
     );
     let passes = controller.passes();
 
