@@ -41,6 +41,13 @@ pub struct AccountCreated {
     pub token: String,
 }
 
+/// The answer to `POST /v1/router-tokens` (admin only): a token that can only read the route stream, shown
+/// this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterTokenCreated {
+    pub token: String,
+}
+
 /// `POST /v1/apps`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppCreate {

@@ -90,10 +90,15 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/apps/{name}/instances", get(routes::instances::list))
         .route("/apps/{name}/releases", get(routes::releases::list))
-        .route("/routes/watch", get(routes::route_watch::watch))
+        .route(
+            "/router-tokens",
+            axum::routing::post(routes::accounts::create_router_token),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(routes::healthz))
+        // Outside the `/v1` token layer: router tokens may read this, and only this.
+        .route("/v1/routes/watch", get(routes::route_watch::watch))
         .nest("/v1", v1)
         .fallback(routes::no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))

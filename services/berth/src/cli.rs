@@ -13,7 +13,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use api_contract::{
     AccountCreate, AccountCreated, AccountInfo, AppCreate, AppInfo, AppUpdate, CertificateCreate,
-    CertificateInfo, DomainCreate, DomainInfo, FormationInfo, InstanceInfo, ReleaseInfo, ScaleRequest,
+    CertificateInfo, DomainCreate, DomainInfo, FormationInfo, InstanceInfo, ReleaseInfo, RouterTokenCreated,
+    ScaleRequest,
 };
 use clap::{Args, Subcommand};
 use reqwest::Method;
@@ -117,6 +118,13 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Make tokens for routers on other machines (admin only): they can read the route stream and nothing else.
+    RouterTokens {
+        #[command(subcommand)]
+        command: RouterTokensCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Create accounts (admin only).
     Accounts {
         #[command(subcommand)]
@@ -182,6 +190,12 @@ pub enum CertsCommand {
     },
     /// Remove a certificate by its ID (see `berth certs -a NAME`).
     Remove { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouterTokensCommand {
+    /// Create a router token; prints it alone on the last line (for `berth router --api URL --token T`).
+    Create,
 }
 
 #[derive(Debug, Subcommand)]
@@ -353,6 +367,15 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                     println!("Removed certificate {id} from {app}.");
                 }
             }
+        }
+        ClientCommand::RouterTokens {
+            command: RouterTokensCommand::Create,
+            api,
+        } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            let created: RouterTokenCreated = client.send(Method::POST, "/v1/router-tokens", &()).await?;
+            println!("Created a router token (it can only read routes). Shown only this once:");
+            println!("{}", created.token);
         }
         ClientCommand::Accounts {
             command: AccountsCommand::Create { name },

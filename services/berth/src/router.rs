@@ -26,7 +26,7 @@ pub struct RouterArgs {
     /// The control plane's API URL, whose route stream this router follows.
     #[arg(long, env = "BERTH_API")]
     api: Option<String>,
-    /// An admin API token for --api.
+    /// A router token (`berth router-tokens create`) or an admin API token for --api.
     #[arg(long, env = "BERTH_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// A file holding the token for --api (read when no --token).
@@ -87,7 +87,10 @@ fn source(args: &RouterArgs) -> anyhow::Result<Source> {
         _ => String::new(),
     };
     if token.is_empty() {
-        bail!("--api needs an admin token: pass --token, or set BERTH_TOKEN or BERTH_TOKEN_FILE");
+        bail!(
+            "--api needs a router token (berth router-tokens create): pass --token, or set BERTH_TOKEN or \
+             BERTH_TOKEN_FILE"
+        );
     }
     let source = HttpSource::new(api, token).context("--api")?;
     Ok(Source::Follow {

@@ -3,7 +3,7 @@
 //! The first line comes at once when the current table's version differs from `since` (always when `since` is
 //! absent); after that a full table follows every change, and a heartbeat line every
 //! [`api_contract::ROUTE_HEARTBEAT_SECS`] while nothing changes. Tables carry certificates' private keys, so
-//! only admin tokens may watch.
+//! only admin tokens and router tokens (`POST /v1/router-tokens`) may watch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,8 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use crate::{ApiError, ApiState, Caller};
+use crate::auth::RouteReader;
+use crate::{ApiError, ApiState};
 
 #[derive(Debug, Deserialize)]
 pub struct WatchQuery {
@@ -26,18 +27,17 @@ pub struct WatchQuery {
     since: Option<u64>,
 }
 
-/// `GET /v1/routes/watch` (admin only).
+/// `GET /v1/routes/watch` (admin or router token).
 pub async fn watch(
     State(state): State<ApiState>,
-    Caller(caller): Caller,
+    reader: RouteReader,
     Query(query): Query<WatchQuery>,
 ) -> Result<Response, ApiError> {
-    if !caller.is_admin {
-        return Err(ApiError::AdminOnly {
-            action: "watch the route table",
-        });
-    }
-    tracing::info!(account = %caller.name, since = ?query.since, "route watch started");
+    let by = reader
+        .admin
+        .as_ref()
+        .map_or("a router token", |name| name.as_str());
+    tracing::info!(by, since = ?query.since, "route watch started");
     let lines = futures_util::stream::unfold(
         Watcher::new(state.routes.clone(), query.since, state.route_heartbeat),
         |mut watcher| async move {

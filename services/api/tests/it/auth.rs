@@ -32,6 +32,7 @@ async fn every_v1_route_needs_a_valid_token() {
         (Method::POST, "/v1/apps/shop/domains"),
         (Method::DELETE, "/v1/apps/shop/domains/a.example.com"),
         (Method::GET, "/v1/routes/watch"),
+        (Method::POST, "/v1/router-tokens"),
     ];
     for (method, uri) in routes {
         let missing = h

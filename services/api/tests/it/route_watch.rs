@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use api_contract::RouteStreamLine;
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use route_table::{AppRoute, RouteTable};
 use tower::ServiceExt;
@@ -122,6 +122,36 @@ async fn only_admins_may_watch() {
 }
 
 #[tokio::test]
+async fn router_tokens_read_the_route_stream_and_nothing_else() {
+    let h = Harness::new().await;
+    let alice = h.tenant("alice").await;
+    let reply = h
+        .call(Method::POST, "/v1/router-tokens", Some(&alice), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    assert_eq!(reply.error(), "only an admin account may create router tokens");
+
+    let reply = h
+        .call(Method::POST, "/v1/router-tokens", Some(&h.admin), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let token = reply.body["token"].as_str().unwrap().to_owned();
+    h.routes.send_replace(table(40, "shop"));
+    let (status, _, mut lines) = Lines::open(&h, "/v1/routes/watch", &token).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(expect_table(lines.next().await).version, 40);
+
+    for (method, uri) in [
+        (Method::GET, "/v1/account"),
+        (Method::GET, "/v1/apps"),
+        (Method::POST, "/v1/router-tokens"),
+    ] {
+        let reply = h.call(method, uri, Some(&token), None).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{uri}");
+    }
+}
+
+#[tokio::test]
 async fn the_stream_ends_when_the_controller_is_gone() {
     let h = Harness::new().await;
     let (_, _, mut lines) = Lines::open(&h, "/v1/routes/watch", &h.admin).await;
@@ -131,8 +161,8 @@ async fn the_stream_ends_when_the_controller_is_gone() {
     assert!(lines.body.frame().await.is_none());
 }
 
-/// The standalone router's follower against the real API on a real socket: tables arrive with certificates
-/// intact, and a tenant's token gets nothing.
+/// The standalone router's follower (with a router token) against the real API on a real socket: tables
+/// arrive with certificates intact, and a tenant's token gets nothing.
 #[tokio::test]
 async fn the_route_follower_follows_the_real_api() {
     let h = Harness::new().await;
@@ -154,7 +184,14 @@ async fn the_route_follower_follows_the_real_api() {
         ));
         (rx, task)
     };
-    let (mut rx, admin_task) = follow(&h.admin);
+    let router_token = h
+        .call(Method::POST, "/v1/router-tokens", Some(&h.admin), None)
+        .await
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut rx, admin_task) = follow(&router_token);
     let (tenant_rx, tenant_task) = follow(&alice);
     let patience = std::time::Duration::from_secs(20);
     tokio::time::timeout(patience, rx.wait_for(|t| t.version == 30))

@@ -124,10 +124,11 @@ async fn a_standalone_router_follows_the_api_keeps_serving_without_it_and_restar
     let store = store::Store::open_sqlite(&dir.path().join("berth.db"))
         .await
         .unwrap();
-    let (_, admin) = store
+    let (admin, _) = store
         .create_account(&vocabulary::AccountName::new("admin").unwrap(), true)
         .await
         .unwrap();
+    let token = store.create_router_token(admin.id).await.unwrap();
     let (routes, routes_rx) = watch::channel(table(1, a));
     let (events, _events_rx) = mpsc::unbounded_channel();
     let api_app = api::router(api::ApiState {
@@ -144,7 +145,7 @@ async fn a_standalone_router_follows_the_api_keeps_serving_without_it_and_restar
     let api_addr = listener.local_addr().unwrap();
     let api_task = tokio::spawn(axum::serve(listener, api_app).into_future());
 
-    let mut router = RouterProcess::start(api_addr, &admin, &cache, &log);
+    let mut router = RouterProcess::start(api_addr, &token, &cache, &log);
     until_served(router.addr, "A", &log).await;
     routes.send_replace(table(2, b));
     until_served(router.addr, "B", &log).await;
@@ -160,7 +161,7 @@ async fn a_standalone_router_follows_the_api_keeps_serving_without_it_and_restar
 
     // A restarted router, with the API still down, serves its cached table.
     router.stop();
-    let mut router = RouterProcess::start(api_addr, &admin, &cache, &log);
+    let mut router = RouterProcess::start(api_addr, &token, &cache, &log);
     until_served(router.addr, "B", &log).await;
     router.stop();
 }
