@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use vocabulary::{AccountName, AppName, InstanceId, ProcessType, ReleaseVersion};
+use vocabulary::{AccountName, AppName, CertificateId, DomainName, InstanceId, ProcessType, ReleaseVersion};
 
 /// Every error response's body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +41,13 @@ pub struct AccountCreated {
     pub token: String,
 }
 
+/// The answer to `POST /v1/router-tokens` (admin only): a token that can only read the route stream, shown
+/// this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterTokenCreated {
+    pub token: String,
+}
+
 /// `POST /v1/apps`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppCreate {
@@ -56,7 +63,27 @@ pub struct AppInfo {
     /// The latest release, if the app was ever deployed.
     pub release: Option<ReleaseVersion>,
     pub created_at: DateTime<Utc>,
+    /// Routers answer plain HTTP with a redirect to HTTPS.
+    #[serde(default)]
+    pub redirect_https: bool,
+    /// Seconds a backend may take to send its response head; `None` is the router's default (30).
+    #[serde(default)]
+    pub first_byte_timeout: Option<u32>,
 }
+
+/// `PATCH /v1/apps/{name}`: the router settings to change; fields left out keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_https: Option<bool>,
+    /// Seconds, 1 to 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_byte_timeout: Option<i64>,
+}
+
+/// The range of `AppUpdate::first_byte_timeout`, in seconds.
+pub const FIRST_BYTE_TIMEOUT_SECS: std::ops::RangeInclusive<i64> = 1..=300;
 
 /// `PATCH /v1/apps/{name}/formation`: process type → wanted quantity, e.g. `{"web": 2, "worker": 1}`.
 /// Types not named keep their quantity.
@@ -129,6 +156,58 @@ pub struct ReleaseInfo {
     pub created_at: DateTime<Utc>,
 }
 
+/// `POST /v1/apps/{name}/domains`: a custom domain such as `shop.example.com` or `*.example.com`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainCreate {
+    pub name: String,
+}
+
+/// One of an app's custom domains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainInfo {
+    pub name: DomainName,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `POST /v1/apps/{name}/certificates`: a PEM chain (leaf first) and its PEM private key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateCreate {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for CertificateCreate {
+    /// Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateCreate").finish_non_exhaustive()
+    }
+}
+
+/// One of an app's certificates. The private key is never sent back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateInfo {
+    pub id: CertificateId,
+    /// The DNS names it serves.
+    pub hosts: Vec<String>,
+    pub not_after: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One line of the route watch stream, `GET /v1/routes/watch?since=V` (newline-delimited JSON, one object per
+/// line). Externally tagged, so a line is either `{"table":{...}}` or `{"heartbeat":{"version":V}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteStreamLine {
+    /// The whole current table, sent whenever its version differs from the last one sent on this stream.
+    Table(route_table::RouteTable),
+    /// Sent every [`ROUTE_HEARTBEAT_SECS`] while nothing changes, naming the version the client should have,
+    /// so a client can tell a quiet stream from a dead connection.
+    Heartbeat { version: u64 },
+}
+
+/// How often the route watch stream sends a heartbeat line while nothing changes.
+pub const ROUTE_HEARTBEAT_SECS: u64 = 15;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +220,22 @@ mod tests {
             BTreeMap::from([("web".to_owned(), 2), ("worker".to_owned(), 0)])
         );
         assert_eq!(serde_json::to_string(&req).unwrap(), r#"{"web":2,"worker":0}"#);
+    }
+
+    #[test]
+    fn route_stream_lines_are_tagged_objects() {
+        let heartbeat = RouteStreamLine::Heartbeat { version: 7 };
+        assert_eq!(
+            serde_json::to_string(&heartbeat).unwrap(),
+            r#"{"heartbeat":{"version":7}}"#
+        );
+        let table = RouteStreamLine::Table(route_table::RouteTable {
+            version: 3,
+            ..Default::default()
+        });
+        let text = serde_json::to_string(&table).unwrap();
+        assert!(text.starts_with(r#"{"table":{"version":3,"#), "{text}");
+        assert_eq!(serde_json::from_str::<RouteStreamLine>(&text).unwrap(), table);
     }
 
     #[test]

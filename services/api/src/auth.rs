@@ -1,4 +1,5 @@
-//! Bearer-token authentication for every `/v1` route. The token is never logged.
+//! Bearer-token authentication for every `/v1` route (and, apart, for the route stream, which router tokens
+//! may also read). The token is never logged.
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -55,6 +56,36 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .get::<Caller>()
             .cloned()
             .ok_or(ApiError::MissingToken)
+    }
+}
+
+/// A caller allowed to read the route stream: an admin's API token, or a router token (which authenticates
+/// nothing else). Used instead of [`require_token`] on `GET /v1/routes/watch` only.
+#[derive(Debug, Clone)]
+pub struct RouteReader {
+    /// The admin account, when an API token was used (for the log); `None` for a router token.
+    pub admin: Option<vocabulary::AccountName>,
+}
+
+impl FromRequestParts<ApiState> for RouteReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let token = bearer_token(parts)?;
+        if let Some(account) = state.store.account_for_token(token).await? {
+            if !account.is_admin {
+                return Err(ApiError::AdminOnly {
+                    action: "watch the route table",
+                });
+            }
+            return Ok(Self {
+                admin: Some(account.name),
+            });
+        }
+        if state.store.router_token_valid(token).await? {
+            return Ok(Self { admin: None });
+        }
+        Err(ApiError::InvalidToken)
     }
 }
 

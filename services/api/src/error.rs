@@ -19,6 +19,12 @@ pub enum ApiError {
     /// Also the answer for an app the caller does not own.
     #[error("app {name:?} not found")]
     AppNotFound { name: String },
+    #[error("app {app:?} has no domain {domain:?}")]
+    DomainNotFound { app: String, domain: String },
+    #[error("app {app:?} has no certificate {id:?}")]
+    CertificateNotFound { app: String, id: String },
+    #[error(transparent)]
+    BadCertificate(#[from] crate::certificates::CertificateProblem),
     #[error(transparent)]
     InvalidName(#[from] NameError),
     #[error("{0}")]
@@ -50,8 +56,13 @@ impl ApiError {
         match self {
             Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::AdminOnly { .. } => StatusCode::FORBIDDEN,
-            Self::AppNotFound { .. } | Self::NoRoute { .. } => StatusCode::NOT_FOUND,
-            Self::InvalidName(_) | Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::AppNotFound { .. }
+            | Self::DomainNotFound { .. }
+            | Self::CertificateNotFound { .. }
+            | Self::NoRoute { .. } => StatusCode::NOT_FOUND,
+            Self::InvalidName(_) | Self::Invalid(_) | Self::BadCertificate(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::BadBody { status, .. } => *status,
             Self::Store(_) | Self::DeleteRepo(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,13 +1,15 @@
-//! The public HTTP API (axum, JSON): whoami, accounts (admin only), apps, formation (scaling), instances and
-//! releases. Every `/v1` route authenticates the caller by bearer token, and an app another account owns is
-//! answered exactly like an app that does not exist (404), so tenants cannot even learn each other's app names
-//! beyond "taken" when creating one.
+//! The public HTTP API (axum, JSON): whoami, accounts (admin only), apps, custom domains, TLS certificates,
+//! formation (scaling), instances, releases, and the route table's watch stream for routers (admin only). Every
+//! `/v1` route authenticates the caller by bearer token, and an app another account owns is answered exactly
+//! like an app that does not exist (404), so tenants cannot even learn each other's app names beyond "taken"
+//! when creating one.
 //!
 //! It changes the store and tells the controller what changed ([`controller::Event`]); it never starts, stops
 //! or places instances itself, and never runs a build. The git routes live in `git-receive`; `berth server`
 //! merges both routers. Request and response bodies are the `api-contract` crate's types, shared with the CLI.
 
 mod auth;
+pub mod certificates;
 mod error;
 mod json;
 mod routes;
@@ -37,6 +39,11 @@ pub struct ApiState {
     /// Where git receive keeps apps' bare repositories: an app's goes with the app, so that a new app of the
     /// same name (perhaps another tenant's) never sees the old one's refs.
     pub repos_dir: std::path::PathBuf,
+    /// The controller's current route table, streamed to routers by `GET /v1/routes/watch`.
+    pub routes: tokio::sync::watch::Receiver<std::sync::Arc<route_table::RouteTable>>,
+    /// How often the route stream sends a heartbeat while nothing changes
+    /// ([`api_contract::ROUTE_HEARTBEAT_SECS`] in the server; shorter in tests).
+    pub route_heartbeat: std::time::Duration,
 }
 
 impl ApiState {
@@ -57,17 +64,41 @@ pub fn router(state: ApiState) -> Router {
         .route("/apps", get(routes::apps::list).post(routes::apps::create))
         .route(
             "/apps/{name}",
-            get(routes::apps::show).delete(routes::apps::delete),
+            get(routes::apps::show)
+                .patch(routes::apps::update)
+                .delete(routes::apps::delete),
         )
         .route(
             "/apps/{name}/formation",
             get(routes::formation::show).patch(routes::formation::scale),
         )
+        .route(
+            "/apps/{name}/domains",
+            get(routes::domains::list).post(routes::domains::add),
+        )
+        .route(
+            "/apps/{name}/domains/{domain}",
+            axum::routing::delete(routes::domains::remove),
+        )
+        .route(
+            "/apps/{name}/certificates",
+            get(routes::certificates::list).post(routes::certificates::add),
+        )
+        .route(
+            "/apps/{name}/certificates/{id}",
+            axum::routing::delete(routes::certificates::remove),
+        )
         .route("/apps/{name}/instances", get(routes::instances::list))
         .route("/apps/{name}/releases", get(routes::releases::list))
+        .route(
+            "/router-tokens",
+            axum::routing::post(routes::accounts::create_router_token),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(routes::healthz))
+        // Outside the `/v1` token layer: router tokens may read this, and only this.
+        .route("/v1/routes/watch", get(routes::route_watch::watch))
         .nest("/v1", v1)
         .fallback(routes::no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))

@@ -12,7 +12,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use api_contract::{
-    AccountCreate, AccountCreated, AccountInfo, AppCreate, AppInfo, FormationInfo, InstanceInfo, ReleaseInfo,
+    AccountCreate, AccountCreated, AccountInfo, AppCreate, AppInfo, AppUpdate, CertificateCreate,
+    CertificateInfo, DomainCreate, DomainInfo, FormationInfo, InstanceInfo, ReleaseInfo, RouterTokenCreated,
     ScaleRequest,
 };
 use clap::{Args, Subcommand};
@@ -96,6 +97,34 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// List an app's custom domains, or add or remove one (`berth domains add www.example.com -a NAME`).
+    Domains {
+        #[command(subcommand)]
+        command: Option<DomainsCommand>,
+        /// The app.
+        #[arg(short, long, global = true)]
+        app: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List an app's TLS certificates, or add or remove one
+    /// (`berth certs add --cert fullchain.pem --key privkey.pem -a NAME`).
+    Certs {
+        #[command(subcommand)]
+        command: Option<CertsCommand>,
+        /// The app.
+        #[arg(short, long, global = true)]
+        app: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Make tokens for routers on other machines (admin only): they can read the route stream and nothing else.
+    RouterTokens {
+        #[command(subcommand)]
+        command: RouterTokensCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Create accounts (admin only).
     Accounts {
         #[command(subcommand)]
@@ -118,6 +147,55 @@ pub enum AppsCommand {
     Delete { name: String },
     /// Show one app.
     Info { name: String },
+    /// Change how routers serve an app.
+    Update {
+        name: String,
+        /// Answer plain HTTP with a redirect to HTTPS.
+        #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+        redirect_https: Option<bool>,
+        /// Seconds a backend may take to send its response head (1 to 300; routers default to 30).
+        #[arg(long, value_name = "SECONDS")]
+        first_byte_timeout: Option<i64>,
+    },
+}
+
+/// Parses `on` / `off`.
+fn parse_on_off(arg: &str) -> Result<bool, String> {
+    match arg {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("expected on or off, got {arg:?}")),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DomainsCommand {
+    /// Serve the app at a domain too: `shop.example.com`, or `*.example.com` for every name below it. Point
+    /// the domain's DNS at the router.
+    Add { domain: String },
+    /// Stop serving the app at a domain.
+    Remove { domain: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Upload a certificate for some of the app's custom domains; routers serve it by SNI at once.
+    Add {
+        /// The PEM certificate chain, leaf first.
+        #[arg(long)]
+        cert: PathBuf,
+        /// The PEM private key.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Remove a certificate by its ID (see `berth certs -a NAME`).
+    Remove { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouterTokensCommand {
+    /// Create a router token; prints it alone on the last line (for `berth router --api URL --token T`).
+    Create,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +207,14 @@ pub enum AccountsCommand {
 /// An app name as typed, checked here so that it can go into a URL path as it is.
 fn app_name(name: &str) -> anyhow::Result<vocabulary::AppName> {
     Ok(vocabulary::AppName::new(name)?)
+}
+
+/// The `-a NAME` a verb needs, checked.
+fn required_app(app: Option<String>) -> anyhow::Result<vocabulary::AppName> {
+    match app {
+        Some(app) => app_name(&app),
+        None => bail!("which app? pass -a NAME"),
+    }
 }
 
 /// Parses `web=2`.
@@ -182,6 +268,22 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                     client.delete(&format!("/v1/apps/{}", app_name(&name)?)).await?;
                     println!("Deleted app {name}, its releases and its instances.");
                 }
+                Some(AppsCommand::Update {
+                    name,
+                    redirect_https,
+                    first_byte_timeout,
+                }) => {
+                    if redirect_https.is_none() && first_byte_timeout.is_none() {
+                        bail!("nothing to change: pass --redirect-https on|off and/or --first-byte-timeout SECONDS");
+                    }
+                    let update = AppUpdate {
+                        redirect_https,
+                        first_byte_timeout,
+                    };
+                    let path = format!("/v1/apps/{}", app_name(&name)?);
+                    let app: AppInfo = client.send(Method::PATCH, &path, &update).await?;
+                    print!("{}", output::app_info(&app, &client.git_url(app.name.as_str())));
+                }
                 Some(AppsCommand::Info { name }) => {
                     let app: AppInfo = client.get(&format!("/v1/apps/{}", app_name(&name)?)).await?;
                     print!("{}", output::app_info(&app, &client.git_url(app.name.as_str())));
@@ -208,6 +310,72 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                 .get(&format!("/v1/apps/{}/releases", app_name(&app)?))
                 .await?;
             print!("{}", output::releases(&app, &releases));
+        }
+        ClientCommand::Domains { command, app, api } => {
+            let app = required_app(app)?;
+            let client = Client::new(&api.api, api.token()?)?;
+            let path = format!("/v1/apps/{app}/domains");
+            match command {
+                None => {
+                    let domains: Vec<DomainInfo> = client.get(&path).await?;
+                    print!("{}", output::domains(app.as_str(), &domains));
+                }
+                Some(DomainsCommand::Add { domain }) => {
+                    let added: DomainInfo = client
+                        .send(Method::POST, &path, &DomainCreate { name: domain })
+                        .await?;
+                    println!("Added {} to {app}. Point its DNS at the router.", added.name);
+                }
+                Some(DomainsCommand::Remove { domain }) => {
+                    let domain = vocabulary::DomainName::from_input(&domain)?;
+                    client.delete(&format!("{path}/{domain}")).await?;
+                    println!("Removed {domain} from {app}.");
+                }
+            }
+        }
+        ClientCommand::Certs { command, app, api } => {
+            let app = required_app(app)?;
+            let client = Client::new(&api.api, api.token()?)?;
+            let path = format!("/v1/apps/{app}/certificates");
+            match command {
+                None => {
+                    let certificates: Vec<CertificateInfo> = client.get(&path).await?;
+                    print!("{}", output::certificates(app.as_str(), &certificates));
+                }
+                Some(CertsCommand::Add { cert, key }) => {
+                    let read = |path: &PathBuf, what: &str| {
+                        std::fs::read_to_string(path)
+                            .with_context(|| format!("reading the {what} from {}", path.display()))
+                    };
+                    let body = CertificateCreate {
+                        cert_pem: read(&cert, "certificate")?,
+                        key_pem: read(&key, "private key")?,
+                    };
+                    let added: CertificateInfo = client.send(Method::POST, &path, &body).await?;
+                    println!(
+                        "Added certificate {} to {app} for {} (expires {}).",
+                        added.id,
+                        added.hosts.join(", "),
+                        added.not_after.format("%Y-%m-%d")
+                    );
+                }
+                Some(CertsCommand::Remove { id }) => {
+                    let id: vocabulary::CertificateId = id
+                        .parse()
+                        .map_err(|_| anyhow::anyhow!("{id:?} is not a certificate ID"))?;
+                    client.delete(&format!("{path}/{id}")).await?;
+                    println!("Removed certificate {id} from {app}.");
+                }
+            }
+        }
+        ClientCommand::RouterTokens {
+            command: RouterTokensCommand::Create,
+            api,
+        } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            let created: RouterTokenCreated = client.send(Method::POST, "/v1/router-tokens", &()).await?;
+            println!("Created a router token (it can only read routes). Shown only this once:");
+            println!("{}", created.token);
         }
         ClientCommand::Accounts {
             command: AccountsCommand::Create { name },
@@ -245,6 +413,65 @@ mod tests {
         for bad in ["web", "=2", "web=two", "web=", ""] {
             assert!(parse_scale(bad).is_err(), "{bad}");
         }
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: ClientCommand,
+    }
+
+    #[test]
+    fn domains_take_the_app_before_or_after_the_subcommand() {
+        use clap::Parser;
+        let parse = |args: &[&str]| Cli::try_parse_from([&["berth"], args].concat()).map(|c| c.command);
+        for args in [
+            &["domains", "add", "www.example.com", "-a", "shop"][..],
+            &["domains", "-a", "shop", "add", "www.example.com"][..],
+        ] {
+            match parse(args) {
+                Ok(ClientCommand::Domains {
+                    command: Some(DomainsCommand::Add { domain }),
+                    app: Some(app),
+                    ..
+                }) => assert_eq!((domain.as_str(), app.as_str()), ("www.example.com", "shop")),
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            parse(&["domains", "-a", "shop"]),
+            Ok(ClientCommand::Domains { command: None, .. })
+        ));
+        assert!(matches!(
+            parse(&["domains", "remove", "x.example.com", "--app", "shop"]),
+            Ok(ClientCommand::Domains {
+                command: Some(DomainsCommand::Remove { .. }),
+                ..
+            })
+        ));
+        match parse(&[
+            "apps",
+            "update",
+            "shop",
+            "--redirect-https",
+            "on",
+            "--first-byte-timeout",
+            "90",
+        ]) {
+            Ok(ClientCommand::Apps {
+                command:
+                    Some(AppsCommand::Update {
+                        redirect_https: Some(true),
+                        first_byte_timeout: Some(90),
+                        ..
+                    }),
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["apps", "update", "shop", "--redirect-https", "maybe"]).is_err());
+        let err = required_app(None).unwrap_err().to_string();
+        assert!(err.contains("-a NAME"), "{err}");
     }
 
     fn api_args(token: Option<&str>, token_file: Option<PathBuf>) -> ApiArgs {

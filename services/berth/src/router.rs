@@ -1,13 +1,15 @@
 //! `berth router`: the HTTP router alone, so several routers can serve one platform (or one can be measured
-//! on its own). For now it serves the route table in a JSON file (`--routes-file`); following the control
-//! plane's watch stream is the next step, with that file as its on-disk cache.
+//! on its own). With `--api URL --token T` it follows the control plane's route stream (`route_follower`),
+//! keeping the last table in `--routes-file` as its cache; without `--api` it serves the table in
+//! `--routes-file` as it is.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
+use route_follower::{Cache, FollowConfig, HttpSource};
 use route_table::RouteTable;
 use tokio::sync::watch;
 
@@ -21,9 +23,19 @@ pub struct RouterArgs {
     /// The platform's domain: apps are served at NAME.DOMAIN (named on error pages).
     #[arg(long, env = "BERTH_DOMAIN", default_value = "localhost")]
     domain: String,
-    /// A route table (JSON, as the control plane publishes it) to serve.
+    /// The control plane's API URL, whose route stream this router follows.
+    #[arg(long, env = "BERTH_API")]
+    api: Option<String>,
+    /// A router token (`berth router-tokens create`) or an admin API token for --api.
+    #[arg(long, env = "BERTH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding the token for --api (read when no --token).
+    #[arg(long, env = "BERTH_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// A route table (JSON, as the control plane publishes it). Without --api: the table to serve. With
+    /// --api: the cache of the last table received, served at once on start (written with mode 0600).
     #[arg(long, env = "BERTH_ROUTES_FILE")]
-    routes_file: PathBuf,
+    routes_file: Option<PathBuf>,
     /// Worker threads of the router's runtime (default: one per core).
     #[arg(long, env = "BERTH_ROUTER_THREADS")]
     threads: Option<usize>,
@@ -46,29 +58,107 @@ pub fn run(args: RouterArgs) -> ExitCode {
     }
 }
 
+/// Where the tables come from, decided from the flags before anything starts.
+enum Source {
+    Static(PathBuf),
+    Follow {
+        source: HttpSource,
+        cache: Option<Cache>,
+    },
+}
+
+fn source(args: &RouterArgs) -> anyhow::Result<Source> {
+    let Some(api) = &args.api else {
+        if args.token.is_some() || args.token_file.is_some() {
+            bail!("--token and --token-file need --api");
+        }
+        let Some(file) = &args.routes_file else {
+            bail!("give --api URL --token T to follow a control plane, or --routes-file F to serve a fixed table");
+        };
+        return Ok(Source::Static(file.clone()));
+    };
+    let token = match (&args.token, &args.token_file) {
+        (Some(token), _) if !token.trim().is_empty() => token.trim().to_owned(),
+        (_, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the API token from {}", path.display()))?;
+            text.trim().to_owned()
+        }
+        _ => String::new(),
+    };
+    if token.is_empty() {
+        bail!(
+            "--api needs a router token (berth router-tokens create): pass --token, or set BERTH_TOKEN or \
+             BERTH_TOKEN_FILE"
+        );
+    }
+    let source = HttpSource::new(api, token).context("--api")?;
+    Ok(Source::Follow {
+        source,
+        cache: args.routes_file.clone().map(Cache::new),
+    })
+}
+
 async fn serve(args: RouterArgs) -> anyhow::Result<()> {
-    let table = read_table(&args.routes_file)?;
+    let source = source(&args)?;
+    let initial = match &source {
+        Source::Static(file) => Cache::new(file)
+            .load()?
+            .with_context(|| format!("{} does not exist", file.display()))?,
+        Source::Follow {
+            cache: Some(cache), ..
+        } => match cache.load() {
+            Ok(table) => table.unwrap_or_default(),
+            // The control plane will send a fresh one; a bad cache must not keep the router down.
+            Err(error) => {
+                tracing::warn!(error = %format!("{:#}", anyhow::Error::from(error)), "ignoring the route cache");
+                RouteTable::default()
+            }
+        },
+        Source::Follow { cache: None, .. } => RouteTable::default(),
+    };
     tracing::info!(
-        version = table.version,
-        hosts = table.hosts.len(),
-        file = %args.routes_file.display(),
-        "route table loaded"
+        version = initial.version,
+        hosts = initial.hosts.len(),
+        "serving the initial route table"
     );
     let listener = tokio::net::TcpListener::bind(args.router_addr)
         .await
         .with_context(|| format!("binding the router to {}", args.router_addr))?;
-    let (_routes_tx, routes_rx) = watch::channel(Arc::new(table));
-    proxy::serve(
+    let (routes_tx, routes_rx) = watch::channel(Arc::new(initial));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let follower = match source {
+        Source::Static(_) => {
+            // Nothing changes the table; the sender lives as long as the router.
+            let keep = routes_tx;
+            let stop = stopped(stop_rx.clone());
+            tokio::spawn(async move {
+                stop.await;
+                drop(keep);
+            })
+        }
+        Source::Follow { source, cache } => tokio::spawn(route_follower::follow(
+            source,
+            cache,
+            routes_tx,
+            FollowConfig::default(),
+            stopped(stop_rx.clone()),
+        )),
+    };
+    let result = proxy::serve(
         listener,
         routes_rx,
         proxy::ProxyConfig::new(args.domain),
-        wait_for_signal(),
+        async move {
+            wait_for_signal().await;
+            let _ = stop_tx.send(true);
+        },
     )
     .await
-    .context("running the router")
-}
-
-fn read_table(path: &Path) -> anyhow::Result<RouteTable> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a route table", path.display()))
+    .context("running the router");
+    let _ = follower.await;
+    result
 }

@@ -29,6 +29,9 @@ pub struct ServerArgs {
     /// Apps are served at `NAME.DOMAIN`.
     #[arg(long, env = "BERTH_DOMAIN", default_value = "localhost")]
     pub domain: String,
+    /// Seconds an instance being replaced or scaled down may finish its requests before it is stopped.
+    #[arg(long, env = "BERTH_DRAIN_GRACE", default_value_t = 30, value_name = "SECONDS")]
+    pub drain_grace: u64,
     #[command(flatten)]
     pub node: NodeArgs,
     #[command(flatten)]
@@ -141,6 +144,7 @@ struct DataLayout {
     stacks: PathBuf,
     build_cache: PathBuf,
     node: PathBuf,
+    tls: PathBuf,
 }
 
 impl DataLayout {
@@ -157,6 +161,7 @@ impl DataLayout {
             stacks: root.join("stacks"),
             build_cache: root.join("build-cache"),
             node: root.join("node"),
+            tls: root.join("tls"),
             root,
         };
         for dir in [
@@ -165,6 +170,7 @@ impl DataLayout {
             &layout.stacks,
             &layout.build_cache,
             &layout.node,
+            &layout.tls,
         ] {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -245,6 +251,58 @@ async fn ensure_admin(store: &store::Store, layout: &DataLayout) -> anyhow::Resu
     let (account, token) = store
         .create_account(&AccountName::new("admin").expect("valid name"), true)
         .await?;
+    write_private(&layout.admin_token, &format!("{token}\n"))?;
+    tracing::info!(account = %account.name, "created the admin account");
+    eprintln!("berth: admin token written to {}", layout.admin_token.display());
+    Ok(())
+}
+
+/// The platform's self-signed certificate for `*.DOMAIN` and `DOMAIN`, made with rcgen at first start and kept
+/// in `DATA_DIR/tls/DOMAIN.crt` and `DOMAIN.key` (mode 0600), so routers present the same one across restarts.
+fn platform_certificate(layout: &DataLayout, domain: &str) -> anyhow::Result<route_table::Certificate> {
+    let sane = !domain.is_empty()
+        && !domain.starts_with('.')
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !sane {
+        bail!("--domain {domain:?} is not a lowercase DNS name");
+    }
+    let cert_path = layout.tls.join(format!("{domain}.crt"));
+    let key_path = layout.tls.join(format!("{domain}.key"));
+    let hosts = vec![format!("*.{domain}"), domain.to_owned()];
+    if cert_path.exists() && key_path.exists() {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+        };
+        return Ok(route_table::Certificate {
+            hosts,
+            cert_pem: read(&cert_path)?,
+            key_pem: read(&key_path)?,
+        });
+    }
+    let mut params =
+        rcgen::CertificateParams::new(hosts.clone()).context("the platform certificate's names")?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("*.{domain}"));
+    let key = rcgen::KeyPair::generate().context("making the platform certificate's key")?;
+    let cert = params
+        .self_signed(&key)
+        .context("making the platform certificate")?;
+    let key_pem = key.serialize_pem();
+    write_private(&key_path, &key_pem)?;
+    std::fs::write(&cert_path, cert.pem()).with_context(|| format!("writing {}", cert_path.display()))?;
+    tracing::info!(path = %cert_path.display(), "made a self-signed certificate for *.{domain}");
+    Ok(route_table::Certificate {
+        hosts,
+        cert_pem: cert.pem(),
+        key_pem,
+    })
+}
+
+/// Writes a secret file readable by root only (mode 0600 from the start, never wider).
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -252,12 +310,10 @@ async fn ensure_admin(store: &store::Store, layout: &DataLayout) -> anyhow::Resu
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&layout.admin_token)
-        .with_context(|| format!("writing {}", layout.admin_token.display()))?;
-    writeln!(file, "{token}")?;
-    tracing::info!(account = %account.name, "created the admin account");
-    eprintln!("berth: admin token written to {}", layout.admin_token.display());
-    Ok(())
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
@@ -317,6 +373,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         }
     });
     let (routes_tx, routes_rx) = watch::channel(Arc::new(route_table::RouteTable::default()));
+    // The same table goes to the in-process router and, through the API's watch stream, to standalone ones.
+    let api_routes_rx = routes_rx.clone();
     let mut links: HashMap<NodeId, Arc<dyn controller::NodeLink>> = HashMap::new();
     links.insert(node, Arc::new(InProcessAgent(agent.clone())));
     let controller = controller::Controller::new(
@@ -326,10 +384,18 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             cpu_millicores: 1000,
             pids_max: 512,
             tick: Duration::from_secs(2),
+            platform_certificate: Some(platform_certificate(&layout, &args.domain)?),
+            drain: controller::DrainPolicy {
+                grace: Duration::from_secs(args.drain_grace),
+                ..controller::DrainPolicy::default()
+            },
         },
         store.clone(),
         links,
         routes_tx,
+        // TODO(merge): answer with the in-process router's `proxy::Traffic::in_flight(addr)` once the proxy
+        // has it; until then instances being stopped get only the minimum wait (1 s) after leaving the table.
+        Arc::new(controller::NothingInFlight),
     );
     let passes = controller.passes();
 
@@ -389,6 +455,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         domain: args.domain.clone(),
         router_port: args.router_addr.port(),
         repos_dir: layout.repos.clone(),
+        routes: api_routes_rx,
+        route_heartbeat: Duration::from_secs(api_contract::ROUTE_HEARTBEAT_SECS),
     })
     .merge(git_receive::routes(git));
     tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");
@@ -428,5 +496,34 @@ pub(crate) async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_platform_certificate_is_made_once_and_kept_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = DataLayout::new(dir.path()).unwrap();
+        let first = platform_certificate(&layout, "apps.test").unwrap();
+        assert_eq!(first.hosts, ["*.apps.test", "apps.test"]);
+        assert!(first.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(first.key_pem.contains("PRIVATE KEY"));
+        let key_mode = std::fs::metadata(layout.tls.join("apps.test.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(key_mode & 0o777, 0o600);
+        let again = platform_certificate(&layout, "apps.test").unwrap();
+        assert_eq!(again, first);
+        let other = platform_certificate(&layout, "other.test").unwrap();
+        assert_ne!(other.cert_pem, first.cert_pem);
+        for bad in ["../etc", "", "Apps.Test", "a/b"] {
+            assert!(platform_certificate(&layout, bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! The control plane's engine: runs deploys (build → release → roll out) and keeps the world matching the
 //! store. Whenever something may have changed (an API call, a node's report, a tick) it re-plans placements
 //! with the pure `scheduler`, writes the plan to the store, hands each node agent its full desired set of
-//! instances, and publishes a fresh route table for the router.
+//! instances, and publishes a fresh route table for the router. An instance being stopped leaves the table
+//! first and stays in its node's desired set until routers have drained it (see [`DrainProbe`]).
 //!
 //! It owns no HTTP: the API tells it about changes through [`ControllerHandle`], git receive calls it through
 //! the [`git_receive::Deployer`] it implements ([`Deployments`]). It talks to node agents only through
@@ -9,10 +10,14 @@
 //! seam.
 
 mod deploy;
+mod drain;
 mod reconcile;
+mod routes;
 
 pub use deploy::{DeployConfig, Deployments};
+pub use drain::{decide as drain_decision, DrainDecision, DrainPolicy, DrainProbe, NothingInFlight};
 pub use reconcile::{Controller, ControllerConfig, ControllerError, NodeLink};
+pub use routes::{build_table, RouteInputs};
 
 use tokio::sync::mpsc;
 use vocabulary::AppId;
@@ -28,6 +33,8 @@ pub enum Event {
     AppDeleted(AppId),
     /// A new release was created and should roll out.
     ReleaseCreated(AppId),
+    /// An app's custom domains (or other router settings) changed: the route table must follow.
+    RoutesChanged(AppId),
 }
 
 /// A cheap, cloneable way to tell the controller that something changed.

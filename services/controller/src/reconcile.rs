@@ -1,17 +1,19 @@
 //! The reconcile loop.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use agent_contract::{ImageRef, InstanceSpec, Limits, NodeReport};
 use chrono::Utc;
-use route_table::{AppRoute, Backend, RouteTable};
+use route_table::RouteTable;
 use scheduler::{AppDemand, Existing, NodeCapacity, Want};
 use store::{Instance, InstanceRowState, Release, Store, StoreError};
 use tokio::sync::{mpsc, watch};
 use vocabulary::{InstanceId, NodeId, ReleaseId};
 
+use crate::drain::{self, DrainDecision, DrainPolicy, DrainProbe};
+use crate::routes::{build_table, RouteInputs};
 use crate::Event;
 
 /// How the controller reaches one node's agent. In `berth server` the agent runs in-process.
@@ -31,6 +33,10 @@ pub struct ControllerConfig {
     pub pids_max: u32,
     /// How often to re-check the world when nothing happens (catches anything missed).
     pub tick: Duration,
+    /// The platform's certificate for `*.DOMAIN` and `DOMAIN`, put in every route table.
+    pub platform_certificate: Option<route_table::Certificate>,
+    /// How long instances being stopped may drain.
+    pub drain: DrainPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +55,18 @@ pub struct Controller {
     routes: watch::Sender<Arc<RouteTable>>,
     /// Bumped after every reconcile pass, so deploys can wait for the world to move.
     passes: watch::Sender<u64>,
+    drain_probe: Arc<dyn DrainProbe>,
+    /// Instances being stopped that still run.
+    draining: Mutex<HashMap<InstanceId, Draining>>,
+}
+
+/// Where an instance being stopped is in its draining.
+#[derive(Debug, Clone, Copy)]
+enum Draining {
+    /// Kept running since the table without it was published at this time.
+    Since(Instant),
+    /// Left out of its node's desired set: the agent stops it.
+    Released,
 }
 
 impl Controller {
@@ -57,6 +75,7 @@ impl Controller {
         store: Store,
         nodes: HashMap<NodeId, Arc<dyn NodeLink>>,
         routes: watch::Sender<Arc<RouteTable>>,
+        drain_probe: Arc<dyn DrainProbe>,
     ) -> Self {
         let (passes, _) = watch::channel(0);
         Self {
@@ -65,7 +84,14 @@ impl Controller {
             nodes,
             routes,
             passes,
+            drain_probe,
+            draining: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn is_draining(&self) -> bool {
+        let draining = self.draining.lock().expect("draining lock");
+        draining.values().any(|d| matches!(d, Draining::Since(_)))
     }
 
     /// A receiver that changes after every reconcile pass.
@@ -92,6 +118,8 @@ impl Controller {
                     }
                 }
                 _ = tick.tick() => {}
+                // While instances drain, look again soon rather than at the next tick.
+                _ = tokio::time::sleep(self.config.drain.recheck), if self.is_draining() => {}
             }
             // Coalesce bursts: everything queued now is covered by one pass.
             while let Ok(event) = events.try_recv() {
@@ -158,9 +186,48 @@ impl Controller {
             }
         }
         let instances = self.store.all_instances().await?;
-        self.tell_nodes(&instances, &mut releases).await?;
+        // Routes first: an instance being stopped leaves the table before its node is told anything.
         self.publish_routes(&instances).await?;
+        let keep = self.still_draining(&instances);
+        self.tell_nodes(&instances, &keep, &mut releases).await?;
         Ok(())
+    }
+
+    /// The instances being stopped that must keep running this pass to finish what routers sent them. Web
+    /// instances that run and have an address drain; anything else had no traffic and stops at once. Once
+    /// released, an instance is never kept again (its agent is already stopping it).
+    fn still_draining(&self, instances: &[Instance]) -> HashSet<InstanceId> {
+        let now = Instant::now();
+        let mut draining = self.draining.lock().expect("draining lock");
+        let mut keep = HashSet::new();
+        let mut seen = HashSet::new();
+        for instance in instances.iter().filter(|i| i.stop_requested) {
+            let (true, true, Some(addr)) = (
+                instance.process_type.is_web(),
+                instance.state == InstanceRowState::Running,
+                instance.address,
+            ) else {
+                continue;
+            };
+            seen.insert(instance.id);
+            let state = draining.entry(instance.id).or_insert(Draining::Since(now));
+            let Draining::Since(left_table) = *state else {
+                continue;
+            };
+            let in_flight = self.drain_probe.in_flight(addr);
+            match drain::decide(&self.config.drain, now - left_table, in_flight) {
+                DrainDecision::KeepRunning => {
+                    keep.insert(instance.id);
+                }
+                DrainDecision::Stop => {
+                    *state = Draining::Released;
+                    tracing::info!(app = %instance.app, instance = %instance.id, in_flight,
+                        drained_ms = (now - left_table).as_millis() as u64, "drained; stopping");
+                }
+            }
+        }
+        draining.retain(|id, _| seen.contains(id));
+        keep
     }
 
     async fn demands(
@@ -202,6 +269,7 @@ impl Controller {
     async fn tell_nodes(
         &self,
         instances: &[Instance],
+        draining: &HashSet<InstanceId>,
         releases: &mut HashMap<ReleaseId, Release>,
     ) -> Result<(), ControllerError> {
         let mut apps = HashMap::new();
@@ -210,7 +278,10 @@ impl Controller {
         }
         let mut desired: HashMap<NodeId, Vec<InstanceSpec>> =
             self.nodes.keys().map(|n| (*n, Vec::new())).collect();
-        for instance in instances.iter().filter(|i| !i.stop_requested) {
+        for instance in instances
+            .iter()
+            .filter(|i| !i.stop_requested || draining.contains(&i.id))
+        {
             let Some(app) = apps.get(&instance.app) else {
                 continue;
             };
@@ -262,31 +333,19 @@ impl Controller {
     }
 
     async fn publish_routes(&self, instances: &[Instance]) -> Result<(), StoreError> {
-        let mut table = RouteTable::default();
-        let mut names = HashMap::new();
-        for app in self.store.all_apps().await? {
-            let name = app.name.to_string();
-            table.insert_host(&format!("{name}.{}", self.config.domain), &name);
-            table.insert_app(&name, AppRoute::default());
-            names.insert(app.id, name);
-        }
-        for instance in instances {
-            let serving = instance.process_type.is_web()
-                && !instance.stop_requested
-                && instance.state == InstanceRowState::Running;
-            let (true, Some(addr), Some(name)) = (serving, instance.address, names.get(&instance.app)) else {
-                continue;
-            };
-            if let Some(route) = table.apps.get_mut(name) {
-                route.backends.push(Backend {
-                    addr,
-                    instance: format!("{}.{}", instance.process_type, instance.index),
-                });
-            }
-        }
-        for route in table.apps.values_mut() {
-            route.backends.sort();
-        }
+        let apps = self.store.all_apps().await?;
+        let domains = self.store.all_domains().await?;
+        let certificates = self.store.all_certificates().await?;
+        let settings = self.store.all_router_settings().await?;
+        let mut table = build_table(&RouteInputs {
+            domain: &self.config.domain,
+            apps: &apps,
+            settings: &settings,
+            domains: &domains,
+            instances,
+            certificates: &certificates,
+            platform_certificate: self.config.platform_certificate.as_ref(),
+        });
         self.routes.send_if_modified(|current| {
             let same = current.hosts == table.hosts
                 && current.apps == table.apps

@@ -76,6 +76,30 @@ impl Store {
         row.as_ref().map(account_from_row).transpose()
     }
 
+    /// A new token that can only read the route stream (for a router), made by the admin `created_by`.
+    /// Returned in clear text this once; only its SHA-256 is kept.
+    pub async fn create_router_token(&self, created_by: AccountId) -> Result<String, StoreError> {
+        let token = new_token();
+        sqlx::query("INSERT INTO router_tokens (token_sha256, created_by, created_at) VALUES (?, ?, ?)")
+            .bind(token_hash(&token))
+            .bind(created_by.to_string())
+            .bind(time_text(now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(token)
+    }
+
+    /// True when `token` is a router token whose maker still exists and is still an admin.
+    pub async fn router_token_valid(&self, token: &str) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM router_tokens t JOIN accounts a ON a.id = t.created_by              WHERE t.token_sha256 = ? AND a.is_admin = 1",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
     /// The account by ID, if it exists.
     pub async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
         let row = sqlx::query("SELECT id, name, is_admin, created_at FROM accounts WHERE id = ?")

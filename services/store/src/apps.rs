@@ -4,7 +4,9 @@ use sqlx::sqlite::SqliteRow;
 use vocabulary::{AccountId, AppId, AppName};
 
 use crate::rows::{self, now, time_text};
-use crate::{App, Store, StoreError};
+use std::collections::HashMap;
+
+use crate::{App, RouterSettings, Store, StoreError};
 
 const APP_COLUMNS: &str = "id, name, account_id, created_at";
 
@@ -15,6 +17,25 @@ fn app_from_row(row: &SqliteRow) -> Result<App, StoreError> {
         owner: rows::parsed(row, "account_id")?,
         created_at: rows::time(row, "created_at")?,
     })
+}
+
+fn settings_from_row(row: &SqliteRow) -> Result<(AppId, RouterSettings), StoreError> {
+    use sqlx::Row;
+    let timeout: Option<i64> = row.try_get("first_byte_timeout_secs")?;
+    let first_byte_timeout_secs = timeout
+        .map(|t| {
+            u32::try_from(t).map_err(|_| {
+                StoreError::Corrupt(format!("column first_byte_timeout_secs = {t} is out of range"))
+            })
+        })
+        .transpose()?;
+    Ok((
+        rows::parsed(row, "id")?,
+        RouterSettings {
+            redirect_https: row.try_get("redirect_https")?,
+            first_byte_timeout_secs,
+        },
+    ))
 }
 
 impl Store {
@@ -83,6 +104,38 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(app_from_row).collect()
+    }
+
+    /// The app's router settings (defaults for an app that does not exist).
+    pub async fn router_settings(&self, id: AppId) -> Result<RouterSettings, StoreError> {
+        let row = sqlx::query("SELECT id, redirect_https, first_byte_timeout_secs FROM apps WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .as_ref()
+            .map(settings_from_row)
+            .transpose()?
+            .map(|(_, settings)| settings)
+            .unwrap_or_default())
+    }
+
+    /// Every app's router settings: for the route table.
+    pub async fn all_router_settings(&self) -> Result<HashMap<AppId, RouterSettings>, StoreError> {
+        let rows = sqlx::query("SELECT id, redirect_https, first_byte_timeout_secs FROM apps")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(settings_from_row).collect()
+    }
+
+    pub async fn set_router_settings(&self, id: AppId, settings: RouterSettings) -> Result<(), StoreError> {
+        sqlx::query("UPDATE apps SET redirect_https = ?, first_byte_timeout_secs = ? WHERE id = ?")
+            .bind(settings.redirect_https)
+            .bind(settings.first_byte_timeout_secs.map(i64::from))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Deletes the app and, by cascade, its releases, formation and instance rows.

@@ -1,5 +1,5 @@
-//! Berth's durable state: accounts, tokens (hashed), apps, releases, formations, nodes and instance placements,
-//! kept in SQLite through sqlx (PostgreSQL later, behind the same functions).
+//! Berth's durable state: accounts, tokens (hashed), apps, custom domains, TLS certificates, releases, formations, nodes and
+//! instance placements, kept in SQLite through sqlx (PostgreSQL later, behind the same functions).
 //!
 //! This is the only crate that runs SQL. It validates nothing that the vocabulary types already prove, decides
 //! nothing (no scheduling, no permissions beyond "who owns this app"), and knows nothing of HTTP.
@@ -11,6 +11,8 @@
 
 mod accounts;
 mod apps;
+mod certificates;
+mod domains;
 mod error;
 mod formation;
 mod instances;

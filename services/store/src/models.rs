@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 
 use chrono::{DateTime, Utc};
 use vocabulary::{
-    AccountId, AccountName, AppId, AppName, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion,
+    AccountId, AccountName, AppId, AppName, CertificateId, DomainName, InstanceId, NodeId, ProcessType,
+    ReleaseId, ReleaseVersion,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,64 @@ pub struct App {
     pub name: AppName,
     pub owner: AccountId,
     pub created_at: DateTime<Utc>,
+}
+
+/// How routers treat one app's requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouterSettings {
+    /// Answer plain-HTTP requests with a redirect to HTTPS.
+    pub redirect_https: bool,
+    /// How long a backend may take to send its response head; `None` is the router's default.
+    pub first_byte_timeout_secs: Option<u32>,
+}
+
+/// A custom domain an app is served at, besides `NAME.DOMAIN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    pub name: DomainName,
+    pub app: AppId,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A certificate to keep, already checked by the API.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewCertificate {
+    pub app: AppId,
+    pub hosts: Vec<String>,
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub not_after: DateTime<Utc>,
+}
+
+/// A kept certificate with its private key (never logged: `Debug` leaves the key out).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredCertificate {
+    pub id: CertificateId,
+    pub app: AppId,
+    pub hosts: Vec<String>,
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub not_after: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for NewCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewCertificate")
+            .field("app", &self.app)
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for StoredCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredCertificate")
+            .field("id", &self.id)
+            .field("app", &self.app)
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

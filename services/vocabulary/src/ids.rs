@@ -88,3 +88,8 @@ typed_id!(
     NodeId,
     "n"
 );
+typed_id!(
+    /// A TLS certificate (and its key) uploaded for an app's custom domains.
+    CertificateId,
+    "c"
+);

@@ -1,5 +1,5 @@
 //! The vocabulary every part of Berth shares: typed IDs (`AppId`, `ReleaseId`, `InstanceId`, `NodeId`,
-//! `AccountId`) and names that users type (`AppName`, `AccountName`, `ProcessType`), validated once by their
+//! `AccountId`) and names that users type (`AppName`, `AccountName`, `ProcessType`, `DomainName`), validated once by their
 //! constructors so that code past the edge can trust them.
 //!
 //! This crate holds no logic beyond validation and has no IO. Every other crate may depend on it; it depends on
@@ -8,5 +8,5 @@
 mod ids;
 mod names;
 
-pub use ids::{AccountId, AppId, InstanceId, NodeId, ReleaseId};
-pub use names::{AccountName, AppName, NameError, ProcessType, ReleaseVersion};
+pub use ids::{AccountId, AppId, CertificateId, InstanceId, NodeId, ReleaseId};
+pub use names::{AccountName, AppName, DomainName, NameError, ProcessType, ReleaseVersion};

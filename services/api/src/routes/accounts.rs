@@ -1,4 +1,4 @@
-use api_contract::{AccountCreate, AccountCreated, AccountInfo};
+use api_contract::{AccountCreate, AccountCreated, AccountInfo, RouterTokenCreated};
 use axum::http::StatusCode;
 use store::StoreError;
 use vocabulary::AccountName;
@@ -13,6 +13,22 @@ pub async fn whoami(Caller(account): Caller) -> axum::Json<AccountInfo> {
         is_admin: account.is_admin,
         created_at: account.created_at,
     })
+}
+
+/// `POST /v1/router-tokens` (admin only): a token that can only read the route stream, for `berth router
+/// --api` on another machine.
+pub async fn create_router_token(
+    axum::extract::State(state): axum::extract::State<ApiState>,
+    Caller(caller): Caller,
+) -> Result<(StatusCode, axum::Json<RouterTokenCreated>), ApiError> {
+    if !caller.is_admin {
+        return Err(ApiError::AdminOnly {
+            action: "create router tokens",
+        });
+    }
+    let token = state.store.create_router_token(caller.id).await?;
+    tracing::info!(by = %caller.name, "router token created");
+    Ok((StatusCode::CREATED, axum::Json(RouterTokenCreated { token })))
 }
 
 /// `POST /v1/accounts` (admin only): a new tenant account and its first token.

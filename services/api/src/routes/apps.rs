@@ -1,4 +1,4 @@
-use api_contract::{AppCreate, AppInfo};
+use api_contract::{AppCreate, AppInfo, AppUpdate};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use controller::Event;
@@ -11,11 +11,14 @@ use crate::{ApiError, ApiState, Caller};
 
 async fn info(state: &ApiState, app: store::App) -> Result<AppInfo, ApiError> {
     let release = state.store.latest_release(app.id).await?.map(|r| r.version);
+    let settings = state.store.router_settings(app.id).await?;
     Ok(AppInfo {
         url: state.app_url(&app.name),
         name: app.name,
         release,
         created_at: app.created_at,
+        redirect_https: settings.redirect_https,
+        first_byte_timeout: settings.first_byte_timeout_secs,
     })
 }
 
@@ -62,6 +65,39 @@ pub async fn show(
     Path(name): Path<String>,
 ) -> Result<axum::Json<AppInfo>, ApiError> {
     let app = owned_app(&state, &caller, &name).await?;
+    Ok(axum::Json(info(&state, app).await?))
+}
+
+/// `PATCH /v1/apps/{name}`: router settings (HTTPS redirect, first-byte timeout).
+pub async fn update(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Json(body): Json<AppUpdate>,
+) -> Result<axum::Json<AppInfo>, ApiError> {
+    let app = owned_app(&state, &caller, &name).await?;
+    let mut settings = state.store.router_settings(app.id).await?;
+    if let Some(redirect) = body.redirect_https {
+        settings.redirect_https = redirect;
+    }
+    if let Some(timeout) = body.first_byte_timeout {
+        let range = api_contract::FIRST_BYTE_TIMEOUT_SECS;
+        let secs = u32::try_from(timeout)
+            .ok()
+            .filter(|_| range.contains(&timeout))
+            .ok_or_else(|| {
+                ApiError::Invalid(format!(
+                    "first_byte_timeout must be between {} and {} seconds, got {timeout}",
+                    range.start(),
+                    range.end()
+                ))
+            })?;
+        settings.first_byte_timeout_secs = Some(secs);
+    }
+    state.store.set_router_settings(app.id, settings).await?;
+    tracing::info!(app = %app.name, redirect_https = settings.redirect_https,
+        first_byte_timeout_secs = ?settings.first_byte_timeout_secs, "router settings changed");
+    state.controller.notify(Event::RoutesChanged(app.id));
     Ok(axum::Json(info(&state, app).await?))
 }
 

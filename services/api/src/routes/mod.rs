@@ -2,9 +2,12 @@
 
 pub mod accounts;
 pub mod apps;
+pub mod certificates;
+pub mod domains;
 pub mod formation;
 pub mod instances;
 pub mod releases;
+pub mod route_watch;
 
 use axum::http::{Method, StatusCode, Uri};
 use vocabulary::AppName;

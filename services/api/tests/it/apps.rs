@@ -164,3 +164,61 @@ async fn bad_bodies_get_json_errors() {
     assert_eq!(reply.error(), "request body is too large: at most 64 KiB");
     assert!(h.store.all_apps().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn router_settings_are_patched_shown_and_validated() {
+    let mut h = Harness::new().await;
+    let alice = h.tenant("alice").await;
+    h.create_app("shop", &alice).await;
+    let reply = h.get("/v1/apps/shop", &alice).await;
+    assert_eq!(reply.body["redirect_https"], false);
+    assert_eq!(reply.body["first_byte_timeout"], serde_json::Value::Null);
+
+    let patch = |body| h.call(Method::PATCH, "/v1/apps/shop", Some(&alice), Some(body));
+    let reply = patch(json!({ "redirect_https": true, "first_byte_timeout": 90 })).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["redirect_https"], true);
+    assert_eq!(reply.body["first_byte_timeout"], 90);
+    // Fields left out keep their value.
+    let reply = patch(json!({ "redirect_https": false })).await;
+    assert_eq!(reply.body["first_byte_timeout"], 90);
+    assert_eq!(reply.body["redirect_https"], false);
+    assert_eq!(h.get("/v1/apps", &alice).await.body[0]["first_byte_timeout"], 90);
+
+    for (body, message) in [
+        (
+            json!({ "first_byte_timeout": 0 }),
+            "between 1 and 300 seconds, got 0",
+        ),
+        (
+            json!({ "first_byte_timeout": 301 }),
+            "between 1 and 300 seconds, got 301",
+        ),
+        (
+            json!({ "first_byte_timeout": -5 }),
+            "between 1 and 300 seconds, got -5",
+        ),
+    ] {
+        let reply = patch(body).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(reply.error(), format!("first_byte_timeout must be {message}"));
+    }
+    let reply = patch(json!({ "redirect": true })).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reply.error().contains("unknown field"), "{}", reply.error());
+    let events = h.take_events();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.iter().all(|e| matches!(e, Event::RoutesChanged(_))));
+
+    let bob = h.tenant("bob").await;
+    let reply = h
+        .call(
+            Method::PATCH,
+            "/v1/apps/shop",
+            Some(&bob),
+            Some(json!({ "redirect_https": true })),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(h.get("/v1/apps/shop", &alice).await.body["redirect_https"], false);
+}

@@ -20,10 +20,19 @@ async fn every_v1_route_needs_a_valid_token() {
         (Method::POST, "/v1/apps"),
         (Method::GET, "/v1/apps/shop"),
         (Method::DELETE, "/v1/apps/shop"),
+        (Method::PATCH, "/v1/apps/shop"),
         (Method::GET, "/v1/apps/shop/formation"),
         (Method::PATCH, "/v1/apps/shop/formation"),
         (Method::GET, "/v1/apps/shop/instances"),
         (Method::GET, "/v1/apps/shop/releases"),
+        (Method::GET, "/v1/apps/shop/domains"),
+        (Method::GET, "/v1/apps/shop/certificates"),
+        (Method::POST, "/v1/apps/shop/certificates"),
+        (Method::DELETE, "/v1/apps/shop/certificates/x"),
+        (Method::POST, "/v1/apps/shop/domains"),
+        (Method::DELETE, "/v1/apps/shop/domains/a.example.com"),
+        (Method::GET, "/v1/routes/watch"),
+        (Method::POST, "/v1/router-tokens"),
     ];
     for (method, uri) in routes {
         let missing = h

@@ -4,23 +4,33 @@
 mod accounts;
 mod apps;
 mod auth;
+mod certificates;
+mod domains;
+mod route_watch;
 mod scale;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use controller::{ControllerHandle, Event};
+use route_table::RouteTable;
 use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
 use tempfile::TempDir;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tower::ServiceExt;
 use vocabulary::AccountName;
 
 pub const DEFAULT_MEMORY: u64 = 256 << 20;
+/// Short, so the route stream's heartbeats show up in tests quickly.
+pub const HEARTBEAT: Duration = Duration::from_millis(100);
 
 pub struct Harness {
     pub router: axum::Router,
     pub store: store::Store,
     pub events: mpsc::UnboundedReceiver<Event>,
+    /// The controller's side of the route table the API streams.
+    pub routes: watch::Sender<Arc<RouteTable>>,
     pub admin: String,
     _dir: TempDir,
 }
@@ -51,6 +61,7 @@ impl Harness {
             .await
             .unwrap();
         let (tx, events) = mpsc::unbounded_channel();
+        let (routes, routes_rx) = watch::channel(Arc::new(RouteTable::default()));
         let state = api::ApiState {
             store: store.clone(),
             controller: ControllerHandle::new(tx),
@@ -58,11 +69,14 @@ impl Harness {
             domain: "berth.test".to_owned(),
             router_port: 8080,
             repos_dir: std::env::temp_dir().join("berth-api-test-no-repos"),
+            routes: routes_rx,
+            route_heartbeat: HEARTBEAT,
         };
         Self {
             router: api::router(state),
             store,
             events,
+            routes,
             admin,
             _dir: dir,
         }
@@ -112,6 +126,10 @@ impl Harness {
 
     pub async fn get(&self, uri: &str, token: &str) -> Reply {
         self.call(Method::GET, uri, Some(token), None).await
+    }
+
+    pub async fn delete(&self, uri: &str, token: &str) -> Reply {
+        self.call(Method::DELETE, uri, Some(token), None).await
     }
 
     /// Creates an app; a successful create must tell the controller (checked and consumed here), a refused

@@ -1,6 +1,6 @@
 //! What the client verbs print: plain aligned tables and lines, built as strings so they can be tested.
 
-use api_contract::{AppInfo, FormationInfo, InstanceInfo, ReleaseInfo};
+use api_contract::{AppInfo, CertificateInfo, DomainInfo, FormationInfo, InstanceInfo, ReleaseInfo};
 
 /// Left-aligned columns two spaces apart, without trailing spaces.
 fn table(rows: &[Vec<String>]) -> String {
@@ -55,11 +55,16 @@ pub fn app_info(app: &AppInfo, git_url: &str) -> String {
     let release = app
         .release
         .map_or_else(|| "none yet".to_owned(), |v| v.to_string());
+    let timeout = app
+        .first_byte_timeout
+        .map_or_else(|| "router default".to_owned(), |s| format!("{s} s"));
     format!(
-        "=== {name}\nURL:         {url}\nGit remote:  {git_url}\nRelease:     {release}\nCreated:     {created}\n",
+        "=== {name}\nURL:         {url}\nGit remote:  {git_url}\nRelease:     {release}\nCreated:     {created}\n\
+         HTTPS redirect:      {redirect}\nFirst-byte timeout:  {timeout}\n",
         name = app.name,
         url = app.url,
         created = app.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        redirect = if app.redirect_https { "on" } else { "off" },
     )
 }
 
@@ -105,6 +110,39 @@ pub fn releases(app: &str, releases: &[ReleaseInfo]) -> String {
                 .as_ref()
                 .map_or_else(|| "-".to_owned(), |a| a.to_string()),
             r.description.clone(),
+        ]);
+    }
+    table(&rows)
+}
+
+pub fn domains(app: &str, domains: &[DomainInfo]) -> String {
+    if domains.is_empty() {
+        return format!(
+            "{app} has no custom domains. Add one with `berth domains add www.example.com -a {app}`.\n"
+        );
+    }
+    let mut rows = vec![header(&["DOMAIN", "ADDED"])];
+    for d in domains {
+        rows.push(vec![
+            d.name.to_string(),
+            d.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        ]);
+    }
+    table(&rows)
+}
+
+pub fn certificates(app: &str, certificates: &[CertificateInfo]) -> String {
+    if certificates.is_empty() {
+        return format!(
+            "{app} has no certificates. Add one with `berth certs add --cert F --key F -a {app}`.\n"
+        );
+    }
+    let mut rows = vec![header(&["ID", "HOSTS", "EXPIRES"])];
+    for c in certificates {
+        rows.push(vec![
+            c.id.to_string(),
+            c.hosts.join(","),
+            c.not_after.format("%Y-%m-%d").to_string(),
         ]);
     }
     table(&rows)
@@ -176,7 +214,25 @@ mod tests {
             created.contains("Git remote:  http://127.0.0.1:7070/git/shop.git\n"),
             "{created}"
         );
-        assert!(app_info(&app, "g").contains("Created:     2024-05-01 12:30:00 UTC"));
+        let info = app_info(&app, "g");
+        assert!(info.contains("Created:     2024-05-01 12:30:00 UTC"), "{info}");
+        assert!(
+            info.contains("HTTPS redirect:      off\nFirst-byte timeout:  router default\n"),
+            "{info}"
+        );
+    }
+
+    #[test]
+    fn domain_lines() {
+        let d: DomainInfo = serde_json::from_value(serde_json::json!({
+            "name": "*.example.com", "created_at": "2024-05-01T12:30:00Z"
+        }))
+        .unwrap();
+        assert_eq!(
+            domains("shop", &[d]),
+            "DOMAIN         ADDED\n*.example.com  2024-05-01 12:30:00\n"
+        );
+        assert!(domains("shop", &[]).contains("berth domains add www.example.com -a shop"));
     }
 
     #[test]

@@ -81,3 +81,19 @@ async fn opening_an_impossible_path_names_it() {
     };
     assert!(err.to_string().contains("/nonexistent-dir/x/berth.db"), "{err}");
 }
+
+#[tokio::test]
+async fn router_tokens_are_separate_from_api_tokens() {
+    let (store, _dir) = temp_store().await;
+    let (admin, admin_token) = store
+        .create_account(&AccountName::new("root").unwrap(), true)
+        .await
+        .unwrap();
+    let token = store.create_router_token(admin.id).await.unwrap();
+    assert!(token.starts_with("berth_"));
+    assert!(store.router_token_valid(&token).await.unwrap());
+    // It authenticates nothing else, and API tokens are not router tokens.
+    assert_eq!(store.account_for_token(&token).await.unwrap(), None);
+    assert!(!store.router_token_valid(&admin_token).await.unwrap());
+    assert!(!store.router_token_valid("berth_nope").await.unwrap());
+}

@@ -84,3 +84,24 @@ async fn deleting_an_app_cascades_and_frees_its_name() {
     let (bob, _) = account(&store, "bob").await;
     app(&store, &bob, "shop").await;
 }
+
+#[tokio::test]
+async fn router_settings_default_then_change() {
+    let (store, _dir) = temp_store().await;
+    let (alice, _) = account(&store, "alice").await;
+    let shop = app(&store, &alice, "shop").await;
+    let blog = app(&store, &alice, "blog").await;
+    assert_eq!(
+        store.router_settings(shop.id).await.unwrap(),
+        store::RouterSettings::default()
+    );
+    let settings = store::RouterSettings {
+        redirect_https: true,
+        first_byte_timeout_secs: Some(90),
+    };
+    store.set_router_settings(shop.id, settings).await.unwrap();
+    assert_eq!(store.router_settings(shop.id).await.unwrap(), settings);
+    let all = store.all_router_settings().await.unwrap();
+    assert_eq!(all[&shop.id], settings);
+    assert_eq!(all[&blog.id], store::RouterSettings::default());
+}

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod apps;
+mod domains;
 mod formation;
 mod instances;
 mod releases;

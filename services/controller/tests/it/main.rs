@@ -1,0 +1,164 @@
+//! The reconcile loop against a real temp SQLite store, with a node link that records what each node is told
+//! and a drain probe the test sets.
+
+mod drain;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use agent_contract::{InstanceSpec, InstanceState, InstanceStatus};
+use controller::{Controller, ControllerConfig, DrainPolicy, DrainProbe, NodeLink};
+use route_table::RouteTable;
+use store::{NewRelease, Store};
+use tempfile::TempDir;
+use tokio::sync::watch;
+use vocabulary::{AccountName, AppId, AppName, InstanceId, NodeId, ProcessType};
+
+/// Records the last desired set it was given.
+#[derive(Default)]
+pub struct RecordingNode {
+    pub desired: Mutex<Vec<InstanceSpec>>,
+}
+
+impl NodeLink for RecordingNode {
+    fn set_desired(&self, specs: Vec<InstanceSpec>) {
+        *self.desired.lock().unwrap() = specs;
+    }
+}
+
+impl RecordingNode {
+    pub fn desired_ids(&self) -> Vec<InstanceId> {
+        let mut ids: Vec<InstanceId> = self.desired.lock().unwrap().iter().map(|s| s.id).collect();
+        ids.sort();
+        ids
+    }
+}
+
+/// In-flight counts the test sets per backend.
+#[derive(Default)]
+pub struct SetProbe(pub Mutex<HashMap<SocketAddr, usize>>);
+
+impl DrainProbe for SetProbe {
+    fn in_flight(&self, backend: SocketAddr) -> usize {
+        self.0.lock().unwrap().get(&backend).copied().unwrap_or(0)
+    }
+}
+
+pub struct World {
+    pub store: Store,
+    pub controller: Controller,
+    pub node: NodeId,
+    pub link: Arc<RecordingNode>,
+    pub probe: Arc<SetProbe>,
+    pub routes: watch::Receiver<Arc<RouteTable>>,
+    pub app: AppId,
+    _dir: TempDir,
+}
+
+impl World {
+    /// One node, one app `shop` with a release that has a `web` process, and `drain` as the policy.
+    pub async fn new(drain: DrainPolicy) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("berth.db")).await.unwrap();
+        let (owner, _) = store
+            .create_account(&AccountName::new("alice").unwrap(), false)
+            .await
+            .unwrap();
+        let app = store
+            .create_app(owner.id, &AppName::new("shop").unwrap())
+            .await
+            .unwrap();
+        store
+            .create_release(NewRelease {
+                app: app.id,
+                image_digest: format!("sha256:{}", "ab".repeat(32)),
+                processes: BTreeMap::from([(ProcessType::web(), "python3 app.py".to_owned())]),
+                config: BTreeMap::new(),
+                description: "Deploy".to_owned(),
+                created_by: owner.id,
+            })
+            .await
+            .unwrap();
+        let node = NodeId::new();
+        store
+            .upsert_node(&store::Node {
+                id: node,
+                name: "local".into(),
+                memory_capacity_bytes: 8 << 30,
+            })
+            .await
+            .unwrap();
+        let link = Arc::new(RecordingNode::default());
+        let probe = Arc::new(SetProbe::default());
+        let (routes_tx, routes) = watch::channel(Arc::new(RouteTable::default()));
+        let links: HashMap<NodeId, Arc<dyn NodeLink>> =
+            HashMap::from([(node, link.clone() as Arc<dyn NodeLink>)]);
+        let controller = Controller::new(
+            ControllerConfig {
+                domain: "apps.test".into(),
+                instance_port: 5000,
+                cpu_millicores: 1000,
+                pids_max: 100,
+                tick: Duration::from_secs(3600),
+                platform_certificate: None,
+                drain,
+            },
+            store.clone(),
+            links,
+            routes_tx,
+            probe.clone(),
+        );
+        Self {
+            store,
+            controller,
+            node,
+            link,
+            probe,
+            routes,
+            app: app.id,
+            _dir: dir,
+        }
+    }
+
+    pub async fn scale(&self, web: u32) {
+        self.store
+            .set_formation(self.app, &ProcessType::web(), web, 64 << 20)
+            .await
+            .unwrap();
+        self.controller.reconcile().await.unwrap();
+    }
+
+    /// The node reports every instance it was told about as running at 10.0.0.(index+1):5000, like an agent.
+    pub async fn report_running(&self) {
+        let statuses: Vec<InstanceStatus> = self
+            .link
+            .desired
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|spec| InstanceStatus {
+                id: spec.id,
+                state: InstanceState::Running,
+                address: Some(address(spec.index)),
+                hostname: format!("shop-web-{}", spec.index),
+            })
+            .collect();
+        self.store.apply_node_report(self.node, &statuses).await.unwrap();
+        self.controller.reconcile().await.unwrap();
+    }
+
+    pub fn routed(&self) -> Vec<String> {
+        let table = self.routes.borrow();
+        table.apps["shop"]
+            .backends
+            .iter()
+            .map(|b| b.instance.clone())
+            .collect()
+    }
+}
+
+pub fn address(index: u32) -> SocketAddr {
+    format!("10.0.0.{}:5000", index + 1).parse().unwrap()
+}
