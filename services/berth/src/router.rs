@@ -36,19 +36,25 @@ pub struct RouterArgs {
     /// --api: the cache of the last table received, served at once on start (written with mode 0600).
     #[arg(long, env = "BERTH_ROUTES_FILE")]
     routes_file: Option<PathBuf>,
-    /// Worker threads of the router's runtime (default: one per core).
+    /// Threads serving requests (default: one per core). With 1 the whole router runs on one thread (a
+    /// current-thread runtime), which measured 9-22 % less CPU per request than one worker thread plus the
+    /// thread that accepts (docs/benchmarks.md).
     #[arg(long, env = "BERTH_ROUTER_THREADS")]
     threads: Option<usize>,
 }
 
 pub fn run(args: RouterArgs) -> ExitCode {
     init_tracing();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.enable_all();
-    if let Some(threads) = args.threads {
-        runtime.worker_threads(threads.max(1));
-    }
-    let runtime = runtime.build().expect("starting the tokio runtime");
+    let mut runtime = match args.threads {
+        Some(0 | 1) => tokio::runtime::Builder::new_current_thread(),
+        Some(threads) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(threads);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = runtime.enable_all().build().expect("starting the tokio runtime");
     match runtime.block_on(serve(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
