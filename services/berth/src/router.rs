@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use route_follower::{Cache, FollowConfig, HttpSource};
 use route_table::RouteTable;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::server::{init_tracing, wait_for_signal};
@@ -36,11 +37,110 @@ pub struct RouterArgs {
     /// --api: the cache of the last table received, served at once on start (written with mode 0600).
     #[arg(long, env = "BERTH_ROUTES_FILE")]
     routes_file: Option<PathBuf>,
+    #[command(flatten)]
+    listeners: RouterListenArgs,
     /// Threads serving requests (default: one per core). With 1 the whole router runs on one thread (a
     /// current-thread runtime), which measured 9-22 % less CPU per request than one worker thread plus the
     /// thread that accepts (docs/benchmarks.md).
     #[arg(long, env = "BERTH_ROUTER_THREADS")]
     threads: Option<usize>,
+}
+
+/// The router's listeners besides plain HTTP, and whom it trusts; shared by `berth server` and `berth router`.
+#[derive(Debug, clap::Args)]
+pub struct RouterListenArgs {
+    /// Where the router serves HTTPS (certificates chosen by SNI from the route table; the platform's
+    /// self-signed `*.DOMAIN` certificate otherwise). Off unless given.
+    #[arg(long, env = "BERTH_ROUTER_TLS_ADDR")]
+    pub router_tls_addr: Option<SocketAddr>,
+    /// Where the router serves Prometheus metrics at `/metrics`. Off unless given; keep it private.
+    #[arg(long, env = "BERTH_ROUTER_ADMIN_ADDR")]
+    pub router_admin_addr: Option<SocketAddr>,
+    /// A proxy or load balancer in front of the router (CIDR or address; repeat or separate with commas) whose
+    /// X-Forwarded-For, -Proto and -Port are believed. Nobody's are by default.
+    #[arg(long = "trusted-proxy", env = "BERTH_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_trusted_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+fn parse_trusted_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not an IP address or CIDR (like 10.0.0.0/8)"))
+}
+
+/// The router's bound listeners: plain HTTP always, HTTPS and metrics when asked for.
+pub(crate) struct RouterListeners {
+    http: TcpListener,
+    tls: Option<TcpListener>,
+    admin: Option<TcpListener>,
+}
+
+impl RouterListeners {
+    /// Binds every listener now, so a port in use fails the start rather than a later request.
+    pub(crate) async fn bind(http: SocketAddr, args: &RouterListenArgs) -> anyhow::Result<Self> {
+        async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the {what} to {addr}"))
+        }
+        Ok(Self {
+            http: bind(http, "router").await?,
+            tls: match args.router_tls_addr {
+                Some(addr) => Some(bind(addr, "router's TLS listener").await?),
+                None => None,
+            },
+            admin: match args.router_admin_addr {
+                Some(addr) => Some(bind(addr, "router's metrics listener").await?),
+                None => None,
+            },
+        })
+    }
+
+    /// The router's configuration for these listeners: HTTPS redirects name the TLS port.
+    pub(crate) fn config(&self, domain: &str, args: &RouterListenArgs) -> proxy::ProxyConfig {
+        let mut config = proxy::ProxyConfig::new(domain);
+        if let Some(port) = self
+            .tls
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
+        {
+            config.https_port = port;
+        }
+        config.trusted_proxies.clone_from(&args.trusted_proxies);
+        config
+    }
+
+    /// Serves every listener until `stopped` resolves; the first to fail ends the others.
+    pub(crate) async fn serve<F>(
+        self,
+        routes: watch::Receiver<Arc<RouteTable>>,
+        config: proxy::ProxyConfig,
+        stopped: impl Fn() -> F,
+    ) -> anyhow::Result<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(listener) = self.admin {
+            tasks.spawn(proxy::serve_admin(listener, config.metrics.clone(), stopped()));
+        }
+        if let Some(listener) = self.tls {
+            tasks.spawn(proxy::serve_tls(
+                listener,
+                routes.clone(),
+                config.clone(),
+                stopped(),
+            ));
+        }
+        tasks.spawn(proxy::serve(self.http, routes, config, stopped()));
+        while let Some(done) = tasks.join_next().await {
+            done.context("a router task panicked")?
+                .context("running the router")?;
+        }
+        Ok(())
+    }
 }
 
 pub fn run(args: RouterArgs) -> ExitCode {
@@ -128,9 +228,8 @@ async fn serve(args: RouterArgs) -> anyhow::Result<()> {
         hosts = initial.hosts.len(),
         "serving the initial route table"
     );
-    let listener = tokio::net::TcpListener::bind(args.router_addr)
-        .await
-        .with_context(|| format!("binding the router to {}", args.router_addr))?;
+    let listeners = RouterListeners::bind(args.router_addr, &args.listeners).await?;
+    let config = listeners.config(&args.domain, &args.listeners);
     let (routes_tx, routes_rx) = watch::channel(Arc::new(initial));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
@@ -154,17 +253,13 @@ async fn serve(args: RouterArgs) -> anyhow::Result<()> {
             stopped(stop_rx.clone()),
         )),
     };
-    let result = proxy::serve(
-        listener,
-        routes_rx,
-        proxy::ProxyConfig::new(args.domain),
-        async move {
-            wait_for_signal().await;
-            let _ = stop_tx.send(true);
-        },
-    )
-    .await
-    .context("running the router");
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let result = listeners
+        .serve(routes_rx, config, || stopped(stop_rx.clone()))
+        .await;
     let _ = follower.await;
     result
 }

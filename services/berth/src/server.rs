@@ -33,6 +33,8 @@ pub struct ServerArgs {
     #[arg(long, env = "BERTH_DRAIN_GRACE", default_value_t = 30, value_name = "SECONDS")]
     pub drain_grace: u64,
     #[command(flatten)]
+    pub router: crate::router::RouterListenArgs,
+    #[command(flatten)]
     pub node: NodeArgs,
     #[command(flatten)]
     pub stack: StackArgs,
@@ -377,6 +379,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let api_routes_rx = routes_rx.clone();
     let mut links: HashMap<NodeId, Arc<dyn controller::NodeLink>> = HashMap::new();
     links.insert(node, Arc::new(InProcessAgent(agent.clone())));
+    // The router's listeners first, so a port already in use fails the start instead of a later request.
+    let router_listeners = crate::router::RouterListeners::bind(args.router_addr, &args.router).await?;
+    let router_config = router_listeners.config(&args.domain, &args.router);
     let controller = controller::Controller::new(
         controller::ControllerConfig {
             domain: args.domain.clone(),
@@ -393,9 +398,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         store.clone(),
         links,
         routes_tx,
-        // TODO(merge): answer with the in-process router's `proxy::Traffic::in_flight(addr)` once the proxy
-        // has it; until then instances being stopped get only the minimum wait (1 s) after leaving the table.
-        Arc::new(controller::NothingInFlight),
+        Arc::new(RouterTraffic(router_config.traffic.clone())),
     );
     let passes = controller.passes();
 
@@ -418,10 +421,6 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         passes,
     );
 
-    // Listeners first, so a port already in use fails the start instead of a later request.
-    let router_listener = tokio::net::TcpListener::bind(args.router_addr)
-        .await
-        .with_context(|| format!("binding the router to {}", args.router_addr))?;
     let api_listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
         .with_context(|| format!("binding the API to {}", args.api_addr))?;
@@ -433,12 +432,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     };
 
     let controller_task = tokio::spawn(controller.run(events_rx, reports_rx, shutdown(shutdown_rx.clone())));
-    let router_task = tokio::spawn(proxy::serve(
-        router_listener,
-        routes_rx,
-        proxy::ProxyConfig::new(args.domain.clone()),
-        shutdown(shutdown_rx.clone()),
-    ));
+    let router_stop = shutdown_rx.clone();
+    let router_task =
+        tokio::spawn(router_listeners.serve(routes_rx, router_config, move || shutdown(router_stop.clone())));
 
     let git = git_receive::GitReceive::new(git_receive::GitReceiveConfig {
         repos_dir: layout.repos.clone(),
@@ -471,13 +467,26 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let _ = shutdown_tx.send(true);
     let _ = api_task.await;
     let _ = controller_task.await;
-    let _ = router_task.await;
+    match router_task.await {
+        Ok(Err(error)) => tracing::error!(error = %format!("{error:#}"), "the router failed"),
+        Err(error) => tracing::error!(%error, "the router task panicked"),
+        Ok(Ok(())) => {}
+    }
     match Arc::try_unwrap(agent) {
         Ok(agent) => agent.shutdown().await,
         Err(_) => bail!("the node agent is still in use at shutdown"),
     }
     tracing::info!("berth server stopped");
     Ok(())
+}
+
+/// Tells the controller what the in-process router still has in flight to an instance it drains.
+struct RouterTraffic(proxy::Traffic);
+
+impl controller::DrainProbe for RouterTraffic {
+    fn in_flight(&self, backend: SocketAddr) -> usize {
+        self.0.in_flight(backend)
+    }
 }
 
 /// Hands the controller's desired set to the agent in this process.

@@ -86,6 +86,20 @@ fn git_push_to_an_isolated_routed_app() {
     let body = server.wait_for_app(APP, "/", SERVE_TIMEOUT, "v1 through the router", |s, _| s == 200);
     assert_eq!(body, "hello from berth v1");
 
+    // The same over HTTPS, with the platform's self-signed `*.DOMAIN` certificate made at first start; and the
+    // router's metrics count the app's requests.
+    let (status, body) = server
+        .get_app_tls(APP, "/")
+        .unwrap_or_else(|e| panic!("HTTPS through the router failed: {e}\n{}", server.log()));
+    assert_eq!((status, body.as_str()), (200, "hello from berth v1"));
+    let metrics = server.router_metrics();
+    assert!(
+        metrics.contains(&format!(
+            "berth_router_requests_total{{app=\"{APP}\",class=\"2xx\"}}"
+        )),
+        "no 2xx count for {APP} in the router's metrics:\n{metrics}"
+    );
+
     // What the app sees from inside.
     let inspect: serde_json::Value =
         serde_json::from_str(&server.get_app(APP, "/inspect").expect("inspect").1).expect("inspect json");

@@ -95,6 +95,10 @@ pub struct Server {
     pub data_dir: PathBuf,
     pub api: SocketAddr,
     pub router: SocketAddr,
+    /// The router's HTTPS listener.
+    pub router_tls: SocketAddr,
+    /// The router's metrics listener.
+    pub router_admin: SocketAddr,
     pub domain: String,
     child: Option<Child>,
 }
@@ -103,6 +107,8 @@ impl Server {
     pub fn start(data_dir: &Path, names: &HostNames) -> Self {
         let api = free_addr();
         let router = free_addr();
+        let router_tls = free_addr();
+        let router_admin = free_addr();
         let domain = "berth.test".to_owned();
         let log = std::fs::File::create(data_dir.join("server.log")).expect("creating server.log");
         let child = Command::new(berth_bin())
@@ -113,6 +119,10 @@ impl Server {
                 &api.to_string(),
                 "--router-addr",
                 &router.to_string(),
+                "--router-tls-addr",
+                &router_tls.to_string(),
+                "--router-admin-addr",
+                &router_admin.to_string(),
             ])
             .args(["--domain", &domain])
             .args(["--bridge", &names.bridge, "--subnet", &names.subnet])
@@ -127,6 +137,8 @@ impl Server {
             data_dir: data_dir.to_owned(),
             api,
             router,
+            router_tls,
+            router_admin,
             domain,
             child: Some(child),
         };
@@ -208,6 +220,38 @@ impl Server {
             .ok()?;
         let status = response.status().as_u16();
         Some((status, response.text().unwrap_or_default()))
+    }
+
+    /// GET over HTTPS through the router's TLS listener as a client that trusts only the platform's own
+    /// self-signed certificate (made at first start) and resolves `APP.DOMAIN` to the listener.
+    pub fn get_app_tls(&self, app: &str, path: &str) -> Result<(u16, String), String> {
+        let cert_path = self.data_dir.join("tls").join(format!("{}.crt", self.domain));
+        let pem = std::fs::read(&cert_path).map_err(|e| format!("reading {}: {e}", cert_path.display()))?;
+        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("{e:?}"))?;
+        let host = format!("{app}.{}", self.domain);
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .no_proxy()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(cert)
+            .resolve(&host, self.router_tls)
+            .build()
+            .map_err(|e| format!("{e:?}"))?;
+        let response = client
+            .get(format!("https://{host}:{}{path}", self.router_tls.port()))
+            .send()
+            .map_err(|e| format!("{e:?}"))?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().unwrap_or_default()))
+    }
+
+    /// The router's Prometheus metrics.
+    pub fn router_metrics(&self) -> String {
+        http()
+            .get(format!("http://{}/metrics", self.router_admin))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_else(|e| panic!("reading the router's metrics: {e}"))
     }
 
     /// Polls the router until `check` accepts the answer for `app`, or panics after `timeout`.
