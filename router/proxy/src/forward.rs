@@ -40,8 +40,8 @@ pub(crate) struct Shared {
     pub client: BackendClient,
     pub observer: Arc<Observer>,
     pub config: ProxyConfig,
-    /// The router's port, for `X-Forwarded-Port`.
-    pub local_port: u16,
+    /// The router's port, for `X-Forwarded-Port` (made once, cloned per request without a copy).
+    pub local_port: HeaderValue,
     /// Becomes true when open tunnels must close (the router stops).
     pub tunnels_stop: tokio::sync::watch::Receiver<bool>,
 }
@@ -66,13 +66,18 @@ pub(crate) async fn handle(
     scheme: Scheme,
     mut req: Request<Incoming>,
 ) -> Result<Response<LoggedBody>, Infallible> {
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
     let mut log = AccessLog::new(
         req.method().clone(),
-        req.uri().path().to_owned(),
+        path_and_query.clone(),
         shared.observer.clone(),
     );
     match headers::request_host(req.uri(), req.headers()) {
-        Ok(host) => log.host.push_str(host),
+        Ok(host) => log.host = host,
         Err(err) => {
             tracing::debug!(?err, "request without a usable host");
             return Ok(failure(&shared.config, Failure::BadHost, log));
@@ -80,10 +85,11 @@ pub(crate) async fn handle(
     }
 
     let snapshot = shared.routes.load();
-    let (app, route, backends, states, instances, authorities) = match snapshot.resolve(&log.host) {
+    let (app, route, backends, states, instances, authorities) = match snapshot.resolve(log.host()) {
         Resolved::Unknown => {
             let host = log.host.clone();
-            return Ok(failure(&shared.config, Failure::UnknownHost { host: &host }, log));
+            let host = host.to_str().unwrap_or("");
+            return Ok(failure(&shared.config, Failure::UnknownHost { host }, log));
         }
         Resolved::NoInstances { app, route } => {
             log.app = Some(app.clone());
@@ -128,18 +134,13 @@ pub(crate) async fn handle(
             .iter()
             .any(|net| net.contains(&client_ip)),
         host: &log.host,
-        port: shared.local_port,
+        port: &shared.local_port,
         proto: scheme.as_str(),
         start_unix_ms: unix_ms(),
     };
     log.request_id = Some(headers::add_forwarding(&mut parts.headers, forwarded));
     // The client's Expect: 100-continue is answered by our own server side when we first read the body.
     parts.headers.remove(header::EXPECT);
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
 
     let len = backends.len();
     let now = Instant::now();
@@ -366,7 +367,7 @@ fn switched(
 /// The 308 to HTTPS for a plain-HTTP request to an app that asks for it.
 fn redirect_https(config: &ProxyConfig, req: &Request<Incoming>, log: AccessLog) -> Response<LoggedBody> {
     let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    match tls::https_location(&log.host, path_and_query, config.https_port) {
+    match tls::https_location(log.host(), path_and_query, config.https_port) {
         Some(location) => tls::redirect(location, log, config.body_idle_timeout),
         None => failure(config, Failure::BadHost, log),
     }

@@ -152,7 +152,7 @@ async fn run(
             metrics: config.metrics.clone(),
             sink: config.access_log.clone(),
         }),
-        local_port: local.port(),
+        local_port: http::HeaderValue::from(local.port()),
         tunnels_stop,
         config,
     });
