@@ -21,6 +21,7 @@ use tokio::time::Sleep;
 use crate::balance::InFlight;
 use crate::observe::{AccessRecord, AppHandle, Observer};
 use crate::pages::codes;
+use crate::pool::Pooled;
 
 /// The error type of the bodies the router passes on.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -261,6 +262,8 @@ pub(crate) struct LoggedBody {
     idle: IdleTimer,
     /// Keeps the backend's in-flight count raised until the response was sent or abandoned.
     _in_flight: Option<InFlight>,
+    /// The backend connection the response came on, given back to its pool once the body was read to the end.
+    pooled: Option<Pooled>,
 }
 
 impl LoggedBody {
@@ -275,6 +278,19 @@ impl LoggedBody {
             log,
             idle: IdleTimer::new(idle_timeout),
             _in_flight: in_flight,
+            pooled: None,
+        }
+    }
+
+    /// Gives `pooled` back to its pool when this body was read to its end.
+    pub(crate) fn with_pooled(mut self, pooled: Pooled) -> Self {
+        self.pooled = Some(pooled);
+        self
+    }
+
+    fn release(&mut self) {
+        if let Some(pooled) = self.pooled.as_mut() {
+            pooled.release();
         }
     }
 }
@@ -309,6 +325,7 @@ impl Body for LoggedBody {
             }
             Poll::Ready(None) => {
                 this.log.complete = true;
+                this.release();
                 Poll::Ready(None)
             }
         }
@@ -328,6 +345,7 @@ impl Drop for LoggedBody {
         // hyper may never poll a body that is empty from the start (a 204, a HEAD answer).
         if self.inner.is_end_stream() {
             self.log.complete = true;
+            self.release();
         }
         if !self.log.complete && self.log.error.is_none() {
             self.log.error = Some(codes::CLIENT_INTERRUPTED);

@@ -147,7 +147,7 @@ async fn run(
     let follower = tokio::spawn(table.clone().follow(routes));
     let shared = Arc::new(Shared {
         routes: table,
-        client: forward::backend_client(&config),
+        backends: forward::backend_pool(&config),
         observer: Arc::new(Observer {
             metrics: config.metrics.clone(),
             sink: config.access_log.clone(),
