@@ -61,6 +61,11 @@ pub(crate) fn request_host(uri: &Uri, headers: &HeaderMap) -> Result<HeaderValue
 /// Removes hop-by-hop headers, including those the `Connection` header names. A client cannot use
 /// `Connection` to strip the headers that frame or address the message.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over their few names is cheaper than a hash lookup per hop-by-hop
+    // name. Without any, there is no `Connection` header either, so nothing it names to remove.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
