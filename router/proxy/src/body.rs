@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -20,6 +21,7 @@ use tokio::time::Sleep;
 use crate::balance::InFlight;
 use crate::observe::{AccessRecord, AppHandle, Observer};
 use crate::pages::codes;
+use crate::pool::Pooled;
 
 /// The error type of the bodies the router passes on.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -138,9 +140,11 @@ impl Drop for ReclaimBody {
 pub(crate) struct AccessLog {
     pub start: Instant,
     pub method: Method,
-    /// The path only: query strings may carry secrets.
-    pub path: String,
-    pub host: String,
+    /// The request target; only its path is logged (query strings may carry secrets). Kept as the parsed
+    /// target (a reference-counted buffer), so that a request copies no string for its log line.
+    pub target: PathAndQuery,
+    /// The host the request named; empty until known.
+    pub host: HeaderValue,
     /// `None` until a response (the backend's or the router's own) was made.
     pub status: Option<StatusCode>,
     pub app: Option<Arc<AppHandle>>,
@@ -162,12 +166,12 @@ pub(crate) struct AccessLog {
 }
 
 impl AccessLog {
-    pub(crate) fn new(method: Method, path: String, observer: Arc<Observer>) -> Self {
+    pub(crate) fn new(method: Method, target: PathAndQuery, observer: Arc<Observer>) -> Self {
         Self {
             start: Instant::now(),
             method,
-            path,
-            host: String::new(),
+            target,
+            host: HeaderValue::from_static(""),
             status: None,
             app: None,
             backend: None,
@@ -181,6 +185,23 @@ impl AccessLog {
             observer,
         }
     }
+
+    /// The host as text (it was checked to be text when set).
+    pub(crate) fn host(&self) -> &str {
+        self.host.to_str().unwrap_or("")
+    }
+}
+
+/// Formats an optional value as itself or `-`, only when a log line is actually written.
+struct OrDash<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(value) => value.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
 }
 
 impl Drop for AccessLog {
@@ -192,16 +213,15 @@ impl Drop for AccessLog {
         let status = self.status.map_or(499, |s| s.as_u16());
         let total = self.start.elapsed();
         let request_id = self.request_id.as_ref().and_then(|v| v.to_str().ok());
-        let backend = self.backend.map(|b| b.to_string());
         tracing::info!(
             target: "berth::access",
             method = %self.method,
-            host = %self.host,
-            path = %self.path,
+            host = %self.host(),
+            path = %self.target.path(),
             status,
             app = self.app.as_ref().map_or("-", |a| &*a.name),
             instance = self.instance.as_deref().unwrap_or("-"),
-            backend = backend.as_deref().unwrap_or("-"),
+            backend = %OrDash(self.backend),
             attempts = self.attempts,
             upstream_ms = self.upstream.map(|d| d.as_secs_f64() * 1e3),
             duration_ms = total.as_secs_f64() * 1e3,
@@ -211,7 +231,6 @@ impl Drop for AccessLog {
             request_id = request_id.unwrap_or("-"),
             "request"
         );
-        let request_id = request_id.map(str::to_owned);
         let observer = self.observer.clone();
         let app = self.app.take();
         let record = || AccessRecord {
@@ -219,13 +238,13 @@ impl Drop for AccessLog {
             instance: self.instance.as_deref().map(str::to_owned),
             backend: self.backend,
             method: self.method.to_string(),
-            host: std::mem::take(&mut self.host),
-            path: std::mem::take(&mut self.path),
+            host: self.host().to_owned(),
+            path: self.target.path().to_owned(),
             status,
             bytes: self.bytes,
             upstream: self.upstream,
             total,
-            request_id,
+            request_id: request_id.map(str::to_owned),
             error: self.error,
         };
         observer.finished(record, app.as_deref(), status, total);
@@ -243,6 +262,8 @@ pub(crate) struct LoggedBody {
     idle: IdleTimer,
     /// Keeps the backend's in-flight count raised until the response was sent or abandoned.
     _in_flight: Option<InFlight>,
+    /// The backend connection the response came on, given back to its pool once the body was read to the end.
+    pooled: Option<Pooled>,
 }
 
 impl LoggedBody {
@@ -257,6 +278,19 @@ impl LoggedBody {
             log,
             idle: IdleTimer::new(idle_timeout),
             _in_flight: in_flight,
+            pooled: None,
+        }
+    }
+
+    /// Gives `pooled` back to its pool when this body was read to its end.
+    pub(crate) fn with_pooled(mut self, pooled: Pooled) -> Self {
+        self.pooled = Some(pooled);
+        self
+    }
+
+    fn release(&mut self) {
+        if let Some(pooled) = self.pooled.as_mut() {
+            pooled.release();
         }
     }
 }
@@ -291,6 +325,7 @@ impl Body for LoggedBody {
             }
             Poll::Ready(None) => {
                 this.log.complete = true;
+                this.release();
                 Poll::Ready(None)
             }
         }
@@ -310,6 +345,7 @@ impl Drop for LoggedBody {
         // hyper may never poll a body that is empty from the start (a 204, a HEAD answer).
         if self.inner.is_end_stream() {
             self.log.complete = true;
+            self.release();
         }
         if !self.log.complete && self.log.error.is_none() {
             self.log.error = Some(codes::CLIENT_INTERRUPTED);

@@ -10,14 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery};
+use http::uri::PathAndQuery;
 use http::{header, HeaderValue, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::oneshot;
 
 use crate::balance::{self, InFlight};
@@ -25,38 +22,29 @@ use crate::body::{AccessLog, BodyIdle, LoggedBody, ReclaimBody};
 use crate::headers::{self, Forwarded};
 use crate::observe::Observer;
 use crate::pages::Failure;
+use crate::pool::{BackendPool, Pooled, SendError};
 use crate::routes::{Resolved, Routes};
 use crate::server::Scheme;
 use crate::tls;
 use crate::tunnel;
 use crate::ProxyConfig;
 
-pub(crate) type BackendClient = Client<HttpConnector, ReclaimBody>;
-
 /// What every connection's requests share.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub routes: Arc<Routes>,
-    pub client: BackendClient,
+    pub backends: BackendPool,
     pub observer: Arc<Observer>,
     pub config: ProxyConfig,
-    /// The router's port, for `X-Forwarded-Port`.
-    pub local_port: u16,
+    /// The router's port, for `X-Forwarded-Port` (made once, cloned per request without a copy).
+    pub local_port: HeaderValue,
     /// Becomes true when open tunnels must close (the router stops).
     pub tunnels_stop: tokio::sync::watch::Receiver<bool>,
 }
 
-/// A pooled HTTP/1.1 client for backends, with the configured connect and idle timeouts.
-pub(crate) fn backend_client(config: &ProxyConfig) -> BackendClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(config.connect_timeout));
-    connector.set_nodelay(true);
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(config.pool_idle_timeout)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector)
+/// The pools of keep-alive connections to backends, with the configured connect and idle timeouts.
+pub(crate) fn backend_pool(config: &ProxyConfig) -> BackendPool {
+    BackendPool::new(config.connect_timeout, config.pool_idle_timeout)
 }
 
 /// Answers one client request. Never fails: every problem becomes a response and a log line.
@@ -66,13 +54,18 @@ pub(crate) async fn handle(
     scheme: Scheme,
     mut req: Request<Incoming>,
 ) -> Result<Response<LoggedBody>, Infallible> {
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
     let mut log = AccessLog::new(
         req.method().clone(),
-        req.uri().path().to_owned(),
+        path_and_query.clone(),
         shared.observer.clone(),
     );
     match headers::request_host(req.uri(), req.headers()) {
-        Ok(host) => log.host.push_str(host),
+        Ok(host) => log.host = host,
         Err(err) => {
             tracing::debug!(?err, "request without a usable host");
             return Ok(failure(&shared.config, Failure::BadHost, log));
@@ -80,10 +73,11 @@ pub(crate) async fn handle(
     }
 
     let snapshot = shared.routes.load();
-    let (app, route, backends, states, instances, authorities) = match snapshot.resolve(&log.host) {
+    let (app, route, backends, states, instances) = match snapshot.resolve(log.host()) {
         Resolved::Unknown => {
             let host = log.host.clone();
-            return Ok(failure(&shared.config, Failure::UnknownHost { host: &host }, log));
+            let host = host.to_str().unwrap_or("");
+            return Ok(failure(&shared.config, Failure::UnknownHost { host }, log));
         }
         Resolved::NoInstances { app, route } => {
             log.app = Some(app.clone());
@@ -102,13 +96,12 @@ pub(crate) async fn handle(
             backends,
             states,
             instances,
-            authorities,
         } => {
             log.app = Some(app.clone());
             if scheme == Scheme::Http && route.redirect_https {
                 return Ok(redirect_https(&shared.config, &req, log));
             }
-            (&*app.name, route, backends, states, instances, authorities)
+            (&*app.name, route, backends, states, instances)
         }
     };
 
@@ -128,18 +121,13 @@ pub(crate) async fn handle(
             .iter()
             .any(|net| net.contains(&client_ip)),
         host: &log.host,
-        port: shared.local_port,
+        port: &shared.local_port,
         proto: scheme.as_str(),
         start_unix_ms: unix_ms(),
     };
     log.request_id = Some(headers::add_forwarding(&mut parts.headers, forwarded));
     // The client's Expect: 100-continue is answered by our own server side when we first read the body.
     parts.headers.remove(header::EXPECT);
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
 
     let len = backends.len();
     let now = Instant::now();
@@ -190,13 +178,8 @@ pub(crate) async fn handle(
                 (ReclaimBody::new(Some(this_body), Some(tx), idle), Some(rx))
             }
         };
-        let uri = match backend_uri(authorities[index].clone(), path_and_query.clone()) {
-            Ok(uri) => uri,
-            Err(err) => {
-                tracing::error!(%backend, %err, "cannot build a backend URI");
-                return Ok(failure(&shared.config, Failure::UpstreamBroken { app }, log));
-            }
-        };
+        // HTTP/1.1 to a backend: the origin form (the path and query); `Host` names the app.
+        let uri = Uri::from(path_and_query.clone());
         let mut outgoing = Request::new(this_body);
         *outgoing.method_mut() = parts.method.clone();
         *outgoing.uri_mut() = uri;
@@ -209,14 +192,14 @@ pub(crate) async fn handle(
 
         let in_flight = states[index].start();
         let sent = Instant::now();
-        let result = tokio::time::timeout(first_byte_timeout, shared.client.request(outgoing)).await;
+        let result = tokio::time::timeout(first_byte_timeout, shared.backends.send(backend, outgoing)).await;
         match result {
-            Ok(Ok(response)) => {
+            Ok(Ok((response, pooled))) => {
                 let upstream = sent.elapsed();
                 states[index].succeed(upstream, Instant::now());
                 log.upstream = Some(upstream);
                 if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-                    return Ok(proxied(response, log, in_flight, idle));
+                    return Ok(proxied(response, log, in_flight, idle, pooled));
                 }
                 let Some((_, client)) = upgrade.take() else {
                     tracing::warn!(%app, %backend, "backend switched protocols unasked");
@@ -294,20 +277,13 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-fn backend_uri(authority: Authority, path_and_query: PathAndQuery) -> Result<Uri, http::Error> {
-    Uri::builder()
-        .scheme(http::uri::Scheme::HTTP)
-        .authority(authority)
-        .path_and_query(path_and_query)
-        .build()
-}
-
 /// The backend's response with hop-by-hop headers removed and its body streamed through.
 fn proxied(
     response: Response<Incoming>,
     mut log: AccessLog,
     in_flight: InFlight,
     idle: Duration,
+    pooled: Pooled,
 ) -> Response<LoggedBody> {
     let (mut parts, body) = response.into_parts();
     headers::remove_hop_by_hop(&mut parts.headers);
@@ -315,7 +291,7 @@ fn proxied(
     log.status = Some(parts.status);
     Response::from_parts(
         parts,
-        LoggedBody::new(Either::Left(body), log, Some(in_flight), idle),
+        LoggedBody::new(Either::Left(body), log, Some(in_flight), idle).with_pooled(pooled),
     )
 }
 
@@ -366,7 +342,7 @@ fn switched(
 /// The 308 to HTTPS for a plain-HTTP request to an app that asks for it.
 fn redirect_https(config: &ProxyConfig, req: &Request<Incoming>, log: AccessLog) -> Response<LoggedBody> {
     let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    match tls::https_location(&log.host, path_and_query, config.https_port) {
+    match tls::https_location(log.host(), path_and_query, config.https_port) {
         Some(location) => tls::redirect(location, log, config.body_idle_timeout),
         None => failure(config, Failure::BadHost, log),
     }
@@ -395,7 +371,7 @@ fn failure(config: &ProxyConfig, failure: Failure<'_>, mut log: AccessLog) -> Re
 
 /// Whether a backend request failed because the client's request body did (hyper reports the body's error
 /// as a "user" error), and what to answer: 408 when it went idle, 400 when it was malformed.
-fn client_body_failed(err: &hyper_util::client::legacy::Error) -> Option<Failure<'static>> {
+fn client_body_failed(err: &SendError) -> Option<Failure<'static>> {
     let mut source = std::error::Error::source(err);
     let mut user_body = false;
     while let Some(cause) = source {

@@ -40,9 +40,11 @@ pub(crate) enum HostError {
 
 /// The host a request is for: the authority of an absolute-form URI (or HTTP/2 `:authority`) wins over the
 /// `Host` header, as RFC 9112 §3.2.2 says. Two `Host` headers are refused rather than guessed between.
-pub(crate) fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<&'a str, HostError> {
+///
+/// The host comes back as a header value (text, checked), so that forwarding it costs no copy.
+pub(crate) fn request_host(uri: &Uri, headers: &HeaderMap) -> Result<HeaderValue, HostError> {
     if let Some(authority) = uri.authority() {
-        return Ok(authority.as_str());
+        return HeaderValue::from_str(authority.as_str()).map_err(|_| HostError::NotText);
     }
     let mut values = headers.get_all(header::HOST).iter();
     let value = values.next().ok_or(HostError::Missing)?;
@@ -51,7 +53,7 @@ pub(crate) fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<&
     }
     match value.to_str() {
         Ok("") => Err(HostError::Missing),
-        Ok(host) => Ok(host),
+        Ok(_) => Ok(value.clone()),
         Err(_) => Err(HostError::NotText),
     }
 }
@@ -59,6 +61,11 @@ pub(crate) fn request_host<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> Result<&
 /// Removes hop-by-hop headers, including those the `Connection` header names. A client cannot use
 /// `Connection` to strip the headers that frame or address the message.
 pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over their few names is cheaper than a hash lookup per hop-by-hop
+    // name. Without any, there is no `Connection` header either, so nothing it names to remove.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -106,9 +113,9 @@ pub(crate) struct Forwarded<'a> {
     /// Whether the peer is a proxy we trust, so that the `X-Forwarded-For` it sent is kept.
     pub peer_trusted: bool,
     /// The host as the client sent it (with its port, if any).
-    pub host: &'a str,
-    /// The router's own port the client connected to.
-    pub port: u16,
+    pub host: &'a HeaderValue,
+    /// The router's own port the client connected to (made once per listener).
+    pub port: &'a HeaderValue,
     pub proto: &'static str,
     /// When the router received the request, in milliseconds since the Unix epoch.
     pub start_unix_ms: u64,
@@ -119,22 +126,23 @@ pub(crate) struct Forwarded<'a> {
 pub(crate) fn add_forwarding(headers: &mut HeaderMap, fwd: Forwarded<'_>) -> HeaderValue {
     // An inbound X-Forwarded-For is kept (and our peer appended) only when the peer is a trusted proxy;
     // anyone else could write any address there.
-    let client_ip = fwd.client_ip.to_canonical().to_string();
-    let chain = if fwd.peer_trusted {
-        let previous: Vec<&str> = headers
+    let client_ip = fwd.client_ip.to_canonical();
+    let previous: Vec<&str> = if fwd.peer_trusted {
+        headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .collect();
-        if previous.is_empty() {
-            client_ip
-        } else {
-            format!("{}, {client_ip}", previous.join(", "))
-        }
+            .collect()
     } else {
-        client_ip
+        Vec::new()
     };
-    if let Ok(value) = HeaderValue::from_str(&chain) {
+    let chain = if previous.is_empty() {
+        // The common case: written on the stack, copied once into the header.
+        formatted(format_args!("{client_ip}"))
+    } else {
+        HeaderValue::from_str(&format!("{}, {client_ip}", previous.join(", "))).ok()
+    };
+    if let Some(value) = chain {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     // A trusted proxy in front (a TLS-terminating load balancer) knows the client's scheme and port better
@@ -147,19 +155,17 @@ pub(crate) fn add_forwarding(headers: &mut HeaderMap, fwd: Forwarded<'_>) -> Hea
     if !keep_proto {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(fwd.proto));
     }
-    if let Ok(host) = HeaderValue::from_str(fwd.host) {
-        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
-        headers.entry(header::HOST).or_insert(host);
-    }
+    headers.insert(X_FORWARDED_HOST.clone(), fwd.host.clone());
+    headers.entry(header::HOST).or_insert_with(|| fwd.host.clone());
     let keep_port = fwd.peer_trusted
         && headers
             .get(&X_FORWARDED_PORT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.parse::<u16>().is_ok());
     if !keep_port {
-        headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(fwd.port));
+        headers.insert(X_FORWARDED_PORT.clone(), fwd.port.clone());
     }
-    if let Ok(start) = HeaderValue::from_str(&format!("t={}", fwd.start_unix_ms)) {
+    if let Some(start) = formatted(format_args!("t={}", fwd.start_unix_ms)) {
         headers.insert(X_REQUEST_START.clone(), start);
     }
     add_via(headers);
@@ -202,6 +208,17 @@ fn sane_request_id(id: &[u8]) -> bool {
 }
 
 /// A random UUID from the thread's fast generator (no system call per request).
+/// A short header value formatted on the stack and copied once (`format!` then `HeaderValue::from_str` would
+/// allocate twice). `None` if it does not fit in 64 bytes or is not a valid header value.
+fn formatted(args: std::fmt::Arguments<'_>) -> Option<HeaderValue> {
+    use std::io::Write;
+    let mut buf = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    cursor.write_fmt(args).ok()?;
+    let len = usize::try_from(cursor.position()).ok()?;
+    HeaderValue::from_bytes(&buf[..len]).ok()
+}
+
 fn new_request_id() -> HeaderValue {
     let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
     let mut buf = uuid::Uuid::encode_buffer();
@@ -253,7 +270,9 @@ mod tests {
         ];
         for (uri, headers, want) in cases {
             let uri: Uri = uri.parse().unwrap();
-            assert_eq!(request_host(&uri, &map(headers)), *want, "{uri} {headers:?}");
+            let got = request_host(&uri, &map(headers));
+            let got = got.as_ref().map(|v| v.to_str().unwrap()).map_err(|e| *e);
+            assert_eq!(got, *want, "{uri} {headers:?}");
         }
         let mut bad = HeaderMap::new();
         bad.insert(
@@ -357,12 +376,15 @@ mod tests {
         }
     }
 
+    static HOST: HeaderValue = HeaderValue::from_static("web.localhost:8080");
+    static PORT: HeaderValue = HeaderValue::from_static("8080");
+
     fn fwd(ip: &str, peer_trusted: bool) -> Forwarded<'static> {
         Forwarded {
             client_ip: ip.parse().unwrap(),
             peer_trusted,
-            host: "web.localhost:8080",
-            port: 8080,
+            host: &HOST,
+            port: &PORT,
             proto: "http",
             start_unix_ms: 1_700_000_000_123,
         }

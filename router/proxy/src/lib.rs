@@ -24,6 +24,7 @@ mod forward;
 mod headers;
 mod observe;
 mod pages;
+mod pool;
 mod routes;
 mod server;
 mod tls;

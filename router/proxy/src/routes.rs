@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use http::uri::Authority;
 use route_table::{AppRoute, Backend, RouteTable};
 use tokio::sync::watch;
 
@@ -30,8 +29,6 @@ struct AppEntry {
     states: Box<[Arc<BackendState>]>,
     /// The instance name of each backend, shared so the access log need not copy it.
     instances: Box<[Arc<str>]>,
-    /// The URI authority of each backend, made once rather than per request.
-    authorities: Box<[Authority]>,
 }
 
 /// What the table says about a host.
@@ -50,8 +47,6 @@ pub(crate) enum Resolved<'a> {
         states: &'a [Arc<BackendState>],
         /// Same length and order as `backends`.
         instances: &'a [Arc<str>],
-        /// Same length and order as `backends`.
-        authorities: &'a [Authority],
     },
 }
 
@@ -81,7 +76,6 @@ impl Snapshot {
                         .iter()
                         .map(|b| Arc::from(b.instance.as_str()))
                         .collect(),
-                    authorities: route.backends.iter().map(|b| authority(b.addr)).collect(),
                 };
                 (app.clone(), entry)
             })
@@ -114,14 +108,8 @@ impl Snapshot {
             backends,
             states: &entry.states,
             instances: &entry.instances,
-            authorities: &entry.authorities,
         }
     }
-}
-
-/// `IP:PORT` (`[IPv6]:PORT`) as a URI authority.
-fn authority(addr: SocketAddr) -> Authority {
-    Authority::try_from(addr.to_string()).expect("a socket address is a valid URI authority")
 }
 
 /// The current snapshot, swapped whenever the watch channel carries a new table.
@@ -226,7 +214,6 @@ pub(crate) mod tests {
             backends,
             states: web,
             instances,
-            authorities,
             ..
         } = snapshot.resolve("web.localhost")
         else {
@@ -234,8 +221,6 @@ pub(crate) mod tests {
         };
         assert_eq!((&*app.name, backends.len(), web.len()), ("web", 2, 2));
         assert_eq!((&*instances[0], &*instances[1]), ("web.5000", "web.5001"));
-        assert_eq!(authorities[1].as_str(), "127.0.0.1:5001");
-        assert_eq!(authority("[::1]:80".parse().unwrap()).as_str(), "[::1]:80");
         // The next snapshot keeps the app's handle (and so its metric series).
         let next = Snapshot::new(t, states, Some(&snapshot));
         let Resolved::Backends { app: again, .. } = next.resolve("www.web.localhost") else {

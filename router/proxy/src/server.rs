@@ -23,6 +23,9 @@ use crate::routes::Routes;
 use crate::tls::Terminator;
 use crate::{ProxyConfig, ProxyError};
 
+/// The number of request headers hyper's HTTP/1 server accepts when not told otherwise.
+const HYPER_MAX_HEADERS: usize = 100;
+
 /// How a client reached the router, for `X-Forwarded-Proto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scheme {
@@ -147,23 +150,27 @@ async fn run(
     let follower = tokio::spawn(table.clone().follow(routes));
     let shared = Arc::new(Shared {
         routes: table,
-        client: forward::backend_client(&config),
+        backends: forward::backend_pool(&config),
         observer: Arc::new(Observer {
             metrics: config.metrics.clone(),
             sink: config.access_log.clone(),
         }),
-        local_port: local.port(),
+        local_port: http::HeaderValue::from(local.port()),
         tunnels_stop,
         config,
     });
 
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = builder.http1();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(shared.config.header_read_timeout)
-        .max_headers(shared.config.max_header_count)
         .max_buf_size(shared.config.max_header_bytes.max(8192));
+    // hyper's own limit is the same 100 headers; left unset, hyper parses into arrays it does not have to fill
+    // first (set, it initialises room for every allowed header at each request head).
+    if shared.config.max_header_count != HYPER_MAX_HEADERS {
+        http1.max_headers(shared.config.max_header_count);
+    }
     builder
         .http2()
         .timer(TokioTimer::new())

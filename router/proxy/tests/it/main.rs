@@ -4,6 +4,7 @@ mod draining;
 mod failover;
 mod forwarding;
 mod limits;
+mod pooling;
 mod routing;
 mod scale;
 mod shutdown;
