@@ -287,6 +287,43 @@ pub(crate) fn choose(
     }
 }
 
+/// The backend for a new request among `states` (an app's backends): power of two choices, then, if the
+/// winner is an ejected backend whose time is up and another request already took its one probe, the
+/// runner-up.
+pub(crate) fn pick(states: &[Arc<BackendState>], policy: &EjectionPolicy) -> usize {
+    let now = Instant::now();
+    let (index, runner_up) = choose(
+        states.len(),
+        |i| states[i].available(now),
+        |i| states[i].load(now),
+        rand::random(),
+        rand::random(),
+    );
+    if !states[index].admit(now, policy) && states[runner_up].admit(now, policy) {
+        runner_up
+    } else {
+        index
+    }
+}
+
+/// Records that backend `index` of `states` refused a connection: it is ejected unless it is the last
+/// healthy one. Returns for how long.
+pub(crate) fn refused(
+    states: &[Arc<BackendState>],
+    index: usize,
+    policy: &EjectionPolicy,
+) -> Option<Duration> {
+    let now = Instant::now();
+    let last_healthy = !(0..states.len()).any(|i| i != index && states[i].available(now));
+    states[index].fail(now, last_healthy, policy)
+}
+
+/// The backends of `states` to try after `first` failed, see [`retry_order`].
+pub(crate) fn retries(states: &[Arc<BackendState>], first: usize) -> std::vec::IntoIter<usize> {
+    let now = Instant::now();
+    retry_order(states.len(), first, |i| states[i].available(now)).into_iter()
+}
+
 /// The backends to try after `first` failed to connect: the others that are `available`, in turn after
 /// `first`, then those that are not (an ejected backend beats answering 502 without trying).
 pub(crate) fn retry_order(len: usize, first: usize, available: impl Fn(usize) -> bool) -> Vec<usize> {

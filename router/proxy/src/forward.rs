@@ -34,6 +34,8 @@ use crate::ProxyConfig;
 pub(crate) struct Shared {
     pub routes: Arc<Routes>,
     pub backends: BackendPool,
+    /// The plain TCP keep-alive connections of the HTTP/1.1 engine (`h1`).
+    pub upstreams: crate::h1::Upstreams,
     pub observer: Arc<Observer>,
     pub config: ProxyConfig,
     /// The router's port, for `X-Forwarded-Port` (made once, cloned per request without a copy).
@@ -130,19 +132,8 @@ pub(crate) async fn handle(
     parts.headers.remove(header::EXPECT);
 
     let len = backends.len();
-    let now = Instant::now();
-    let (mut index, runner_up) = balance::choose(
-        len,
-        |i| states[i].available(now),
-        |i| states[i].load(now),
-        rand::random(),
-        rand::random(),
-    );
-    // An ejected backend whose time is up takes one probe; if another request took it, use the runner-up.
     let policy = &shared.config.ejection;
-    if !states[index].admit(now, policy) && states[runner_up].admit(now, policy) {
-        index = runner_up;
-    }
+    let mut index = balance::pick(states, policy);
     let first_byte_timeout = route
         .first_byte_timeout_ms
         .map_or(shared.config.response_timeout, Duration::from_millis);
@@ -217,8 +208,7 @@ pub(crate) async fn handle(
             }
             Ok(Err(err)) if err.is_connect() => {
                 drop(in_flight);
-                let last_healthy = !(0..len).any(|i| i != index && states[i].available(Instant::now()));
-                let ejected = states[index].fail(Instant::now(), last_healthy, policy);
+                let ejected = balance::refused(states, index, policy);
                 tracing::warn!(
                     %app,
                     %backend,
@@ -258,10 +248,7 @@ pub(crate) async fn handle(
         }
         let first = index;
         let next = retries
-            .get_or_insert_with(|| {
-                let now = Instant::now();
-                balance::retry_order(len, first, |i| states[i].available(now)).into_iter()
-            })
+            .get_or_insert_with(|| balance::retries(states, first))
             .next();
         match next {
             Some(next) => index = next,
@@ -271,7 +258,8 @@ pub(crate) async fn handle(
     Ok(failure(&shared.config, outcome, log))
 }
 
-fn unix_ms() -> u64 {
+/// Now, in milliseconds since the Unix epoch (for `X-Request-Start`).
+pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

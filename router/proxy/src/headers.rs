@@ -199,7 +199,7 @@ pub(crate) fn add_via(headers: &mut HeaderMap) {
 }
 
 /// A client's request ID is kept only when short and made of characters that are safe in logs and URLs.
-fn sane_request_id(id: &[u8]) -> bool {
+pub(crate) fn sane_request_id(id: &[u8]) -> bool {
     !id.is_empty()
         && id.len() <= MAX_REQUEST_ID
         && id
@@ -219,7 +219,7 @@ fn formatted(args: std::fmt::Arguments<'_>) -> Option<HeaderValue> {
     HeaderValue::from_bytes(&buf[..len]).ok()
 }
 
-fn new_request_id() -> HeaderValue {
+pub(crate) fn new_request_id() -> HeaderValue {
     let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
     let mut buf = uuid::Uuid::encode_buffer();
     HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)).expect("a uuid is a valid header value")

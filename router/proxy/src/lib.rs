@@ -21,6 +21,7 @@ mod admin;
 mod balance;
 mod body;
 mod forward;
+mod h1;
 mod headers;
 mod observe;
 mod pages;

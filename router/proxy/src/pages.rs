@@ -14,10 +14,12 @@
 //! | H27  | 499    | client request interrupted: the client went away before the response was complete (log only) |
 //! | H28  | 408    | client connection idle: the request body sent nothing for the rolling idle timeout |
 //! | B1   | 404    | unknown host: no app is served at this host (Berth's own code) |
-//! | B2   | 400    | bad request: no usable `Host`, or a malformed request body (Berth's own code) |
+//! | B2   | 400    | bad request: no usable `Host`, a malformed request body, or an ambiguous request head (both `Transfer-Encoding` and `Content-Length`, conflicting or invalid lengths) (Berth's own code) |
+//! | B3   | 431    | request head too large: more headers or bytes than the configured limits (Berth's own code) |
 //!
-//! Requests whose head hyper refuses (conflicting `Content-Length`, obs-fold, bad framing, oversized or too
-//! many headers) never reach the router's code: hyper answers 400 or 431 and closes the connection.
+//! The router's HTTP/1.1 engine (`h1`) answers B2 and B3 for the heads it refuses. Heads it hands to hyper
+//! (see `h1`) and hyper refuses (obs-fold, a bad request line) get hyper's own empty 400 and a closed
+//! connection.
 
 use http::StatusCode;
 
@@ -33,6 +35,7 @@ pub(crate) mod codes {
     pub(crate) const CLIENT_IDLE: &str = "H28";
     pub(crate) const UNKNOWN_HOST: &str = "B1";
     pub(crate) const BAD_REQUEST: &str = "B2";
+    pub(crate) const HEAD_TOO_LARGE: &str = "B3";
 }
 
 /// A request the router answers itself.
@@ -42,6 +45,11 @@ pub(crate) enum Failure<'a> {
     BadHost,
     /// The request body was malformed (a bad chunk size, a body shorter than its length).
     BadBody,
+    /// The request head frames the message ambiguously or wrongly (`why` says how); answered before anything
+    /// reaches a backend.
+    BadHead { why: &'static str },
+    /// The request head has more headers or bytes than allowed.
+    HeadTooLarge,
     /// The client stopped sending its request body.
     ClientIdle,
     /// No app is served at this host.
@@ -59,7 +67,8 @@ pub(crate) enum Failure<'a> {
 impl Failure<'_> {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Failure::BadHost | Failure::BadBody => StatusCode::BAD_REQUEST,
+            Failure::BadHost | Failure::BadBody | Failure::BadHead { .. } => StatusCode::BAD_REQUEST,
+            Failure::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Failure::ClientIdle => StatusCode::REQUEST_TIMEOUT,
             Failure::UnknownHost { .. } => StatusCode::NOT_FOUND,
             Failure::NoInstances { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -71,7 +80,8 @@ impl Failure<'_> {
     /// The short code logged with the request (see the table above).
     pub(crate) fn code(&self) -> &'static str {
         match self {
-            Failure::BadHost | Failure::BadBody => codes::BAD_REQUEST,
+            Failure::BadHost | Failure::BadBody | Failure::BadHead { .. } => codes::BAD_REQUEST,
+            Failure::HeadTooLarge => codes::HEAD_TOO_LARGE,
             Failure::ClientIdle => codes::CLIENT_IDLE,
             Failure::UnknownHost { .. } => codes::UNKNOWN_HOST,
             Failure::NoInstances { .. } => codes::NO_INSTANCES,
@@ -93,6 +103,14 @@ impl Failure<'_> {
             Failure::BadBody => (
                 "This request's body is malformed".to_owned(),
                 "Its framing (chunk sizes or length) is invalid; nothing was answered by the app.".to_owned(),
+            ),
+            Failure::BadHead { why } => (
+                "This request is malformed".to_owned(),
+                format!("{why}; nothing was sent to the app."),
+            ),
+            Failure::HeadTooLarge => (
+                "This request's headers are too large".to_owned(),
+                "Send fewer or smaller headers (cookies are the usual cause).".to_owned(),
             ),
             Failure::ClientIdle => (
                 "The request body stopped arriving".to_owned(),
@@ -159,6 +177,15 @@ mod tests {
             (Failure::BadHost, 400, "B2", "names no host"),
             (Failure::BadBody, 400, "B2", "body is malformed"),
             (Failure::ClientIdle, 408, "H28", "stopped arriving"),
+            (
+                Failure::BadHead {
+                    why: "it has both Transfer-Encoding and Content-Length",
+                },
+                400,
+                "B2",
+                "it has both Transfer-Encoding and Content-Length; nothing was sent",
+            ),
+            (Failure::HeadTooLarge, 431, "B3", "headers are too large"),
             (
                 Failure::UnknownHost {
                     host: "nope.localhost",

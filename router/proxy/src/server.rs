@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::forward::{self, Shared};
+use crate::h1;
 use crate::observe::Observer;
 use crate::routes::Routes;
 use crate::tls::Terminator;
@@ -50,6 +51,8 @@ struct Clients {
     connections: JoinSet<()>,
     /// Set on the TLS listener: every connection is a TLS handshake first.
     tls: Option<Arc<Terminator>>,
+    /// Becomes true when the router stops: the HTTP/1.1 engine's connections close once idle.
+    stop: watch::Receiver<bool>,
 }
 
 impl Clients {
@@ -59,13 +62,13 @@ impl Clients {
         let (shared, builder, watcher) = (self.shared.clone(), self.builder.clone(), self.graceful.watcher());
         match self.tls.clone() {
             None => {
-                self.connections.spawn(serve_connection(
+                self.connections.spawn(h1::serve(
                     shared,
                     builder,
                     watcher,
+                    self.stop.clone(),
                     stream,
                     peer,
-                    Scheme::Http,
                 ));
             }
             Some(tls) => {
@@ -80,8 +83,9 @@ impl Clients {
     }
 }
 
-/// Serves one client connection (plain TCP or TLS), with upgrades, until it closes or shutdown ends it.
-async fn serve_connection<I>(
+/// Serves one client connection (TLS, or plain TCP handed over by the HTTP/1.1 engine) with hyper, with
+/// upgrades, until it closes or shutdown ends it.
+pub(crate) async fn serve_connection<I>(
     shared: Arc<Shared>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     watcher: Watcher,
@@ -151,6 +155,7 @@ async fn run(
     let shared = Arc::new(Shared {
         routes: table,
         backends: forward::backend_pool(&config),
+        upstreams: h1::Upstreams::new(config.connect_timeout, config.pool_idle_timeout),
         observer: Arc::new(Observer {
             metrics: config.metrics.clone(),
             sink: config.access_log.clone(),
@@ -175,12 +180,14 @@ async fn run(
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(shared.config.max_header_bytes).unwrap_or(u32::MAX));
+    let (stop_engine, engine_stop) = watch::channel(false);
     let mut clients = Clients {
         shared: shared.clone(),
         builder: Arc::new(builder),
         graceful: GracefulShutdown::new(),
         connections: JoinSet::new(),
         tls,
+        stop: engine_stop,
     };
     tracing::info!(addr = %local, domain = %shared.config.domain, tls = clients.tls.is_some(), "router listening");
 
@@ -224,6 +231,9 @@ async fn run(
         "router stopping: no new connections, letting in-flight requests finish"
     );
     let deadline = tokio::time::Instant::now() + shared.config.shutdown_grace;
+    // The engine's connections hold a graceful-shutdown watcher (to hand it to hyper if they must): they drop
+    // it when they close, which they do once idle after this.
+    let _ = stop_engine.send(true);
     if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()

@@ -41,15 +41,15 @@ async fn smuggling_corpus_never_reaches_the_backend_as_a_second_request() {
     let (backend, router) = web_router(ProxyConfig::new("localhost")).await;
     let smuggled_len = SMUGGLED.len() + 5;
     let cases: Vec<(&str, String, &[u16])> = vec![
-        // Both framings: hyper lets Transfer-Encoding win, drops Content-Length, and closes the connection
-        // after the answer (RFC 9112 §6.1), so the bytes after the empty chunked body are never a request.
+        // Both framings: refused outright (RFC 9112 §6.1 allows it), so nothing reaches the backend and the
+        // bytes after the empty chunked body are never a request.
         (
             "content-length then transfer-encoding",
             format!(
                 "POST /echo HTTP/1.1\r\nHost: web.localhost\r\nContent-Length: {smuggled_len}\r\n\
                  Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n{SMUGGLED}"
             ),
-            &[200],
+            &[400],
         ),
         (
             "transfer-encoding then content-length",
@@ -57,7 +57,7 @@ async fn smuggling_corpus_never_reaches_the_backend_as_a_second_request() {
                 "POST /echo HTTP/1.1\r\nHost: web.localhost\r\nTransfer-Encoding: chunked\r\n\
                  Content-Length: {smuggled_len}\r\n\r\n0\r\n\r\n{SMUGGLED}"
             ),
-            &[200],
+            &[400],
         ),
         (
             "conflicting content-lengths",
