@@ -267,7 +267,9 @@ impl Conn {
                 }
             }
             let mut current = bufs.take().unwrap_or_else(Buffers::take);
-            match self.request(&mut current, stop, timer.as_mut()).await {
+            // Boxed: the request's state (a few KiB) exists only while a request does, not in every idle
+            // connection's task.
+            match Box::pin(self.request(&mut current, stop, timer.as_mut())).await {
                 Done::KeepAlive => bufs = Some(current),
                 Done::Close { linger } => {
                     current.give();
@@ -425,7 +427,16 @@ impl Conn {
                     log.status = Some(response.status);
                     let stopping = *stop.borrow();
                     let done = self
-                        .respond(bufs, response, upstream, addr, &mut log, stopping, timer.as_mut())
+                        .respond(
+                            bufs,
+                            response,
+                            upstream,
+                            addr,
+                            &app.name,
+                            &mut log,
+                            stopping,
+                            timer.as_mut(),
+                        )
                         .await;
                     drop(in_flight);
                     return done;
@@ -577,6 +588,7 @@ impl Conn {
         head: ResponseHead,
         mut upstream: TcpStream,
         addr: SocketAddr,
+        app: &str,
         log: &mut AccessLog,
         stopping: bool,
         mut timer: Pin<&mut Sleep>,
@@ -588,9 +600,15 @@ impl Conn {
         let n = match body.take(&bufs.backend) {
             Ok(n) => n,
             Err(err) => {
+                // Nothing went out yet: the client gets a clear 502 instead.
                 tracing::warn!(%addr, %err, "backend sent a broken chunked body");
-                log.error = Some(codes::CONNECTION_CLOSED);
-                return Done::Close { linger: false };
+                let failure = Failure::UpstreamBroken { app };
+                log.status = Some(failure.status());
+                log.error = Some(failure.code());
+                return match self.page(bufs, failure, false, timer).await {
+                    true => Done::KeepAlive,
+                    false => Done::Close { linger: false },
+                };
             }
         };
         bufs.out.extend_from_slice(&bufs.backend[..n]);
