@@ -18,7 +18,7 @@ use crate::support::{berth_bin, free_addr};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// An HTTP server that answers every request with `name`.
-async fn backend(name: &'static str) -> SocketAddr {
+pub(crate) async fn backend(name: &'static str) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().fallback(move || async move { name });
@@ -26,7 +26,7 @@ async fn backend(name: &'static str) -> SocketAddr {
     addr
 }
 
-fn table(version: u64, backend: SocketAddr) -> Arc<RouteTable> {
+pub(crate) fn table(version: u64, backend: SocketAddr) -> Arc<RouteTable> {
     let mut table = RouteTable {
         version,
         ..RouteTable::default()
