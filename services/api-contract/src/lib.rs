@@ -77,9 +77,24 @@ pub struct AppInfo {
 pub struct AppUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_https: Option<bool>,
-    /// Seconds, 1 to 300.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_byte_timeout: Option<i64>,
+    /// Seconds, 1 to 300; an explicit `null` (`Some(None)`) goes back to the routers' default, a field left
+    /// out (`None`) keeps the current value.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub first_byte_timeout: Option<Option<i64>>,
+}
+
+/// Deserializes a field that is present (so `null` is `Some(None)`); with `#[serde(default)]` an absent field
+/// stays `None`. Plain `Option<Option<T>>` would read `null` as `None`, the same as absent.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// The range of `AppUpdate::first_byte_timeout`, in seconds.
@@ -236,6 +251,36 @@ mod tests {
         let text = serde_json::to_string(&table).unwrap();
         assert!(text.starts_with(r#"{"table":{"version":3,"#), "{text}");
         assert_eq!(serde_json::from_str::<RouteStreamLine>(&text).unwrap(), table);
+    }
+
+    #[test]
+    fn an_app_update_tells_a_null_timeout_from_an_absent_one() {
+        let cases = [
+            (r#"{}"#, None),
+            (r#"{"first_byte_timeout": null}"#, Some(None)),
+            (r#"{"first_byte_timeout": 90}"#, Some(Some(90))),
+        ];
+        for (json, want) in cases {
+            let update: AppUpdate = serde_json::from_str(json).unwrap();
+            assert_eq!(update.first_byte_timeout, want, "{json}");
+            // What the CLI sends reads back the same.
+            let sent = serde_json::to_string(&update).unwrap();
+            assert_eq!(
+                serde_json::from_str::<AppUpdate>(&sent).unwrap(),
+                update,
+                "{sent}"
+            );
+        }
+        let reset = AppUpdate {
+            first_byte_timeout: Some(None),
+            ..AppUpdate::default()
+        };
+        assert_eq!(
+            serde_json::to_string(&reset).unwrap(),
+            r#"{"first_byte_timeout":null}"#
+        );
+        assert_eq!(serde_json::to_string(&AppUpdate::default()).unwrap(), "{}");
+        assert!(serde_json::from_str::<AppUpdate>(r#"{"first_byte_timeout": "90"}"#).is_err());
     }
 
     #[test]

@@ -147,16 +147,38 @@ pub enum AppsCommand {
     Delete { name: String },
     /// Show one app.
     Info { name: String },
-    /// Change how routers serve an app.
+    /// Change how routers serve an app (`berth apps update NAME ...` or `berth apps update -a NAME ...`).
     Update {
-        name: String,
+        #[arg(required_unless_present = "app", conflicts_with = "app")]
+        name: Option<String>,
+        /// The app (instead of NAME).
+        #[arg(short, long)]
+        app: Option<String>,
         /// Answer plain HTTP with a redirect to HTTPS.
         #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
         redirect_https: Option<bool>,
-        /// Seconds a backend may take to send its response head (1 to 300; routers default to 30).
-        #[arg(long, value_name = "SECONDS")]
-        first_byte_timeout: Option<i64>,
+        /// Seconds a backend may take to send its response head (1 to 300), or `default` for the routers'
+        /// default (30).
+        #[arg(long, value_name = "SECONDS|default", value_parser = parse_timeout)]
+        first_byte_timeout: Option<Timeout>,
     },
+}
+
+/// A timeout setting as typed: seconds, or back to the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    Seconds(i64),
+    Default,
+}
+
+impl Timeout {
+    /// The API's form: `null` resets.
+    fn to_api(self) -> Option<i64> {
+        match self {
+            Timeout::Seconds(secs) => Some(secs),
+            Timeout::Default => None,
+        }
+    }
 }
 
 /// Parses `on` / `off`.
@@ -217,6 +239,16 @@ fn required_app(app: Option<String>) -> anyhow::Result<vocabulary::AppName> {
     }
 }
 
+/// Parses `90` or `default`; the range is the server's to check.
+fn parse_timeout(arg: &str) -> Result<Timeout, String> {
+    if arg == "default" {
+        return Ok(Timeout::Default);
+    }
+    arg.parse()
+        .map(Timeout::Seconds)
+        .map_err(|_| format!("expected a number of seconds or default, got {arg:?}"))
+}
+
 /// Parses `web=2`.
 fn parse_scale(arg: &str) -> Result<(String, i64), String> {
     let (process_type, quantity) = arg
@@ -270,17 +302,22 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                 }
                 Some(AppsCommand::Update {
                     name,
+                    app,
                     redirect_https,
                     first_byte_timeout,
                 }) => {
+                    let name = required_app(name.or(app))?;
                     if redirect_https.is_none() && first_byte_timeout.is_none() {
-                        bail!("nothing to change: pass --redirect-https on|off and/or --first-byte-timeout SECONDS");
+                        bail!(
+                            "nothing to change: pass --redirect-https on|off and/or --first-byte-timeout \
+                             SECONDS|default"
+                        );
                     }
                     let update = AppUpdate {
                         redirect_https,
-                        first_byte_timeout,
+                        first_byte_timeout: first_byte_timeout.map(Timeout::to_api),
                     };
-                    let path = format!("/v1/apps/{}", app_name(&name)?);
+                    let path = format!("/v1/apps/{name}");
                     let app: AppInfo = client.send(Method::PATCH, &path, &update).await?;
                     print!("{}", output::app_info(&app, &client.git_url(app.name.as_str())));
                 }
@@ -461,15 +498,46 @@ mod tests {
             Ok(ClientCommand::Apps {
                 command:
                     Some(AppsCommand::Update {
+                        name: Some(name),
+                        app: None,
                         redirect_https: Some(true),
-                        first_byte_timeout: Some(90),
-                        ..
+                        first_byte_timeout: Some(Timeout::Seconds(90)),
                     }),
                 ..
-            }) => {}
+            }) => assert_eq!(name, "shop"),
             other => panic!("{other:?}"),
         }
-        assert!(parse(&["apps", "update", "shop", "--redirect-https", "maybe"]).is_err());
+        match parse(&["apps", "update", "-a", "shop", "--first-byte-timeout", "default"]) {
+            Ok(ClientCommand::Apps {
+                command:
+                    Some(AppsCommand::Update {
+                        name: None,
+                        app: Some(app),
+                        redirect_https: None,
+                        first_byte_timeout: Some(Timeout::Default),
+                    }),
+                ..
+            }) => assert_eq!(app, "shop"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(Timeout::Default.to_api(), None);
+        assert_eq!(Timeout::Seconds(60).to_api(), Some(60));
+        for bad in [
+            &["apps", "update", "shop", "--redirect-https", "maybe"][..],
+            &["apps", "update", "shop", "--first-byte-timeout", "soon"],
+            &[
+                "apps",
+                "update",
+                "shop",
+                "-a",
+                "blog",
+                "--first-byte-timeout",
+                "60",
+            ],
+            &["apps", "update", "--first-byte-timeout", "60"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
         let err = required_app(None).unwrap_err().to_string();
         assert!(err.contains("-a NAME"), "{err}");
     }

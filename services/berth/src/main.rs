@@ -3,6 +3,7 @@
 //! and passed down as typed structs: no other crate reads the environment.
 
 mod cli;
+mod logging;
 mod router;
 mod server;
 

@@ -14,7 +14,7 @@ use route_table::RouteTable;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::server::{init_tracing, wait_for_signal};
+use crate::server::wait_for_signal;
 
 #[derive(Debug, clap::Args)]
 pub struct RouterArgs {
@@ -144,7 +144,7 @@ impl RouterListeners {
 }
 
 pub fn run(args: RouterArgs) -> ExitCode {
-    init_tracing();
+    let logging = crate::logging::init();
     let mut runtime = match args.threads {
         Some(0 | 1) => tokio::runtime::Builder::new_current_thread(),
         Some(threads) => {
@@ -155,13 +155,10 @@ pub fn run(args: RouterArgs) -> ExitCode {
         None => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = runtime.enable_all().build().expect("starting the tokio runtime");
-    match runtime.block_on(serve(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let result = runtime.block_on(serve(args));
+    // Whatever the runtime's tasks log while they stop is written before the guard's final flush.
+    drop(runtime);
+    logging.exit(result)
 }
 
 /// Where the tables come from, decided from the flags before anything starts.

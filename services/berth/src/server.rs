@@ -84,19 +84,16 @@ pub enum StackCommand {
 }
 
 pub fn run(args: ServerArgs) -> ExitCode {
-    init_tracing();
+    let logging = crate::logging::init();
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
-    match runtime.block_on(serve(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let result = runtime.block_on(serve(args));
+    // Whatever the runtime's tasks log while they stop is written before the guard's final flush.
+    drop(runtime);
+    logging.exit(result)
 }
 
 pub fn run_stack(command: StackCommand) -> ExitCode {
-    init_tracing();
+    let logging = crate::logging::init();
     let StackCommand::Build {
         data_dir,
         stack,
@@ -118,22 +115,8 @@ pub fn run_stack(command: StackCommand) -> ExitCode {
         println!("stack ready: layer {}", layer.layer.digest);
         anyhow::Ok(())
     });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-pub(crate) fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    drop(runtime);
+    logging.exit(result)
 }
 
 /// Where each component keeps its files under the data dir.
@@ -254,8 +237,8 @@ async fn ensure_admin(store: &store::Store, layout: &DataLayout) -> anyhow::Resu
         .create_account(&AccountName::new("admin").expect("valid name"), true)
         .await?;
     write_private(&layout.admin_token, &format!("{token}\n"))?;
-    tracing::info!(account = %account.name, "created the admin account");
-    eprintln!("berth: admin token written to {}", layout.admin_token.display());
+    // Through the log, not eprintln!, so that it appears in order with the lines still queued for stderr.
+    tracing::info!(account = %account.name, token_file = %layout.admin_token.display(), "created the admin account; its API token is in token_file");
     Ok(())
 }
 

@@ -17,7 +17,7 @@ mod routes;
 pub use deploy::{DeployConfig, Deployments};
 pub use drain::{decide as drain_decision, DrainDecision, DrainPolicy, DrainProbe, NothingInFlight};
 pub use reconcile::{Controller, ControllerConfig, ControllerError, NodeLink};
-pub use routes::{build_table, RouteInputs};
+pub use routes::{build_table, certificate_expired, next_certificate_expiry, RouteInputs};
 
 use tokio::sync::mpsc;
 use vocabulary::AppId;

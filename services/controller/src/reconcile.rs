@@ -5,15 +5,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use agent_contract::{ImageRef, InstanceSpec, Limits, NodeReport};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use route_table::RouteTable;
 use scheduler::{AppDemand, Existing, NodeCapacity, Want};
 use store::{Instance, InstanceRowState, Release, Store, StoreError};
 use tokio::sync::{mpsc, watch};
-use vocabulary::{InstanceId, NodeId, ReleaseId};
+use vocabulary::{CertificateId, InstanceId, NodeId, ReleaseId};
 
 use crate::drain::{self, DrainDecision, DrainPolicy, DrainProbe};
-use crate::routes::{build_table, RouteInputs};
+use crate::routes::{build_table, certificate_expired, next_certificate_expiry, RouteInputs};
 use crate::Event;
 
 /// How the controller reaches one node's agent. In `berth server` the agent runs in-process.
@@ -58,6 +58,15 @@ pub struct Controller {
     drain_probe: Arc<dyn DrainProbe>,
     /// Instances being stopped that still run.
     draining: Mutex<HashMap<InstanceId, Draining>>,
+    /// Apps' certificates as of the last table: when the next one expires, and which expired ones were
+    /// already warned about.
+    certificates: Mutex<CertificateWatch>,
+}
+
+#[derive(Default)]
+struct CertificateWatch {
+    next_expiry: Option<DateTime<Utc>>,
+    warned: HashSet<CertificateId>,
 }
 
 /// Where an instance being stopped is in its draining.
@@ -86,7 +95,17 @@ impl Controller {
             passes,
             drain_probe,
             draining: Mutex::new(HashMap::new()),
+            certificates: Mutex::new(CertificateWatch::default()),
         }
+    }
+
+    /// How long until a certificate in the table expires and the table must be built without it. A second
+    /// late, so that the certificate has surely expired (notAfter itself is still valid) and a stale time
+    /// (a pass that failed before publishing) is retried at most once a second.
+    fn until_certificate_expiry(&self) -> Option<Duration> {
+        let next = self.certificates.lock().expect("certificates lock").next_expiry?;
+        let wait = (next - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        Some(wait + Duration::from_secs(1))
     }
 
     fn is_draining(&self) -> bool {
@@ -109,6 +128,7 @@ impl Controller {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(self.config.tick);
         loop {
+            let expiry = self.until_certificate_expiry();
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(event) = events.recv() => tracing::debug!(?event, "controller event"),
@@ -120,6 +140,8 @@ impl Controller {
                 _ = tick.tick() => {}
                 // While instances drain, look again soon rather than at the next tick.
                 _ = tokio::time::sleep(self.config.drain.recheck), if self.is_draining() => {}
+                // A certificate expires: routers must stop serving it then, not at the next tick.
+                _ = tokio::time::sleep(expiry.unwrap_or_default()), if expiry.is_some() => {}
             }
             // Coalesce bursts: everything queued now is covered by one pass.
             while let Ok(event) = events.try_recv() {
@@ -337,6 +359,8 @@ impl Controller {
         let domains = self.store.all_domains().await?;
         let certificates = self.store.all_certificates().await?;
         let settings = self.store.all_router_settings().await?;
+        let now = Utc::now();
+        self.watch_certificates(&certificates, now);
         let mut table = build_table(&RouteInputs {
             domain: &self.config.domain,
             apps: &apps,
@@ -345,6 +369,7 @@ impl Controller {
             instances,
             certificates: &certificates,
             platform_certificate: self.config.platform_certificate.as_ref(),
+            now,
         });
         self.routes.send_if_modified(|current| {
             let same = current.hosts == table.hosts
@@ -357,6 +382,23 @@ impl Controller {
             !same
         });
         Ok(())
+    }
+
+    /// Notes when the next certificate expires, and warns once about each one that has (by its names and
+    /// app; never its key): the table built now leaves it out.
+    fn watch_certificates(&self, certificates: &[store::StoredCertificate], now: DateTime<Utc>) {
+        let mut watch = self.certificates.lock().expect("certificates lock");
+        watch.next_expiry = next_certificate_expiry(certificates, now);
+        let mut expired = HashSet::new();
+        for certificate in certificates.iter().filter(|c| certificate_expired(c, now)) {
+            expired.insert(certificate.id);
+            if !watch.warned.contains(&certificate.id) {
+                tracing::warn!(app = %certificate.app, certificate = %certificate.id,
+                    domains = %certificate.hosts.join(","), not_after = %certificate.not_after,
+                    "certificate expired: routers no longer serve it (upload a renewed one)");
+            }
+        }
+        watch.warned = expired;
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use route_table::{AppRoute, Backend, Certificate, RouteTable};
 use store::{App, Domain, Instance, InstanceRowState, RouterSettings, StoredCertificate};
 use vocabulary::AppId;
@@ -19,13 +20,34 @@ pub struct RouteInputs<'a> {
     pub certificates: &'a [StoredCertificate],
     /// The platform's own certificate for `*.DOMAIN` and `DOMAIN`.
     pub platform_certificate: Option<&'a Certificate>,
+    /// When the table is made: apps' certificates that have expired by then are left out.
+    pub now: DateTime<Utc>,
+}
+
+/// Whether `certificate` has expired at `now`. X.509's notAfter is the last instant it is valid, so it is
+/// still served at exactly `not_after`. The API refuses expired uploads; this catches the ones that expire
+/// later, which must leave the table so SNI falls back to the platform wildcard (or to no certificate).
+pub fn certificate_expired(certificate: &StoredCertificate, now: DateTime<Utc>) -> bool {
+    certificate.not_after < now
+}
+
+/// The earliest moment after `now` at which one of `certificates` expires: when the table must be built again.
+pub fn next_certificate_expiry(
+    certificates: &[StoredCertificate],
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    certificates
+        .iter()
+        .filter(|c| !certificate_expired(c, now))
+        .map(|c| c.not_after)
+        .min()
 }
 
 /// The table for `inputs` (version 0: the publisher numbers it). Every app gets its platform host and its custom
 /// domains, even with nothing running (the router answers 503 rather than 404); its backends are its running
 /// `web` instances that are not being stopped, sorted so equal worlds make equal tables. An app's certificate
-/// is served only while every name on it is still one of the app's domains: a domain given up (and perhaps
-/// taken by another tenant) takes its old certificates out of the table.
+/// is served only while every name on it is still one of the app's domains (a domain given up, and perhaps
+/// taken by another tenant, takes its old certificates out of the table) and until it expires.
 pub fn build_table(inputs: &RouteInputs<'_>) -> RouteTable {
     let mut table = RouteTable::default();
     let mut names = HashMap::new();
@@ -66,7 +88,11 @@ pub fn build_table(inputs: &RouteInputs<'_>) -> RouteTable {
         route.backends.sort();
     }
     table.certificates.extend(inputs.platform_certificate.cloned());
-    for certificate in inputs.certificates {
+    for certificate in inputs
+        .certificates
+        .iter()
+        .filter(|c| !certificate_expired(c, inputs.now))
+    {
         let still_owned = certificate.hosts.iter().all(|host| {
             inputs
                 .domains
@@ -86,7 +112,7 @@ pub fn build_table(inputs: &RouteInputs<'_>) -> RouteTable {
 
 #[cfg(test)]
 mod tests {
-    use chrono::Utc;
+    use chrono::{TimeDelta, Utc};
     use vocabulary::{AccountId, AppName, DomainName, InstanceId, NodeId, ProcessType, ReleaseId};
 
     use super::*;
@@ -161,6 +187,7 @@ mod tests {
             instances: &instances,
             certificates: &[],
             platform_certificate: None,
+            now: Utc::now(),
         });
         let cases = [
             ("shop.apps.test", Some("shop")),
@@ -196,9 +223,88 @@ mod tests {
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
             cert_pem: tag.to_owned(),
             key_pem: format!("{tag} key"),
-            not_after: Utc::now(),
+            not_after: Utc::now() + TimeDelta::days(30),
             created_at: Utc::now(),
         }
+    }
+
+    fn expiring(app: &App, hosts: &[&str], tag: &str, not_after: DateTime<Utc>) -> StoredCertificate {
+        StoredCertificate {
+            not_after,
+            ..certificate(app, hosts, tag)
+        }
+    }
+
+    #[test]
+    fn certificates_expire_after_their_not_after() {
+        let shop = app("shop");
+        let now = Utc::now();
+        let second = TimeDelta::seconds(1);
+        let cases = [
+            (now - TimeDelta::days(1), true),
+            (now - second, true),
+            (now - TimeDelta::microseconds(1), true),
+            // notAfter is the last valid instant.
+            (now, false),
+            (now + second, false),
+            (now + TimeDelta::days(90), false),
+        ];
+        for (not_after, want) in cases {
+            let c = expiring(&shop, &["shop.example.com"], "c", not_after);
+            assert_eq!(
+                certificate_expired(&c, now),
+                want,
+                "not_after {not_after} at {now}"
+            );
+        }
+
+        let certificates = [
+            expiring(&shop, &["a.example.com"], "gone", now - second),
+            expiring(&shop, &["b.example.com"], "later", now + TimeDelta::days(60)),
+            expiring(&shop, &["c.example.com"], "soon", now + second),
+        ];
+        assert_eq!(next_certificate_expiry(&certificates, now), Some(now + second));
+        assert_eq!(next_certificate_expiry(&certificates[..1], now), None);
+        assert_eq!(next_certificate_expiry(&[], now), None);
+    }
+
+    #[test]
+    fn an_expired_certificate_leaves_the_table_and_the_wildcard_serves_instead() {
+        let shop = app("shop");
+        let now = Utc::now();
+        let domains = [
+            domain(&shop, "shop.example.com"),
+            domain(&shop, "*.apps.example.com"),
+        ];
+        let certificates = [
+            expiring(
+                &shop,
+                &["shop.example.com"],
+                "expired",
+                now - TimeDelta::seconds(1),
+            ),
+            expiring(&shop, &["x.apps.example.com"], "valid", now + TimeDelta::days(1)),
+        ];
+        let platform = Certificate {
+            hosts: vec!["*.example.com".into()],
+            cert_pem: "platform".into(),
+            key_pem: "platform key".into(),
+        };
+        let table = build_table(&RouteInputs {
+            domain: "example.com",
+            apps: std::slice::from_ref(&shop),
+            settings: &HashMap::new(),
+            domains: &domains,
+            instances: &[],
+            certificates: &certificates,
+            platform_certificate: Some(&platform),
+            now,
+        });
+        let served: Vec<&str> = table.certificates.iter().map(|c| c.cert_pem.as_str()).collect();
+        assert_eq!(served, ["platform", "valid"]);
+        let pick = |name: &str| table.certificate_for(name).map(|c| c.cert_pem.as_str());
+        assert_eq!(pick("shop.example.com"), Some("platform"));
+        assert_eq!(pick("x.apps.example.com"), Some("valid"));
     }
 
     #[test]
@@ -230,6 +336,7 @@ mod tests {
             instances: &[],
             certificates: &certificates,
             platform_certificate: Some(&platform),
+            now: Utc::now(),
         });
         let served: Vec<&str> = table.certificates.iter().map(|c| c.cert_pem.as_str()).collect();
         assert_eq!(served, ["platform", "shop-new", "shop-old"]);

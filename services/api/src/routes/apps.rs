@@ -68,7 +68,7 @@ pub async fn show(
     Ok(axum::Json(info(&state, app).await?))
 }
 
-/// `PATCH /v1/apps/{name}`: router settings (HTTPS redirect, first-byte timeout).
+/// `PATCH /v1/apps/{name}`: router settings (HTTPS redirect, first-byte timeout; `null` resets it).
 pub async fn update(
     State(state): State<ApiState>,
     caller: Caller,
@@ -80,19 +80,23 @@ pub async fn update(
     if let Some(redirect) = body.redirect_https {
         settings.redirect_https = redirect;
     }
-    if let Some(timeout) = body.first_byte_timeout {
-        let range = api_contract::FIRST_BYTE_TIMEOUT_SECS;
-        let secs = u32::try_from(timeout)
-            .ok()
-            .filter(|_| range.contains(&timeout))
-            .ok_or_else(|| {
-                ApiError::Invalid(format!(
-                    "first_byte_timeout must be between {} and {} seconds, got {timeout}",
-                    range.start(),
-                    range.end()
-                ))
-            })?;
-        settings.first_byte_timeout_secs = Some(secs);
+    match body.first_byte_timeout {
+        None => {}
+        Some(None) => settings.first_byte_timeout_secs = None,
+        Some(Some(timeout)) => {
+            let range = api_contract::FIRST_BYTE_TIMEOUT_SECS;
+            let secs = u32::try_from(timeout)
+                .ok()
+                .filter(|_| range.contains(&timeout))
+                .ok_or_else(|| {
+                    ApiError::Invalid(format!(
+                        "first_byte_timeout must be between {} and {} seconds, got {timeout}",
+                        range.start(),
+                        range.end()
+                    ))
+                })?;
+            settings.first_byte_timeout_secs = Some(secs);
+        }
     }
     state.store.set_router_settings(app.id, settings).await?;
     tracing::info!(app = %app.name, redirect_https = settings.redirect_https,

@@ -1,7 +1,7 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use controller::Event;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::Harness;
 
@@ -13,7 +13,7 @@ async fn create_list_show_delete() {
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     assert_eq!(reply.body["name"], "shop");
     assert_eq!(reply.body["url"], "http://shop.berth.test:8080");
-    assert_eq!(reply.body["release"], serde_json::Value::Null);
+    assert_eq!(reply.body["release"], Value::Null);
     h.create_app("blog", &alice).await;
 
     let list = h.get("/v1/apps", &alice).await;
@@ -172,7 +172,7 @@ async fn router_settings_are_patched_shown_and_validated() {
     h.create_app("shop", &alice).await;
     let reply = h.get("/v1/apps/shop", &alice).await;
     assert_eq!(reply.body["redirect_https"], false);
-    assert_eq!(reply.body["first_byte_timeout"], serde_json::Value::Null);
+    assert_eq!(reply.body["first_byte_timeout"], Value::Null);
 
     let patch = |body| h.call(Method::PATCH, "/v1/apps/shop", Some(&alice), Some(body));
     let reply = patch(json!({ "redirect_https": true, "first_byte_timeout": 90 })).await;
@@ -221,4 +221,40 @@ async fn router_settings_are_patched_shown_and_validated() {
         .await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     assert_eq!(h.get("/v1/apps/shop", &alice).await.body["redirect_https"], false);
+}
+
+#[tokio::test]
+async fn an_explicit_null_resets_the_first_byte_timeout_and_an_absent_field_keeps_it() {
+    let mut h = Harness::new().await;
+    let alice = h.tenant("alice").await;
+    h.create_app("shop", &alice).await;
+    h.take_events();
+    let patch = |body| h.call(Method::PATCH, "/v1/apps/shop", Some(&alice), Some(body));
+    let reply = patch(json!({ "redirect_https": true, "first_byte_timeout": 90 })).await;
+    assert_eq!(reply.body["first_byte_timeout"], 90, "{}", reply.body);
+
+    // Absent: unchanged.
+    let reply = patch(json!({ "redirect_https": true })).await;
+    assert_eq!(reply.body["first_byte_timeout"], 90, "{}", reply.body);
+
+    // null: back to the routers' default, and only that.
+    let reply = patch(json!({ "first_byte_timeout": null })).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["first_byte_timeout"], Value::Null);
+    assert_eq!(reply.body["redirect_https"], true);
+    let shown = h.get("/v1/apps/shop", &alice).await;
+    assert_eq!(shown.body["first_byte_timeout"], Value::Null);
+    let app = h.store.all_apps().await.unwrap().remove(0);
+    let settings = h.store.router_settings(app.id).await.unwrap();
+    assert_eq!(settings.first_byte_timeout_secs, None);
+    assert!(settings.redirect_https);
+
+    // Resetting what is already the default is fine; a string is not a number of seconds.
+    let reply = patch(json!({ "first_byte_timeout": null })).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let reply = patch(json!({ "first_byte_timeout": "default" })).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let events = h.take_events();
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert!(events.iter().all(|e| matches!(e, Event::RoutesChanged(_))));
 }

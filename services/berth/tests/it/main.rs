@@ -1,7 +1,9 @@
 //! Tests of the `berth` binary as users run it: a real `berth server` (root: namespaces, cgroups, bridges),
 //! the real `git` client pushing over HTTP, and real HTTP through the router; and a real `berth router`
-//! following the real API (no root needed).
+//! following the real API, its log output, and client verbs against the real API (no root needed).
 
+mod apps_update;
 mod end_to_end;
+mod logging;
 mod standalone_router;
 mod support;

@@ -18,7 +18,7 @@ use crate::support::{berth_bin, free_addr};
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// An HTTP server that answers every request with `name`.
-async fn backend(name: &'static str) -> SocketAddr {
+pub(crate) async fn backend(name: &'static str) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = axum::Router::new().fallback(move || async move { name });
@@ -26,7 +26,7 @@ async fn backend(name: &'static str) -> SocketAddr {
     addr
 }
 
-fn table(version: u64, backend: SocketAddr) -> Arc<RouteTable> {
+pub(crate) fn table(version: u64, backend: SocketAddr) -> Arc<RouteTable> {
     let mut table = RouteTable {
         version,
         ..RouteTable::default()
@@ -43,6 +43,28 @@ fn table(version: u64, backend: SocketAddr) -> Arc<RouteTable> {
         },
     );
     Arc::new(table)
+}
+
+/// Serves the real API (no controller behind it: its events go nowhere) on a free loopback port.
+pub(crate) async fn serve_api(
+    store: store::Store,
+    dir: &Path,
+    routes: watch::Receiver<Arc<RouteTable>>,
+) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let (events, _events_rx) = mpsc::unbounded_channel();
+    let api_app = api::router(api::ApiState {
+        store,
+        controller: controller::ControllerHandle::new(events),
+        default_memory_bytes: 1 << 26,
+        domain: "apps.test".into(),
+        router_port: 80,
+        repos_dir: dir.join("repos"),
+        routes,
+        route_heartbeat: Duration::from_secs(15),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (addr, tokio::spawn(axum::serve(listener, api_app).into_future()))
 }
 
 /// A `berth router` child process, stopped with SIGTERM by its PID when dropped.
@@ -130,20 +152,7 @@ async fn a_standalone_router_follows_the_api_keeps_serving_without_it_and_restar
         .unwrap();
     let token = store.create_router_token(admin.id).await.unwrap();
     let (routes, routes_rx) = watch::channel(table(1, a));
-    let (events, _events_rx) = mpsc::unbounded_channel();
-    let api_app = api::router(api::ApiState {
-        store,
-        controller: controller::ControllerHandle::new(events),
-        default_memory_bytes: 1 << 26,
-        domain: "apps.test".into(),
-        router_port: 80,
-        repos_dir: dir.path().join("repos"),
-        routes: routes_rx,
-        route_heartbeat: Duration::from_secs(15),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api_addr = listener.local_addr().unwrap();
-    let api_task = tokio::spawn(axum::serve(listener, api_app).into_future());
+    let (api_addr, api_task) = serve_api(store, dir.path(), routes_rx).await;
 
     let mut router = RouterProcess::start(api_addr, &token, &cache, &log);
     until_served(router.addr, "A", &log).await;

@@ -1,6 +1,7 @@
 //! The reconcile loop against a real temp SQLite store, with a node link that records what each node is told
 //! and a drain probe the test sets.
 
+mod certificates;
 mod drain;
 
 use std::collections::{BTreeMap, HashMap};

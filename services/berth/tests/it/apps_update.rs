@@ -1,0 +1,68 @@
+//! `berth apps update` as users type it, against the real API in-process (no root needed).
+
+use std::process::Command;
+use std::sync::Arc;
+
+use route_table::RouteTable;
+use tokio::sync::watch;
+
+use crate::standalone_router::serve_api;
+use crate::support::berth_bin;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_byte_timeout_is_set_and_put_back_to_the_default_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store::Store::open_sqlite(&dir.path().join("berth.db"))
+        .await
+        .unwrap();
+    let (alice, token) = store
+        .create_account(&vocabulary::AccountName::new("alice").unwrap(), false)
+        .await
+        .unwrap();
+    let app = store
+        .create_app(alice.id, &vocabulary::AppName::new("shop").unwrap())
+        .await
+        .unwrap();
+    let (_routes, routes_rx) = watch::channel(Arc::new(RouteTable::default()));
+    let (api, api_task) = serve_api(store.clone(), dir.path(), routes_rx).await;
+
+    let berth = |args: &[&str]| {
+        let mut command = Command::new(berth_bin());
+        command
+            .args(args)
+            .env("BERTH_API", format!("http://{api}"))
+            .env("BERTH_TOKEN", &token)
+            .env_remove("BERTH_TOKEN_FILE");
+        async move {
+            tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    let ok = |output: std::process::Output| {
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    };
+
+    let shown = ok(berth(&["apps", "update", "shop", "--first-byte-timeout", "90"]).await);
+    assert!(shown.contains("First-byte timeout:  90 s"), "{shown}");
+    let settings = store.router_settings(app.id).await.unwrap();
+    assert_eq!(settings.first_byte_timeout_secs, Some(90));
+
+    let shown = ok(berth(&["apps", "update", "-a", "shop", "--first-byte-timeout", "default"]).await);
+    assert!(shown.contains("First-byte timeout:  router default"), "{shown}");
+    let settings = store.router_settings(app.id).await.unwrap();
+    assert_eq!(settings.first_byte_timeout_secs, None);
+
+    // The server checks the range and says so.
+    let bad = berth(&["apps", "update", "-a", "shop", "--first-byte-timeout", "0"]).await;
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("between 1 and 300 seconds"), "{stderr}");
+    api_task.abort();
+}
