@@ -79,7 +79,8 @@ pub(crate) async fn serve(
             shared, stream, peer, ..
         } = conn;
         let io = Rewind::new(read.freeze(), stream);
-        serve_connection(shared, builder, watcher, io, peer, Scheme::Http).await;
+        // Boxed: hyper's connection state is large, and most connections never need it.
+        Box::pin(serve_connection(shared, builder, watcher, io, peer, Scheme::Http)).await;
     }
 }
 
@@ -99,7 +100,7 @@ thread_local! {
 }
 
 /// How many spare buffer sets a thread keeps.
-const MAX_SPARE: usize = 256;
+const MAX_SPARE: usize = 64;
 
 impl Buffers {
     fn take() -> Buffers {
@@ -729,7 +730,8 @@ impl Conn {
             return;
         }
         let deadline = Instant::now() + LINGER;
-        let mut sink = [0u8; 4096];
+        // On the heap: an array here would make every connection's task (this future's state) 4 KiB larger.
+        let mut sink = vec![0u8; 4096];
         while let Some(Ok(n)) = until(timer.as_mut(), deadline, self.stream.read(&mut sink)).await {
             if n == 0 {
                 return;
