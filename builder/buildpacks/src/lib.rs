@@ -13,6 +13,7 @@
 
 mod build;
 pub mod cache;
+pub mod classic;
 mod detect;
 mod error;
 mod pip;
