@@ -1,6 +1,7 @@
 //! Integration tests of the builder. A custom `main` (no libtest harness) because this test binary is also
 //! the build container's init program: the builder re-executes it with `container::INIT_ARG`.
 
+mod classic;
 mod python;
 
 use std::panic::AssertUnwindSafe;
@@ -11,7 +12,7 @@ type Test = (&'static str, Needs, fn());
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Needs {
     Nothing,
-    /// Root, debootstrap, skopeo and umoci.
+    /// Root, debootstrap, skopeo, umoci and git.
     RootAndTools,
 }
 
@@ -23,7 +24,7 @@ fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let missing = missing_requirements();
     let mut failed = Vec::new();
-    for (name, needs, test) in python::TESTS {
+    for (name, needs, test) in python::TESTS.iter().chain(classic::TESTS) {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
         }
@@ -54,7 +55,7 @@ fn missing_requirements() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("root".into());
     }
-    for tool in ["debootstrap", "skopeo", "umoci"] {
+    for tool in ["debootstrap", "skopeo", "umoci", "git"] {
         let found = ["/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/bin"]
             .iter()
             .any(|dir| std::path::Path::new(dir).join(tool).exists());
