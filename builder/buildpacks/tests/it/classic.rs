@@ -42,6 +42,11 @@ pub const TESTS: &[Test] = &[
         classic_failing_compile_shows_its_output,
     ),
     (
+        "classic_compile_past_the_time_limit_is_stopped",
+        Needs::RootAndTools,
+        classic_compile_past_the_time_limit_is_stopped,
+    ),
+    (
         "classic_detect_that_says_no",
         Needs::RootAndTools,
         classic_detect_that_says_no,
@@ -427,6 +432,38 @@ fn classic_failing_compile_shows_its_output() {
         has(&log, "       the marker compile fails on purpose"),
         "{log:#?}"
     );
+    dirs.assert_scratch_empty();
+}
+
+fn classic_compile_past_the_time_limit_is_stopped() {
+    let dirs = Dirs::new();
+    marker_app(&dirs);
+    write(&dirs.src().join("slow-compile"), "");
+    let mut slow = dirs.run(vec![BuildpackSource::Dir(fixture("marker-buildpack"))], &[]);
+    slow.timeout = Duration::from_secs(8);
+    let (err, log) = run(slow);
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "bin/compile did not finish within the build's time limit of 8 s"
+    );
+    assert!(has(&log, "       compiling slowly"), "{log:#?}");
+    // The container was killed with everything in it: no `sleep 600` is left (the processes inside die
+    // right after the container's outer init, so allow them a moment).
+    let sleepers = || -> Vec<PathBuf> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| Some(e.ok()?.path().join("cmdline")))
+            .filter(|p| std::fs::read(p).is_ok_and(|c| c == b"sleep\x00600\x00"))
+            .collect()
+    };
+    for _ in 0..100 {
+        if sleepers().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sleepers = sleepers();
+    assert!(sleepers.is_empty(), "{sleepers:?}");
     dirs.assert_scratch_empty();
 }
 
