@@ -109,7 +109,13 @@ impl Sandbox<'_> {
         for export in &self.exports {
             wrapper.push_str(&format!(". {export}\n"));
         }
-        wrapper.push_str("exec \"$@\"\n");
+        // Output the user reads keeps its order: standard error joins standard output in one pipe (two pipes
+        // read apart would interleave at random).
+        wrapper.push_str(if capture_stdout {
+            "exec \"$@\"\n"
+        } else {
+            "exec \"$@\" 2>&1\n"
+        });
         let mut full_argv = vec![
             "/bin/sh".to_owned(),
             "-c".to_owned(),
