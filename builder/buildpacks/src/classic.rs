@@ -335,6 +335,30 @@ mod tests {
     }
 
     #[test]
+    fn debug_leaves_config_values_out() {
+        let run = ClassicRun {
+            buildpacks: vec![BuildpackSource::Git {
+                url: "https://bob:s3cret@h/bp.git".into(),
+                reference: None,
+            }],
+            source_dir: "/src".into(),
+            cache_dir: "/cache".into(),
+            config_vars: BTreeMap::from([("DATABASE_URL".to_owned(), "postgres://hunter2@db".to_owned())]),
+            stack_rootfs: "/stack".into(),
+            stack_name: "bookworm".into(),
+            init_program: "/berth".into(),
+            scratch_parent: "/tmp".into(),
+            timeout: Duration::from_secs(1),
+            ca_bundle: None,
+            git_program: "git".into(),
+            policy: SourcePolicy::default(),
+        };
+        let debug = format!("{run:?}");
+        assert!(debug.contains("DATABASE_URL"), "{debug}");
+        assert!(!debug.contains("hunter2") && !debug.contains("s3cret"), "{debug}");
+    }
+
+    #[test]
     fn errors_read_well() {
         let line = ClassicError::BuildpacksFile {
             line: 3,

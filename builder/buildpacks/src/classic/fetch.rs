@@ -236,4 +236,48 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o111, 0o111);
     }
+
+    /// A failed fetch names the buildpack and git's reason, never the URL's credentials. Real git against a
+    /// closed loopback port.
+    #[tokio::test]
+    async fn failed_fetches_hide_credentials() {
+        if !Path::new("/usr/bin/git").exists() && !Path::new("/usr/local/bin/git").exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "needs git (CI is set, so not skipping)"
+            );
+            println!("skipping failed_fetches_hide_credentials: needs git");
+            return;
+        }
+        // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+        let spec = "https://bob:s3cret@127.0.0.1:1/bp.git#main";
+        let source = super::super::parse_buildpack_url(spec, SourcePolicy::default()).unwrap();
+        let dest = tempfile::tempdir().unwrap();
+        let git = GitFetch {
+            program: Path::new("git"),
+            policy: SourcePolicy::default(),
+            deadline: Instant::now() + std::time::Duration::from_secs(120),
+        };
+        let err = fetch(&source, &dest.path().join("bp"), &git)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("fetching buildpack https://***@127.0.0.1:1/bp.git#main failed: "),
+            "{err}"
+        );
+        assert!(err.contains("127.0.0.1"), "git's reason is shown: {err}");
+        assert!(!err.contains("s3cret"), "{err}");
+
+        // git itself refuses a protocol the policy leaves out, even if parsing were bypassed.
+        let file = BuildpackSource::Git {
+            url: format!("file://{}", dest.path().display()),
+            reference: None,
+        };
+        let err = fetch(&file, &dest.path().join("bp2"), &git)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("transport 'file' not allowed"), "{err}");
+    }
 }
