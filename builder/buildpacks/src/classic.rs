@@ -56,6 +56,8 @@ pub struct ClassicRun {
     pub stack_rootfs: PathBuf,
     /// `STACK` in the scripts' environment.
     pub stack_name: String,
+    /// `SOURCE_VERSION` in the scripts' environment (the pushed commit), as on Heroku.
+    pub source_version: Option<String>,
     /// The program that acts as container init (see `BuilderConfig::init_program`).
     pub init_program: PathBuf,
     /// Where the build's scratch directory is made (it holds the compiled app until the output is dropped).
@@ -346,6 +348,7 @@ mod tests {
             config_vars: BTreeMap::from([("DATABASE_URL".to_owned(), "postgres://hunter2@db".to_owned())]),
             stack_rootfs: "/stack".into(),
             stack_name: "bookworm".into(),
+            source_version: None,
             init_program: "/berth".into(),
             scratch_parent: "/tmp".into(),
             timeout: Duration::from_secs(1),

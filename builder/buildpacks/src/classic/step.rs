@@ -191,7 +191,7 @@ impl Sandbox<'_> {
         if let Some(bundle) = &self.run.ca_bundle {
             binds.push(bind(bundle, "/etc/ssl/certs/ca-certificates.crt", true));
         }
-        let env: BTreeMap<String, String> = [
+        let mut env: BTreeMap<String, String> = [
             (
                 "PATH",
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -203,6 +203,9 @@ impl Sandbox<'_> {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
+        if let Some(version) = &self.run.source_version {
+            env.insert("SOURCE_VERSION".to_owned(), version.clone());
+        }
         ContainerSpec {
             hostname: "build".to_owned(),
             layers: vec![self.run.stack_rootfs.clone()],

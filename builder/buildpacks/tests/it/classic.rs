@@ -118,6 +118,7 @@ impl Dirs {
                 .collect(),
             stack_rootfs: stack_rootfs(),
             stack_name: "bookworm".to_owned(),
+            source_version: None,
             init_program: std::env::current_exe().unwrap(),
             scratch_parent: self.scratch(),
             timeout: Duration::from_secs(300),
@@ -251,7 +252,9 @@ fn classic_buildpack_from_a_directory() {
     let dirs = Dirs::new();
     marker_app(&dirs);
     let buildpacks = vec![BuildpackSource::Dir(fixture("marker-buildpack"))];
-    let (out, log) = run(dirs.run(buildpacks.clone(), &[("GREETING", "bonjour")]));
+    let mut first = dirs.run(buildpacks.clone(), &[("GREETING", "bonjour")]);
+    first.source_version = Some("0123abcd".to_owned());
+    let (out, log) = run(first);
     let out = out.unwrap_or_else(|e| panic!("classic build failed: {e}"));
 
     // The push output: step lines as they are, other lines indented once.
@@ -259,6 +262,7 @@ fn classic_buildpack_from_a_directory() {
         "-----> Marker app detected",
         "-----> Compiling the marker app",
         "       compile number 1",
+        "       source version 0123abcd",
         "       wrote compiled.txt",
     ] {
         assert!(has(&log, line), "missing {line:?} in {log:#?}");
@@ -424,7 +428,7 @@ fn classic_failing_compile_shows_its_output() {
         "{message}"
     );
     assert!(
-        message.contains("compile number 1\nthe marker compile fails on purpose"),
+        message.contains("compile number 1\nsource version unknown\nthe marker compile fails on purpose"),
         "{message}"
     );
     // The user saw the output as it came.
