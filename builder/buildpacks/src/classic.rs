@@ -12,7 +12,8 @@
 //! In the container: `BUILD_DIR` is `/app` (a writable copy of the pushed tree without `.git`), `CACHE_DIR`
 //! is `/cache` (the caller's per-app directory, kept between builds), `ENV_DIR` is `/env` (read-only, one file
 //! per config var; config vars are not in the scripts' environment, as on Heroku), buildpacks are at
-//! `/buildpacks/N`. Git buildpacks are fetched on the host with `git fetch --depth 1`.
+//! `/buildpacks/N`. The scripts' environment is `PATH`, `HOME=/app`, `LANG`, `STACK`, `SOURCE_VERSION` (when
+//! known) and what earlier `export` files set. Git buildpacks are fetched on the host with `git fetch --depth 1`.
 
 mod fetch;
 mod launch;
