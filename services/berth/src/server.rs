@@ -436,6 +436,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         repos_dir: layout.repos.clone(),
         routes: api_routes_rx,
         route_heartbeat: Duration::from_secs(api_contract::ROUTE_HEARTBEAT_SECS),
+        images: images.clone(),
     })
     .merge(git_receive::routes(git));
     tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");
