@@ -287,7 +287,7 @@ fn platform_certificate(layout: &DataLayout, domain: &str) -> anyhow::Result<rou
 }
 
 /// Writes a secret file readable by root only (mode 0600 from the start, never wider).
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
