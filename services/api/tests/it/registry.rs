@@ -496,6 +496,18 @@ async fn skopeo_inspects_and_copies_an_apps_image() {
         assert_eq!(tags, ["latest", "v1", "v2"]);
     }
 
+    let out = skopeo(args(&[
+        "list-tags",
+        "--tls-verify=false",
+        "--creds",
+        &creds,
+        &format!("docker://{addr}/shop"),
+    ]))
+    .await
+    .unwrap_or_else(|e| panic!("skopeo list-tags: {e}"));
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed["Tags"], serde_json::json!(["latest", "v1", "v2"]));
+
     // Copy every blob out (skopeo checks each digest as it reads) and compare with the store.
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("copy");
