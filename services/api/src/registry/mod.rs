@@ -59,7 +59,8 @@ pub fn is_registry_path(path: &str) -> bool {
 /// Every other `/v2` path (nested repository names, uploads), from the API's fallback (a catch-all route
 /// cannot sit beside `/v2/{name}/...`): after authentication, nothing is there.
 pub async fn unknown(_puller: Puller, method: Method, uri: Uri) -> RegistryError {
-    if method == Method::GET || method == Method::HEAD {
+    let upload = uri.path().contains("/blobs/uploads/");
+    if (method == Method::GET || method == Method::HEAD) && !upload {
         let rest = uri.path().trim_start_matches("/v2/");
         let name = ["/manifests/", "/blobs/", "/tags/"]
             .iter()
@@ -160,7 +161,9 @@ async fn blob(
     let body = if method == Method::HEAD {
         Body::empty()
     } else {
-        Body::from_stream(tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file)))
+        // 64 KiB reads: layers run to hundreds of megabytes, and the default 4 KiB means many small frames.
+        let file = tokio::fs::File::from_std(file);
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024))
     };
     Ok((StatusCode::OK, headers, body).into_response())
 }

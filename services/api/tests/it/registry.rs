@@ -396,6 +396,7 @@ async fn pushes_are_refused() {
         (Method::POST, "/v2/shop/blobs/uploads/".to_owned()),
         (Method::DELETE, format!("/v2/shop/blobs/{}", w.shop_v2_layer)),
         (Method::PATCH, "/v2/shop/blobs/uploads/123".to_owned()),
+        (Method::GET, "/v2/shop/blobs/uploads/123".to_owned()),
     ];
     for (method, uri) in cases {
         let reply = pull(h, method.clone(), &uri, None).await;
