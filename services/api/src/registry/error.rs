@@ -21,6 +21,8 @@ pub enum RegistryError {
     BlobUnknown { name: String, digest: String },
     #[error("digest {digest:?} is not valid: expected sha256:<64 lowercase hex digits>")]
     DigestInvalid { digest: String },
+    #[error("the tag list's query is not valid: use ?n=NUMBER&last=TAG")]
+    PaginationInvalid,
     #[error("{method} is not supported: this registry is read-only (images are made by git push)")]
     Unsupported { method: String },
     #[error("store operation failed")]
@@ -51,6 +53,7 @@ impl RegistryError {
             Self::ManifestUnknown { .. } => (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN"),
             Self::BlobUnknown { .. } => (StatusCode::NOT_FOUND, "BLOB_UNKNOWN"),
             Self::DigestInvalid { .. } => (StatusCode::BAD_REQUEST, "DIGEST_INVALID"),
+            Self::PaginationInvalid => (StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID"),
             Self::Unsupported { .. } => (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED"),
             Self::Store(_) | Self::Images(_) | Self::Task(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN")
@@ -130,6 +133,11 @@ mod tests {
                 RegistryError::DigestInvalid { digest: digest() },
                 StatusCode::BAD_REQUEST,
                 "DIGEST_INVALID",
+            ),
+            (
+                RegistryError::PaginationInvalid,
+                StatusCode::BAD_REQUEST,
+                "PAGINATION_NUMBER_INVALID",
             ),
             (
                 RegistryError::Unsupported { method: "PUT".into() },

@@ -11,6 +11,7 @@ mod error;
 mod reference;
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -203,9 +204,10 @@ async fn tags(
     State(state): State<ApiState>,
     puller: Puller,
     Path(name): Path<String>,
-    Query(query): Query<TagsQuery>,
+    query: Result<Query<TagsQuery>, QueryRejection>,
 ) -> Result<axum::Json<TagList>, RegistryError> {
     let app = puller.app(&state, &name).await?;
+    let Query(query) = query.map_err(|_| RegistryError::PaginationInvalid)?;
     let releases = state.store.releases(app.id).await?;
     let mut tags: Vec<String> = releases.iter().map(|r| r.version.to_string()).collect();
     if !releases.is_empty() {

@@ -381,6 +381,12 @@ async fn tags_are_versions_and_latest_in_lexical_order() {
         list("/v2/empty/tags/list").await,
         serde_json::json!({"name": "empty", "tags": []})
     );
+    for query in ["n=-1", "n=x", "n=1&n=2"] {
+        let uri = format!("/v2/many/tags/list?{query}");
+        let reply = pull(h, Method::GET, &uri, Some(&auth)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(reply.code(), "PAGINATION_NUMBER_INVALID", "{query}");
+    }
     let reply = pull(h, Method::GET, "/v2/empty/manifests/latest", Some(&auth)).await;
     assert_eq!(reply.code(), "MANIFEST_UNKNOWN");
 }
