@@ -3,13 +3,16 @@
 //!
 //! It writes layers from directory trees (tar + gzip, digest and diff_id computed in one streaming pass),
 //! writes image configs and manifests, tags images in `index.json`, reads images back for the node agent, and
-//! unpacks layers with their digests checked. Everything it writes is accepted by `skopeo` and `umoci`.
+//! unpacks layers with their digests checked. Everything it writes is accepted by `skopeo` and `umoci`. For the
+//! API's OCI distribution (pull) routes it gives read-only views: a manifest's exact bytes with the blobs it
+//! references, and a blob opened for streaming.
 //!
 //! It does not build anything (the `buildpacks` and `stack` crates do), does not run containers, does not
-//! talk to registries and does not garbage-collect blobs yet. The builder crates and the node agent depend
-//! on it; it depends on nothing of Berth's.
+//! talk to registries and does not garbage-collect blobs yet. The builder crates, the node agent and the API
+//! depend on it; it depends on nothing of Berth's.
 
 mod digest;
+mod distribution;
 mod error;
 mod image;
 mod layer;
@@ -18,6 +21,7 @@ mod unpack;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+pub use distribution::{is_digest, StoredManifest, OCI_MANIFEST_MEDIA_TYPE};
 pub use error::ImageStoreError;
 pub use image::{Image, ImageConfig, ImageLayer, FIXED_CREATED, REF_NAME};
 pub use layer::{LayerInfo, LayerMode, LayerOptions};

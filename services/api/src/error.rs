@@ -71,7 +71,7 @@ impl ApiError {
 }
 
 /// The error and its sources on one line, for the log.
-fn chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

@@ -1,5 +1,6 @@
 //! The public HTTP API (axum, JSON): whoami, accounts (admin only), apps, custom domains, TLS certificates,
-//! formation (scaling), instances, releases, and the route table's watch stream for routers (admin only). Every
+//! formation (scaling), instances, releases, the route table's watch stream for routers (admin only), and the
+//! OCI distribution pull API (`/v2/...`) for apps' images, in the registry clients' own auth and errors. Every
 //! `/v1` route authenticates the caller by bearer token, and an app another account owns is answered exactly
 //! like an app that does not exist (404), so tenants cannot even learn each other's app names beyond "taken"
 //! when creating one.
@@ -12,10 +13,12 @@ mod auth;
 pub mod certificates;
 mod error;
 mod json;
+mod registry;
 mod routes;
 
 pub use auth::Caller;
 pub use error::ApiError;
+pub use registry::RegistryError;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -44,6 +47,8 @@ pub struct ApiState {
     /// How often the route stream sends a heartbeat while nothing changes
     /// ([`api_contract::ROUTE_HEARTBEAT_SECS`] in the server; shorter in tests).
     pub route_heartbeat: std::time::Duration,
+    /// The image store, read by the registry's pull routes (`/v2/...`).
+    pub images: image_store::ImageStore,
 }
 
 impl ApiState {
@@ -100,6 +105,8 @@ pub fn router(state: ApiState) -> Router {
         // Outside the `/v1` token layer: router tokens may read this, and only this.
         .route("/v1/routes/watch", get(routes::route_watch::watch))
         .nest("/v1", v1)
+        // The OCI distribution pull API, with its own auth (Basic or Bearer) and error bodies.
+        .merge(registry::routes())
         .fallback(routes::no_route)
         .layer(DefaultBodyLimit::max(BODY_LIMIT_BYTES))
         .layer(TraceLayer::new_for_http())

@@ -5,6 +5,7 @@
 //! are `api_contract`'s types, shared with the server.
 
 mod client;
+mod images;
 mod output;
 
 use std::path::PathBuf;
@@ -132,6 +133,14 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Copy an app's image to another registry
+    /// (`berth images push -a NAME REGISTRY/REPO:TAG`; needs skopeo).
+    Images {
+        #[command(subcommand)]
+        command: ImagesCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Show which account your token belongs to.
     Whoami {
         #[command(flatten)]
@@ -212,6 +221,28 @@ pub enum CertsCommand {
     },
     /// Remove a certificate by its ID (see `berth certs -a NAME`).
     Remove { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Push a release's image (the current one unless --release) to a registry, digests unchanged. The
+    /// destination's credentials come from --dest-creds, or else skopeo's own (`skopeo login REGISTRY`).
+    Push {
+        /// The app.
+        #[arg(short, long)]
+        app: String,
+        /// The release to push, such as v3 (default: the current release).
+        #[arg(long, value_name = "vN")]
+        release: Option<String>,
+        /// Where to: REGISTRY/REPO:TAG, such as registry.example.com/team/shop:v3.
+        destination: String,
+        /// Require HTTPS with a valid certificate at the destination (false for a plain-HTTP registry).
+        #[arg(long, value_name = "true|false", default_value_t = true, action = clap::ArgAction::Set)]
+        dest_tls_verify: bool,
+        /// USER:PASSWORD for the destination registry.
+        #[arg(long, env = "BERTH_DEST_CREDS", hide_env_values = true)]
+        dest_creds: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -427,6 +458,46 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                 created.name
             );
             println!("{}", created.token);
+        }
+        ClientCommand::Images {
+            command:
+                ImagesCommand::Push {
+                    app,
+                    release,
+                    destination,
+                    dest_tls_verify,
+                    dest_creds,
+                },
+            api,
+        } => {
+            let token = api.token()?;
+            let client = Client::new(&api.api, token.clone())?;
+            let request = images::PushRequest {
+                app: app_name(&app)?,
+                release: release
+                    .map(|r| {
+                        r.parse()
+                            .map_err(|_| anyhow::anyhow!("--release {r:?} is not a version such as v3"))
+                    })
+                    .transpose()?,
+                destination: destination.clone(),
+                dest_tls_verify,
+                dest_creds,
+            };
+            // Checked before asking the API, so a typo is not reported as something else.
+            images::destination(&destination)?;
+            let releases: Vec<ReleaseInfo> =
+                client.get(&format!("/v1/apps/{}/releases", request.app)).await?;
+            let release = images::pick_release(&request.app, &releases, request.release)?;
+            println!(
+                "Pushing {} {} ({}) to {destination}",
+                request.app, release.version, release.image_digest
+            );
+            let pushed = images::push(&api.api, &token, &request, release).await?;
+            println!(
+                "Pushed {} {} to {destination} ({pushed})",
+                request.app, release.version
+            );
         }
         ClientCommand::Whoami { api } => {
             let client = Client::new(&api.api, api.token()?)?;

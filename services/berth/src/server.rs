@@ -287,7 +287,7 @@ fn platform_certificate(layout: &DataLayout, domain: &str) -> anyhow::Result<rou
 }
 
 /// Writes a secret file readable by root only (mode 0600 from the start, never wider).
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -436,6 +436,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         repos_dir: layout.repos.clone(),
         routes: api_routes_rx,
         route_heartbeat: Duration::from_secs(api_contract::ROUTE_HEARTBEAT_SECS),
+        images: images.clone(),
     })
     .merge(git_receive::routes(git));
     tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");

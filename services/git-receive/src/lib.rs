@@ -33,6 +33,7 @@ use tower_http::decompression::RequestDecompressionLayer;
 pub use error::GitReceiveError;
 pub use protocol::{HookMessage, HookRequest};
 pub use repo::delete_repo;
+pub use smart_http::basic_password;
 
 use pushes::PushRegistry;
 

@@ -285,7 +285,9 @@ async fn authorize(git: &GitReceive, headers: &HeaderMap, repo: &str) -> Result<
     Ok((account, app))
 }
 
-fn basic_password(headers: &HeaderMap) -> Option<String> {
+/// The password of `Authorization: Basic base64(user:password)` (any user name), if there is a non-empty one.
+/// Berth takes it as an API token; the API's registry routes use it too.
+pub fn basic_password(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {

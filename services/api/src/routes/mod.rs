@@ -9,7 +9,9 @@ pub mod instances;
 pub mod releases;
 pub mod route_watch;
 
-use axum::http::{Method, StatusCode, Uri};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use vocabulary::AppName;
 
 use crate::{ApiError, ApiState, Caller};
@@ -19,12 +21,21 @@ pub async fn healthz() -> (StatusCode, &'static str) {
     (StatusCode::OK, "ok\n")
 }
 
-/// Unknown paths get a JSON 404 like every other error.
-pub async fn no_route(method: Method, uri: Uri) -> ApiError {
-    ApiError::NoRoute {
-        method: method.to_string(),
-        path: uri.path().to_owned(),
+/// Unknown paths get a JSON 404 like every other error; unknown `/v2` paths get the registry's answer.
+pub async fn no_route(State(state): State<ApiState>, req: Request) -> Response {
+    let (mut parts, _body) = req.into_parts();
+    if crate::registry::is_registry_path(parts.uri.path()) {
+        return match crate::registry::Puller::from_request_parts(&mut parts, &state).await {
+            Ok(puller) => crate::registry::unknown(puller, parts.method, parts.uri).await,
+            Err(error) => error,
+        }
+        .into_response();
     }
+    ApiError::NoRoute {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+    }
+    .into_response()
 }
 
 /// The app named in the path, if the caller owns it. A name that is not even valid, an app that does not

@@ -6,6 +6,7 @@ mod apps;
 mod auth;
 mod certificates;
 mod domains;
+mod registry;
 mod route_watch;
 mod scale;
 
@@ -32,6 +33,7 @@ pub struct Harness {
     /// The controller's side of the route table the API streams.
     pub routes: watch::Sender<Arc<RouteTable>>,
     pub admin: String,
+    pub images: image_store::ImageStore,
     _dir: TempDir,
 }
 
@@ -60,6 +62,7 @@ impl Harness {
             .create_account(&AccountName::new("admin").unwrap(), true)
             .await
             .unwrap();
+        let images = image_store::ImageStore::open(&dir.path().join("images")).unwrap();
         let (tx, events) = mpsc::unbounded_channel();
         let (routes, routes_rx) = watch::channel(Arc::new(RouteTable::default()));
         let state = api::ApiState {
@@ -71,6 +74,7 @@ impl Harness {
             repos_dir: std::env::temp_dir().join("berth-api-test-no-repos"),
             routes: routes_rx,
             route_heartbeat: HEARTBEAT,
+            images: images.clone(),
         };
         Self {
             router: api::router(state),
@@ -78,6 +82,7 @@ impl Harness {
             events,
             routes,
             admin,
+            images,
             _dir: dir,
         }
     }
@@ -150,6 +155,15 @@ impl Harness {
             assert!(events.is_empty(), "a refused create sent {events:?}");
         }
         reply
+    }
+
+    /// The app named `name`, read straight from the store.
+    pub async fn app(&self, name: &str) -> store::App {
+        self.store
+            .app_by_name(&vocabulary::AppName::new(name).unwrap())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("no app {name}"))
     }
 
     /// The events sent since the last call.

@@ -4,17 +4,12 @@ use axum::http::{Method, StatusCode};
 use controller::Event;
 use serde_json::json;
 use store::{Instance, InstanceRowState, NewRelease, Node};
-use vocabulary::{AppName, InstanceId, NodeId, ProcessType};
+use vocabulary::{InstanceId, NodeId, ProcessType};
 
 use crate::{Harness, DEFAULT_MEMORY};
 
 async fn deploy(h: &Harness, app: &str, processes: &[&str]) -> store::Release {
-    let app = h
-        .store
-        .app_by_name(&AppName::new(app).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let app = h.app(app).await;
     h.store
         .create_release(NewRelease {
             app: app.id,

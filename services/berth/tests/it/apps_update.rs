@@ -6,19 +6,13 @@ use std::sync::Arc;
 use route_table::RouteTable;
 use tokio::sync::watch;
 
-use crate::standalone_router::serve_api;
+use crate::standalone_router::{serve_api, store_with_account};
 use crate::support::berth_bin;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_byte_timeout_is_set_and_put_back_to_the_default_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store::Store::open_sqlite(&dir.path().join("berth.db"))
-        .await
-        .unwrap();
-    let (alice, token) = store
-        .create_account(&vocabulary::AccountName::new("alice").unwrap(), false)
-        .await
-        .unwrap();
+    let (store, alice, token) = store_with_account(dir.path(), "alice", false).await;
     let app = store
         .create_app(alice.id, &vocabulary::AppName::new("shop").unwrap())
         .await

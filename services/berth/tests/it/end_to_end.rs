@@ -143,6 +143,37 @@ fn git_push_to_an_isolated_routed_app() {
     // The image in the store is a real OCI image.
     check_images(&data_dir, work.path());
 
+    // The API serves the release's image as a registry, to its owner only.
+    let releases: serde_json::Value = http()
+        .get(format!("{}/v1/apps/{APP}/releases", server.api_url()))
+        .bearer_auth(&alice)
+        .send()
+        .expect("api answers")
+        .json()
+        .expect("releases as JSON");
+    let digest = releases[0]["image_digest"].as_str().unwrap().to_owned();
+    let image = format!("docker://{}/{APP}:v1", server.api);
+    let inspect_as = |token: &str| {
+        Command::new("skopeo")
+            .args([
+                "inspect",
+                "--tls-verify=false",
+                "--creds",
+                &format!("x:{token}"),
+                &image,
+            ])
+            .output()
+            .expect("running skopeo")
+    };
+    let out = inspect_as(&alice);
+    assert!(out.status.success(), "skopeo inspect: {}", text(&out.stderr));
+    let inspected: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspected["Digest"], digest.as_str());
+    assert!(
+        !inspect_as(&bob).status.success(),
+        "bob must not pull alice's image"
+    );
+
     // Scale out: two instances that both answer.
     server.berth_ok(&alice, &["scale", "web=2", "-a", APP]);
     let mut hostnames = BTreeSet::new();

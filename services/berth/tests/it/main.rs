@@ -4,6 +4,7 @@
 
 mod apps_update;
 mod end_to_end;
+mod images_push;
 mod logging;
 mod standalone_router;
 mod support;

@@ -45,6 +45,20 @@ pub(crate) fn table(version: u64, backend: SocketAddr) -> Arc<RouteTable> {
     Arc::new(table)
 }
 
+/// A fresh store in `dir` with one account: the store, the account and its API token.
+pub(crate) async fn store_with_account(
+    dir: &Path,
+    name: &str,
+    admin: bool,
+) -> (store::Store, store::Account, String) {
+    let store = store::Store::open_sqlite(&dir.join("berth.db")).await.unwrap();
+    let (account, token) = store
+        .create_account(&vocabulary::AccountName::new(name).unwrap(), admin)
+        .await
+        .unwrap();
+    (store, account, token)
+}
+
 /// Serves the real API (no controller behind it: its events go nowhere) on a free loopback port.
 pub(crate) async fn serve_api(
     store: store::Store,
@@ -61,6 +75,7 @@ pub(crate) async fn serve_api(
         repos_dir: dir.join("repos"),
         routes,
         route_heartbeat: Duration::from_secs(15),
+        images: image_store::ImageStore::open(&dir.join("images")).unwrap(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -143,13 +158,7 @@ async fn a_standalone_router_follows_the_api_keeps_serving_without_it_and_restar
     let (a, b) = (backend("A").await, backend("B").await);
 
     // The real API, with the route table the test publishes as the controller would.
-    let store = store::Store::open_sqlite(&dir.path().join("berth.db"))
-        .await
-        .unwrap();
-    let (admin, _) = store
-        .create_account(&vocabulary::AccountName::new("admin").unwrap(), true)
-        .await
-        .unwrap();
+    let (store, admin, _) = store_with_account(dir.path(), "admin", true).await;
     let token = store.create_router_token(admin.id).await.unwrap();
     let (routes, routes_rx) = watch::channel(table(1, a));
     let (api_addr, api_task) = serve_api(store, dir.path(), routes_rx).await;
