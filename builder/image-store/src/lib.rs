@@ -3,7 +3,9 @@
 //!
 //! It writes layers from directory trees (tar + gzip, digest and diff_id computed in one streaming pass),
 //! writes image configs and manifests, tags images in `index.json`, reads images back for the node agent, and
-//! unpacks layers with their digests checked. Everything it writes is accepted by `skopeo` and `umoci`.
+//! unpacks layers with their digests checked. It carries OCI whiteouts both ways: a layer written from an overlayfs
+//! upper dir records its deletions as `.wh.` entries, and unpacking turns them back into overlayfs whiteouts
+//! (a layer's own directory, for overlay lower dirs) or deletes what they name (`apply_layer`). Everything it writes is accepted by `skopeo` and `umoci`.
 //!
 //! It does not build anything (the `buildpacks` and `stack` crates do), does not run containers, does not
 //! talk to registries and does not garbage-collect blobs yet. The builder crates and the node agent depend
@@ -14,6 +16,7 @@ mod error;
 mod image;
 mod layer;
 mod unpack;
+mod whiteout;
 
 use std::fs;
 use std::path::{Path, PathBuf};
