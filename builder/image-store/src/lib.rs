@@ -22,7 +22,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use error::ImageStoreError;
-pub use image::{Image, ImageConfig, ImageLayer, FIXED_CREATED, REF_NAME};
+pub use image::{HistoryEntry, Image, ImageConfig, ImageExtras, ImageLayer, FIXED_CREATED, REF_NAME};
 pub use layer::{LayerInfo, LayerMode, LayerOptions};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
