@@ -12,7 +12,14 @@
 //! sandboxing is the container crate's part). The controller depends on it; it depends on the image store,
 //! the stack and the container crate.
 
+mod build;
+mod cache;
+mod context;
+mod error;
 pub mod parse;
+mod run;
 pub mod words;
 
+pub use build::{DockerfileBuilder, DockerfileConfig, DockerfileOutput, DockerfileRequest, STACK_IMAGE};
+pub use error::DockerfileError;
 pub use parse::{parse, Command, Dockerfile, Instruction, Kind, ParseError};
