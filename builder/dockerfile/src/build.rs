@@ -119,6 +119,8 @@ struct State {
     extras: ImageExtras,
     /// Declared `ARG`s and their values (a build arg, else the default).
     args: BTreeMap<String, Option<String>>,
+    /// `ARG`s declared before `FROM`: an `ARG NAME` after it without a default takes their value.
+    global_args: BTreeMap<String, Option<String>>,
     /// Whether this Dockerfile set `CMD` (an `ENTRYPOINT` clears an inherited one, as in Docker).
     own_cmd: bool,
     /// The key of the last step (see [`step_key`]).
@@ -182,6 +184,7 @@ impl DockerfileBuilder {
         let image = expand_word(from.line, image, escape, &lookup)?;
         say(format!("-----> Step 1/{total} : {}", from.text)).await;
         let mut state = self.base(&image, from.line, &log).await?;
+        state.global_args = global;
 
         let mut layer_steps = 0;
         let mut cached_steps = 0;
@@ -282,6 +285,7 @@ impl DockerfileBuilder {
             config: ImageConfig::default(),
             extras: ImageExtras::default(),
             args: BTreeMap::new(),
+            global_args: BTreeMap::new(),
             own_cmd: false,
             chain: String::new(),
         };
@@ -497,7 +501,8 @@ fn apply_metadata(
         }
         Kind::Arg { name, default } => {
             let default = default.as_deref().map(word).transpose()?;
-            let value = build_args.get(name).cloned().or(default);
+            let inherited = || state.global_args.get(name).cloned().flatten();
+            let value = build_args.get(name).cloned().or(default).or_else(inherited);
             // The value is in the key (so a changed build arg rebuilds) but never in the log.
             let text = format!("ARG {name}={value:?}");
             state.args.insert(name.clone(), value);
@@ -588,7 +593,6 @@ fn run_env(state: &State) -> BTreeMap<String, String> {
             env.entry(name.clone()).or_insert_with(|| value.clone());
         }
     }
-    env.entry("HOME".into()).or_insert_with(|| "/root".into());
     env
 }
 

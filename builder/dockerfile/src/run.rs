@@ -11,12 +11,16 @@ use tokio::sync::mpsc;
 use crate::error::{cache_err, DockerfileError};
 use crate::Command;
 
-/// Sets up the working directory and the user, then execs the command (`$@`). Arguments, not environment
-/// variables, so the command's environment is exactly the image's.
+/// Sets up the working directory, the user and (unless the image sets it) `HOME` from the user's passwd entry,
+/// then execs the command (`$@`). Arguments, not environment
+/// variables, so the command's environment is the image's.
 const WRAPPER: &str = r#"wd=$1; user=$2; shift 2
 mkdir -p -- "$wd" && cd -- "$wd" || exit 1
-[ -z "$user" ] && exec "$@"
 u=${user%%:*}
+if [ -z "${HOME+set}" ]; then
+  HOME=$(getent passwd "${u:-root}" | cut -d: -f6); export HOME="${HOME:-/}"
+fi
+[ -z "$user" ] && exec "$@"
 case $user in
   *:*) g=${user#*:} ;;
   *) g=$(id -g -- "$u" 2>/dev/null || echo 0) ;;

@@ -63,6 +63,16 @@ fn build(
     })
 }
 
+/// A one-layer image tagged `base`, for builds that need no stack.
+fn put_base_image(store: &ImageStore, tmp: &Path, config: &ImageConfig) {
+    let base = tmp.join("base");
+    write(&base.join("etc/os-release"), "NAME=test\n");
+    let layer = store
+        .write_layer_from_dir(&base, "", LayerMode::Reproducible)
+        .unwrap();
+    store.put_image("base", &[layer], config).unwrap();
+}
+
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(
@@ -77,15 +87,7 @@ fn run(cmd: &mut Command) -> String {
 fn errors_name_the_line() {
     let tmp = tempfile::tempdir().unwrap();
     let b = builder(tmp.path(), &tmp.path().join("cache"));
-    let store = b.config().store.clone();
-    let base = tmp.path().join("base");
-    write(&base.join("etc/os-release"), "NAME=test\n");
-    let layer = store
-        .write_layer_from_dir(&base, "", LayerMode::Reproducible)
-        .unwrap();
-    store
-        .put_image("base", &[layer], &ImageConfig::default())
-        .unwrap();
+    put_base_image(&b.config().store, tmp.path(), &ImageConfig::default());
     write(&tmp.path().join("secret"), "host file\n");
 
     let cases: &[(&str, &str)] = &[
@@ -114,20 +116,15 @@ fn copy_only_build_from_a_store_image_is_cached() {
     let tmp = tempfile::tempdir().unwrap();
     let b = builder(tmp.path(), &tmp.path().join("cache"));
     let store = b.config().store.clone();
-    let base = tmp.path().join("base");
-    write(&base.join("etc/os-release"), "NAME=test\n");
-    let layer = store
-        .write_layer_from_dir(&base, "", LayerMode::Reproducible)
-        .unwrap();
     let mut base_config = ImageConfig::default();
     base_config.env.insert("FROM_BASE".into(), "yes".into());
     base_config.cmd = vec!["base-cmd".into()];
-    store.put_image("base", &[layer], &base_config).unwrap();
+    put_base_image(&store, tmp.path(), &base_config);
 
     let context = tmp.path().join("ctx");
     write(
         &context.join("Dockerfile"),
-        "ARG TAG=base\nFROM ${TAG}\nARG DIR=/srv\nENV APP=$DIR/app\nWORKDIR $APP\nCOPY app.py requirements.txt ./\nCOPY [\"static\", \"static/\"]\nENTRYPOINT [\"python3\"]\nEXPOSE 8080 53/udp\nLABEL org.example.name=\"demo app\"\n",
+        "ARG TAG=base\nFROM ${TAG}\nARG TAG\nARG DIR=/srv\nENV APP=$DIR/app\nWORKDIR $APP\nCOPY app.py requirements.txt ./\nCOPY [\"static\", \"static/\"]\nENTRYPOINT [\"python3\"]\nEXPOSE 8080 53/udp\nLABEL org.example.name=\"demo app\" from=$TAG\n",
     );
     write(&context.join("app.py"), "print('hi')\n");
     write(&context.join("requirements.txt"), "six\n");
@@ -141,7 +138,7 @@ fn copy_only_build_from_a_store_image_is_cached() {
     assert_eq!(first.layers.len(), 3);
     assert!(
         log.iter()
-            .any(|l| l == "-----> Step 5/9 : COPY app.py requirements.txt ./"),
+            .any(|l| l == "-----> Step 6/10 : COPY app.py requirements.txt ./"),
         "{log:?}"
     );
     assert_eq!(first.config.env["APP"], "/srv/app");
@@ -157,10 +154,14 @@ fn copy_only_build_from_a_store_image_is_cached() {
         ["53/udp", "8080/tcp"]
     );
     assert_eq!(first.config.labels["org.example.name"], "demo app");
+    assert_eq!(
+        first.config.labels["from"], "base",
+        "ARG TAG after FROM takes the global value"
+    );
     let history = &first.extras.history;
     assert_eq!(
         history.len(),
-        1 + 8,
+        1 + 9,
         "one entry for the base layer and one per step"
     );
     assert_eq!(history.iter().filter(|h| !h.empty_layer).count(), 3);
@@ -208,7 +209,7 @@ RUN rm /opt/data/gone /etc/debian_version \
 COPY app.py ./
 RUN chown nobody:nogroup "$APP_HOME"
 USER nobody
-RUN id -un > whoami && test ! -e /opt/data/gone
+RUN id -un > whoami && echo "$HOME" > home && test ! -e /opt/data/gone
 EXPOSE 8080
 CMD ["python3", "app.py"]
 "#,
@@ -278,6 +279,10 @@ CMD ["python3", "app.py"]
     assert_eq!(
         std::fs::read_to_string(rootfs.join("srv/app/whoami")).unwrap(),
         "nobody\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("srv/app/home")).unwrap(),
+        "/nonexistent\n"
     );
     assert!(rootfs.join("srv/app/app.py").is_file());
 
