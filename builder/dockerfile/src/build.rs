@@ -221,9 +221,13 @@ impl DockerfileBuilder {
                     layer_steps += 1;
                     let sources = sources.iter().map(|s| word(s)).collect::<Result<Vec<_>, _>>()?;
                     let dest = absolute(&state.config.working_dir, &word(dest)?);
-                    let (key, layer, cached) = self
-                        .copy_step(&cache, &req, &state, line, &sources, &dest, &ignore)
-                        .await?;
+                    let copy = CopySpec {
+                        line,
+                        sources: sources.clone(),
+                        dest: dest.clone(),
+                        add: *add,
+                    };
+                    let (key, layer, cached) = self.copy_step(&cache, &req, &state, copy, &ignore).await?;
                     if cached {
                         say("       Using cache".to_owned()).await;
                         cached_steps += 1;
@@ -429,34 +433,33 @@ impl DockerfileBuilder {
 
     /// Stages the copied files, and reuses the cached layer for their checksum or writes a new one. Returns the
     /// step's key, its layer and whether it came from the cache.
-    #[allow(clippy::too_many_arguments)]
     async fn copy_step(
         &self,
         cache: &Cache,
         req: &DockerfileRequest,
         state: &State,
-        line: usize,
-        sources: &[String],
-        dest: &str,
+        copy: CopySpec,
         ignore: &Ignore,
     ) -> Result<(String, LayerInfo, bool), DockerfileError> {
         let cfg = &*self.config;
         let (cache, store, app) = (cache.clone(), cfg.store.clone(), req.app.clone());
-        let (context_dir, sources, dest, ignore) = (
-            req.context_dir.clone(),
-            sources.to_vec(),
-            dest.to_owned(),
-            ignore.clone(),
-        );
+        let (context_dir, ignore) = (req.context_dir.clone(), ignore.clone());
+        let CopySpec {
+            line,
+            sources,
+            dest,
+            add,
+        } = copy;
         let chain = state.chain.clone();
         blocking(move || {
             let scratch = scratch_dir(&cache, "copy-")?;
             let stage = scratch.path().join("stage");
             std::fs::create_dir(&stage).map_err(cache_err(&stage))?;
-            context::stage_copy(&context_dir, &sources, &dest, &stage, &ignore)
+            context::stage_copy(&context_dir, &sources, &dest, &stage, &ignore, add)
                 .map_err(|e| copy_err(line, e))?;
             let files = context::checksum(&stage).map_err(|e| copy_err(line, e))?;
-            let key = step_key(&chain, &format!("COPY {sources:?} {dest}"), &files);
+            let verb = if add { "ADD" } else { "COPY" };
+            let key = step_key(&chain, &format!("{verb} {sources:?} {dest}"), &files);
             if let Some(layer) = cache.step(&app, &key, &store) {
                 return Ok((key, layer, true));
             }
@@ -470,6 +473,16 @@ impl DockerfileBuilder {
         })
         .await
     }
+}
+
+/// A `COPY` or `ADD` step, its words expanded.
+struct CopySpec {
+    line: usize,
+    sources: Vec<String>,
+    /// Absolute in the image.
+    dest: String,
+    /// `ADD`: tar archives are unpacked.
+    add: bool,
 }
 
 /// Carries out a metadata step and returns its text after substitution (for the cache key).

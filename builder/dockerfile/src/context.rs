@@ -205,13 +205,15 @@ fn expand_source(context: &Path, source: &str) -> Result<Vec<Vec<String>>, CopyE
 }
 
 /// Stages `sources` for `COPY sources... dest` (dest absolute in the image) under `stage`, as the files will
-/// be in the image, leaving out what `.dockerignore` excludes.
+/// be in the image, leaving out what `.dockerignore` excludes. With `extract_archives` (`ADD`), a source
+/// that is a tar archive (plain or gzip) is unpacked into the destination directory instead.
 pub fn stage_copy(
     context: &Path,
     sources: &[String],
     dest: &str,
     stage: &Path,
     ignore: &Ignore,
+    extract_archives: bool,
 ) -> Result<(), CopyError> {
     let dest_parts =
         clean_relative(dest).ok_or_else(|| CopyError::Refused(format!("bad destination {dest}")))?;
@@ -242,6 +244,11 @@ pub fn stage_copy(
                     "{source} is excluded by .dockerignore"
                 )));
             }
+            if extract_archives && is_archive(&real)? {
+                create_dirs(&dest_path)?;
+                extract(&real, &dest_path, source)?;
+                continue;
+            }
             let target = if dest_dir_form || many {
                 dest_path.join(parts.last().map(String::as_str).unwrap_or("file"))
             } else {
@@ -249,6 +256,57 @@ pub fn stage_copy(
             };
             create_dirs(target.parent().expect("a staged file has a parent"))?;
             copy_file(&real, &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` starts like a gzip stream or has a tar header (`ustar` at offset 257).
+fn is_archive(path: &Path) -> Result<bool, CopyError> {
+    let mut head = [0u8; 262];
+    let mut file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut read = 0;
+    while read < head.len() {
+        match file.read(&mut head[read..]).map_err(io_err(path))? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    let gzip = read >= 2 && head[..2] == [0x1f, 0x8b];
+    let tar = read >= 262 && &head[257..262] == b"ustar";
+    Ok(gzip || tar)
+}
+
+/// Unpacks the archive `path` into `dest` (entries that would leave it are refused by the tar crate);
+/// owners and modes are normalized when the layer is written anyway.
+fn extract(path: &Path, dest: &Path, source: &str) -> Result<(), CopyError> {
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut buffered = std::io::BufReader::new(file);
+    let gzip = {
+        let head = std::io::BufRead::fill_buf(&mut buffered).map_err(io_err(path))?;
+        head.starts_with(&[0x1f, 0x8b])
+    };
+    let reader: Box<dyn Read> = if gzip {
+        Box::new(flate2::read::GzDecoder::new(buffered))
+    } else {
+        Box::new(buffered)
+    };
+    let mut archive = tar::Archive::new(reader);
+    archive.set_preserve_ownerships(false);
+    archive.set_preserve_permissions(true);
+    archive.set_unpack_xattrs(false);
+    archive.set_overwrite(true);
+    let entries = archive.entries().map_err(io_err(path))?;
+    for entry in entries {
+        let mut entry = entry.map_err(io_err(path))?;
+        let kind = entry.header().entry_type();
+        if !(kind.is_file() || kind.is_dir() || kind.is_symlink() || kind.is_hard_link()) {
+            continue;
+        }
+        if !entry.unpack_in(dest).map_err(io_err(path))? {
+            return Err(CopyError::Refused(format!(
+                "ADD {source}: the archive has an entry that leaves its destination"
+            )));
         }
     }
     Ok(())
@@ -394,18 +452,24 @@ mod tests {
         std::os::unix::fs::symlink("../secret", ctx.join("up")).unwrap();
         std::os::unix::fs::symlink("sub/file", ctx.join("inside")).unwrap();
         let stage = tmp.path().join("stage");
-        let refused =
-            |source: &str| match stage_copy(&ctx, &[source.to_owned()], "/x", &stage, &Ignore::default()) {
-                Err(CopyError::Refused(message)) => message,
-                other => panic!("{source}: {other:?}"),
-            };
+        let refused = |source: &str| match stage_copy(
+            &ctx,
+            &[source.to_owned()],
+            "/x",
+            &stage,
+            &Ignore::default(),
+            false,
+        ) {
+            Err(CopyError::Refused(message)) => message,
+            other => panic!("{source}: {other:?}"),
+        };
         assert!(refused("../secret").contains("outside the build context"));
         assert!(refused("sub/../../secret").contains("outside the build context"));
         assert!(refused("up").contains("outside the build context"));
         assert!(refused("abs").contains("symlink pointing out"));
         assert!(refused("missing").contains("does not exist"));
         assert!(refused("*.none").contains("matches no files"));
-        stage_copy(&ctx, &["inside".into()], "/x", &stage, &Ignore::default()).unwrap();
+        stage_copy(&ctx, &["inside".into()], "/x", &stage, &Ignore::default(), false).unwrap();
         assert_eq!(std::fs::read_to_string(stage.join("x")).unwrap(), "x");
     }
 
@@ -429,7 +493,7 @@ mod tests {
         let staged = |sources: &[&str], dest: &str| {
             let stage = tempfile::tempdir_in(tmp.path()).unwrap();
             let sources: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
-            stage_copy(&ctx, &sources, dest, stage.path(), &ignore).unwrap();
+            stage_copy(&ctx, &sources, dest, stage.path(), &ignore, false).unwrap();
             let mut found: Vec<String> = walkdir::WalkDir::new(stage.path())
                 .min_depth(1)
                 .into_iter()
@@ -465,6 +529,7 @@ mod tests {
             "/app",
             &stage,
             &ignore,
+            false,
         )
         .unwrap_err();
         assert!(matches!(err, CopyError::Refused(m) if m.contains("must be a directory")));

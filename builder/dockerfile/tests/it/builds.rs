@@ -63,6 +63,18 @@ fn build(
     })
 }
 
+fn write_tar_gz(path: &Path, files: &[(&str, &str)]) {
+    let gz = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (name, content) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        tar.append_data(&mut header, name, content.as_bytes()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}
+
 /// A one-layer image tagged `base`, for builds that need no stack.
 fn put_base_image(store: &ImageStore, tmp: &Path, config: &ImageConfig) {
     let base = tmp.join("base");
@@ -124,21 +136,22 @@ fn copy_only_build_from_a_store_image_is_cached() {
     let context = tmp.path().join("ctx");
     write(
         &context.join("Dockerfile"),
-        "ARG TAG=base\nFROM ${TAG}\nARG TAG\nARG DIR=/srv\nENV APP=$DIR/app\nWORKDIR $APP\nCOPY app.py requirements.txt ./\nCOPY [\"static\", \"static/\"]\nENTRYPOINT [\"python3\"]\nEXPOSE 8080 53/udp\nLABEL org.example.name=\"demo app\" from=$TAG\n",
+        "ARG TAG=base\nFROM ${TAG}\nARG TAG\nARG DIR=/srv\nENV APP=$DIR/app\nWORKDIR $APP\nCOPY app.py requirements.txt ./\nCOPY [\"static\", \"static/\"]\nADD vendor.tar.gz /opt/vendor/\nENTRYPOINT [\"python3\"]\nEXPOSE 8080 53/udp\nLABEL org.example.name=\"demo app\" from=$TAG\n",
     );
     write(&context.join("app.py"), "print('hi')\n");
     write(&context.join("requirements.txt"), "six\n");
     write(&context.join("static/index.html"), "<h1>hi</h1>\n");
     write(&context.join("static/skip.tmp"), "ignored\n");
     write(&context.join(".dockerignore"), "**/*.tmp\n");
+    write_tar_gz(&context.join("vendor.tar.gz"), &[("lib/x.txt", "vendored\n")]);
 
     let (first, log) = build(&b, &context, "app");
     let first = first.unwrap();
-    assert_eq!((first.layer_steps, first.cached_steps), (2, 0));
-    assert_eq!(first.layers.len(), 3);
+    assert_eq!((first.layer_steps, first.cached_steps), (3, 0));
+    assert_eq!(first.layers.len(), 4);
     assert!(
         log.iter()
-            .any(|l| l == "-----> Step 6/10 : COPY app.py requirements.txt ./"),
+            .any(|l| l == "-----> Step 6/11 : COPY app.py requirements.txt ./"),
         "{log:?}"
     );
     assert_eq!(first.config.env["APP"], "/srv/app");
@@ -161,10 +174,10 @@ fn copy_only_build_from_a_store_image_is_cached() {
     let history = &first.extras.history;
     assert_eq!(
         history.len(),
-        1 + 9,
+        1 + 10,
         "one entry for the base layer and one per step"
     );
-    assert_eq!(history.iter().filter(|h| !h.empty_layer).count(), 3);
+    assert_eq!(history.iter().filter(|h| !h.empty_layer).count(), 4);
 
     let dest = tmp.path().join("unpacked");
     std::fs::create_dir(&dest).unwrap();
@@ -175,18 +188,23 @@ fn copy_only_build_from_a_store_image_is_cached() {
     assert!(dest.join("srv/app/requirements.txt").is_file());
     assert!(dest.join("srv/app/static/index.html").is_file());
     assert!(!dest.join("srv/app/static/skip.tmp").exists(), ".dockerignore");
+    assert_eq!(
+        std::fs::read_to_string(dest.join("opt/vendor/lib/x.txt")).unwrap(),
+        "vendored\n",
+        "ADD unpacks a local archive"
+    );
 
     let (second, log) = build(&b, &context, "app");
     let second = second.unwrap();
-    assert_eq!((second.layer_steps, second.cached_steps), (2, 2));
+    assert_eq!((second.layer_steps, second.cached_steps), (3, 3));
     assert_eq!(second.manifest_digest, first.manifest_digest);
-    assert_eq!(log.iter().filter(|l| l.trim() == "Using cache").count(), 2);
+    assert_eq!(log.iter().filter(|l| l.trim() == "Using cache").count(), 3);
 
     // A changed static file rebuilds only the second COPY.
     write(&context.join("static/index.html"), "<h1>changed</h1>\n");
     let (third, _) = build(&b, &context, "app");
     let third = third.unwrap();
-    assert_eq!((third.layer_steps, third.cached_steps), (2, 1));
+    assert_eq!((third.layer_steps, third.cached_steps), (3, 1));
     assert_eq!(third.layers[1], first.layers[1]);
     assert_ne!(third.layers[2], first.layers[2]);
 }
