@@ -104,6 +104,37 @@ impl DockerfileOutput {
             .cloned()
             .collect()
     }
+
+    /// [`DockerfileOutput::command`] as one `/bin/sh -c` command line (what a Procfile entry holds), or
+    /// `None` when the image has no command. A shell-form command is kept as written; an exec form is
+    /// quoted and `exec`ed, so that the process gets the container's signals.
+    pub fn shell_command(&self) -> Option<String> {
+        shell_command(&self.command())
+    }
+}
+
+fn shell_command(argv: &[String]) -> Option<String> {
+    match argv {
+        [] => None,
+        [sh, c, text] if sh == "/bin/sh" && c == "-c" => Some(text.clone()),
+        argv => {
+            let quoted: Vec<String> = argv
+                .iter()
+                .map(|arg| {
+                    let plain = !arg.is_empty()
+                        && arg
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"/._-=:,+@%".contains(&b));
+                    if plain {
+                        arg.clone()
+                    } else {
+                        format!("'{}'", arg.replace('\'', "'\\''"))
+                    }
+                })
+                .collect();
+            Some(format!("exec {}", quoted.join(" ")))
+        }
+    }
 }
 
 /// Builds images from Dockerfiles. Cheap to clone.
@@ -704,6 +735,27 @@ mod tests {
         ];
         for (workdir, path, expected) in cases {
             assert_eq!(absolute(workdir, path), *expected, "{workdir} + {path}");
+        }
+    }
+
+    #[test]
+    fn shell_commands() {
+        let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases: &[(&[&str], Option<&str>)] = &[
+            (&[], None),
+            (
+                &["/bin/sh", "-c", "python3 app.py $PORT"],
+                Some("python3 app.py $PORT"),
+            ),
+            (&["python3", "app.py"], Some("exec python3 app.py")),
+            (&["echo", "it's $HOME", ""], Some("exec echo 'it'\\''s $HOME' ''")),
+            (
+                &["gunicorn", "-b", "0.0.0.0:8000"],
+                Some("exec gunicorn -b 0.0.0.0:8000"),
+            ),
+        ];
+        for (argv, expected) in cases {
+            assert_eq!(shell_command(&s(argv)).as_deref(), *expected, "{argv:?}");
         }
     }
 

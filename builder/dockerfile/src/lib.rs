@@ -4,7 +4,7 @@
 //! `FROM` the Berth stack (`berth/bookworm`) or an image tagged in the store, runs each `RUN` in a build
 //! container (the `container` crate) over the image's unpacked layers with a fresh overlay upper dir, whose
 //! contents (deletions as OCI whiteouts) become the step's layer, copies `COPY`/`ADD` sources from the build
-//! context into layers of their own, and writes the metadata steps into the image config. Each step is cached
+//! context into layers of their own (`ADD` unpacks local tar archives; URLs are refused), and writes the metadata steps into the image config. Each step is cached
 //! by the chain of the steps before it, its expanded text and, for `COPY`/`ADD`, the checksum of the copied
 //! files: an unchanged prefix reuses its layers by digest.
 //!

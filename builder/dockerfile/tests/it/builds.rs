@@ -162,6 +162,7 @@ fn copy_only_build_from_a_store_image_is_cached() {
         "ENTRYPOINT clears the base image's CMD"
     );
     assert_eq!(first.command(), ["python3"]);
+    assert_eq!(first.shell_command().as_deref(), Some("exec python3"));
     assert_eq!(
         first.extras.exposed_ports.iter().collect::<Vec<_>>(),
         ["53/udp", "8080/tcp"]
