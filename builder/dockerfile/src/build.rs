@@ -248,15 +248,25 @@ impl DockerfileBuilder {
                         Command::Exec(argv) => format!("RUN {argv:?}"),
                     };
                 }
-                Kind::Copy { sources, dest, add } => {
+                Kind::Copy {
+                    sources,
+                    dest,
+                    add,
+                    chown,
+                } => {
                     layer_steps += 1;
                     let sources = sources.iter().map(|s| word(s)).collect::<Result<Vec<_>, _>>()?;
                     let dest = absolute(&state.config.working_dir, &word(dest)?);
+                    let owner = match chown {
+                        Some(chown) => Some(self.owner(&cache, &state, line, &word(chown)?).await?),
+                        None => None,
+                    };
                     let copy = CopySpec {
                         line,
                         sources: sources.clone(),
                         dest: dest.clone(),
                         add: *add,
+                        owner,
                     };
                     let (key, layer, cached) = self.copy_step(&cache, &req, &state, copy, &ignore).await?;
                     if cached {
@@ -462,6 +472,44 @@ impl DockerfileBuilder {
         .await
     }
 
+    /// Resolves `--chown=USER[:GROUP]`: numbers as they are, names from the image's `/etc/passwd` and
+    /// `/etc/group` (which needs its layers unpacked). Without a group, the gid is the uid, as in Docker.
+    async fn owner(
+        &self,
+        cache: &Cache,
+        state: &State,
+        line: usize,
+        chown: &str,
+    ) -> Result<(u64, u64), DockerfileError> {
+        let bad = |message: String| DockerfileError::Instruction { line, message };
+        let (user, group) = match chown.split_once(':') {
+            Some((u, g)) => (u.to_owned(), Some(g.to_owned())),
+            None => (chown.to_owned(), None),
+        };
+        let numeric = |s: &str| s.parse::<u64>().ok();
+        let needs_files = numeric(&user).is_none() || group.as_deref().is_some_and(|g| numeric(g).is_none());
+        let dirs = if needs_files {
+            let (cache, store, layers) = (cache.clone(), self.config.store.clone(), state.layers.clone());
+            blocking(move || cache.layer_dirs(&store, &layers)).await?
+        } else {
+            Vec::new()
+        };
+        let id = |name: &str, file: &str| -> Result<u64, DockerfileError> {
+            if let Some(n) = numeric(name) {
+                return Ok(n);
+            }
+            let text = image_file(&dirs, file).unwrap_or_default();
+            lookup_id(&text, name)
+                .ok_or_else(|| bad(format!("--chown={chown}: no {name:?} in the image's /{file}")))
+        };
+        let uid = id(&user, "etc/passwd")?;
+        let gid = match &group {
+            Some(group) => id(group, "etc/group")?,
+            None => uid,
+        };
+        Ok((uid, gid))
+    }
+
     /// Stages the copied files, and reuses the cached layer for their checksum or writes a new one. Returns the
     /// step's key, its layer and whether it came from the cache.
     async fn copy_step(
@@ -480,6 +528,7 @@ impl DockerfileBuilder {
             sources,
             dest,
             add,
+            owner,
         } = copy;
         let chain = state.chain.clone();
         blocking(move || {
@@ -490,12 +539,13 @@ impl DockerfileBuilder {
                 .map_err(|e| copy_err(line, e))?;
             let files = context::checksum(&stage).map_err(|e| copy_err(line, e))?;
             let verb = if add { "ADD" } else { "COPY" };
-            let key = step_key(&chain, &format!("{verb} {sources:?} {dest}"), &files);
+            let key = step_key(&chain, &format!("{verb} {sources:?} {dest} {owner:?}"), &files);
             if let Some(layer) = cache.step(&app, &key, &store) {
                 return Ok((key, layer, true));
             }
             let mut options = LayerOptions::new("", LayerMode::Reproducible);
             options.gzip_level = 1;
+            options.owner = owner;
             let layer = store
                 .write_layer(&stage, &options)
                 .map_err(|source| DockerfileError::WriteLayer { line, source })?;
@@ -514,6 +564,8 @@ struct CopySpec {
     dest: String,
     /// `ADD`: tar archives are unpacked.
     add: bool,
+    /// `--chown`, resolved to (uid, gid).
+    owner: Option<(u64, u64)>,
 }
 
 /// Carries out a metadata step and returns its text after substitution (for the cache key).
@@ -607,6 +659,28 @@ fn declare_arg(
     let value = build_args.get(name).cloned().or(default);
     args.insert(name.clone(), value);
     Ok(())
+}
+
+/// The content of `relative` in the image whose layers (overlay lower dirs, base first) are `dirs`.
+fn image_file(dirs: &[PathBuf], relative: &str) -> Option<String> {
+    for dir in dirs.iter().rev() {
+        let path = dir.join(relative);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => return std::fs::read_to_string(&path).ok(),
+            // Anything else (a whiteout, a symlink this builder does not follow) hides lower layers.
+            Ok(_) => return None,
+            Err(_) => continue,
+        }
+    }
+    None
+}
+
+/// The id (third field) of `name` in a passwd or group file.
+fn lookup_id(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .map(|line| line.split(':').collect::<Vec<_>>())
+        .find(|fields| fields.first() == Some(&name))
+        .and_then(|fields| fields.get(2)?.parse().ok())
 }
 
 /// `8080` → `8080/tcp`; `53/udp` kept; anything else refused.
@@ -757,6 +831,16 @@ mod tests {
         for (argv, expected) in cases {
             assert_eq!(shell_command(&s(argv)).as_deref(), *expected, "{argv:?}");
         }
+    }
+
+    #[test]
+    fn passwd_lookup() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\nbad:x:notanumber\n";
+        assert_eq!(lookup_id(passwd, "root"), Some(0));
+        assert_eq!(lookup_id(passwd, "nobody"), Some(65534));
+        assert_eq!(lookup_id(passwd, "nobod"), None);
+        assert_eq!(lookup_id(passwd, "bad"), None);
+        assert_eq!(lookup_id("", "root"), None);
     }
 
     #[test]

@@ -43,11 +43,12 @@ pub enum Kind {
     Run(Command),
     Cmd(Command),
     Entrypoint(Command),
-    /// `COPY` (`add: false`) or `ADD` (local files only).
+    /// `COPY` (`add: false`) or `ADD` (local files only), with `--chown=USER[:GROUP]`.
     Copy {
         add: bool,
         sources: Vec<String>,
         dest: String,
+        chown: Option<String>,
     },
     Env(Vec<(String, String)>),
     Arg {
@@ -244,11 +245,30 @@ fn parse_instruction(keyword: &str, args: &str, escape: char) -> Result<Kind, St
         "COPY" | "ADD" => {
             need_args()?;
             let add = keyword == "ADD";
-            let mut parts = match json_array(args) {
+            // Flags come first, also before the JSON form.
+            let mut rest = args;
+            let mut chown = None;
+            while let Some(flagged) = rest.strip_prefix("--") {
+                let (flag, after) = flagged.split_once(char::is_whitespace).unwrap_or((flagged, ""));
+                match flag.split_once('=') {
+                    Some(("chown", value)) if !value.is_empty() => {
+                        check_word(value, escape)?;
+                        chown = Some(value.to_owned());
+                    }
+                    _ => refuse_flags(keyword, &[format!("--{flag}")])?,
+                }
+                rest = after.trim_start();
+            }
+            let mut parts = match json_array(rest) {
                 Some(parts) => parts?,
-                None => words()?,
+                None => {
+                    let words = split_words(rest, escape).map_err(|WordError(e)| e)?;
+                    for word in &words {
+                        check_word(word, escape)?;
+                    }
+                    words
+                }
             };
-            refuse_flags(keyword, &parts)?;
             if parts.len() < 2 {
                 return Err(format!("{keyword} needs at least one source and a destination"));
             }
@@ -264,6 +284,7 @@ fn parse_instruction(keyword: &str, args: &str, escape: char) -> Result<Kind, St
                 add,
                 sources: parts,
                 dest,
+                chown,
             })
         }
         "ENV" | "LABEL" => {
@@ -337,6 +358,9 @@ fn command(args: &str, keyword: &str) -> Result<Command, String> {
 
 fn refuse_flags(keyword: &str, words: &[String]) -> Result<(), String> {
     match words.iter().find(|w| w.starts_with("--")) {
+        Some(flag) if flag == "--chown" => {
+            Err(format!("{keyword} --chown needs a value: --chown=USER[:GROUP]"))
+        }
         Some(flag) if flag.starts_with("--from") => Err(format!(
             "{keyword} {flag}: multi-stage builds are not supported yet"
         )),
@@ -443,18 +467,32 @@ mod tests {
                 ],
             ),
             (
-                "FROM berth/bookworm\nCOPY a b /app/\nADD [\"x y\", \"/z\"]",
+                "FROM berth/bookworm\nCOPY a b /app/\nADD [\"x y\", \"/z\"]\nCOPY --chown=app:$GROUP . /srv\nCOPY --chown=1000 [\"a\", \"b\"]",
                 vec![
                     from(),
                     Kind::Copy {
                         add: false,
                         sources: s(&["a", "b"]),
                         dest: "/app/".into(),
+                        chown: None,
                     },
                     Kind::Copy {
                         add: true,
                         sources: s(&["x y"]),
                         dest: "/z".into(),
+                        chown: None,
+                    },
+                    Kind::Copy {
+                        add: false,
+                        sources: s(&["."]),
+                        dest: "/srv".into(),
+                        chown: Some("app:$GROUP".into()),
+                    },
+                    Kind::Copy {
+                        add: false,
+                        sources: s(&["a"]),
+                        dest: "b".into(),
+                        chown: Some("1000".into()),
                     },
                 ],
             ),
@@ -545,6 +583,8 @@ mod tests {
             ("FROM x\nCOPY onlyone", 2, "at least one source"),
             ("FROM x\nCOPY --from=build /a /b", 2, "multi-stage"),
             ("FROM x\nCOPY --chmod=755 a /b", 2, "flag --chmod"),
+            ("FROM x\nCOPY --chown a /b", 2, "--chown needs a value"),
+            ("FROM x\nCOPY --chown=a", 2, "at least one source"),
             ("FROM x\nFROM y", 2, "multi-stage"),
             ("FROM x\nENV", 2, "ENV needs arguments"),
             ("FROM x\nENV A", 2, "needs a value"),

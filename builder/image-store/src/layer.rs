@@ -54,6 +54,9 @@ pub struct LayerOptions {
     /// and its opaque directories (`trusted.overlay.opaque`) get a `.wh..wh..opq` entry (reading that
     /// xattr needs root).
     pub overlay_upper: bool,
+    /// In [`LayerMode::Reproducible`], the owner (uid, gid) of every entry of the tree instead of root (a
+    /// Dockerfile's `COPY --chown`).
+    pub owner: Option<(u64, u64)>,
 }
 
 impl LayerOptions {
@@ -65,6 +68,7 @@ impl LayerOptions {
             empty_dirs: Vec::new(),
             gzip_level: 6,
             overlay_upper: false,
+            owner: None,
         }
     }
 }
@@ -219,7 +223,13 @@ fn append_tree<W: Write>(
 
         let mut header = Header::new_gnu();
         match options.mode {
-            LayerMode::Reproducible => header.set_metadata_in_mode(&meta, HeaderMode::Deterministic),
+            LayerMode::Reproducible => {
+                header.set_metadata_in_mode(&meta, HeaderMode::Deterministic);
+                if let Some((uid, gid)) = options.owner {
+                    header.set_uid(uid);
+                    header.set_gid(gid);
+                }
+            }
             LayerMode::Rootfs => {
                 header.set_metadata_in_mode(&meta, HeaderMode::Complete);
                 header.set_mode(meta.mode() & 0o7777);

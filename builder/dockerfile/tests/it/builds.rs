@@ -1,3 +1,4 @@
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -226,6 +227,7 @@ RUN mkdir -p /opt/data && echo keep > /opt/data/keep && echo gone > /opt/data/go
 RUN rm /opt/data/gone /etc/debian_version \
     && rm -rf /usr/share/doc && mkdir /usr/share/doc && touch /usr/share/doc/only
 COPY app.py ./
+COPY --chown=nobody:nogroup app.py owned.py
 RUN chown nobody:nogroup "$APP_HOME"
 USER nobody
 RUN id -un > whoami && echo "$HOME" > home && test ! -e /opt/data/gone
@@ -238,9 +240,9 @@ CMD ["python3", "app.py"]
 
     let (first, log) = build(&b, &context, tag);
     let first = first.unwrap();
-    assert_eq!((first.layer_steps, first.cached_steps), (5, 0));
+    assert_eq!((first.layer_steps, first.cached_steps), (6, 0));
     assert!(
-        log.iter().any(|l| l == "-----> Step 1/12 : FROM berth/bookworm"),
+        log.iter().any(|l| l == "-----> Step 1/13 : FROM berth/bookworm"),
         "{log:?}"
     );
 
@@ -261,7 +263,7 @@ CMD ["python3", "app.py"]
     );
     let history = config["history"].as_array().unwrap();
     assert!(history.iter().all(|h| h["created"].is_string()), "{config}");
-    assert_eq!(history.len(), 12, "{config}");
+    assert_eq!(history.len(), 13, "{config}");
 
     let bundle = tmp.path().join("bundle");
     run(Command::new("umoci")
@@ -304,18 +306,24 @@ CMD ["python3", "app.py"]
         "/nonexistent\n"
     );
     assert!(rootfs.join("srv/app/app.py").is_file());
+    let owned = std::fs::metadata(rootfs.join("srv/app/owned.py")).unwrap();
+    assert_eq!(
+        (owned.uid(), owned.gid()),
+        (65534, 65534),
+        "COPY --chown=nobody:nogroup"
+    );
 
     let (second, log) = build(&b, &context, tag);
     let second = second.unwrap();
-    assert_eq!((second.layer_steps, second.cached_steps), (5, 5));
+    assert_eq!((second.layer_steps, second.cached_steps), (6, 6));
     assert_eq!(second.manifest_digest, first.manifest_digest);
-    assert_eq!(log.iter().filter(|l| l.trim() == "Using cache").count(), 5);
+    assert_eq!(log.iter().filter(|l| l.trim() == "Using cache").count(), 6);
 
     // A code change rebuilds from the COPY on; the RUN steps before it stay cached.
     write(&context.join("app.py"), "print('changed')\n");
     let (third, _) = build(&b, &context, tag);
     let third = third.unwrap();
-    assert_eq!((third.layer_steps, third.cached_steps), (5, 2));
+    assert_eq!((third.layer_steps, third.cached_steps), (6, 2));
     assert_eq!(third.layers[..3], first.layers[..3]);
 }
 
