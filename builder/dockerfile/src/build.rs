@@ -186,6 +186,15 @@ impl DockerfileBuilder {
         req: DockerfileRequest,
         log: mpsc::Sender<String>,
     ) -> Result<DockerfileOutput, DockerfileError> {
+        let span = tracing::info_span!("dockerfile_build", app = %req.app, tag = %req.tag);
+        tracing::Instrument::instrument(self.build_in_span(req, log), span).await
+    }
+
+    async fn build_in_span(
+        &self,
+        req: DockerfileRequest,
+        log: mpsc::Sender<String>,
+    ) -> Result<DockerfileOutput, DockerfileError> {
         let cfg = &*self.config;
         let say = |line: String| {
             let log = log.clone();
@@ -199,7 +208,13 @@ impl DockerfileBuilder {
         let cache = Cache {
             root: cfg.cache_dir.clone(),
         };
-        let ignore = Ignore::read(&req.context_dir).map_err(|e| copy_err(0, e))?;
+        let ignore = Ignore::read(&req.context_dir).map_err(|e| match e {
+            CopyError::Io(path, source) => DockerfileError::ReadDockerignore { path, source },
+            CopyError::Refused(message) => DockerfileError::ReadDockerignore {
+                path: req.context_dir.join(".dockerignore"),
+                source: std::io::Error::other(message),
+            },
+        })?;
         let total = dockerfile.instructions.len();
 
         // Global ARGs are usable in FROM only.

@@ -473,6 +473,74 @@ mod tests {
         assert_eq!(std::fs::read_to_string(stage.join("x")).unwrap(), "x");
     }
 
+    /// A gzip tar of raw (name, content) entries, names written as they are (the tar crate refuses `..`).
+    fn raw_tar_gz(path: &Path, entries: &[(&str, &str)]) {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (name, content) in entries {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            header.set_size(content.len() as u64);
+            let field = &mut header.as_old_mut().name;
+            field[..name.len()].copy_from_slice(name.as_bytes());
+            header.set_cksum();
+            tar.append(&header, content.as_bytes()).unwrap();
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar.into_inner().unwrap()).unwrap();
+        std::fs::write(path, gz.finish().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn add_unpacks_archives_but_never_outside_the_destination() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ctx = tmp.path().join("ctx");
+        std::fs::create_dir(&ctx).unwrap();
+        raw_tar_gz(&ctx.join("good.tgz"), &[("lib/a.txt", "a")]);
+        raw_tar_gz(&ctx.join("evil.tgz"), &[("../../escaped", "x")]);
+        std::fs::write(ctx.join("plain.txt"), "not an archive").unwrap();
+        let stage = tmp.path().join("stage");
+        let add = |source: &str| {
+            stage_copy(
+                &ctx,
+                &[source.to_owned()],
+                "/opt/",
+                &stage,
+                &Ignore::default(),
+                true,
+            )
+        };
+        add("good.tgz").unwrap();
+        assert_eq!(std::fs::read_to_string(stage.join("opt/lib/a.txt")).unwrap(), "a");
+        add("plain.txt").unwrap();
+        assert!(
+            stage.join("opt/plain.txt").is_file(),
+            "a file that is no archive is copied"
+        );
+        match add("evil.tgz") {
+            Err(CopyError::Refused(message)) => {
+                assert!(message.contains("leaves its destination"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!tmp.path().join("escaped").exists());
+        assert!(!stage.join("escaped").exists());
+        // COPY never unpacks.
+        stage_copy(
+            &ctx,
+            &["good.tgz".into()],
+            "/copy/",
+            &stage,
+            &Ignore::default(),
+            false,
+        )
+        .unwrap();
+        assert!(stage.join("copy/good.tgz").is_file());
+    }
+
     #[test]
     fn staging_follows_docker_rules() {
         let tmp = tempfile::tempdir().unwrap();

@@ -15,6 +15,12 @@ pub enum DockerfileError {
     },
     #[error(transparent)]
     Parse(#[from] ParseError),
+    #[error("reading {path}")]
+    ReadDockerignore {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// An instruction that parsed but cannot be carried out as written (a bad port, a missing source).
     #[error("Dockerfile line {line}: {message}")]
     Instruction { line: usize, message: String },

@@ -47,6 +47,15 @@ fn build(
     context: &Path,
     tag: &str,
 ) -> (Result<DockerfileOutput, DockerfileError>, Vec<String>) {
+    build_as(builder, "demo", context, tag)
+}
+
+fn build_as(
+    builder: &DockerfileBuilder,
+    app: &str,
+    context: &Path,
+    tag: &str,
+) -> (Result<DockerfileOutput, DockerfileError>, Vec<String>) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let (tx, mut rx) = mpsc::channel(16);
@@ -58,7 +67,7 @@ fn build(
             }
             lines
         });
-        let req = DockerfileRequest::new(AppName::new("demo").unwrap(), context.to_owned(), tag.to_owned());
+        let req = DockerfileRequest::new(AppName::new(app).unwrap(), context.to_owned(), tag.to_owned());
         let result = builder.build(req, tx).await;
         (result, collector.await.unwrap())
     })
@@ -201,6 +210,10 @@ fn copy_only_build_from_a_store_image_is_cached() {
     assert_eq!((second.layer_steps, second.cached_steps), (3, 3));
     assert_eq!(second.manifest_digest, first.manifest_digest);
     assert_eq!(log.iter().filter(|l| l.trim() == "Using cache").count(), 3);
+
+    // Another app's build of the same context reuses nothing.
+    let (other, _) = build_as(&b, "other", &context, "other");
+    assert_eq!(other.unwrap().cached_steps, 0, "step caches are per app");
 
     // A changed static file rebuilds only the second COPY.
     write(&context.join("static/index.html"), "<h1>changed</h1>\n");
