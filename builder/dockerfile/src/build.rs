@@ -293,6 +293,9 @@ impl DockerfileBuilder {
                     let verb = if *add { "ADD" } else { "COPY" };
                     history_text = format!("{verb} {} {dest}", sources.join(" "));
                 }
+                Kind::Ignored { keyword } => {
+                    say(format!("       Ignoring {keyword}: Berth does not use it")).await;
+                }
                 other => {
                     let text = apply_metadata(&mut state, other, line, escape, &req.build_args)?;
                     state.chain = step_key(&state.chain, &text, "");
@@ -652,7 +655,9 @@ fn apply_metadata(
             }
             format!("ENTRYPOINT {:?}", state.extras.entrypoint)
         }
-        Kind::From { .. } | Kind::Run(_) | Kind::Copy { .. } => unreachable!("not a metadata step"),
+        Kind::From { .. } | Kind::Run(_) | Kind::Copy { .. } | Kind::Ignored { .. } => {
+            unreachable!("not a metadata step")
+        }
     };
     Ok(text)
 }

@@ -59,6 +59,11 @@ pub enum Kind {
     User(String),
     Expose(Vec<String>),
     Label(Vec<(String, String)>),
+    /// `MAINTAINER`, `VOLUME`, `STOPSIGNAL`, `HEALTHCHECK`, `ONBUILD`: accepted and ignored (Berth's
+    /// instances have no volumes, health checks run by the platform, and no image builds on another's).
+    Ignored {
+        keyword: String,
+    },
 }
 
 impl Kind {
@@ -326,9 +331,14 @@ fn parse_instruction(keyword: &str, args: &str, escape: char) -> Result<Kind, St
             need_args()?;
             Ok(Kind::Expose(words()?))
         }
-        "MAINTAINER" | "VOLUME" | "ONBUILD" | "STOPSIGNAL" | "HEALTHCHECK" | "SHELL" => Err(format!(
-            "{keyword} is not supported by Berth's Dockerfile builder"
-        )),
+        // They change nothing that Berth runs: kept in the history, announced as ignored.
+        "MAINTAINER" | "VOLUME" | "STOPSIGNAL" | "HEALTHCHECK" | "ONBUILD" => {
+            need_args()?;
+            Ok(Kind::Ignored {
+                keyword: keyword.to_owned(),
+            })
+        }
+        "SHELL" => Err("SHELL is not supported: RUN, CMD and ENTRYPOINT shell forms use /bin/sh -c".into()),
         other => Err(format!("unknown instruction {other}")),
     }
 }
@@ -530,6 +540,18 @@ mod tests {
                     Kind::Label(kv(&[("a.b", "c"), ("\"d e\"", "f")])),
                 ],
             ),
+            (
+                "FROM x\nVOLUME /data\nhealthcheck CMD curl -f http://localhost/",
+                vec![
+                    Kind::From { image: "x".into() },
+                    Kind::Ignored {
+                        keyword: "VOLUME".into(),
+                    },
+                    Kind::Ignored {
+                        keyword: "HEALTHCHECK".into(),
+                    },
+                ],
+            ),
         ];
         for (text, expected) in cases {
             assert_eq!(kinds(text), expected, "{text:?}");
@@ -597,7 +619,8 @@ mod tests {
             ("FROM x\nCMD [1, 2]", 2, "array of strings"),
             ("FROM x\nARG A B", 2, "ARG takes one"),
             ("FROM x\nUSER a b", 2, "USER takes one"),
-            ("FROM x\nVOLUME /data", 2, "not supported"),
+            ("FROM x\nSHELL [\"bash\", \"-c\"]", 2, "SHELL is not supported"),
+            ("FROM x\nHEALTHCHECK", 2, "HEALTHCHECK needs arguments"),
             ("FROM x\nRUN echo \\\n\n  \\\nHEALTHCHECK x", 2, ""),
         ];
         for (text, line, needle) in cases {

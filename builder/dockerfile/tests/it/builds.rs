@@ -146,7 +146,7 @@ fn copy_only_build_from_a_store_image_is_cached() {
     let context = tmp.path().join("ctx");
     write(
         &context.join("Dockerfile"),
-        "ARG TAG=base\nFROM ${TAG}\nARG TAG\nARG DIR=/srv\nENV APP=$DIR/app\nWORKDIR $APP\nCOPY app.py requirements.txt ./\nCOPY [\"static\", \"static/\"]\nADD vendor.tar.gz /opt/vendor/\nENTRYPOINT [\"python3\"]\nEXPOSE 8080 53/udp\nLABEL org.example.name=\"demo app\" from=$TAG\n",
+        "ARG TAG=base\nFROM ${TAG}\nARG TAG\nARG DIR=/srv\nENV APP=$DIR/app\nWORKDIR $APP\nCOPY app.py requirements.txt ./\nCOPY [\"static\", \"static/\"]\nADD vendor.tar.gz /opt/vendor/\nENTRYPOINT [\"python3\"]\nHEALTHCHECK CMD true\nEXPOSE 8080 53/udp\nLABEL org.example.name=\"demo app\" from=$TAG\n",
     );
     write(&context.join("app.py"), "print('hi')\n");
     write(&context.join("requirements.txt"), "six\n");
@@ -161,7 +161,12 @@ fn copy_only_build_from_a_store_image_is_cached() {
     assert_eq!(first.layers.len(), 4);
     assert!(
         log.iter()
-            .any(|l| l == "-----> Step 6/11 : COPY app.py requirements.txt ./"),
+            .any(|l| l == "-----> Step 6/12 : COPY app.py requirements.txt ./"),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l == "       Ignoring HEALTHCHECK: Berth does not use it"),
         "{log:?}"
     );
     assert_eq!(first.config.env["APP"], "/srv/app");
@@ -185,7 +190,7 @@ fn copy_only_build_from_a_store_image_is_cached() {
     let history = &first.extras.history;
     assert_eq!(
         history.len(),
-        1 + 10,
+        1 + 11,
         "one entry for the base layer and one per step"
     );
     assert_eq!(history.iter().filter(|h| !h.empty_layer).count(), 4);
