@@ -1,6 +1,6 @@
 //! Images: config and manifest blobs, tags in `index.json`, and reading an image back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,6 +34,28 @@ pub struct ImageConfig {
     pub history: Vec<String>,
     /// RFC 3339; [`FIXED_CREATED`] when `None`.
     pub created: Option<String>,
+}
+
+/// Parts of an image config that only some builders set (a Dockerfile's `ENTRYPOINT`, `USER`, `EXPOSE`),
+/// and a history with an entry per build step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageExtras {
+    pub entrypoint: Vec<String>,
+    /// `NAME`, `UID`, `NAME:GROUP` or `UID:GID`; empty for root.
+    pub user: String,
+    /// Such as `8080/tcp`.
+    pub exposed_ports: BTreeSet<String>,
+    /// When not empty, the history instead of [`ImageConfig::history`]: one entry per step, where exactly the
+    /// entries that are not `empty_layer` match the layers, in order.
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One step of an image's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub created_by: String,
+    /// The step changed only the config (no layer).
+    pub empty_layer: bool,
 }
 
 /// One layer of a stored image, in order from the base up.
@@ -151,6 +173,17 @@ impl ImageStore {
         layers: &[LayerInfo],
         config: &ImageConfig,
     ) -> Result<String, ImageStoreError> {
+        self.put_image_with(tag, layers, config, &ImageExtras::default())
+    }
+
+    /// [`ImageStore::put_image`] with the config's less common parts and a per-step history.
+    pub fn put_image_with(
+        &self,
+        tag: &str,
+        layers: &[LayerInfo],
+        config: &ImageConfig,
+        extras: &ImageExtras,
+    ) -> Result<String, ImageStoreError> {
         check_tag(tag)?;
         for layer in layers {
             hex_of(&layer.diff_id)?;
@@ -162,35 +195,65 @@ impl ImageStore {
         }
         let created = config.created.clone().unwrap_or_else(|| FIXED_CREATED.to_owned());
 
-        let runtime = built!(
-            "image config",
-            ConfigBuilder::default()
-                .env(
-                    config
-                        .env
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                )
-                .cmd(config.cmd.clone())
-                .working_dir(config.working_dir.clone())
-                .labels(config.labels.clone().into_iter().collect::<HashMap<_, _>>())
-        )?;
+        let mut runtime = ConfigBuilder::default()
+            .env(
+                config
+                    .env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>(),
+            )
+            .cmd(config.cmd.clone())
+            .working_dir(config.working_dir.clone())
+            .labels(config.labels.clone().into_iter().collect::<HashMap<_, _>>());
+        // Set only when used, so that images without them keep the config (and digest) they always had.
+        if !extras.entrypoint.is_empty() {
+            runtime = runtime.entrypoint(extras.entrypoint.clone());
+        }
+        if !extras.user.is_empty() {
+            runtime = runtime.user(extras.user.clone());
+        }
+        if !extras.exposed_ports.is_empty() {
+            runtime = runtime.exposed_ports(extras.exposed_ports.iter().cloned().collect::<Vec<_>>());
+        }
+        let runtime = built!("image config", runtime)?;
         let rootfs = built!(
             "image rootfs",
             RootFsBuilder::default()
                 .typ("layers")
                 .diff_ids(layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>())
         )?;
-        let history = (0..layers.len())
-            .map(|i| {
-                let by = config.history.get(i).map(String::as_str).unwrap_or("berth");
-                built!(
-                    "image history",
-                    HistoryBuilder::default()
-                        .created(created.clone())
-                        .created_by(by.to_owned())
-                )
+        let steps: Vec<HistoryEntry> = if extras.history.is_empty() {
+            (0..layers.len())
+                .map(|i| HistoryEntry {
+                    created_by: config
+                        .history
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| "berth".to_owned()),
+                    empty_layer: false,
+                })
+                .collect()
+        } else {
+            let with_layers = extras.history.iter().filter(|h| !h.empty_layer).count();
+            if with_layers != layers.len() {
+                return Err(ImageStoreError::Build {
+                    what: "image history",
+                    reason: format!("{with_layers} steps with a layer for {} layers", layers.len()),
+                });
+            }
+            extras.history.clone()
+        };
+        let history = steps
+            .iter()
+            .map(|step| {
+                let mut builder = HistoryBuilder::default()
+                    .created(created.clone())
+                    .created_by(step.created_by.clone());
+                if step.empty_layer {
+                    builder = builder.empty_layer(true);
+                }
+                built!("image history", builder)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let image_config = built!(
@@ -273,8 +336,30 @@ impl ImageStore {
             .collect())
     }
 
-    /// Reads an image's manifest and config (both checked against their digests).
-    pub fn read_image(&self, manifest_digest: &str) -> Result<Image, ImageStoreError> {
+    /// The [`ImageExtras`] of a stored image (its history entries with `empty_layer` kept).
+    pub fn read_image_extras(&self, manifest_digest: &str) -> Result<ImageExtras, ImageStoreError> {
+        let (_, config) = self.read_manifest_and_config(manifest_digest)?;
+        let runtime = config.config().clone().unwrap_or_default();
+        Ok(ImageExtras {
+            entrypoint: runtime.entrypoint().clone().unwrap_or_default(),
+            user: runtime.user().clone().unwrap_or_default(),
+            exposed_ports: runtime.exposed_ports().iter().flatten().cloned().collect(),
+            history: config
+                .history()
+                .iter()
+                .flatten()
+                .map(|h| HistoryEntry {
+                    created_by: h.created_by().clone().unwrap_or_default(),
+                    empty_layer: h.empty_layer().unwrap_or(false),
+                })
+                .collect(),
+        })
+    }
+
+    fn read_manifest_and_config(
+        &self,
+        manifest_digest: &str,
+    ) -> Result<(ImageManifest, ImageConfiguration), ImageStoreError> {
         let bad = |reason: String| ImageStoreError::BadImage {
             manifest_digest: manifest_digest.to_owned(),
             reason,
@@ -284,7 +369,16 @@ impl ImageStore {
         let config_digest = manifest.config().digest().to_string();
         let config: ImageConfiguration = serde_json::from_slice(&self.read_blob(&config_digest)?)
             .map_err(|e| bad(format!("config {config_digest}: {e}")))?;
+        Ok((manifest, config))
+    }
 
+    /// Reads an image's manifest and config (both checked against their digests).
+    pub fn read_image(&self, manifest_digest: &str) -> Result<Image, ImageStoreError> {
+        let bad = |reason: String| ImageStoreError::BadImage {
+            manifest_digest: manifest_digest.to_owned(),
+            reason,
+        };
+        let (manifest, config) = self.read_manifest_and_config(manifest_digest)?;
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != manifest.layers().len() {
             return Err(bad(format!(
@@ -330,6 +424,7 @@ impl ImageStore {
                     .history()
                     .iter()
                     .flatten()
+                    .filter(|h| h.empty_layer() != Some(true))
                     .filter_map(|h| h.created_by().clone())
                     .collect(),
                 created: config.created().clone(),

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use tar::{EntryType, Header, HeaderMode};
 
 use crate::digest::HashingWriter;
+use crate::whiteout;
 use crate::{ImageStore, ImageStoreError};
 
 /// How file metadata goes into a layer.
@@ -49,6 +50,13 @@ pub struct LayerOptions {
     pub empty_dirs: Vec<PathBuf>,
     /// gzip level, 0–9. 1 is several times faster than 6 for a few percent more bytes.
     pub gzip_level: u32,
+    /// The tree is an overlayfs upper dir: its deletions (0/0 character devices) become `.wh.NAME` entries
+    /// and its opaque directories (`trusted.overlay.opaque`) get a `.wh..wh..opq` entry (reading that
+    /// xattr needs root).
+    pub overlay_upper: bool,
+    /// In [`LayerMode::Reproducible`], the owner (uid, gid) of every entry of the tree instead of root (a
+    /// Dockerfile's `COPY --chown`).
+    pub owner: Option<(u64, u64)>,
 }
 
 impl LayerOptions {
@@ -59,6 +67,8 @@ impl LayerOptions {
             exclude: Vec::new(),
             empty_dirs: Vec::new(),
             gzip_level: 6,
+            overlay_upper: false,
+            owner: None,
         }
     }
 }
@@ -110,13 +120,7 @@ impl ImageStore {
         let mut path_so_far = PathBuf::new();
         for part in &prefix {
             path_so_far.push(part);
-            let mut header = Header::new_gnu();
-            header.set_entry_type(EntryType::Directory);
-            header.set_mode(0o755);
-            header.set_uid(0);
-            header.set_gid(0);
-            header.set_mtime(tar::DETERMINISTIC_TIMESTAMP);
-            header.set_size(0);
+            let mut header = fixed_header(EntryType::Directory, 0o755);
             tar.append_data(&mut header, &path_so_far, io::empty())
                 .map_err(wrap)?;
         }
@@ -186,6 +190,29 @@ fn append_tree<W: Write>(
         let name = base.join(rel);
         let meta = entry.metadata().map_err(|e| read_err(path, e.into()))?;
         let file_type = meta.file_type();
+        let file_name = rel.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if file_name.starts_with(whiteout::PREFIX) {
+            return Err(read_err(
+                path,
+                io::Error::other("names starting with .wh. are reserved for OCI whiteouts"),
+            ));
+        }
+
+        if options.overlay_upper && file_type.is_char_device() && meta.rdev() == 0 {
+            let mut header = whiteout_header();
+            let name = name.with_file_name(format!("{}{file_name}", whiteout::PREFIX));
+            tar.append_data(&mut header, &name, io::empty())
+                .map_err(|e| read_err(path, e))?;
+            continue;
+        }
+        let mut opaque = false;
+        if options.overlay_upper {
+            if file_type.is_dir() {
+                opaque = whiteout::upper_dir_is_opaque(path).map_err(|e| read_err(path, e))?;
+            } else if file_type.is_file() {
+                whiteout::check_upper_file(path).map_err(|e| read_err(path, e))?;
+            }
+        }
 
         if file_type.is_socket() || file_type.is_block_device() || file_type.is_char_device() {
             continue;
@@ -196,7 +223,13 @@ fn append_tree<W: Write>(
 
         let mut header = Header::new_gnu();
         match options.mode {
-            LayerMode::Reproducible => header.set_metadata_in_mode(&meta, HeaderMode::Deterministic),
+            LayerMode::Reproducible => {
+                header.set_metadata_in_mode(&meta, HeaderMode::Deterministic);
+                if let Some((uid, gid)) = options.owner {
+                    header.set_uid(uid);
+                    header.set_gid(gid);
+                }
+            }
             LayerMode::Rootfs => {
                 header.set_metadata_in_mode(&meta, HeaderMode::Complete);
                 header.set_mode(meta.mode() & 0o7777);
@@ -214,6 +247,11 @@ fn append_tree<W: Write>(
             header.set_size(0);
             tar.append_data(&mut header, &name, io::empty())
                 .map_err(|e| read_err(path, e))?;
+            if opaque {
+                // Right after its directory, before anything this layer puts inside it.
+                tar.append_data(&mut whiteout_header(), name.join(whiteout::OPAQUE), io::empty())
+                    .map_err(|e| read_err(path, e))?;
+            }
         } else if file_type.is_fifo() {
             header.set_entry_type(EntryType::Fifo);
             header.set_size(0);
@@ -241,6 +279,23 @@ fn append_tree<W: Write>(
         }
     }
     Ok(())
+}
+
+/// An empty regular file owned by root with a fixed mtime, as whiteouts are written.
+fn whiteout_header() -> Header {
+    fixed_header(EntryType::Regular, 0o644)
+}
+
+/// An empty entry owned by root with a fixed mtime.
+fn fixed_header(entry_type: EntryType, mode: u32) -> Header {
+    let mut header = Header::new_gnu();
+    header.set_entry_type(entry_type);
+    header.set_mode(mode);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(tar::DETERMINISTIC_TIMESTAMP);
+    header.set_size(0);
+    header
 }
 
 #[cfg(test)]

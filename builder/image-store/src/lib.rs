@@ -3,9 +3,12 @@
 //!
 //! It writes layers from directory trees (tar + gzip, digest and diff_id computed in one streaming pass),
 //! writes image configs and manifests, tags images in `index.json`, reads images back for the node agent, and
-//! unpacks layers with their digests checked. Everything it writes is accepted by `skopeo` and `umoci`. For the
-//! API's OCI distribution (pull) routes it gives read-only views: a manifest's exact bytes with the blobs it
-//! references, and a blob opened for streaming.
+//! unpacks layers with their digests checked. It carries OCI whiteouts both ways: a layer written from an
+//! overlayfs upper dir records its deletions as `.wh.` entries, and unpacking turns them back into overlayfs
+//! whiteouts (a layer's own directory, for overlay lower dirs) or deletes what they name (`apply_layer`).
+//! Everything it writes is accepted by `skopeo` and `umoci`. For the API's OCI distribution (pull) routes it
+//! gives read-only views: a manifest's exact bytes with the blobs it references, and a blob opened for
+//! streaming.
 //!
 //! It does not build anything (the `buildpacks` and `stack` crates do), does not run containers, does not
 //! talk to registries and does not garbage-collect blobs yet. The builder crates, the node agent and the API
@@ -17,13 +20,14 @@ mod error;
 mod image;
 mod layer;
 mod unpack;
+mod whiteout;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 pub use distribution::{is_digest, StoredManifest, OCI_MANIFEST_MEDIA_TYPE};
 pub use error::ImageStoreError;
-pub use image::{Image, ImageConfig, ImageLayer, FIXED_CREATED, REF_NAME};
+pub use image::{HistoryEntry, Image, ImageConfig, ImageExtras, ImageLayer, FIXED_CREATED, REF_NAME};
 pub use layer::{LayerInfo, LayerMode, LayerOptions};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;

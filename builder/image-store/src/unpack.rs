@@ -1,5 +1,6 @@
 //! Unpacking a layer blob into a directory, checking its digest and diff_id on the way.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Component, Path};
@@ -7,6 +8,7 @@ use std::path::{Component, Path};
 use flate2::read::GzDecoder;
 
 use crate::digest::HashingReader;
+use crate::whiteout::{self, Name, Target};
 use crate::{ImageStore, ImageStoreError};
 
 impl ImageStore {
@@ -14,10 +16,30 @@ impl ImageStore {
     /// owners, modes and mtimes (run as root for owners to stick). `dest` should be a fresh directory that the
     /// caller renames into place once this returns: on error it holds a partial tree.
     ///
+    /// The layer is unpacked on its own, to be one of an overlay's lower dirs: its OCI whiteouts become
+    /// overlayfs whiteouts (`.wh.NAME` a 0/0 character device `NAME`, `.wh..wh..opq` the xattr
+    /// `trusted.overlay.opaque=y` on its directory), which needs root.
+    ///
     /// Entries that would land outside `dest` (absolute or `..` paths, links through symlinks) are refused by
-    /// the `tar` crate's `unpack_in`; OCI whiteouts (`.wh.*`) are refused for now, since Berth's own layers
-    /// never contain them.
+    /// the `tar` crate's `unpack_in`, and whiteouts are never carried out through a symlink.
     pub fn unpack_layer(&self, digest: &str, diff_id: &str, dest: &Path) -> Result<(), ImageStoreError> {
+        self.unpack(digest, diff_id, dest, Target::OverlayLower)
+    }
+
+    /// Applies the layer `digest` onto `dest`, which holds the layers below it unpacked into one tree: its
+    /// whiteouts delete what they name in `dest` (never what this layer itself adds). Otherwise as
+    /// [`ImageStore::unpack_layer`].
+    pub fn apply_layer(&self, digest: &str, diff_id: &str, dest: &Path) -> Result<(), ImageStoreError> {
+        self.unpack(digest, diff_id, dest, Target::Merged)
+    }
+
+    fn unpack(
+        &self,
+        digest: &str,
+        diff_id: &str,
+        dest: &Path,
+        target: Target,
+    ) -> Result<(), ImageStoreError> {
         let path = self.blob_path(digest)?;
         let wrap = |source| ImageStoreError::Unpack {
             digest: digest.to_owned(),
@@ -42,6 +64,8 @@ impl ImageStore {
         archive.set_unpack_xattrs(false);
         archive.set_overwrite(true);
 
+        // What this layer put in place so far: its whiteouts apply to the layers below only.
+        let mut added = HashSet::new();
         for entry in archive.entries().map_err(wrap)? {
             let mut entry = entry.map_err(wrap)?;
             let entry_path = entry.path().map_err(wrap)?.into_owned();
@@ -56,16 +80,20 @@ impl ImageStore {
             {
                 return Err(hostile("it leaves the layer's root"));
             }
-            if entry_path
+            let file_name = entry_path
                 .file_name()
                 .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(".wh."))
-            {
-                return Err(hostile("whiteouts are not supported yet"));
+                .unwrap_or_default();
+            let name = whiteout::classify(file_name).map_err(hostile)?;
+            if name != Name::Plain {
+                let dir = normalized(entry_path.parent().unwrap_or(Path::new("")));
+                whiteout::apply(target, dest, &dir, &name, &added).map_err(wrap)?;
+                continue;
             }
             if !entry.unpack_in(dest).map_err(wrap)? {
                 return Err(hostile("it leaves the layer's root"));
             }
+            added.insert(normalized(&entry_path));
         }
 
         let uncompressed = archive.into_inner();
@@ -86,4 +114,11 @@ impl ImageStore {
         }
         Ok(())
     }
+}
+
+/// The path without `.` components and trailing slashes, as whiteouts name it.
+fn normalized(path: &Path) -> std::path::PathBuf {
+    path.components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect()
 }

@@ -2,7 +2,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use image_store::{ImageConfig, ImageStore, ImageStoreError, LayerInfo, LayerMode};
+use image_store::{
+    HistoryEntry, ImageConfig, ImageExtras, ImageStore, ImageStoreError, LayerInfo, LayerMode,
+};
 
 use crate::{have_tool, run, write};
 
@@ -182,4 +184,59 @@ fn skopeo_and_umoci_accept_the_image() {
     run(Command::new("umoci")
         .args(["stat", "--image"])
         .arg(format!("{}:demo", root.display())));
+}
+
+#[test]
+fn extras_and_step_history_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&tmp.path().join("store")).unwrap();
+    let layers = two_layers(&store, tmp.path());
+    let step = |by: &str, empty_layer| HistoryEntry {
+        created_by: by.into(),
+        empty_layer,
+    };
+    let extras = ImageExtras {
+        entrypoint: vec!["python3".into()],
+        user: "1000:1000".into(),
+        exposed_ports: ["8080/tcp".to_owned(), "53/udp".to_owned()].into(),
+        history: vec![
+            step("FROM base", false),
+            step("ENV A=1", true),
+            step("COPY . /app", false),
+            step("CMD [\"app.py\"]", true),
+        ],
+    };
+    let digest = store
+        .put_image_with("extras", &layers, &config(), &extras)
+        .unwrap();
+    assert_eq!(store.read_image_extras(&digest).unwrap(), extras);
+    // The per-layer history of `read_image` skips the config-only steps.
+    assert_eq!(
+        store.read_image(&digest).unwrap().config.history,
+        ["FROM base", "COPY . /app"]
+    );
+    // Without extras, the config is what `put_image` always wrote.
+    let plain = store.put_image("plain", &layers, &config()).unwrap();
+    assert_eq!(
+        store
+            .put_image_with("plain", &layers, &config(), &ImageExtras::default())
+            .unwrap(),
+        plain
+    );
+    let mut wrong = extras.clone();
+    wrong.history.pop();
+    wrong.history.push(step("RUN x", false));
+    let err = store
+        .put_image_with("wrong", &layers, &config(), &wrong)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("3 steps with a layer for 2 layers"),
+        "{err}"
+    );
+    if have_tool("extras_and_step_history_round_trip", "umoci") {
+        run(Command::new("umoci")
+            .arg("stat")
+            .arg("--image")
+            .arg(format!("{}:extras", store.root().display())));
+    }
 }

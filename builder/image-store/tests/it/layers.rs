@@ -188,3 +188,37 @@ fn bad_prefix_is_refused() {
         .unwrap_err();
     assert!(matches!(err, ImageStoreError::BadPrefix(_)), "{err:?}");
 }
+
+#[test]
+fn reproducible_layers_can_have_another_owner() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&tmp.path().join("store")).unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("dir/file"), "owned\n");
+    let mut options = LayerOptions::new("app", LayerMode::Reproducible);
+    options.owner = Some((1000, 1001));
+    let layer = store.write_layer(&src, &options).unwrap();
+    let blob = std::fs::File::open(store.blob_path(&layer.digest).unwrap()).unwrap();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob));
+    let owners: Vec<(String, u64, u64)> = archive
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let header = e.header();
+            (
+                e.path().unwrap().display().to_string(),
+                header.uid().unwrap(),
+                header.gid().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            ("app".to_owned(), 0, 0),
+            ("app/dir".to_owned(), 1000, 1001),
+            ("app/dir/file".to_owned(), 1000, 1001)
+        ]
+    );
+}

@@ -2,6 +2,7 @@
 
 mod images;
 mod layers;
+mod whiteouts;
 
 use std::path::Path;
 use std::process::Command;
