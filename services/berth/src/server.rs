@@ -391,6 +391,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         layout.build_cache.clone(),
         init_program.clone(),
     ));
+    let dockerfiles = dockerfile::DockerfileBuilder::new(dockerfile::DockerfileConfig::new(
+        images.clone(),
+        stack_config(&layout, &args.stack),
+        layout.build_cache.join("dockerfile"),
+        init_program.clone(),
+    ));
     let deployments = controller::Deployments::new(
         controller::DeployConfig {
             domain: args.domain.clone(),
@@ -400,6 +406,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         },
         store.clone(),
         builder,
+        dockerfiles,
         controller_handle.clone(),
         passes,
     );

@@ -6,7 +6,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use buildpacks::{BuildRequest, Builder};
+use dockerfile::{DockerfileBuilder, DockerfileRequest};
 use git_receive::{DeployRequest, Deployer};
 use store::{InstanceRowState, NewRelease, Release, Store};
 use tokio::sync::{mpsc, watch};
@@ -37,6 +41,8 @@ struct Inner {
     config: DeployConfig,
     store: Store,
     builder: Builder,
+    /// Builds trees that have a `Dockerfile` (and no `.buildpacks`).
+    dockerfiles: DockerfileBuilder,
     controller: ControllerHandle,
     passes: watch::Receiver<u64>,
 }
@@ -47,6 +53,7 @@ impl Deployments {
         config: DeployConfig,
         store: Store,
         builder: Builder,
+        dockerfiles: DockerfileBuilder,
         controller: ControllerHandle,
         passes: watch::Receiver<u64>,
     ) -> Self {
@@ -55,6 +62,7 @@ impl Deployments {
                 config,
                 store,
                 builder,
+                dockerfiles,
                 controller,
                 passes,
             }),
@@ -73,7 +81,66 @@ impl Deployer for Deployments {
     }
 }
 
+/// What a build made, whichever way it was built.
+struct Built {
+    image_digest: String,
+    processes: BTreeMap<ProcessType, String>,
+}
+
+/// A tree with a `Dockerfile` at its top is built from it, unless it names buildpacks (`.buildpacks`).
+fn builds_with_dockerfile(source_dir: &Path) -> bool {
+    let is_file =
+        |name: &str| std::fs::symlink_metadata(source_dir.join(name)).is_ok_and(|m| m.file_type().is_file());
+    is_file("Dockerfile") && !source_dir.join(".buildpacks").exists()
+}
+
 impl Inner {
+    /// Builds the tree's `Dockerfile`. The processes are the Procfile's when the tree has one, else `web` runs
+    /// the image's command (`ENTRYPOINT` + `CMD`).
+    async fn build_dockerfile(
+        &self,
+        app: vocabulary::AppName,
+        source_dir: &Path,
+        tag: String,
+        log: &mpsc::Sender<String>,
+    ) -> Result<Built, String> {
+        say(log, "-----> Dockerfile detected".to_owned()).await;
+        let out = self
+            .dockerfiles
+            .build(
+                DockerfileRequest::new(app, source_dir.to_owned(), tag),
+                log.clone(),
+            )
+            .await
+            .map_err(|e| format!("build failed: {}", error_chain(&e)))?;
+        let procfile = match std::fs::read_to_string(source_dir.join("Procfile")) {
+            Ok(text) => Some(
+                buildpacks::parse_procfile(&text)
+                    .map_err(|e| format!("build failed: {}", error_chain(&e)))?,
+            ),
+            Err(_) => None,
+        };
+        let processes = match procfile {
+            Some(processes) => processes,
+            None => out
+                .shell_command()
+                .map(|command| BTreeMap::from([(ProcessType::web(), command)]))
+                .unwrap_or_default(),
+        };
+        if processes.is_empty() {
+            say(
+                log,
+                "       The image has no CMD or ENTRYPOINT and there is no Procfile: nothing to run"
+                    .to_owned(),
+            )
+            .await;
+        }
+        Ok(Built {
+            image_digest: out.manifest_digest,
+            processes,
+        })
+    }
+
     async fn deploy(&self, req: DeployRequest, log: mpsc::Sender<String>) -> Result<String, String> {
         let app = &req.app;
         let short_commit: String = req.commit.chars().take(7).collect();
@@ -83,25 +150,35 @@ impl Inner {
         )
         .await;
 
-        let build = self
-            .builder
-            .build(
-                BuildRequest {
-                    app: app.name.clone(),
-                    source_dir: req.source_dir.clone(),
-                    tag: format!("{}-{short_commit}", app.name),
-                },
-                log.clone(),
-            )
-            .await
-            .map_err(|e| format!("build failed: {}", error_chain(&e)))?;
+        let tag = format!("{}-{short_commit}", app.name);
+        let build = if builds_with_dockerfile(&req.source_dir) {
+            self.build_dockerfile(app.name.clone(), &req.source_dir, tag, &log)
+                .await?
+        } else {
+            let build = self
+                .builder
+                .build(
+                    BuildRequest {
+                        app: app.name.clone(),
+                        source_dir: req.source_dir.clone(),
+                        tag,
+                    },
+                    log.clone(),
+                )
+                .await
+                .map_err(|e| format!("build failed: {}", error_chain(&e)))?;
+            Built {
+                image_digest: build.image.manifest_digest,
+                processes: build.processes,
+            }
+        };
 
         let previous = self.store.latest_release(app.id).await.map_err(internal)?;
         let release = self
             .store
             .create_release(NewRelease {
                 app: app.id,
-                image_digest: build.image.manifest_digest.clone(),
+                image_digest: build.image_digest.clone(),
                 processes: build.processes.clone(),
                 config: previous.map(|r| r.config).unwrap_or_default(),
                 description: format!("Deploy {short_commit}"),

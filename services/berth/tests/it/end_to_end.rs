@@ -284,7 +284,7 @@ fn git_push_to_an_isolated_routed_app() {
 
 /// The stack is built up front, as an operator would (`berth stack build`), into a data dir kept across test
 /// runs under the target dir (debootstrap takes a minute); the test's own data dir gets a copy of it.
-fn prepare_stack(data_dir: &Path) {
+pub(crate) fn prepare_stack(data_dir: &Path) {
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("berth-e2e-stack");
     std::fs::create_dir_all(&cache).unwrap();
     let stack = Command::new(berth_bin())
@@ -303,7 +303,7 @@ fn prepare_stack(data_dir: &Path) {
     }
 }
 
-fn last_line(output: &str) -> String {
+pub(crate) fn last_line(output: &str) -> String {
     output
         .lines()
         .last()
