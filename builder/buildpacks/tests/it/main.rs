@@ -1,7 +1,9 @@
 //! Integration tests of the builder. A custom `main` (no libtest harness) because this test binary is also
 //! the build container's init program: the builder re-executes it with `container::INIT_ARG`.
 
+mod polyglot;
 mod python;
+mod support;
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let missing = missing_requirements();
     let mut failed = Vec::new();
-    for (name, needs, test) in python::TESTS {
+    for (name, needs, test) in python::TESTS.iter().chain(polyglot::TESTS) {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
         }
