@@ -16,7 +16,7 @@ use vocabulary::{AppName, ProcessType};
 use crate::ctx::{Ctx, Dependencies};
 use crate::detect::{detect, static_root, Buildpack, SourceFacts};
 use crate::procfile::parse_procfile;
-use crate::{node_build, pip, python_build, slugignore, BuildError};
+use crate::{node, node_build, pip, pyproject, python_build, slugignore, BuildError};
 
 /// Procfiles, requirements and package files bigger than this are refused (they are read into memory).
 const MAX_SOURCE_FILE: u64 = 1024 * 1024;
@@ -126,6 +126,24 @@ impl Builder {
         };
         let buildpack = detect(&facts).ok_or(BuildError::NoBuildpack)?;
         say(buildpack.detected_line().to_owned()).await;
+        // The files a buildpack reads are checked before the stack is prepared, so a typo fails fast.
+        let package = match buildpack {
+            Buildpack::Node => {
+                let bytes = read_source_file(src, "package.json")?.unwrap_or_default();
+                Some(node::parse_package_json(&bytes).map_err(BuildError::BadPackageJson)?)
+            }
+            _ => None,
+        };
+        let pyproject_deps = match buildpack {
+            Buildpack::Python if !facts.has_requirements_txt && facts.has_pyproject_toml => {
+                let text = read_source_file(src, "pyproject.toml")?.unwrap_or_default();
+                Some(
+                    pyproject::dependencies(&String::from_utf8_lossy(&text))
+                        .map_err(BuildError::BadPyproject)?,
+                )
+            }
+            _ => None,
+        };
 
         // What the app layer leaves out: `.git`, and `.slugignore`'s matches (before any build step, as
         // Heroku does).
@@ -159,8 +177,8 @@ impl Builder {
         // The buildpack's own steps. `ctx` holds the build's scratch directory until the app layer is written.
         let ctx = Ctx::new(cfg, &req.app, src, &stack, &log, app_exclude)?;
         let output = match buildpack {
-            Buildpack::Python => python_build::build(&ctx).await?,
-            Buildpack::Node => node_build::build(&ctx).await?,
+            Buildpack::Python => python_build::build(&ctx, pyproject_deps).await?,
+            Buildpack::Node => node_build::build(&ctx, &package.unwrap_or_default()).await?,
             Buildpack::Static => LanguageOutput {
                 default_web: Some(format!(
                     "python3 -m http.server --directory {} $PORT",

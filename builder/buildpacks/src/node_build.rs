@@ -20,11 +20,10 @@ const INSTALL_INPUTS: &[&str] = &[
     ".yarnrc",
 ];
 
-pub async fn build(ctx: &Ctx<'_>) -> Result<LanguageOutput, BuildError> {
+/// Builds with the already parsed `package.json`.
+pub async fn build(ctx: &Ctx<'_>, package: &PackageJson) -> Result<LanguageOutput, BuildError> {
     let src = ctx.source_dir;
-    let package_bytes = read_source_file(src, "package.json")?.unwrap_or_default();
-    let package = node::parse_package_json(&package_bytes).map_err(BuildError::BadPackageJson)?;
-    check_engines(ctx, &package).await;
+    check_engines(ctx, package).await;
     if src.join("node_modules").exists() {
         ctx.warn(
             "the pushed node_modules is left out of the image: dependencies are installed from package.json",
@@ -83,7 +82,7 @@ pub async fn build(ctx: &Ctx<'_>) -> Result<LanguageOutput, BuildError> {
         output.app_dir = Some(app);
     }
     let has_server_js = src.join("server.js").is_file();
-    if let Some(web) = node::default_web(&package, has_server_js) {
+    if let Some(web) = node::default_web(package, has_server_js) {
         output.default_web = Some(web.to_owned());
     }
     output.deps = Some(deps);

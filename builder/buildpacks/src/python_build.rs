@@ -8,39 +8,38 @@ use crate::build::{read_source_file, LanguageOutput};
 use crate::cache::{cache_err, dependency_key, PYTHON_BUILDPACK_VERSION};
 use crate::ctx::Ctx;
 use crate::step::bind;
-use crate::{pip, pyproject, versions, BuildError};
+use crate::{pip, versions, BuildError};
 
-pub async fn build(ctx: &Ctx<'_>) -> Result<LanguageOutput, BuildError> {
+/// Builds; `pyproject_deps` are `pyproject.toml`'s dependencies, already read when there is no
+/// `requirements.txt` (which is the lock when both files are there).
+pub async fn build(ctx: &Ctx<'_>, pyproject_deps: Option<Vec<String>>) -> Result<LanguageOutput, BuildError> {
     check_version(ctx).await?;
     let src = ctx.source_dir;
     let has_manage_py = src.join("manage.py").is_file();
 
-    // What to install: requirements.txt is the lock when both files are there.
-    let requirements = read_source_file(src, "requirements.txt")?;
-    let (input, file): (Option<Vec<u8>>, &str) = match requirements {
-        Some(text) => (Some(text), "requirements.txt"),
-        None => match read_source_file(src, "pyproject.toml")? {
-            Some(toml) => {
-                let deps = pyproject::dependencies(&String::from_utf8_lossy(&toml))
-                    .map_err(BuildError::BadPyproject)?;
-                for lock in ["poetry.lock", "uv.lock", "pdm.lock", "Pipfile.lock"] {
-                    if src.join(lock).is_file() {
-                        ctx.warn(format!(
-                            "{lock} is not read (pip cannot): installing pyproject.toml's version ranges; \
-                             commit a requirements.txt (for example from `uv export` or `poetry export`) to pin them"
-                        ))
-                        .await;
-                    }
-                }
-                if deps.is_empty() {
-                    ctx.warn("pyproject.toml lists no [project] dependencies").await;
-                    (None, "pyproject.toml")
-                } else {
-                    (Some(deps.join("\n").into_bytes()), "pyproject.toml")
+    let (input, file): (Option<Vec<u8>>, &str) = match (
+        read_source_file(src, "requirements.txt")?,
+        pyproject_deps,
+    ) {
+        (Some(text), _) => (Some(text), "requirements.txt"),
+        (None, Some(deps)) => {
+            for lock in ["poetry.lock", "uv.lock", "pdm.lock", "Pipfile.lock"] {
+                if src.join(lock).is_file() {
+                    ctx.warn(format!(
+                        "{lock} is not read (pip cannot): installing pyproject.toml's version ranges; \
+                         commit a requirements.txt (for example from `uv export` or `poetry export`) to pin them"
+                    ))
+                    .await;
                 }
             }
-            None => (None, ""),
-        },
+            if deps.is_empty() {
+                ctx.warn("pyproject.toml lists no [project] dependencies").await;
+                (None, "pyproject.toml")
+            } else {
+                (Some(deps.join("\n").into_bytes()), "pyproject.toml")
+            }
+        }
+        (None, None) => (None, ""),
     };
 
     let mut output = LanguageOutput::default();

@@ -17,14 +17,19 @@ pub const TESTS: &[Test] = &[
         bad_procfile_names_the_line,
     ),
     (
-        "bad_package_json_is_a_clear_error",
+        "bad_package_files_fail_before_the_stack",
         Needs::Nothing,
-        bad_package_json_is_a_clear_error,
+        bad_package_files_fail_before_the_stack,
     ),
     (
         "python_app_builds_runs_and_reuses_dependencies",
         Needs::RootAndTools,
         python_app_builds_runs_and_reuses_dependencies,
+    ),
+    (
+        "django_collectstatic_runs_and_its_failure_fails_the_build",
+        Needs::RootAndTools,
+        django_collectstatic_runs_and_its_failure_fails_the_build,
     ),
     (
         "pyproject_app_installs_project_dependencies",
@@ -70,7 +75,7 @@ fn bad_procfile_names_the_line() {
     );
 }
 
-fn bad_package_json_is_a_clear_error() {
+fn bad_package_files_fail_before_the_stack() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     write(&src.join("package.json"), "{\"name\": \"x\",\n");
@@ -82,6 +87,24 @@ fn bad_package_json_is_a_clear_error() {
     );
     let message = result.unwrap_err().to_string();
     assert!(message.starts_with("package.json is not valid: "), "{message}");
+
+    let src = tmp.path().join("src2");
+    write(
+        &src.join("pyproject.toml"),
+        "[project]\ndependencies = \"flask\"\n",
+    );
+    let (result, _) = build(
+        &builder(tmp.path(), &tmp.path().join("cache")),
+        "badpyproject",
+        &src,
+        "t1",
+    );
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "pyproject.toml is not valid: [project] dependencies must be an array of strings"
+    );
+    // Both fail before the stack is prepared.
+    assert!(!tmp.path().join("stacks").exists());
 }
 
 fn python_app_builds_runs_and_reuses_dependencies() {
@@ -201,6 +224,49 @@ fn pyproject_app_installs_project_dependencies() {
     );
     assert_eq!(built.layers.len(), 3);
     assert_eq!(run_web(&builder, &built), "pyproject six 1.16.0\n");
+}
+
+fn django_collectstatic_runs_and_its_failure_fails_the_build() {
+    let app = "it-django";
+    let builder = shared_builder(app);
+    let (_tmp, src) = fixture("django");
+    let (built, log) = build_ok(&builder, app, &src, "it-django-1");
+    assert_logged(&log, "-----> Running python3 manage.py collectstatic --noinput");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("static file copied to '/app/staticfiles'")),
+        "{log:#?}"
+    );
+    // The collected files are in the app layer.
+    let store = &builder.config().store;
+    let app_layer = &built.layers[2];
+    let dest = tempfile::tempdir().unwrap();
+    store
+        .unpack_layer(&app_layer.digest, &app_layer.diff_id, dest.path())
+        .unwrap();
+    assert!(dest.path().join("app/staticfiles/site.css").is_file());
+    assert!(dest.path().join("app/manage.py").is_file());
+    assert_eq!(run_web(&builder, &built), "staticfiles\n");
+
+    // Without STATIC_ROOT collectstatic fails, and so does the build, as on Heroku. The dependencies are
+    // reused (unpacked for the step).
+    let settings = std::fs::read_to_string(src.join("site_settings.py")).unwrap();
+    write(
+        &src.join("site_settings.py"),
+        &settings.replace("STATIC_ROOT = \"staticfiles\"\n", ""),
+    );
+    let (result, log) = build(&builder, app, &src, "it-django-2");
+    assert_logged(
+        &log,
+        "-----> Reusing dependencies layer (requirements.txt unchanged)",
+    );
+    let message = result.unwrap_err().to_string();
+    assert!(
+        message.starts_with("`python3 manage.py collectstatic --noinput` failed (exit status: 1)"),
+        "{message}"
+    );
+    assert!(message.contains("STATIC_ROOT"), "{message}");
+    assert_no_scratch_left(&builder.config().cache_dir);
 }
 
 pub fn assert_no_scratch_left(cache_dir: &Path) {

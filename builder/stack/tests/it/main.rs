@@ -95,7 +95,7 @@ async fn builds_the_stack_once_and_reuses_it() {
         .unwrap()
         .all(|e| {
             let name = e.unwrap().file_name();
-            name == "partial" || name == "lock"
+            name == "partial" || name == "lock" || name == "auxfiles"
         }));
 }
 
