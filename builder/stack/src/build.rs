@@ -174,9 +174,18 @@ async fn apt_install(rootfs: &Path, progress: &(dyn Fn(&str) + Sync)) -> Result<
         path: resolv.clone(),
         source,
     };
+    // Kept as it is: a symlink is put back as the same symlink (never read through, it points into the host).
+    enum Original {
+        Missing,
+        Link(PathBuf),
+        File(Vec<u8>),
+    }
     let original = match std::fs::symlink_metadata(&resolv) {
-        Ok(_) => Some(std::fs::read(&resolv).map_err(prepare)?),
-        Err(_) => None,
+        Ok(meta) if meta.file_type().is_symlink() => {
+            Original::Link(std::fs::read_link(&resolv).map_err(prepare)?)
+        }
+        Ok(_) => Original::File(std::fs::read(&resolv).map_err(prepare)?),
+        Err(_) => Original::Missing,
     };
     let _ = std::fs::remove_file(&resolv);
     if let Ok(host) = std::fs::read("/etc/resolv.conf") {
@@ -219,8 +228,10 @@ async fn apt_install(rootfs: &Path, progress: &(dyn Fn(&str) + Sync)) -> Result<
         }
     }
     let _ = std::fs::remove_file(&resolv);
-    if let Some(original) = original {
-        std::fs::write(&resolv, original).map_err(prepare)?;
+    match original {
+        Original::Missing => {}
+        Original::Link(target) => std::os::unix::fs::symlink(target, &resolv).map_err(prepare)?,
+        Original::File(bytes) => std::fs::write(&resolv, bytes).map_err(prepare)?,
     }
     result
 }

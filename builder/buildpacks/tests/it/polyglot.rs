@@ -73,7 +73,7 @@ fn express_app_builds_serves_and_reuses_node_modules() {
     assert!(rootfs.join("usr/bin/node").exists());
 
     let response = &serve_and_get(&builder, &first, &["/"])[0];
-    assert!(response.head.starts_with("http/1.1 200"), "{}", response.head);
+    assert!(response.head.starts_with("http/1.1 200 "), "{}", response.head);
     assert_eq!(response.body, "hello from express\n");
 
     // A code-only change: node_modules is reused as is.

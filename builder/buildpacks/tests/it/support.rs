@@ -189,7 +189,8 @@ pub fn run_web(builder: &Builder, built: &BuildOutput) -> String {
     })
 }
 
-/// An HTTP response as raw text: the head (lowercased) and the body.
+/// An HTTP response as raw text: the head (lowercased) and the body. HTTP/1.0 requests, so that bodies
+/// are never chunked.
 pub struct Response {
     pub head: String,
     pub body: String,
@@ -255,11 +256,7 @@ pub fn serve_and_get(builder: &Builder, built: &BuildOutput, paths: &[&str]) -> 
 
 fn get(port: u16, path: &str) -> Response {
     let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
     let text = String::from_utf8_lossy(&raw).into_owned();
