@@ -71,6 +71,15 @@ fn express_app_builds_serves_and_reuses_node_modules() {
     assert!(rootfs.join("app/node_modules/express/package.json").is_file());
     assert!(!rootfs.join("app/node_modules/stale").exists());
     assert!(rootfs.join("usr/bin/node").exists());
+    // npm's cache is kept in the app's build cache, outside the image.
+    let npm_cache = builder
+        .config()
+        .cache_dir
+        .join("apps")
+        .join(app)
+        .join("build/npm");
+    assert!(npm_cache.join("_cacache").is_dir(), "{}", npm_cache.display());
+    assert!(!rootfs.join("cache").exists() && !rootfs.join("app/.npm").exists());
 
     let response = &serve_and_get(&builder, &first, &["/"])[0];
     assert!(response.head.starts_with("http/1.1 200 "), "{}", response.head);
