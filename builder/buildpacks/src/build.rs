@@ -1,5 +1,5 @@
-//! The build entry point: detect, ensure the stack, the dependency layer (reused when its inputs are
-//! unchanged), the app layer, and the image.
+//! The build entry point: detect, ensure the stack, the buildpack's steps (a dependency layer reused when its
+//! inputs are unchanged, build scripts), the app layer, and the image.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -9,17 +9,16 @@ use std::time::Duration;
 
 use agent_contract::ImageRef;
 use image_store::{ImageConfig, ImageStore, LayerInfo, LayerMode, LayerOptions};
-use stack::StackConfig;
+use stack::{StackConfig, StackLayer};
 use tokio::sync::mpsc;
 use vocabulary::{AppName, ProcessType};
 
-use crate::cache::{cache_err, dependency_key, Cache, DependencyRecord};
-use crate::detect::{detect, Buildpack, SourceFacts};
-use crate::pip::{self, PipRun};
+use crate::ctx::{Ctx, Dependencies};
+use crate::detect::{detect, static_root, Buildpack, SourceFacts};
 use crate::procfile::parse_procfile;
-use crate::BuildError;
+use crate::{node, node_build, pip, pyproject, python_build, slugignore, BuildError};
 
-/// Procfiles and requirements files bigger than this are refused (they are read into memory).
+/// Procfiles, requirements and package files bigger than this are refused (they are read into memory).
 const MAX_SOURCE_FILE: u64 = 1024 * 1024;
 
 /// The label holding the image's process types as a JSON object.
@@ -35,8 +34,8 @@ pub struct BuilderConfig {
     /// The program that acts as container init when run with `container::INIT_ARG` (normally the `berth`
     /// binary, `/proc/self/exe`).
     pub init_program: PathBuf,
-    /// How long `pip install` may run.
-    pub pip_timeout: Duration,
+    /// How long one build step (`pip install`, `npm ci`, a build script) may run.
+    pub step_timeout: Duration,
     /// A CA bundle from the host bound over the stack's own in build containers, so that builds trust what
     /// the host trusts (needed behind a TLS-intercepting proxy). Build-time only: images keep Debian's
     /// bundle. Defaults to the host's `/etc/ssl/certs/ca-certificates.crt` when it exists.
@@ -51,7 +50,7 @@ impl BuilderConfig {
             stack,
             cache_dir,
             init_program,
-            pip_timeout: Duration::from_secs(15 * 60),
+            step_timeout: Duration::from_secs(15 * 60),
             build_ca_bundle: host_bundle.is_file().then_some(host_bundle),
         }
     }
@@ -71,7 +70,7 @@ pub struct BuildOutput {
     pub image: ImageRef,
     pub processes: BTreeMap<ProcessType, String>,
     pub buildpack: String,
-    /// Stack, dependencies (when there is a requirements.txt), app.
+    /// Stack, dependencies (Python with requirements, Node.js), app.
     pub layers: Vec<LayerInfo>,
     /// Whether the dependency layer of the previous build was reused.
     pub dependencies_reused: bool,
@@ -105,9 +104,6 @@ impl Builder {
         let _enter = span.enter();
         drop(_enter);
         let cfg = &*self.config;
-        let cache = Cache {
-            root: cfg.cache_dir.clone(),
-        };
         let say = |line: String| {
             let log = log.clone();
             async move {
@@ -115,43 +111,60 @@ impl Builder {
             }
         };
 
-        // Detect.
-        let procfile_text = read_source_file(&req.source_dir, "Procfile")?;
-        let requirements = read_source_file(&req.source_dir, "requirements.txt")?;
-        let procfile = procfile_text
-            .as_deref()
-            .map(|t| parse_procfile(&String::from_utf8_lossy(t)))
+        // Detect. (A Dockerfile build is chosen by the caller before this; see `detect`.)
+        let src = &req.source_dir;
+        let procfile = read_source_file(src, "Procfile")?
+            .map(|t| parse_procfile(&String::from_utf8_lossy(&t)))
             .transpose()?;
         let facts = SourceFacts {
-            has_requirements_txt: requirements.is_some(),
+            has_requirements_txt: is_file(src, "requirements.txt"),
+            has_pyproject_toml: is_file(src, "pyproject.toml"),
+            has_package_json: is_file(src, "package.json"),
+            has_index_html: is_file(src, "index.html"),
+            has_public_index_html: is_file(src, "public/index.html"),
             procfile: procfile.clone(),
         };
         let buildpack = detect(&facts).ok_or(BuildError::NoBuildpack)?;
-        let Buildpack::Python = buildpack;
-        say("-----> Python app detected".to_owned()).await;
-        let processes = procfile.unwrap_or_default();
-        if processes.is_empty() {
-            say("       No Procfile process types: add a Procfile such as `web: python3 app.py`".to_owned())
-                .await;
+        say(buildpack.detected_line().to_owned()).await;
+        // The files a buildpack reads are checked before the stack is prepared, so a typo fails fast.
+        let package = match buildpack {
+            Buildpack::Node => {
+                let bytes = read_source_file(src, "package.json")?.unwrap_or_default();
+                Some(node::parse_package_json(&bytes).map_err(BuildError::BadPackageJson)?)
+            }
+            _ => None,
+        };
+        let pyproject_deps = match buildpack {
+            Buildpack::Python if !facts.has_requirements_txt && facts.has_pyproject_toml => {
+                let text = read_source_file(src, "pyproject.toml")?.unwrap_or_default();
+                Some(
+                    pyproject::dependencies(&String::from_utf8_lossy(&text))
+                        .map_err(BuildError::BadPyproject)?,
+                )
+            }
+            _ => None,
+        };
+
+        // What the app layer leaves out: `.git`, and `.slugignore`'s matches (before any build step, as
+        // Heroku does).
+        let mut app_exclude = vec![PathBuf::from(".git")];
+        if let Some(text) = read_source_file(src, ".slugignore")? {
+            let (patterns, warnings) = slugignore::parse(&String::from_utf8_lossy(&text));
+            for warning in warnings {
+                say(format!("       warning: {warning}")).await;
+            }
+            let root = src.clone();
+            let ignored = blocking(move || Ok(slugignore::excluded_paths(&root, &patterns))).await?;
+            say(format!(
+                "-----> .slugignore leaves out {} path{}",
+                ignored.len(),
+                if ignored.len() == 1 { "" } else { "s" }
+            ))
+            .await;
+            app_exclude.extend(ignored);
         }
 
-        // The stack. Its progress callback is synchronous; an unbounded queue hands lines to `log` in order.
-        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<String>();
-        let forward = {
-            let log = log.clone();
-            tokio::spawn(async move {
-                while let Some(line) = progress_rx.recv().await {
-                    let _ = log.send(line).await;
-                }
-            })
-        };
-        let progress = move |line: &str| {
-            let _ = progress_tx.send(line.to_owned());
-        };
-        let stack = stack::ensure_stack(&cfg.stack, &cfg.store, &progress).await;
-        drop(progress);
-        let _ = forward.await;
-        let stack = stack.map_err(BuildError::Stack)?;
+        let stack = self.stack(&log).await?;
         say(format!(
             "-----> Using the {} stack ({})",
             stack.name,
@@ -161,53 +174,69 @@ impl Builder {
         let mut layers = vec![stack.layer.clone()];
         let mut history = vec![format!("berth stack {} (debootstrap minbase)", stack.name)];
 
-        // Dependencies.
-        let mut dependencies_reused = false;
-        if let Some(requirements) = &requirements {
-            let key = dependency_key(requirements, &stack.layer.diff_id);
-            let layer = match cache.reusable_dependencies(&req.app, &key, &cfg.store) {
-                Some(layer) => {
-                    say("-----> Reusing dependencies layer (requirements.txt unchanged)".to_owned()).await;
-                    dependencies_reused = true;
-                    layer
-                }
-                None => {
-                    say("-----> Installing requirements with pip".to_owned()).await;
-                    let layer = self
-                        .install_dependencies(&req, &stack.layer, &cache, &log)
-                        .await?;
-                    cache.record_dependencies(
-                        &req.app,
-                        &DependencyRecord {
-                            key,
-                            layer: layer.clone(),
-                        },
-                    )?;
-                    layer
-                }
-            };
-            layers.push(layer);
-            history.push("berth python buildpack: pip install -r requirements.txt".to_owned());
+        // The buildpack's own steps. `ctx` holds the build's scratch directory until the app layer is written.
+        let ctx = Ctx::new(cfg, &req.app, src, &stack, &log, app_exclude)?;
+        let output = match buildpack {
+            Buildpack::Python => python_build::build(&ctx, pyproject_deps).await?,
+            Buildpack::Node => node_build::build(&ctx, &package.unwrap_or_default()).await?,
+            Buildpack::Static => LanguageOutput {
+                default_web: Some(format!(
+                    "python3 -m http.server --directory {} $PORT",
+                    static_root(&facts)
+                )),
+                ..LanguageOutput::default()
+            },
+            Buildpack::Procfile => LanguageOutput::default(),
+        };
+        let dependencies_reused = output.deps.as_ref().is_some_and(|d| d.reused);
+        if let Some(deps) = &output.deps {
+            layers.push(deps.layer.clone());
+            history.push(deps.created_by.clone());
+        }
+
+        // Processes: the Procfile's, and the buildpack's default web process when the Procfile has none.
+        let mut processes = procfile.unwrap_or_default();
+        match (&output.default_web, processes.contains_key(&ProcessType::web())) {
+            (Some(web), false) => {
+                say(format!("-----> Default web process: {web}")).await;
+                processes.insert(ProcessType::web(), web.clone());
+            }
+            (None, false) => {
+                say("       No web process: add a Procfile such as `web: python3 app.py`".to_owned()).await;
+            }
+            (_, true) => {}
         }
 
         // The app.
         say("-----> Writing the app layer".to_owned()).await;
         let app_layer = {
-            let (store, dir) = (cfg.store.clone(), req.source_dir.clone());
+            let store = cfg.store.clone();
+            let (dir, exclude) = match &output.app_dir {
+                // A built copy already lacks what is excluded; the Node.js one has an empty mount point.
+                Some(dir) => (dir.clone(), vec![PathBuf::from("node_modules")]),
+                None => {
+                    let mut exclude = ctx.app_exclude.clone();
+                    if buildpack == Buildpack::Node {
+                        exclude.push("node_modules".into());
+                    }
+                    (src.clone(), exclude)
+                }
+            };
             blocking(move || {
                 let mut options = LayerOptions::new("app", LayerMode::Reproducible);
-                options.exclude.push(".git".into());
+                options.exclude = exclude;
                 store
                     .write_layer(&dir, &options)
                     .map_err(|source| BuildError::WriteLayer { what: "app", source })
             })
             .await?
         };
+        drop(ctx);
         layers.push(app_layer);
         history.push("berth app source".to_owned());
 
         // The image.
-        let config = image_config(&processes, buildpack, history);
+        let config = image_config(&processes, buildpack, &output, history);
         let manifest_digest = {
             let (store, tag, layers) = (cfg.store.clone(), req.tag.clone(), layers.clone());
             blocking(move || {
@@ -233,83 +262,59 @@ impl Builder {
         })
     }
 
-    async fn install_dependencies(
-        &self,
-        req: &BuildRequest,
-        stack_layer: &LayerInfo,
-        cache: &Cache,
-        log: &mpsc::Sender<String>,
-    ) -> Result<LayerInfo, BuildError> {
+    /// The stack, built the first time. Its progress callback is synchronous; an unbounded queue hands lines
+    /// to `log` in order.
+    async fn stack(&self, log: &mpsc::Sender<String>) -> Result<StackLayer, BuildError> {
         let cfg = &*self.config;
-        let stack_rootfs = {
-            let (store, layer) = (cfg.store.clone(), stack_layer.clone());
-            let cache = Cache {
-                root: cache.root.clone(),
-            };
-            blocking(move || cache.stack_rootfs(&store, &layer)).await?
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<String>();
+        let forward = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                while let Some(line) = progress_rx.recv().await {
+                    let _ = log.send(line).await;
+                }
+            })
         };
-        let tmp_parent = cache.tmp_dir();
-        std::fs::create_dir_all(&tmp_parent).map_err(cache_err(&tmp_parent))?;
-        // Removed on every return path, also when the build fails or is cancelled. The overlay itself lives in
-        // the container's mount namespace and is gone once the container is.
-        let scratch = tempfile::Builder::new()
-            .prefix("build-")
-            .tempdir_in(&tmp_parent)
-            .map_err(cache_err(&tmp_parent))?;
-        let output_dir = scratch.path().join("out");
-        pip::install(
-            PipRun {
-                init_program: &cfg.init_program,
-                stack_rootfs: &stack_rootfs,
-                source_dir: &req.source_dir,
-                output_dir: &output_dir,
-                build_cache: &cache.app_build_cache(&req.app),
-                scratch: scratch.path(),
-                timeout: cfg.pip_timeout,
-                ca_bundle: cfg.build_ca_bundle.as_deref(),
-            },
-            log,
-        )
-        .await?;
-        let _ = log.send("-----> Writing the dependencies layer".to_owned()).await;
-        let store = cfg.store.clone();
-        let layer = blocking(move || {
-            let layer = store
-                .write_layer_from_dir(
-                    &output_dir,
-                    pip::DEPS_DIR.trim_start_matches('/'),
-                    LayerMode::Reproducible,
-                )
-                .map_err(|source| BuildError::WriteLayer {
-                    what: "dependencies",
-                    source,
-                });
-            drop(scratch);
-            layer
-        })
-        .await?;
-        Ok(layer)
+        let progress = move |line: &str| {
+            let _ = progress_tx.send(line.to_owned());
+        };
+        let stack = stack::ensure_stack(&cfg.stack, &cfg.store, &progress).await;
+        drop(progress);
+        let _ = forward.await;
+        stack.map_err(BuildError::Stack)
     }
+}
+
+/// What a buildpack's own steps add to the image.
+#[derive(Default)]
+pub struct LanguageOutput {
+    pub deps: Option<Dependencies>,
+    /// A built copy of the app (after a build script or collectstatic), written as the app layer instead of
+    /// the source.
+    pub app_dir: Option<PathBuf>,
+    /// The web process when the Procfile has none.
+    pub default_web: Option<String>,
+    pub env: Vec<(&'static str, &'static str)>,
+    /// Prepended to `PATH`.
+    pub path: Vec<&'static str>,
 }
 
 fn image_config(
     processes: &BTreeMap<ProcessType, String>,
     buildpack: Buildpack,
+    output: &LanguageOutput,
     history: Vec<String>,
 ) -> ImageConfig {
-    let env = [
-        (
-            "PATH",
-            "/layers/python/site-packages/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        ),
-        ("PYTHONPATH", "/layers/python/site-packages"),
-        ("PYTHONUNBUFFERED", "1"),
-        ("LANG", "C.UTF-8"),
-        ("HOME", "/app"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let mut path: Vec<&str> = output.path.clone();
+    path.push(pip::BIN_DIR);
+    path.push(crate::step::BUILD_PATH);
+    let path = path.join(":");
+    let env: BTreeMap<String, String> = pip::RUNTIME_ENV
+        .iter()
+        .chain(&output.env)
+        .chain(&[("PATH", path.as_str()), ("LANG", "C.UTF-8"), ("HOME", "/app")])
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     let cmd = processes
         .get(&ProcessType::web())
         .map(|web| vec!["/bin/sh".to_owned(), "-c".to_owned(), web.clone()])
@@ -333,9 +338,13 @@ fn image_config(
     }
 }
 
+fn is_file(source_dir: &Path, rel: &str) -> bool {
+    std::fs::symlink_metadata(source_dir.join(rel)).is_ok_and(|m| m.is_file())
+}
+
 /// Reads `name` at the top of the source tree: `None` when absent; refused when it is not a regular file
 /// (a symlink could point at the host's files) or too big.
-fn read_source_file(source_dir: &Path, name: &'static str) -> Result<Option<Vec<u8>>, BuildError> {
+pub(crate) fn read_source_file(source_dir: &Path, name: &'static str) -> Result<Option<Vec<u8>>, BuildError> {
     let path = source_dir.join(name);
     let meta = match std::fs::symlink_metadata(&path) {
         Ok(meta) => meta,
@@ -355,7 +364,7 @@ fn read_source_file(source_dir: &Path, name: &'static str) -> Result<Option<Vec<
     Ok(Some(bytes))
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BuildError> + Send + 'static,
 ) -> Result<T, BuildError> {
     tokio::task::spawn_blocking(f)
@@ -380,7 +389,7 @@ mod tests {
                 "python3 worker.py".to_owned(),
             ),
         ]);
-        let config = image_config(&processes, Buildpack::Python, vec![]);
+        let config = image_config(&processes, Buildpack::Python, &LanguageOutput::default(), vec![]);
         assert_eq!(config.cmd, ["/bin/sh", "-c", "python3 app.py"]);
         assert_eq!(config.working_dir, "/app");
         assert_eq!(config.env["PYTHONPATH"], "/layers/python/site-packages");
@@ -389,8 +398,23 @@ mod tests {
             config.labels[PROCESSES_LABEL],
             r#"{"web":"python3 app.py","worker":"python3 worker.py"}"#
         );
-        let no_web = image_config(&BTreeMap::new(), Buildpack::Python, vec![]);
+        let no_web = image_config(
+            &BTreeMap::new(),
+            Buildpack::Python,
+            &LanguageOutput::default(),
+            vec![],
+        );
         assert!(no_web.cmd.is_empty());
+
+        let node = LanguageOutput {
+            env: vec![("NODE_ENV", "production")],
+            path: vec!["/app/node_modules/.bin"],
+            ..LanguageOutput::default()
+        };
+        let config = image_config(&processes, Buildpack::Node, &node, vec![]);
+        assert_eq!(config.env["NODE_ENV"], "production");
+        assert!(config.env["PATH"].starts_with("/app/node_modules/.bin:/layers/python/site-packages/bin:"));
+        assert_eq!(config.labels[BUILDPACK_LABEL], "nodejs");
     }
 
     #[test]

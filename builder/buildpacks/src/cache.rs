@@ -1,11 +1,11 @@
 //! The builder's cache directory: the unpacked stack (shared), and per app the dependency-layer record and
-//! the pip cache.
+//! the package managers' caches (pip, npm, yarn).
 //!
 //! ```text
 //! CACHE_DIR/stack-rootfs/<diff_id hex>/   the stack layer unpacked once, the read-only base of build containers
 //! CACHE_DIR/apps/<app>/deps.json          which dependency layer the last build made, and from which inputs
-//! CACHE_DIR/apps/<app>/build/             bound at /cache in the build container (pip's cache)
-//! CACHE_DIR/tmp/                          per-build scratch (overlay upper and work dirs, pip's output)
+//! CACHE_DIR/apps/<app>/build/             bound at /cache in build containers (pip/, npm/, yarn/)
+//! CACHE_DIR/tmp/                          per-build scratch (overlay upper and work dirs, installs' output)
 //! ```
 //! `deps.json` is outside the directory the build container sees, so a build cannot forge it.
 
@@ -19,17 +19,19 @@ use vocabulary::AppName;
 
 use crate::BuildError;
 
-/// Bump when the dependency layer's layout or the pip invocation changes: old layers are then rebuilt.
-pub const BUILDPACK_VERSION: &str = "python-1";
+/// Bump when the Python dependency layer's layout or the pip invocation changes: old layers are then rebuilt.
+pub const PYTHON_BUILDPACK_VERSION: &str = "python-1";
+/// The same for the Node.js buildpack's `node_modules` layer.
+pub const NODE_BUILDPACK_VERSION: &str = "nodejs-1";
 
-/// The dependency layer's key: its inputs, each length-prefixed so that no two input sets collide.
-pub fn dependency_key(requirements: &[u8], stack_diff_id: &str) -> String {
+/// The dependency layer's key: the buildpack's version, the stack, and the inputs (requirements, or
+/// package.json and lockfiles), each length-prefixed so that no two input sets collide.
+pub fn dependency_key(buildpack_version: &str, stack_diff_id: &str, inputs: &[&[u8]]) -> String {
     let mut hasher = Sha256::new();
-    for part in [
-        requirements,
-        stack_diff_id.as_bytes(),
-        BUILDPACK_VERSION.as_bytes(),
-    ] {
+    for part in [buildpack_version.as_bytes(), stack_diff_id.as_bytes()]
+        .into_iter()
+        .chain(inputs.iter().copied())
+    {
         hasher.update((part.len() as u64).to_be_bytes());
         hasher.update(part);
     }
@@ -128,11 +130,14 @@ mod tests {
 
     #[test]
     fn key_changes_with_each_input() {
-        let base = dependency_key(b"six==1.16.0\n", "sha256:aa");
-        assert_eq!(base, dependency_key(b"six==1.16.0\n", "sha256:aa"));
-        assert_ne!(base, dependency_key(b"six==1.17.0\n", "sha256:aa"));
-        assert_ne!(base, dependency_key(b"six==1.16.0\n", "sha256:bb"));
-        // Moving bytes between inputs changes the key.
-        assert_ne!(dependency_key(b"ab", "c"), dependency_key(b"a", "bc"));
+        let key = |version, stack, inputs: &[&[u8]]| dependency_key(version, stack, inputs);
+        let base = key("python-1", "sha256:aa", &[b"six==1.16.0\n"]);
+        assert_eq!(base, key("python-1", "sha256:aa", &[b"six==1.16.0\n"]));
+        assert_ne!(base, key("python-1", "sha256:aa", &[b"six==1.17.0\n"]));
+        assert_ne!(base, key("python-1", "sha256:bb", &[b"six==1.16.0\n"]));
+        assert_ne!(base, key("python-2", "sha256:aa", &[b"six==1.16.0\n"]));
+        // Moving bytes between inputs, or adding an empty one, changes the key.
+        assert_ne!(key("v", "s", &[b"ab", b"c"]), key("v", "s", &[b"a", b"bc"]));
+        assert_ne!(key("v", "s", &[b"a"]), key("v", "s", &[b"a", b""]));
     }
 }

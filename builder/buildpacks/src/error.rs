@@ -6,8 +6,12 @@ use crate::procfile::ProcfileError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("no buildpack detected: add a requirements.txt, or a Procfile whose command runs python")]
+    #[error("no buildpack detected: add a requirements.txt, package.json, index.html or Procfile")]
     NoBuildpack,
+    #[error("package.json is not valid: {0}")]
+    BadPackageJson(String),
+    #[error("pyproject.toml is not valid: {0}")]
+    BadPyproject(String),
     #[error(transparent)]
     Procfile(#[from] ProcfileError),
     #[error("{name} must be a regular file of at most {max} bytes")]
@@ -34,10 +38,19 @@ pub enum BuildError {
     },
     #[error("starting the build container")]
     Container(#[source] container::ContainerError),
-    #[error("pip install failed ({status}); its last lines:\n{tail}")]
-    Pip { status: String, tail: String },
-    #[error("pip install did not finish within {seconds} s")]
-    PipTimeout { seconds: u64 },
+    #[error("{step} failed ({status}); its last lines:\n{tail}")]
+    Step {
+        step: String,
+        status: String,
+        tail: String,
+    },
+    #[error("{step} did not finish within {seconds} s")]
+    StepTimeout { step: String, seconds: u64 },
+    #[error(
+        "`python3 manage.py collectstatic --noinput` failed ({status}); its last lines:\n{tail}\n\
+         Django apps need STATIC_ROOT set for collectstatic; fix the settings and push again"
+    )]
+    Collectstatic { status: String, tail: String },
     #[error("writing the {what} layer")]
     WriteLayer {
         what: &'static str,

@@ -14,13 +14,21 @@
 mod build;
 pub mod cache;
 pub mod classic;
+mod ctx;
 mod detect;
 mod error;
+mod node;
+mod node_build;
 mod pip;
 mod procfile;
+mod pyproject;
+mod python_build;
+mod slugignore;
+mod step;
+mod versions;
 
 pub use build::{BuildOutput, BuildRequest, Builder, BuilderConfig, BUILDPACK_LABEL, PROCESSES_LABEL};
-pub use cache::BUILDPACK_VERSION;
-pub use detect::{command_runs_python, detect, Buildpack, SourceFacts};
+pub use cache::{NODE_BUILDPACK_VERSION, PYTHON_BUILDPACK_VERSION};
+pub use detect::{command_runs_python, detect, static_root, Buildpack, SourceFacts};
 pub use error::BuildError;
 pub use procfile::{parse_procfile, strip_shell_comment, ProcfileError};

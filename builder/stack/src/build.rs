@@ -10,7 +10,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
 use crate::sources::{host_mirror, installed_packages, mounts_under};
-use crate::{find_program, recorded_stack, StackConfig, StackError, StackLayer, STACK_NAME, STACK_PACKAGES};
+use crate::{
+    all_packages, find_program, recorded_stack, StackConfig, StackError, StackLayer, APT_PACKAGES,
+    STACK_NAME, STACK_PACKAGES,
+};
 
 /// Directories of the tree kept empty in the layer: containers mount their own.
 const EMPTY_DIRS: &[&str] = &["dev", "proc", "sys", "run", "tmp"];
@@ -86,7 +89,7 @@ async fn build(
     ));
     progress(&format!(
         "       Debian {STACK_NAME} minbase with {} from {mirror}",
-        STACK_PACKAGES.join(", ")
+        all_packages().collect::<Vec<_>>().join(", ")
     ));
     let started = std::time::Instant::now();
     run_debootstrap(&debootstrap, &rootfs, &mirror, progress).await?;
@@ -94,6 +97,7 @@ async fn build(
         "       debootstrap finished in {} s",
         started.elapsed().as_secs()
     ));
+    apt_install(&rootfs, progress).await?;
 
     let (store2, rootfs2, level) = (store.clone(), rootfs.clone(), cfg.gzip_level);
     let (layer, packages) = tokio::task::spawn_blocking(move || {
@@ -117,7 +121,7 @@ async fn build(
     let stack = StackLayer {
         name: STACK_NAME.to_owned(),
         layer,
-        includes: STACK_PACKAGES.iter().map(|p| p.to_string()).collect(),
+        includes: all_packages().map(str::to_owned).collect(),
         packages,
         mirror,
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -143,19 +147,107 @@ async fn run_debootstrap(
     mirror: &str,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), StackError> {
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .arg("--variant=minbase")
         .arg(format!("--include={}", STACK_PACKAGES.join(",")))
         .arg(STACK_NAME)
         .arg(rootfs)
-        .arg(mirror)
+        .arg(mirror);
+    let (status, tail) = run_logged(command, progress)
+        .await
+        .map_err(StackError::SpawnDebootstrap)?;
+    if !status.success() {
+        return Err(StackError::Debootstrap {
+            status: status.to_string(),
+            tail,
+        });
+    }
+    Ok(())
+}
+
+/// `apt-get update` and `apt-get install APT_PACKAGES` chrooted into the tree, with the host's resolver
+/// configuration for the time being (the tree's own is put back).
+async fn apt_install(rootfs: &Path, progress: &(dyn Fn(&str) + Sync)) -> Result<(), StackError> {
+    let resolv = rootfs.join("etc/resolv.conf");
+    let prepare = |source| StackError::Prepare {
+        path: resolv.clone(),
+        source,
+    };
+    // Kept as it is: a symlink is put back as the same symlink (never read through, it points into the host).
+    enum Original {
+        Missing,
+        Link(PathBuf),
+        File(Vec<u8>),
+    }
+    let original = match std::fs::symlink_metadata(&resolv) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            Original::Link(std::fs::read_link(&resolv).map_err(prepare)?)
+        }
+        Ok(_) => Original::File(std::fs::read(&resolv).map_err(prepare)?),
+        Err(_) => Original::Missing,
+    };
+    let _ = std::fs::remove_file(&resolv);
+    if let Ok(host) = std::fs::read("/etc/resolv.conf") {
+        std::fs::write(&resolv, host).map_err(prepare)?;
+    }
+    progress(&format!(
+        "-----> Installing {} with apt-get",
+        APT_PACKAGES.join(", ")
+    ));
+    let mut result = Ok(());
+    for (what, args) in [
+        ("update", vec!["update", "-q"]),
+        (
+            "install",
+            ["install", "-q", "-y", "--no-install-recommends"]
+                .into_iter()
+                .chain(APT_PACKAGES.iter().copied())
+                .collect(),
+        ),
+    ] {
+        let mut command = Command::new("chroot");
+        command.arg(rootfs).arg("apt-get").args(args);
+        match run_logged(command, progress).await {
+            Ok((status, _)) if status.success() => {}
+            Ok((status, tail)) => {
+                result = Err(StackError::Apt {
+                    what,
+                    status: status.to_string(),
+                    tail,
+                });
+                break;
+            }
+            Err(source) => {
+                result = Err(StackError::Prepare {
+                    path: rootfs.to_owned(),
+                    source,
+                });
+                break;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&resolv);
+    match original {
+        Original::Missing => {}
+        Original::Link(target) => std::os::unix::fs::symlink(target, &resolv).map_err(prepare)?,
+        Original::File(bytes) => std::fs::write(&resolv, bytes).map_err(prepare)?,
+    }
+    result
+}
+
+/// Runs `command`, sending its output lines to `progress`; returns its status and its last 20 lines.
+async fn run_logged(
+    mut command: Command,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<(std::process::ExitStatus, String), std::io::Error> {
+    let mut child = command
         .env("DEBIAN_FRONTEND", "noninteractive")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
-        .spawn()
-        .map_err(StackError::SpawnDebootstrap)?;
+        .spawn()?;
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(64);
     forward_lines(child.stdout.take().expect("stdout is piped"), tx.clone());
@@ -168,15 +260,9 @@ async fn run_debootstrap(
         }
         tail.push_back(line);
     }
-    let status = child.wait().await.map_err(StackError::SpawnDebootstrap)?;
-    if !status.success() {
-        let tail: Vec<String> = tail.into();
-        return Err(StackError::Debootstrap {
-            status: status.to_string(),
-            tail: tail.join("\n"),
-        });
-    }
-    Ok(())
+    let status = child.wait().await?;
+    let tail: Vec<String> = tail.into();
+    Ok((status, tail.join("\n")))
 }
 
 fn forward_lines(stream: impl AsyncRead + Unpin + Send + 'static, tx: tokio::sync::mpsc::Sender<String>) {

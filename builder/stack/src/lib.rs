@@ -1,7 +1,7 @@
 //! The stack: Berth's base root filesystem, Debian bookworm made by `debootstrap --variant=minbase` with
-//! python3, pip and CA certificates. It is built once (the first deploy, or `berth stack build`), written
-//! into the image store as one OCI layer, and recorded in `STACKS_DIR/bookworm.json` so later builds reuse it
-//! as long as its blob exists.
+//! python3, pip, venv, Node.js with npm, and CA certificates. It is built once (the first deploy, or `berth
+//! stack build`), written into the image store as one OCI layer, and recorded in `STACKS_DIR/bookworm.json`
+//! so later builds reuse it as long as its blob exists.
 //!
 //! It does not keep an unpacked copy (the builder and the node agent unpack layers themselves), does not
 //! pull stacks from registries, and builds one stack only. Only the `buildpacks` crate and `berth stack`
@@ -21,8 +21,26 @@ pub use sources::{host_mirror, installed_packages, mirror_from_deb822, mirror_fr
 /// The one stack Berth builds today.
 pub const STACK_NAME: &str = "bookworm";
 
-/// Packages added to debootstrap's minbase. `python-is-python3` because many Procfiles say `python app.py`.
-pub const STACK_PACKAGES: &[&str] = &["python3", "python3-pip", "python-is-python3", "ca-certificates"];
+/// Packages added to debootstrap's minbase, then [`APT_PACKAGES`]. `python-is-python3` because many
+/// Procfiles say `python app.py`.
+pub const STACK_PACKAGES: &[&str] = &[
+    "python3",
+    "python3-pip",
+    "python3-venv",
+    "python-is-python3",
+    "ca-certificates",
+];
+
+/// Packages installed with `apt-get` inside the debootstrapped tree: debootstrap's own resolver does not
+/// follow virtual packages (`Provides`), and npm depends on several. Debian's `nodejs` comes without npm,
+/// hence `npm`. Yarn (`yarnpkg`) is left out: it pulls in many more node packages, and the Node.js
+/// buildpack falls back to npm with a warning.
+pub const APT_PACKAGES: &[&str] = &["nodejs", "npm"];
+
+/// Everything asked for, as recorded in a stack's `includes`.
+pub fn all_packages() -> impl Iterator<Item = &'static str> {
+    STACK_PACKAGES.iter().chain(APT_PACKAGES).copied()
+}
 
 /// Where and how the stack is built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +75,7 @@ impl StackConfig {
 pub struct StackLayer {
     pub name: String,
     pub layer: LayerInfo,
-    /// The packages asked of debootstrap ([`STACK_PACKAGES`] when it was built); a stack built with another
+    /// The packages asked for ([`all_packages`] when it was built); a stack built with another
     /// list is rebuilt.
     #[serde(default)]
     pub includes: Vec<String>,
@@ -84,6 +102,12 @@ pub enum StackError {
     SpawnDebootstrap(#[source] std::io::Error),
     #[error("debootstrap failed ({status}); its last lines:\n{tail}")]
     Debootstrap { status: String, tail: String },
+    #[error("apt-get {what} in the stack failed ({status}); its last lines:\n{tail}")]
+    Apt {
+        what: &'static str,
+        status: String,
+        tail: String,
+    },
     #[error("cleaning the apt caches of the stack in {path}")]
     Clean {
         path: PathBuf,
@@ -118,11 +142,7 @@ pub fn recorded_stack(cfg: &StackConfig, store: &ImageStore) -> Option<StackLaye
             return None;
         }
     };
-    let current = stack
-        .includes
-        .iter()
-        .map(String::as_str)
-        .eq(STACK_PACKAGES.iter().copied());
+    let current = stack.includes.iter().map(String::as_str).eq(all_packages());
     (current && store.has_blob(&stack.layer.digest)).then_some(stack)
 }
 

@@ -2,7 +2,9 @@
 //! the build container's init program: the builder re-executes it with `container::INIT_ARG`.
 
 mod classic;
+mod polyglot;
 mod python;
+mod support;
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -24,7 +26,7 @@ fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let missing = missing_requirements();
     let mut failed = Vec::new();
-    for (name, needs, test) in python::TESTS.iter().chain(classic::TESTS) {
+    for (name, needs, test) in python::TESTS.iter().chain(polyglot::TESTS).chain(classic::TESTS) {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
         }

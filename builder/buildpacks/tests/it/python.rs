@@ -1,16 +1,9 @@
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
-use buildpacks::{BuildError, BuildOutput, BuildRequest, Builder, BuilderConfig};
-use container::{ContainerSpec, Network, Output};
-use image_store::ImageStore;
-use stack::StackConfig;
-use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
-use vocabulary::AppName;
-
-use crate::{shared_cache, Needs, Test};
+use crate::support::{
+    assert_logged, build, build_ok, builder, check_with_oci_tools, fixture, run_web, shared_builder, write,
+};
+use crate::{Needs, Test};
 
 pub const TESTS: &[Test] = &[
     (
@@ -24,57 +17,29 @@ pub const TESTS: &[Test] = &[
         bad_procfile_names_the_line,
     ),
     (
+        "bad_package_files_fail_before_the_stack",
+        Needs::Nothing,
+        bad_package_files_fail_before_the_stack,
+    ),
+    (
         "python_app_builds_runs_and_reuses_dependencies",
         Needs::RootAndTools,
         python_app_builds_runs_and_reuses_dependencies,
     ),
+    (
+        "django_collectstatic_runs_and_its_failure_fails_the_build",
+        Needs::RootAndTools,
+        django_collectstatic_runs_and_its_failure_fails_the_build,
+    ),
+    (
+        "pyproject_app_installs_project_dependencies",
+        Needs::RootAndTools,
+        pyproject_app_installs_project_dependencies,
+    ),
 ];
 
-fn write(path: &Path, content: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, content).unwrap();
-}
-
-fn builder(root: &Path, cache_dir: &Path) -> Builder {
-    let store = ImageStore::open(&root.join("images")).unwrap();
-    let stack = StackConfig::new(root.join("stacks"));
-    let init = std::env::current_exe().unwrap();
-    Builder::new(BuilderConfig::new(store, stack, cache_dir.to_owned(), init))
-}
-
-/// Runs a build, collecting its log lines (also printed, so a failing test shows the push output).
-fn build(
-    builder: &Builder,
-    app: &str,
-    source: &Path,
-    tag: &str,
-) -> (Result<BuildOutput, BuildError>, Vec<String>) {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let (tx, mut rx) = mpsc::channel(16);
-        let collector = tokio::spawn(async move {
-            let mut lines = Vec::new();
-            while let Some(line) = rx.recv().await {
-                println!("  | {line}");
-                lines.push(line);
-            }
-            lines
-        });
-        let req = BuildRequest {
-            app: AppName::new(app).unwrap(),
-            source_dir: source.to_owned(),
-            tag: tag.to_owned(),
-        };
-        let result = builder.build(req, tx).await;
-        (result, collector.await.unwrap())
-    })
-}
-
 fn nothing_detected_is_a_clear_error() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    write(&src.join("index.js"), "console.log('hi')\n");
-    write(&src.join("Procfile"), "web: node index.js\n");
+    let (tmp, src) = fixture("no-buildpack");
     let (result, _) = build(
         &builder(tmp.path(), &tmp.path().join("cache")),
         "nothing",
@@ -84,7 +49,7 @@ fn nothing_detected_is_a_clear_error() {
     let err = result.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "no buildpack detected: add a requirements.txt, or a Procfile whose command runs python"
+        "no buildpack detected: add a requirements.txt, package.json, index.html or Procfile"
     );
     // Detection fails before anything is built.
     assert!(!tmp.path().join("stacks").exists());
@@ -110,13 +75,42 @@ fn bad_procfile_names_the_line() {
     );
 }
 
+fn bad_package_files_fail_before_the_stack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("package.json"), "{\"name\": \"x\",\n");
+    let (result, _) = build(
+        &builder(tmp.path(), &tmp.path().join("cache")),
+        "badpkg",
+        &src,
+        "t1",
+    );
+    let message = result.unwrap_err().to_string();
+    assert!(message.starts_with("package.json is not valid: "), "{message}");
+
+    let src = tmp.path().join("src2");
+    write(
+        &src.join("pyproject.toml"),
+        "[project]\ndependencies = \"flask\"\n",
+    );
+    let (result, _) = build(
+        &builder(tmp.path(), &tmp.path().join("cache")),
+        "badpyproject",
+        &src,
+        "t1",
+    );
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "pyproject.toml is not valid: [project] dependencies must be an array of strings"
+    );
+    // Both fail before the stack is prepared.
+    assert!(!tmp.path().join("stacks").exists());
+}
+
 fn python_app_builds_runs_and_reuses_dependencies() {
-    let shared = shared_cache();
-    let cache_dir = shared.join("builder-cache");
     let app = "it-python";
-    // A fresh per-app cache each run, so the first build below really installs; the stack stays.
-    let _ = std::fs::remove_dir_all(cache_dir.join("apps").join(app));
-    let builder = builder(&shared, &cache_dir);
+    let builder = shared_builder(app);
+    let cache_dir = builder.config().cache_dir.clone();
 
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
@@ -126,10 +120,10 @@ fn python_app_builds_runs_and_reuses_dependencies() {
         "# the web process\nweb: python3 app.py  # prints six's version\n",
     );
     write(&src.join("app.py"), "import six\nprint('six', six.__version__)\n");
+    write(&src.join("runtime.txt"), "python-3.12.1\n");
     write(&src.join(".git/config"), "[core]\n");
 
-    let (first, log) = build(&builder, app, &src, "it-python-1");
-    let first = first.unwrap_or_else(|e| panic!("build failed: {}", chain(&e)));
+    let (first, log) = build_ok(&builder, app, &src, "it-python-1");
     assert_eq!(first.buildpack, "python");
     assert_eq!(first.processes.len(), 1);
     assert_eq!(first.processes[&vocabulary::ProcessType::web()], "python3 app.py");
@@ -137,19 +131,39 @@ fn python_app_builds_runs_and_reuses_dependencies() {
     assert!(!first.dependencies_reused);
     for step in [
         "-----> Python app detected",
-        "-----> Installing requirements with pip",
+        "-----> Installing requirements with pip (requirements.txt)",
         "-----> Writing the app layer",
     ] {
-        assert!(log.iter().any(|l| l == step), "missing {step:?} in {log:#?}");
+        assert_logged(&log, step);
     }
     assert!(
         log.iter()
             .any(|l| l.contains("Successfully installed six-1.16.0")),
         "{log:#?}"
     );
+    // The stack has 3.11: a warning, not a failure.
+    assert!(
+        log.iter().any(|l| l.starts_with(
+            "       warning: runtime.txt asks for Python 3.12.1, but the stack has Python 3.11"
+        )),
+        "{log:#?}"
+    );
 
     let store = &builder.config().store;
-    check_with_oci_tools(store.root(), "it-python-1", &first);
+    let bundle = check_with_oci_tools(store.root(), "it-python-1", &first, r#"{"web":"python3 app.py"}"#);
+    let rootfs = bundle.path().join("bundle/rootfs");
+    assert!(rootfs.join("app/app.py").is_file());
+    assert!(!rootfs.join("app/.git").exists(), ".git must not be in the image");
+    assert!(rootfs.join("layers/python/site-packages/six.py").is_file());
+    assert!(rootfs.join("usr/bin/python3").exists());
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.path().join("bundle/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        config["process"]["args"],
+        serde_json::json!(["/bin/sh", "-c", "python3 app.py"])
+    );
+    assert_eq!(config["process"]["cwd"], "/app");
     assert_eq!(run_web(&builder, &first), "six 1.16.0\n");
 
     // Only app.py changes: the dependency layer is reused as is, the app layer is new.
@@ -157,13 +171,11 @@ fn python_app_builds_runs_and_reuses_dependencies() {
         &src.join("app.py"),
         "import six\nprint('still six', six.__version__)\n",
     );
-    let (second, log) = build(&builder, app, &src, "it-python-2");
-    let second = second.unwrap_or_else(|e| panic!("rebuild failed: {}", chain(&e)));
+    let (second, log) = build_ok(&builder, app, &src, "it-python-2");
     assert!(second.dependencies_reused);
-    assert!(
-        log.iter()
-            .any(|l| l == "-----> Reusing dependencies layer (requirements.txt unchanged)"),
-        "{log:#?}"
+    assert_logged(
+        &log,
+        "-----> Reusing dependencies layer (requirements.txt unchanged)",
     );
     assert!(
         !log.iter().any(|l| l.contains("Installing requirements")),
@@ -177,109 +189,87 @@ fn python_app_builds_runs_and_reuses_dependencies() {
 
     // A changed requirements.txt installs again.
     write(&src.join("requirements.txt"), "six==1.16.0\n# pinned\n");
-    let (third, _) = build(&builder, app, &src, "it-python-3");
-    assert!(!third.unwrap().dependencies_reused);
+    let (third, _) = build_ok(&builder, app, &src, "it-python-3");
+    assert!(!third.dependencies_reused);
 
-    // No scratch directories are left behind.
+    assert_no_scratch_left(&cache_dir);
+}
+
+fn pyproject_app_installs_project_dependencies() {
+    let app = "it-pyproject";
+    let builder = shared_builder(app);
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(
+        &src.join("pyproject.toml"),
+        "[project]\nname = \"sample\"\nversion = \"0.1.0\"\ndependencies = [\"six==1.16.0\"]\n",
+    );
+    write(&src.join("poetry.lock"), "# not read by pip\n");
+    write(&src.join(".python-version"), "3.11\n");
+    write(&src.join("Procfile"), "web: python3 main.py\n");
+    write(
+        &src.join("main.py"),
+        "import six\nprint('pyproject six', six.__version__)\n",
+    );
+    let (built, log) = build_ok(&builder, app, &src, "it-pyproject-1");
+    assert_logged(&log, "-----> Installing requirements with pip (pyproject.toml)");
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("       warning: poetry.lock is not read")),
+        "{log:#?}"
+    );
+    assert!(
+        !log.iter().any(|l| l.contains("warning: .python-version")),
+        "3.11 is the stack's: {log:#?}"
+    );
+    assert_eq!(built.layers.len(), 3);
+    assert_eq!(run_web(&builder, &built), "pyproject six 1.16.0\n");
+}
+
+fn django_collectstatic_runs_and_its_failure_fails_the_build() {
+    let app = "it-django";
+    let builder = shared_builder(app);
+    let (_tmp, src) = fixture("django");
+    let (built, log) = build_ok(&builder, app, &src, "it-django-1");
+    assert_logged(&log, "-----> Running python3 manage.py collectstatic --noinput");
+    assert!(
+        log.iter()
+            .any(|l| l.contains("static file copied to '/app/staticfiles'")),
+        "{log:#?}"
+    );
+    // The collected files are in the app layer.
+    let store = &builder.config().store;
+    let app_layer = &built.layers[2];
+    let dest = tempfile::tempdir().unwrap();
+    store
+        .unpack_layer(&app_layer.digest, &app_layer.diff_id, dest.path())
+        .unwrap();
+    assert!(dest.path().join("app/staticfiles/site.css").is_file());
+    assert!(dest.path().join("app/manage.py").is_file());
+    assert_eq!(run_web(&builder, &built), "staticfiles\n");
+
+    // Without STATIC_ROOT collectstatic fails, and so does the build, as on Heroku. The dependencies are
+    // reused (unpacked for the step).
+    let settings = std::fs::read_to_string(src.join("site_settings.py")).unwrap();
+    write(
+        &src.join("site_settings.py"),
+        &settings.replace("STATIC_ROOT = \"staticfiles\"\n", ""),
+    );
+    let (result, log) = build(&builder, app, &src, "it-django-2");
+    assert_logged(
+        &log,
+        "-----> Reusing dependencies layer (requirements.txt unchanged)",
+    );
+    let message = result.unwrap_err().to_string();
+    assert!(
+        message.starts_with("`python3 manage.py collectstatic --noinput` failed (exit status: 1)"),
+        "{message}"
+    );
+    assert!(message.contains("STATIC_ROOT"), "{message}");
+    assert_no_scratch_left(&builder.config().cache_dir);
+}
+
+pub fn assert_no_scratch_left(cache_dir: &Path) {
     let leftovers: Vec<_> = std::fs::read_dir(cache_dir.join("tmp")).unwrap().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(&format!(": {inner}"));
-        source = inner.source();
-    }
-    s
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn check_with_oci_tools(root: &Path, tag: &str, built: &BuildOutput) {
-    let inspect = run_ok(
-        Command::new("skopeo")
-            .arg("inspect")
-            .arg(format!("oci:{}:{tag}", root.display())),
-    );
-    let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
-    assert_eq!(inspect["Digest"], built.image.manifest_digest.as_str());
-    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
-    assert_eq!(
-        inspect["Labels"]["berth.processes"],
-        r#"{"web":"python3 app.py"}"#
-    );
-
-    let tmp = tempfile::tempdir().unwrap();
-    let bundle = tmp.path().join("bundle");
-    run_ok(
-        Command::new("umoci")
-            .args(["unpack", "--rootless", "--image"])
-            .arg(format!("{}:{tag}", root.display()))
-            .arg(&bundle),
-    );
-    let rootfs = bundle.join("rootfs");
-    assert!(rootfs.join("app/app.py").is_file());
-    assert!(!rootfs.join("app/.git").exists(), ".git must not be in the image");
-    assert!(rootfs.join("layers/python/site-packages/six.py").is_file());
-    assert!(rootfs.join("usr/bin/python3").exists());
-    let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(bundle.join("config.json")).unwrap()).unwrap();
-    assert_eq!(
-        config["process"]["args"],
-        serde_json::json!(["/bin/sh", "-c", "python3 app.py"])
-    );
-    assert_eq!(config["process"]["cwd"], "/app");
-}
-
-/// Runs the image's command in a container over its unpacked layers, the way the node agent will, and
-/// returns its standard output.
-fn run_web(builder: &Builder, built: &BuildOutput) -> String {
-    let store = &builder.config().store;
-    let image = store.read_image(&built.image.manifest_digest).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut layers = Vec::new();
-    for (i, layer) in image.layers.iter().enumerate() {
-        let dir = tmp.path().join(format!("layer{i}"));
-        std::fs::create_dir(&dir).unwrap();
-        store.unpack_layer(&layer.digest, &layer.diff_id, &dir).unwrap();
-        layers.push(dir);
-    }
-    for dir in ["upper", "work"] {
-        std::fs::create_dir(tmp.path().join(dir)).unwrap();
-    }
-    let spec = ContainerSpec {
-        hostname: "web-1".into(),
-        layers,
-        upper_dir: tmp.path().join("upper"),
-        work_dir: tmp.path().join("work"),
-        rootfs: tmp.path().join("rootfs"),
-        binds: vec![],
-        network: Network::Host,
-        cwd: image.config.working_dir.clone().into(),
-        env: image.config.env.clone().into_iter().collect::<BTreeMap<_, _>>(),
-        argv: image.config.cmd.clone(),
-        cgroup_dirs: vec![],
-    };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let init = std::env::current_exe().unwrap();
-        let mut c = container::spawn(&init, &spec, Output::Piped).await.unwrap();
-        let mut stdout = c.child.stdout.take().unwrap();
-        let mut stderr = c.child.stderr.take().unwrap();
-        let (mut out, mut err) = (String::new(), String::new());
-        let _ = tokio::join!(stdout.read_to_string(&mut out), stderr.read_to_string(&mut err));
-        let status = c.wait().await.unwrap();
-        assert!(status.success(), "{status}: {err}");
-        out
-    })
 }

@@ -61,6 +61,8 @@ async fn builds_the_stack_once_and_reuses_it() {
     assert!(stack.packages.iter().any(|p| p.starts_with("python3-pip=")));
     assert!(stack.packages.iter().any(|p| p.starts_with("ca-certificates=")));
     assert!(stack.packages.iter().any(|p| p.starts_with("python-is-python3=")));
+    assert!(stack.packages.iter().any(|p| p.starts_with("nodejs=")));
+    assert!(stack.packages.iter().any(|p| p.starts_with("npm=")));
     // No debootstrap work directory is left behind.
     let leftovers: Vec<_> = std::fs::read_dir(&cfg.stacks_dir)
         .unwrap()
@@ -84,6 +86,8 @@ async fn builds_the_stack_once_and_reuses_it() {
         .unwrap();
     assert!(dest.path().join("usr/bin/python3").exists());
     assert!(dest.path().join("usr/bin/python").exists());
+    assert!(dest.path().join("usr/bin/node").exists());
+    assert!(dest.path().join("usr/bin/npm").exists());
     assert!(dest.path().join("etc/ssl/certs/ca-certificates.crt").exists());
     assert_eq!(std::fs::read_dir(dest.path().join("proc")).unwrap().count(), 0);
     assert_eq!(std::fs::read_dir(dest.path().join("dev")).unwrap().count(), 0);
@@ -91,7 +95,7 @@ async fn builds_the_stack_once_and_reuses_it() {
         .unwrap()
         .all(|e| {
             let name = e.unwrap().file_name();
-            name == "partial" || name == "lock"
+            name == "partial" || name == "lock" || name == "auxfiles"
         }));
 }
 

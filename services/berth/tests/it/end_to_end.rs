@@ -260,6 +260,30 @@ fn git_push_to_an_isolated_routed_app() {
     }
     assert_eq!(server.berth_ok(&alice, &["releases", "-a", APP]), releases_before);
 
+    // A Node.js app, the builder's Express sample: npm installs express during the build, the image's
+    // default web process is `npm start`.
+    let express_repo = work.path().join("express");
+    app_repo_from(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../builder/buildpacks/tests/fixtures/express"),
+        &express_repo,
+    );
+    server.berth_ok(&alice, &["apps", "create", "express"]);
+    let out = push(&server, &alice, "express", &express_repo);
+    let push_output = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "git push of the Express app failed:\n{push_output}\n{}",
+        server.log()
+    );
+    assert!(
+        push_output.contains("remote: -----> Node.js app detected")
+            && push_output.contains("remote: -----> Installing dependencies with npm ci"),
+        "{push_output}"
+    );
+    let body = server.wait_for_app("express", "/", SERVE_TIMEOUT, "the Express app", |s, _| s == 200);
+    assert_eq!(body, "hello from express\n");
+    server.berth_ok(&alice, &["apps", "delete", "express"]);
+
     // Deleting an app stops its instances.
     server.berth_ok(&alice, &["apps", "delete", APP]);
     server.wait_for_app(APP, "/", SERVE_TIMEOUT, "404 after delete", |s, _| s == 404);

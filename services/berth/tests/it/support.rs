@@ -350,8 +350,13 @@ pub fn app_repo(fixture: &str, dest: &Path) {
     let source = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/it/fixtures")
         .join(fixture);
+    app_repo_from(&source, dest);
+}
+
+/// A git repo at `dest` holding the files at the top of `source` (a flat sample app), committed on `main`.
+pub fn app_repo_from(source: &Path, dest: &Path) {
     std::fs::create_dir_all(dest).expect("creating the app dir");
-    for entry in std::fs::read_dir(&source).expect("reading the fixture") {
+    for entry in std::fs::read_dir(source).expect("reading the fixture") {
         let entry = entry.expect("fixture entry");
         std::fs::copy(entry.path(), dest.join(entry.file_name())).expect("copying a fixture file");
     }
