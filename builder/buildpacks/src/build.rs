@@ -13,6 +13,8 @@ use stack::{StackConfig, StackLayer};
 use tokio::sync::mpsc;
 use vocabulary::{AppName, ProcessType};
 
+use crate::cache::Cache;
+use crate::classic::{self, ClassicRun, SourcePolicy};
 use crate::ctx::{Ctx, Dependencies};
 use crate::detect::{detect, static_root, Buildpack, SourceFacts};
 use crate::procfile::parse_procfile;
@@ -40,6 +42,8 @@ pub struct BuilderConfig {
     /// the host trusts (needed behind a TLS-intercepting proxy). Build-time only: images keep Debian's
     /// bundle. Defaults to the host's `/etc/ssl/certs/ca-certificates.crt` when it exists.
     pub build_ca_bundle: Option<PathBuf>,
+    /// What apps' classic buildpack URLs may name (`file://` only when the operator allows it).
+    pub buildpack_sources: SourcePolicy,
 }
 
 impl BuilderConfig {
@@ -52,6 +56,7 @@ impl BuilderConfig {
             init_program,
             step_timeout: Duration::from_secs(15 * 60),
             build_ca_bundle: host_bundle.is_file().then_some(host_bundle),
+            buildpack_sources: SourcePolicy::default(),
         }
     }
 }
@@ -111,8 +116,15 @@ impl Builder {
             }
         };
 
-        // Detect. (A Dockerfile build is chosen by the caller before this; see `detect`.)
+        // Buildpacks the app names (`.buildpacks`; `BUILDPACK_URL` once apps have config vars) replace
+        // detection, as on Heroku. (A Dockerfile build is chosen by the caller before this; see `detect`.)
         let src = &req.source_dir;
+        let config_vars = BTreeMap::new();
+        if let Some(buildpacks) = classic::requested_buildpacks(src, &config_vars, cfg.buildpack_sources)? {
+            return self.build_classic(&req, buildpacks, config_vars, &log).await;
+        }
+
+        // Detect.
         let procfile = read_source_file(src, "Procfile")?
             .map(|t| parse_procfile(&String::from_utf8_lossy(&t)))
             .transpose()?;
@@ -237,15 +249,7 @@ impl Builder {
 
         // The image.
         let config = image_config(&processes, buildpack, &output, history);
-        let manifest_digest = {
-            let (store, tag, layers) = (cfg.store.clone(), req.tag.clone(), layers.clone());
-            blocking(move || {
-                store
-                    .put_image(&tag, &layers, &config)
-                    .map_err(|source| BuildError::PutImage { tag, source })
-            })
-            .await?
-        };
+        let manifest_digest = put_image(&cfg.store, &req.tag, &layers, config).await?;
         say(format!(
             "-----> Built image {} ({})",
             req.tag,
@@ -259,6 +263,106 @@ impl Builder {
             buildpack: buildpack.name().to_owned(),
             layers,
             dependencies_reused,
+        })
+    }
+
+    /// Builds with the classic buildpacks the app named: the compiled `/app` is the app layer; processes come
+    /// from their `bin/release` (a Procfile wins) and source `.profile.d/*.sh` first; the config vars their
+    /// `bin/release` sets become the image's environment (the app's own config vars override them).
+    async fn build_classic(
+        &self,
+        req: &BuildRequest,
+        buildpacks: Vec<classic::BuildpackSource>,
+        config_vars: BTreeMap<String, String>,
+        log: &mpsc::Sender<String>,
+    ) -> Result<BuildOutput, BuildError> {
+        let cfg = &*self.config;
+        let src = &req.source_dir;
+        let procfile = read_source_file(src, "Procfile")?
+            .map(|t| parse_procfile(&String::from_utf8_lossy(&t)))
+            .transpose()?;
+        let count = buildpacks.len();
+        let _ = log
+            .send(format!(
+                "-----> Using {count} classic buildpack{} named by the app",
+                if count == 1 { "" } else { "s" }
+            ))
+            .await;
+        let stack = self.stack(log).await?;
+        let ctx = Ctx::new(cfg, &req.app, src, &stack, log, vec![PathBuf::from(".git")])?;
+        let stack_rootfs = ctx.stack_rootfs().await?.to_owned();
+        let cache = Cache {
+            root: cfg.cache_dir.clone(),
+        };
+        let output = classic::run(
+            ClassicRun {
+                buildpacks,
+                source_dir: src.clone(),
+                cache_dir: cache.app_dir(&req.app).join("classic"),
+                config_vars,
+                stack_rootfs,
+                stack_name: stack.name.clone(),
+                source_version: None,
+                init_program: cfg.init_program.clone(),
+                scratch_parent: cache.tmp_dir(),
+                timeout: cfg.step_timeout,
+                ca_bundle: cfg.build_ca_bundle.clone(),
+                git_program: PathBuf::from("git"),
+                policy: cfg.buildpack_sources,
+            },
+            log,
+        )
+        .await?;
+        let mut processes = output.processes.clone();
+        processes.extend(procfile.unwrap_or_default());
+        let processes: BTreeMap<ProcessType, String> = processes
+            .into_iter()
+            .map(|(kind, command)| (kind, classic::with_profile_d(&command)))
+            .collect();
+        let names: Vec<String> = output.buildpacks.iter().map(|b| b.name.clone()).collect();
+        let release_env = output.config_vars.clone();
+
+        let _ = log.send("-----> Writing the app layer".to_owned()).await;
+        let store = cfg.store.clone();
+        let app_layer = blocking(move || {
+            let layer = output
+                .write_app_layer(&store)
+                .map_err(|source| BuildError::WriteLayer { what: "app", source });
+            drop(output);
+            layer
+        })
+        .await?;
+        drop(ctx);
+        let layers = vec![stack.layer.clone(), app_layer];
+        let history = vec![
+            format!("berth stack {} (debootstrap minbase)", stack.name),
+            format!("berth classic buildpacks: {}", names.join(", ")),
+        ];
+        let mut config = image_config(
+            &processes,
+            Buildpack::Procfile,
+            &LanguageOutput::default(),
+            history,
+        );
+        config.env.extend(release_env);
+        config.labels.insert(
+            BUILDPACK_LABEL.to_owned(),
+            format!("classic: {}", names.join(", ")),
+        );
+        let manifest_digest = put_image(&cfg.store, &req.tag, &layers, config).await?;
+        let _ = log
+            .send(format!(
+                "-----> Built image {} ({})",
+                req.tag,
+                short(&manifest_digest)
+            ))
+            .await;
+        Ok(BuildOutput {
+            image: ImageRef { manifest_digest },
+            processes,
+            buildpack: "classic".to_owned(),
+            layers,
+            dependencies_reused: false,
         })
     }
 
@@ -336,6 +440,22 @@ fn image_config(
         history,
         created: None,
     }
+}
+
+/// Writes the image's config and manifest and tags it; returns the manifest's digest.
+async fn put_image(
+    store: &ImageStore,
+    tag: &str,
+    layers: &[LayerInfo],
+    config: ImageConfig,
+) -> Result<String, BuildError> {
+    let (store, tag, layers) = (store.clone(), tag.to_owned(), layers.to_vec());
+    blocking(move || {
+        store
+            .put_image(&tag, &layers, &config)
+            .map_err(|source| BuildError::PutImage { tag, source })
+    })
+    .await
 }
 
 fn is_file(source_dir: &Path, rel: &str) -> bool {

@@ -14,6 +14,8 @@ pub enum BuildError {
     BadPyproject(String),
     #[error(transparent)]
     Procfile(#[from] ProcfileError),
+    #[error(transparent)]
+    Classic(#[from] crate::classic::ClassicError),
     #[error("{name} must be a regular file of at most {max} bytes")]
     BadSourceFile { name: &'static str, max: u64 },
     #[error("reading {path}")]

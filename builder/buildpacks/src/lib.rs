@@ -1,11 +1,14 @@
-//! Turns a pushed source tree into an OCI image in the image store, the way Heroku's classic buildpacks do:
-//! detect the language, install dependencies into their own layer on top of the stack, put the app in a
-//! layer of its own, and describe the processes from the Procfile.
+//! Turns a pushed source tree into an OCI image in the image store, the way Heroku's buildpacks do: detect
+//! the language, install dependencies into their own layer on top of the stack, put the app in a layer of
+//! its own, and describe the processes from the Procfile.
 //!
-//! Today there is one buildpack, Python (`requirements.txt`, installed with pip inside the stack in a build
-//! container). Detection and Procfile parsing are pure functions with table-driven tests; [`Builder::build`]
-//! is the shell around them. The dependency layer is reused, without re-tarring, while `requirements.txt`,
-//! the stack and the buildpack version are unchanged.
+//! Built-in buildpacks, detected in this order: Python (`requirements.txt` or `pyproject.toml`, pip in a
+//! build container), Node.js (`package.json`, `npm ci`/`npm install`, a `build` script), a static site
+//! (`index.html`), Procfile-only. Detection, Procfile, `.slugignore`, `package.json`, `pyproject.toml` and
+//! version ranges are pure functions with table-driven tests; [`Builder::build`] is the shell around them.
+//! A dependency layer is reused, without re-tarring, while its inputs, the stack and the buildpack version
+//! are unchanged. An app that names buildpacks (`.buildpacks`) is built by them instead, with Heroku's classic
+//! contract ([`classic`]). Dockerfile builds are another crate's (`dockerfile`), chosen by the caller.
 //!
 //! It does not decide releases, run apps, or sandbox builds with cgroup limits yet (issue 4). The controller
 //! depends on it (a `git push` becomes a build); it depends on the image store, the stack and the container

@@ -38,6 +38,11 @@ pub struct ServerArgs {
     pub node: NodeArgs,
     #[command(flatten)]
     pub stack: StackArgs,
+    /// Let apps' classic buildpack URLs (`.buildpacks`, `BUILDPACK_URL`) name `file://` repositories on this
+    /// machine. Off by default: any tenant could then read the host's git repositories. For single-tenant
+    /// platforms and tests.
+    #[arg(long, env = "BERTH_ALLOW_FILE_BUILDPACKS")]
+    pub allow_file_buildpacks: bool,
 }
 
 /// How this machine's node agent isolates instances. Tests give each server its own names so that two
@@ -385,12 +390,14 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     );
     let passes = controller.passes();
 
-    let builder = buildpacks::Builder::new(buildpacks::BuilderConfig::new(
+    let mut builder_config = buildpacks::BuilderConfig::new(
         images.clone(),
         stack_config(&layout, &args.stack),
         layout.build_cache.clone(),
         init_program.clone(),
-    ));
+    );
+    builder_config.buildpack_sources.allow_file_urls = args.allow_file_buildpacks;
+    let builder = buildpacks::Builder::new(builder_config);
     let dockerfiles = dockerfile::DockerfileBuilder::new(dockerfile::DockerfileConfig::new(
         images.clone(),
         stack_config(&layout, &args.stack),

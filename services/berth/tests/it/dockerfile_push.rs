@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::end_to_end::{last_line, prepare_stack};
+use crate::end_to_end::server_with_app;
 use crate::support::*;
 
 const APP: &str = "dockerized";
@@ -21,12 +21,7 @@ fn a_pushed_dockerfile_app_is_built_served_and_rebuilt_from_cache() {
     let work = tempfile::tempdir().expect("tempdir");
     let data_dir = work.path().join("data");
     std::fs::create_dir_all(&data_dir).unwrap();
-    prepare_stack(&data_dir);
-    let names = HostNames::unique();
-    let mut server = Server::start(&data_dir, &names);
-    let admin = server.admin_token();
-    let token = last_line(&server.berth_ok(&admin, &["accounts", "create", "docker-user"]));
-    server.berth_ok(&token, &["apps", "create", APP]);
+    let (mut server, token) = server_with_app(&data_dir, "docker-user", APP);
 
     let repo = work.path().join("repo");
     app_repo("dockerfile-hello", &repo);

@@ -306,6 +306,18 @@ fn git_push_to_an_isolated_routed_app() {
     assert!(processes.is_empty(), "processes left behind: {processes:#?}");
 }
 
+/// A running server (with the cached stack) and one tenant who owns `app`: the start of every push test.
+/// Returns the server and the tenant's token.
+pub(crate) fn server_with_app(data_dir: &Path, account: &str, app: &str) -> (Server, String) {
+    prepare_stack(data_dir);
+    let names = HostNames::unique();
+    let server = Server::start(data_dir, &names);
+    let admin = server.admin_token();
+    let token = last_line(&server.berth_ok(&admin, &["accounts", "create", account]));
+    server.berth_ok(&token, &["apps", "create", app]);
+    (server, token)
+}
+
 /// The stack is built up front, as an operator would (`berth stack build`), into a data dir kept across test
 /// runs under the target dir (debootstrap takes a minute); the test's own data dir gets a copy of it.
 pub(crate) fn prepare_stack(data_dir: &Path) {

@@ -127,6 +127,8 @@ impl Server {
             .args(["--domain", &domain])
             .args(["--bridge", &names.bridge, "--subnet", &names.subnet])
             .args(["--cgroup-parent", &names.cgroup_parent])
+            // Tests keep their classic buildpacks in local git repositories (file:// URLs).
+            .arg("--allow-file-buildpacks")
             .env("BERTH_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
