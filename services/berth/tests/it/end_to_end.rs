@@ -319,9 +319,10 @@ pub(crate) fn server_with_app(data_dir: &Path, account: &str, app: &str) -> (Ser
 }
 
 /// The stack is built up front, as an operator would (`berth stack build`), into a data dir kept across test
-/// runs under the target dir (debootstrap takes a minute); the test's own data dir gets a copy of it.
+/// runs under the target dir (debootstrap and apt take minutes): the same `berth-stack-cache` the builder
+/// crates' tests use, so CI builds the stack once. The test's own data dir gets a copy of it.
 pub(crate) fn prepare_stack(data_dir: &Path) {
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("berth-e2e-stack");
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("berth-stack-cache");
     std::fs::create_dir_all(&cache).unwrap();
     let stack = Command::new(berth_bin())
         .args(["stack", "build", "--data-dir", cache.to_str().unwrap()])
