@@ -444,6 +444,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         routes: api_routes_rx,
         route_heartbeat: Duration::from_secs(api_contract::ROUTE_HEARTBEAT_SECS),
         images: images.clone(),
+        stacks_dir: layout.stacks.clone(),
     })
     .merge(git_receive::routes(git));
     tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");
