@@ -19,6 +19,7 @@ mod digest;
 mod distribution;
 mod error;
 mod image;
+mod import;
 mod layer;
 mod rebase;
 mod unpack;
