@@ -101,6 +101,22 @@ pub async fn pull_stack(
             &format!("builds need packages it lacks: {}", missing.join(", ")),
         ));
     }
+    // The lock `ensure_stack` takes: a build waiting on it then finds this record and uses it, and a build
+    // running now finishes before this record replaces its own.
+    let lock_path = cfg.stacks_dir.join(format!("{STACK_NAME}.lock"));
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(prepare)?;
+    if lock.try_lock().is_err() {
+        progress("-----> Waiting for a build of the stack to finish");
+    }
+    let _lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+        .await
+        .map_err(|e| StackError::Task(e.to_string()))?
+        .map_err(prepare)?;
     let stack = StackLayer {
         name: STACK_NAME.to_owned(),
         layer,
