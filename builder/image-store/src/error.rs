@@ -44,6 +44,11 @@ pub enum ImageStoreError {
     },
     #[error("image {manifest_digest} is not valid: {reason}")]
     BadImage { manifest_digest: String, reason: String },
+    #[error("image {manifest_digest} cannot be rebased: {refusal}")]
+    Rebase {
+        manifest_digest: String,
+        refusal: crate::rebase::RebaseRefusal,
+    },
     #[error("reading blob {digest}")]
     ReadBlob {
         digest: String,

@@ -77,7 +77,7 @@ pub struct Image {
 }
 
 /// OCI tags: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-fn check_tag(tag: &str) -> Result<(), ImageStoreError> {
+pub(crate) fn check_tag(tag: &str) -> Result<(), ImageStoreError> {
     let ok = !tag.is_empty()
         && tag.len() <= 128
         && tag
@@ -93,7 +93,10 @@ fn check_tag(tag: &str) -> Result<(), ImageStoreError> {
 
 /// JSON with object keys sorted, so that equal documents are equal bytes whatever map types oci-spec uses
 /// inside (its labels and annotations are `HashMap`s, whose order changes from run to run).
-fn canonical_json<T: Serialize>(what: &'static str, value: &T) -> Result<Vec<u8>, ImageStoreError> {
+pub(crate) fn canonical_json<T: Serialize>(
+    what: &'static str,
+    value: &T,
+) -> Result<Vec<u8>, ImageStoreError> {
     fn sort(value: serde_json::Value) -> serde_json::Value {
         match value {
             serde_json::Value::Object(map) => {
@@ -451,7 +454,10 @@ impl ImageStore {
     /// Read-modify-write of `index.json` under an exclusive lock on `.index.lock`, written to a temp file and
     /// renamed, so concurrent builds (in this process or another) never lose each other's tags and readers
     /// never see half a file.
-    fn update_index(&self, change: impl FnOnce(&mut Vec<Descriptor>)) -> Result<(), ImageStoreError> {
+    pub(crate) fn update_index(
+        &self,
+        change: impl FnOnce(&mut Vec<Descriptor>),
+    ) -> Result<(), ImageStoreError> {
         let path = self.index_path();
         let wrap = |source| ImageStoreError::UpdateIndex {
             path: path.clone(),
@@ -492,7 +498,7 @@ pub(crate) fn index_bytes(manifests: Vec<Descriptor>) -> Result<Vec<u8>, ImageSt
     canonical_json("image index", &empty_index(manifests)?)
 }
 
-fn descriptor(
+pub(crate) fn descriptor(
     media_type: MediaType,
     size: u64,
     digest: &str,

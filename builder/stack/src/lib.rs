@@ -3,11 +3,15 @@
 //! stack build`), written into the image store as one OCI layer, and recorded in `STACKS_DIR/bookworm.json`
 //! so later builds reuse it as long as its blob exists.
 //!
-//! It does not keep an unpacked copy (the builder and the node agent unpack layers themselves), does not
-//! pull stacks from registries, and builds one stack only. Only the `buildpacks` crate and `berth stack`
+//! A stack can also be pulled from a registry (`pull_stack`, with `skopeo`): a single-layer gzip image whose
+//! dpkg database lists every package of [`all_packages`], recorded in the same file as a built one.
+//!
+//! It does not keep an unpacked copy (the builder and the node agent unpack layers themselves), and builds
+//! one stack only. Only the `buildpacks` crate and `berth stack`
 //! depend on it.
 
 mod build;
+mod pull;
 mod sources;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +20,7 @@ use image_store::{ImageStore, LayerInfo};
 use serde::{Deserialize, Serialize};
 
 pub use build::{ensure_stack, rebuild_stack};
+pub use pull::{pull_stack, PullOptions};
 pub use sources::{host_mirror, installed_packages, mirror_from_deb822, mirror_from_list, DEFAULT_MIRROR};
 
 /// The one stack Berth builds today.
@@ -128,6 +133,12 @@ pub enum StackError {
         #[source]
         source: std::io::Error,
     },
+    #[error("running skopeo (apt-get install skopeo)")]
+    SpawnSkopeo(#[source] std::io::Error),
+    #[error("skopeo copy failed ({status}): {stderr}")]
+    Skopeo { status: String, stderr: String },
+    #[error("{reference} cannot be the stack: {reason}")]
+    NotAStack { reference: String, reason: String },
     #[error("the stack build task failed: {0}")]
     Task(String),
 }

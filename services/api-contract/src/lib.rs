@@ -171,6 +171,17 @@ pub struct ReleaseInfo {
     pub created_at: DateTime<Utc>,
 }
 
+/// The answer to `POST /v1/apps/{name}/rebase`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RebaseInfo {
+    /// `sha256:...` of the stack layer the current release's image had.
+    pub old_stack: String,
+    /// `sha256:...` of the current stack's layer.
+    pub new_stack: String,
+    /// The new release, or `None` when the image already was on the current stack.
+    pub release: Option<ReleaseVersion>,
+}
+
 /// `POST /v1/apps/{name}/domains`: a custom domain such as `shop.example.com` or `*.example.com`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DomainCreate {

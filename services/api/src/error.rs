@@ -36,6 +36,8 @@ pub enum ApiError {
     BadBody { status: StatusCode, message: String },
     #[error("no route for {method} {path}")]
     NoRoute { method: String, path: String },
+    #[error(transparent)]
+    Rebase(controller::RebaseError),
     #[error("store operation failed")]
     Store(#[source] StoreError),
     #[error("removing the app's git repository")]
@@ -48,6 +50,12 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { what } => Self::Conflict(format!("{what} already exists")),
             err => Self::Store(err),
         }
+    }
+}
+
+impl From<controller::RebaseError> for ApiError {
+    fn from(err: controller::RebaseError) -> Self {
+        Self::Rebase(err)
     }
 }
 
@@ -65,7 +73,8 @@ impl ApiError {
             }
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::BadBody { status, .. } => *status,
-            Self::Store(_) | Self::DeleteRepo(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Rebase(e) if e.is_client_error() => StatusCode::CONFLICT,
+            Self::Store(_) | Self::DeleteRepo(_) | Self::Rebase(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

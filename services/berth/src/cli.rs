@@ -98,6 +98,14 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Move an app's current release onto the current stack without rebuilding it (a new release).
+    Rebase {
+        /// The app.
+        #[arg(short, long)]
+        app: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// List an app's custom domains, or add or remove one (`berth domains add www.example.com -a NAME`).
     Domains {
         #[command(subcommand)]
@@ -379,6 +387,7 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                 .await?;
             print!("{}", output::releases(&app, &releases));
         }
+        ClientCommand::Rebase { app, api } => rebase(&app, &api).await?,
         ClientCommand::Domains { command, app, api } => {
             let app = required_app(app)?;
             let client = Client::new(&api.api, api.token()?)?;
@@ -505,6 +514,15 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
             println!("{}{}", me.name, if me.is_admin { " (admin)" } else { "" });
         }
     }
+    Ok(())
+}
+
+/// `berth rebase -a NAME`: says which stack the app moved from and to, and the new release.
+async fn rebase(app: &str, api: &ApiArgs) -> anyhow::Result<()> {
+    let client = Client::new(&api.api, api.token()?)?;
+    let path = format!("/v1/apps/{}/rebase", app_name(app)?);
+    let info: api_contract::RebaseInfo = client.send(Method::POST, &path, &()).await?;
+    println!("{}", output::rebase(app, &info));
     Ok(())
 }
 

@@ -86,6 +86,20 @@ pub enum StackCommand {
         #[arg(long)]
         rebuild: bool,
     },
+    /// Make a stack image from a registry the current stack (`berth stack pull REGISTRY/REPO:TAG`; needs
+    /// skopeo): one gzip layer of Debian with the stack's packages. Builds and `berth rebase` then use it.
+    Pull(StackPullArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StackPullArgs {
+    #[arg(long, env = "BERTH_DATA_DIR", default_value = "/var/lib/berth")]
+    data_dir: PathBuf,
+    /// The image, such as registry.example.com/berth/bookworm:2026-11.
+    reference: String,
+    /// Require HTTPS with a valid certificate at the source (false for a plain-HTTP registry).
+    #[arg(long, value_name = "true|false", default_value_t = true, action = clap::ArgAction::Set)]
+    src_tls_verify: bool,
 }
 
 pub fn run(args: ServerArgs) -> ExitCode {
@@ -98,12 +112,18 @@ pub fn run(args: ServerArgs) -> ExitCode {
 }
 
 pub fn run_stack(command: StackCommand) -> ExitCode {
+    if let StackCommand::Pull(args) = command {
+        return run_stack_pull(args);
+    }
     let logging = crate::logging::init();
     let StackCommand::Build {
         data_dir,
         stack,
         rebuild,
-    } = command;
+    } = command
+    else {
+        unreachable!("pull returned above")
+    };
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let result = runtime.block_on(async {
         check_prerequisites(&["debootstrap"])?;
@@ -118,6 +138,33 @@ pub fn run_stack(command: StackCommand) -> ExitCode {
         }
         .context("building the stack")?;
         println!("stack ready: layer {}", layer.layer.digest);
+        anyhow::Ok(())
+    });
+    drop(runtime);
+    logging.exit(result)
+}
+
+/// `berth stack pull`: as root on the server's machine, like `berth stack build` (it writes the data dir).
+fn run_stack_pull(args: StackPullArgs) -> ExitCode {
+    let logging = crate::logging::init();
+    let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
+    let result = runtime.block_on(async {
+        if which("skopeo").is_none() {
+            bail!("skopeo is not installed: run apt-get install skopeo");
+        }
+        let layout = DataLayout::new(&args.data_dir)?;
+        let images = image_store::ImageStore::open(&layout.images).context("opening the image store")?;
+        let config = stack::StackConfig::new(layout.stacks.clone());
+        let options = stack::PullOptions {
+            reference: args.reference.clone(),
+            src_tls_verify: args.src_tls_verify,
+            skopeo: "skopeo".into(),
+        };
+        let progress = |line: &str| println!("{line}");
+        let stack = stack::pull_stack(&config, &images, &options, &progress)
+            .await
+            .context("pulling the stack")?;
+        println!("stack ready: layer {}", stack.layer.digest);
         anyhow::Ok(())
     });
     drop(runtime);
@@ -451,6 +498,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         routes: api_routes_rx,
         route_heartbeat: Duration::from_secs(api_contract::ROUTE_HEARTBEAT_SECS),
         images: images.clone(),
+        stacks_dir: layout.stacks.clone(),
     })
     .merge(git_receive::routes(git));
     tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");

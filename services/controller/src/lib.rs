@@ -1,5 +1,6 @@
-//! The control plane's engine: runs deploys (build → release → roll out) and keeps the world matching the
-//! store. Whenever something may have changed (an API call, a node's report, a tick) it re-plans placements
+//! The control plane's engine: runs deploys (build → release → roll out) and rebases (the current release
+//! moved onto the current stack without a build), and keeps the world matching the store. Whenever
+//! something may have changed (an API call, a node's report, a tick) it re-plans placements
 //! with the pure `scheduler`, writes the plan to the store, hands each node agent its full desired set of
 //! instances, and publishes a fresh route table for the router. An instance being stopped leaves the table
 //! first and stays in its node's desired set until routers have drained it (see [`DrainProbe`]).
@@ -11,11 +12,13 @@
 
 mod deploy;
 mod drain;
+mod rebase;
 mod reconcile;
 mod routes;
 
 pub use deploy::{DeployConfig, Deployments};
 pub use drain::{decide as drain_decision, DrainDecision, DrainPolicy, DrainProbe, NothingInFlight};
+pub use rebase::{rebase, RebaseContext, RebaseError, RebaseOutcome};
 pub use reconcile::{Controller, ControllerConfig, ControllerError, NodeLink};
 pub use routes::{build_table, certificate_expired, next_certificate_expiry, RouteInputs};
 

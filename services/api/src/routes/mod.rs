@@ -6,6 +6,7 @@ pub mod certificates;
 pub mod domains;
 pub mod formation;
 pub mod instances;
+pub mod rebase;
 pub mod releases;
 pub mod route_watch;
 

@@ -6,6 +6,7 @@ mod apps;
 mod auth;
 mod certificates;
 mod domains;
+mod rebase;
 mod registry;
 mod route_watch;
 mod scale;
@@ -34,6 +35,8 @@ pub struct Harness {
     pub routes: watch::Sender<Arc<RouteTable>>,
     pub admin: String,
     pub images: image_store::ImageStore,
+    /// Where the current stack is recorded (empty until a test records one).
+    pub stacks_dir: std::path::PathBuf,
     _dir: TempDir,
 }
 
@@ -75,6 +78,7 @@ impl Harness {
             routes: routes_rx,
             route_heartbeat: HEARTBEAT,
             images: images.clone(),
+            stacks_dir: dir.path().join("stacks"),
         };
         Self {
             router: api::router(state),
@@ -83,6 +87,7 @@ impl Harness {
             routes,
             admin,
             images,
+            stacks_dir: dir.path().join("stacks"),
             _dir: dir,
         }
     }

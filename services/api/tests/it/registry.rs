@@ -415,7 +415,7 @@ async fn pushes_are_refused() {
 }
 
 /// Whether `tool` is installed. Missing: skip loudly, or fail under CI.
-fn have_tool(test: &str, tool: &str) -> bool {
+pub(crate) fn have_tool(test: &str, tool: &str) -> bool {
     let found = Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {tool}"))

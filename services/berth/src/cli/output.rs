@@ -115,6 +115,24 @@ pub fn releases(app: &str, releases: &[ReleaseInfo]) -> String {
     table(&rows)
 }
 
+pub fn rebase(app: &str, info: &api_contract::RebaseInfo) -> String {
+    let short = |digest: &str| -> String {
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        hex.chars().take(12).collect()
+    };
+    match &info.release {
+        Some(version) => format!(
+            "Rebased {app} onto stack {} (was {}): released {version}",
+            short(&info.new_stack),
+            short(&info.old_stack)
+        ),
+        None => format!(
+            "{app} is already on the current stack {}: no new release",
+            short(&info.new_stack)
+        ),
+    }
+}
+
 pub fn domains(app: &str, domains: &[DomainInfo]) -> String {
     if domains.is_empty() {
         return format!(

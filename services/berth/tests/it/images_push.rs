@@ -18,13 +18,13 @@ use crate::support::{berth_bin, free_addr, require};
 
 /// Debian's `docker-registry` with its own config (loopback only, no auth, storage in a temp dir), stopped by
 /// its PID when dropped.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Registry {
-    fn start(dir: &Path) -> Self {
+    pub(crate) fn start(dir: &Path) -> Self {
         let addr = free_addr();
         let config = dir.join("registry.yml");
         std::fs::write(
@@ -88,14 +88,14 @@ fn image(images: &ImageStore, tag: &str, content: &str) -> String {
     images.put_image(tag, &[layer], &config).unwrap()
 }
 
-async fn run(command: Command) -> Output {
+pub(crate) async fn run(command: Command) -> Output {
     let mut command = command;
     tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap()
 }
 
-fn text(output: &Output) -> String {
+pub(crate) fn text(output: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),

@@ -8,5 +8,6 @@ mod dockerfile_push;
 mod end_to_end;
 mod images_push;
 mod logging;
+mod rebase;
 mod standalone_router;
 mod support;
