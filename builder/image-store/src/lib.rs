@@ -8,7 +8,8 @@
 //! whiteouts (a layer's own directory, for overlay lower dirs) or deletes what they name (`apply_layer`).
 //! Everything it writes is accepted by `skopeo` and `umoci`. For the API's OCI distribution (pull) routes it
 //! gives read-only views: a manifest's exact bytes with the blobs it references, and a blob opened for
-//! streaming.
+//! streaming. It imports an image from another OCI layout (one `skopeo` pulled) with every digest and diff_id
+//! checked and a size limit, keeping the image's manifest digest.
 //!
 //! It does not build anything (the `buildpacks` and `stack` crates do), does not run containers, does not
 //! talk to registries and does not garbage-collect blobs yet. The builder crates, the node agent and the API
@@ -18,6 +19,7 @@ mod digest;
 mod distribution;
 mod error;
 mod image;
+mod import;
 mod layer;
 mod unpack;
 mod whiteout;
@@ -28,6 +30,7 @@ use std::path::{Path, PathBuf};
 pub use distribution::{is_digest, StoredManifest, OCI_MANIFEST_MEDIA_TYPE};
 pub use error::ImageStoreError;
 pub use image::{HistoryEntry, Image, ImageConfig, ImageExtras, ImageLayer, FIXED_CREATED, REF_NAME};
+pub use import::{ImportOptions, ImportedImage};
 pub use layer::{LayerInfo, LayerMode, LayerOptions};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;

@@ -1,6 +1,7 @@
 //! Integration tests of the image store: real layouts checked with skopeo and umoci.
 
 mod images;
+mod import;
 mod layers;
 mod whiteouts;
 
