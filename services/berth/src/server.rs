@@ -119,6 +119,9 @@ pub fn run_stack(command: StackCommand) -> ExitCode {
     logging.exit(result)
 }
 
+/// The largest image `berth deploy --image` accepts, in bytes of layers (compressed or uncompressed).
+const MAX_IMAGE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
 /// Where each component keeps its files under the data dir.
 struct DataLayout {
     root: PathBuf,
@@ -128,6 +131,8 @@ struct DataLayout {
     images: PathBuf,
     stacks: PathBuf,
     build_cache: PathBuf,
+    /// Temporary OCI layouts of images being pulled for `berth deploy --image`.
+    pulls: PathBuf,
     node: PathBuf,
     tls: PathBuf,
 }
@@ -145,6 +150,7 @@ impl DataLayout {
             images: root.join("images"),
             stacks: root.join("stacks"),
             build_cache: root.join("build-cache"),
+            pulls: root.join("pulls"),
             node: root.join("node"),
             tls: root.join("tls"),
             root,
@@ -154,6 +160,7 @@ impl DataLayout {
             &layout.images,
             &layout.stacks,
             &layout.build_cache,
+            &layout.pulls,
             &layout.node,
             &layout.tls,
         ] {
@@ -410,6 +417,15 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         controller_handle.clone(),
         passes,
     );
+    let image_deploys = deployments.image_deploys(
+        controller::ImageDeployConfig {
+            skopeo: PathBuf::from("skopeo"),
+            work_dir: layout.pulls.clone(),
+            max_image_bytes: MAX_IMAGE_BYTES,
+            pull_timeout: Duration::from_secs(600),
+        },
+        images.clone(),
+    );
 
     let api_listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
@@ -444,6 +460,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         routes: api_routes_rx,
         route_heartbeat: Duration::from_secs(api_contract::ROUTE_HEARTBEAT_SECS),
         images: images.clone(),
+        image_deploys: Some(image_deploys),
     })
     .merge(git_receive::routes(git));
     tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");

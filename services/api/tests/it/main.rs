@@ -75,6 +75,7 @@ impl Harness {
             routes: routes_rx,
             route_heartbeat: HEARTBEAT,
             images: images.clone(),
+            image_deploys: None,
         };
         Self {
             router: api::router(state),
