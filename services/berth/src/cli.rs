@@ -348,6 +348,10 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                     print!("{}", output::apps(&apps));
                 }
                 Some(AppsCommand::Create { name, image }) => {
+                    // A bad reference is refused before the app exists.
+                    if let Some(reference) = &image.image {
+                        controller::ImageRef::parse(reference).map_err(anyhow::Error::msg)?;
+                    }
                     let app: AppInfo = client.send(Method::POST, "/v1/apps", &AppCreate { name }).await?;
                     print!(
                         "{}",

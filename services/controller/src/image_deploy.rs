@@ -339,7 +339,7 @@ fn skopeo_reason(stderr: &str) -> String {
     let line = line
         .split_once("msg=\"")
         .map_or(line, |(_, rest)| rest.trim_end_matches('"'));
-    let reason: String = line.chars().take(400).collect();
+    let reason: String = line.replace("\\\"", "\"").chars().take(400).collect();
     if reason.is_empty() {
         "skopeo failed without saying why".to_owned()
     } else {
@@ -453,6 +453,10 @@ mod tests {
                 "initializing source docker://x: manifest unknown",
             ),
             ("Error: plain words\n\n", "Error: plain words"),
+            (
+                "level=fatal msg=\"pinging: Get \\\"https://x/v2/\\\": refused\"",
+                "pinging: Get \"https://x/v2/\": refused",
+            ),
         ];
         for (stderr, expected) in cases {
             assert_eq!(skopeo_reason(stderr), expected);

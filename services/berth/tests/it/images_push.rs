@@ -18,13 +18,13 @@ use crate::support::{berth_bin, free_addr, require};
 
 /// Debian's `docker-registry` with its own config (loopback only, no auth, storage in a temp dir), stopped by
 /// its PID when dropped.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Registry {
-    fn start(dir: &Path) -> Self {
+    pub(crate) fn start(dir: &Path) -> Self {
         let addr = free_addr();
         let config = dir.join("registry.yml");
         std::fs::write(

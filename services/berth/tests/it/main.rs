@@ -5,6 +5,7 @@
 mod apps_update;
 mod dockerfile_push;
 mod end_to_end;
+mod image_deploy;
 mod images_push;
 mod logging;
 mod standalone_router;
