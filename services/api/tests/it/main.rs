@@ -6,6 +6,7 @@ mod apps;
 mod auth;
 mod certificates;
 mod domains;
+mod image_deploys;
 mod registry;
 mod route_watch;
 mod scale;
