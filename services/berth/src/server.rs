@@ -312,6 +312,13 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     check_prerequisites(&["git", "debootstrap", "ip"])?;
     let layout = DataLayout::new(&args.data_dir)?;
     tracing::info!(data_dir = %layout.root.display(), "starting berth server");
+    // Pull layouts a previous run left behind (stopped mid-deploy) are of no use: no deploy is running yet.
+    for entry in
+        std::fs::read_dir(&layout.pulls).with_context(|| format!("reading {}", layout.pulls.display()))?
+    {
+        let path = entry?.path();
+        std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
 
     let store = store::Store::open_sqlite(&layout.database)
         .await
