@@ -71,6 +71,32 @@ fn an_image_from_a_registry_is_deployed_and_served() {
         .output()
         .unwrap();
     assert!(out.status.success(), "skopeo push: {}", output_text(&out));
+    // The same image with zstd layers (recompressed into a layout of its own first: pushed straight, skopeo
+    // reuses the gzip blobs the registry has), which Berth refuses.
+    let zstd_layout = work.path().join("zstd-layout");
+    let zstd = format!("{}/zstd/x:1", registry.addr);
+    for (from, to) in [
+        (
+            format!("oci:{}:x1", layout.display()),
+            format!("oci:{}:x1", zstd_layout.display()),
+        ),
+        (
+            format!("oci:{}:x1", zstd_layout.display()),
+            format!("docker://{zstd}"),
+        ),
+    ] {
+        let out = Command::new("skopeo")
+            .args([
+                "copy",
+                "--dest-tls-verify=false",
+                "--dest-compress-format",
+                "zstd",
+            ])
+            .args([&from, &to])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "skopeo copy to {to}: {}", output_text(&out));
+    }
 
     let data_dir = work.path().join("data");
     std::fs::create_dir_all(&data_dir).unwrap();
@@ -122,6 +148,10 @@ fn an_image_from_a_registry_is_deployed_and_served() {
         // A plain-HTTP registry with TLS verification on.
         (&["deploy", "-a", "web1", "--image", &reference], "cannot pull"),
         (&["deploy", "-a", "web1"], "pass --image"),
+        (
+            &["deploy", "-a", "web1", "--image", &zstd, "--src-tls-verify=false"],
+            "zstd layers",
+        ),
     ];
     for (args, want) in cases {
         let out = server.berth(&token, args);
