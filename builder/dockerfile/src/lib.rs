@@ -25,3 +25,4 @@ pub mod words;
 pub use build::{DockerfileBuilder, DockerfileConfig, DockerfileOutput, DockerfileRequest, STACK_IMAGE};
 pub use error::DockerfileError;
 pub use parse::{parse, Command, Dockerfile, Instruction, Kind, ParseError};
+pub use state::shell_command;

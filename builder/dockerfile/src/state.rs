@@ -218,7 +218,9 @@ pub(crate) fn expand_word(
     expand(word, escape, lookup).map_err(|WordError(message)| DockerfileError::Instruction { line, message })
 }
 
-pub(crate) fn shell_command(argv: &[String]) -> Option<String> {
+/// An image's command (`ENTRYPOINT` followed by `CMD`) as one `/bin/sh -c` line, or `None` when empty: a
+/// shell form (`/bin/sh -c TEXT`) is kept as written, an exec form is quoted and `exec`ed.
+pub fn shell_command(argv: &[String]) -> Option<String> {
     match argv {
         [] => None,
         [sh, c, text] if sh == "/bin/sh" && c == "-c" => Some(text.clone()),

@@ -26,6 +26,18 @@ pub(crate) fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// Checks that `bytes` hash to `digest`.
+pub(crate) fn check_digest(bytes: &[u8], digest: &str) -> Result<(), ImageStoreError> {
+    let actual = sha256_digest(bytes);
+    if actual != digest {
+        return Err(ImageStoreError::CorruptBlob {
+            digest: digest.to_owned(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
 /// Passes writes through to `inner` while hashing and counting them.
 pub(crate) struct HashingWriter<W> {
     inner: W,

@@ -94,4 +94,14 @@ pub enum ImageStoreError {
         path: String,
         reason: &'static str,
     },
+    #[error("reading {path} of the image to import")]
+    ReadImport {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the image to import is not supported: {reason}")]
+    ImportRefused { reason: String },
+    #[error("the image is too large: {bytes} bytes of layers, more than the limit of {limit}")]
+    ImageTooLarge { bytes: u64, limit: u64 },
 }

@@ -12,7 +12,7 @@ use oci_spec::image::{
 };
 use serde::Serialize;
 
-use crate::digest::{hex_of, sha256_digest};
+use crate::digest::{check_digest, hex_of, sha256_digest};
 use crate::{ImageStore, ImageStoreError, LayerInfo};
 
 /// The annotation that names a tag in `index.json`.
@@ -158,13 +158,7 @@ impl ImageStore {
                 source,
             },
         })?;
-        let actual = sha256_digest(&bytes);
-        if actual != digest {
-            return Err(ImageStoreError::CorruptBlob {
-                digest: digest.to_owned(),
-                actual,
-            });
-        }
+        check_digest(&bytes, digest)?;
         Ok(bytes)
     }
 
@@ -290,24 +284,24 @@ impl ImageStore {
         let manifest_bytes = canonical_json("image manifest", &manifest)?;
         let manifest_digest = self.put_blob(&manifest_bytes)?;
 
-        let entry = descriptor(
-            MediaType::ImageManifest,
-            manifest_bytes.len() as u64,
-            &manifest_digest,
-            Some(tag),
-        )?;
-        self.update_index(|manifests| {
-            manifests.retain(|d| {
-                d.annotations()
-                    .as_ref()
-                    .and_then(|a| a.get(REF_NAME))
-                    .map(String::as_str)
-                    != Some(tag)
-            });
-            manifests.push(entry);
-        })?;
+        self.tag_manifest(tag, &manifest_digest, manifest_bytes.len() as u64)?;
         tracing::info!(tag, %manifest_digest, layers = layers.len(), "stored image");
         Ok(manifest_digest)
+    }
+
+    /// Points `tag` at the manifest `manifest_digest` (of `size` bytes) in `index.json`, replacing any image
+    /// with the same tag.
+    pub(crate) fn tag_manifest(
+        &self,
+        tag: &str,
+        manifest_digest: &str,
+        size: u64,
+    ) -> Result<(), ImageStoreError> {
+        let entry = descriptor(MediaType::ImageManifest, size, manifest_digest, Some(tag))?;
+        self.update_index(|manifests| {
+            manifests.retain(|d| !has_tag(d, tag));
+            manifests.push(entry);
+        })
     }
 
     /// The manifest digest tagged `tag`, if any.
@@ -316,13 +310,7 @@ impl ImageStore {
         Ok(index
             .manifests()
             .iter()
-            .find(|d| {
-                d.annotations()
-                    .as_ref()
-                    .and_then(|a| a.get(REF_NAME))
-                    .map(String::as_str)
-                    == Some(tag)
-            })
+            .find(|d| has_tag(d, tag))
             .map(|d| d.digest().to_string()))
     }
 
@@ -482,6 +470,15 @@ impl ImageStore {
         drop(lock);
         Ok(())
     }
+}
+
+/// Whether the index entry `d` carries the tag `tag`.
+pub(crate) fn has_tag(d: &Descriptor, tag: &str) -> bool {
+    d.annotations()
+        .as_ref()
+        .and_then(|a| a.get(REF_NAME))
+        .map(String::as_str)
+        == Some(tag)
 }
 
 pub(crate) fn empty_index(manifests: Vec<Descriptor>) -> Result<ImageIndex, ImageStoreError> {

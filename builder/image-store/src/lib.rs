@@ -9,7 +9,9 @@
 //! Everything it writes is accepted by `skopeo` and `umoci`. For the API's OCI distribution (pull) routes it
 //! gives read-only views: a manifest's exact bytes with the blobs it references, and a blob opened for
 //! streaming. `rebase_image` swaps an image's first layer (a Berth stack) for another stack's, editing the
-//! config and manifest as JSON so everything else is kept.
+//! config and manifest as JSON so everything else is kept. It imports an image from another OCI layout (one
+//! `skopeo` pulled) with every digest and diff_id checked and a size limit, keeping the image's manifest
+//! digest (`import_from_layout`), and a single layer blob with both its digests checked (`import_layer`).
 //!
 //! It does not build anything (the `buildpacks` and `stack` crates do), does not run containers, does not
 //! talk to registries and does not garbage-collect blobs yet. The builder crates, the node agent and the API
@@ -21,6 +23,7 @@ mod error;
 mod image;
 mod import;
 mod layer;
+mod layer_import;
 mod rebase;
 mod unpack;
 mod whiteout;
@@ -31,6 +34,7 @@ use std::path::{Path, PathBuf};
 pub use distribution::{is_digest, StoredManifest, OCI_MANIFEST_MEDIA_TYPE};
 pub use error::ImageStoreError;
 pub use image::{HistoryEntry, Image, ImageConfig, ImageExtras, ImageLayer, FIXED_CREATED, REF_NAME};
+pub use import::{ImportOptions, ImportedImage};
 pub use layer::{LayerInfo, LayerMode, LayerOptions};
 pub use rebase::{Rebase, RebaseRefusal, STACK_HISTORY_PREFIX};
 

@@ -6,7 +6,7 @@
 use oci_spec::image::MediaType;
 use serde_json::{json, Value};
 
-use crate::image::{canonical_json, descriptor, FIXED_CREATED, REF_NAME};
+use crate::image::{canonical_json, FIXED_CREATED};
 use crate::{ImageStore, ImageStoreError, LayerInfo};
 
 /// How Berth's builders describe the stack layer in an image's history (`berth stack bookworm (...)`): an
@@ -167,27 +167,12 @@ impl ImageStore {
         let manifest = with_config(rebased.manifest, &config_digest, config_bytes.len() as u64);
         let manifest_bytes = canonical_json("image manifest", &manifest)?;
         let new_digest = self.put_blob(&manifest_bytes)?;
+        crate::image::check_tag(tag)?;
         self.tag_manifest(tag, &new_digest, manifest_bytes.len() as u64)?;
         tracing::info!(tag, old = manifest_digest, new = %new_digest, stack = %stack.digest, "rebased image");
         Ok(Rebase::Rebased {
             manifest_digest: new_digest,
             old_stack_digest: rebased.old_stack_digest,
-        })
-    }
-
-    /// Points `tag` at the manifest `digest` in `index.json`, replacing what it named before.
-    fn tag_manifest(&self, tag: &str, digest: &str, size: u64) -> Result<(), ImageStoreError> {
-        crate::image::check_tag(tag)?;
-        let entry = descriptor(MediaType::ImageManifest, size, digest, Some(tag))?;
-        self.update_index(|manifests| {
-            manifests.retain(|d| {
-                d.annotations()
-                    .as_ref()
-                    .and_then(|a| a.get(REF_NAME))
-                    .map(String::as_str)
-                    != Some(tag)
-            });
-            manifests.push(entry);
         })
     }
 }

@@ -234,6 +234,25 @@ pub enum RouteStreamLine {
 /// How often the route watch stream sends a heartbeat line while nothing changes.
 pub const ROUTE_HEARTBEAT_SECS: u64 = 15;
 
+/// `POST /v1/apps/{name}/deploys`: deploy an existing image from a registry instead of a git push. The
+/// answer (200) is plain text streamed line by line as the deploy goes (`-----> Pulling REF`, ...); its last
+/// line is the summary, or [`DEPLOY_ERROR_PREFIX`] and the reason when the deploy failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageDeployCreate {
+    /// `REGISTRY/REPO:TAG` or `REGISTRY/REPO@sha256:HEX`.
+    pub image: String,
+    /// Require HTTPS with a valid certificate at the registry (false for a plain-HTTP registry).
+    #[serde(default = "default_tls_verify")]
+    pub tls_verify: bool,
+}
+
+fn default_tls_verify() -> bool {
+    true
+}
+
+/// How the last line of a failed deploy's stream starts.
+pub const DEPLOY_ERROR_PREFIX: &str = "error: ";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! are `api_contract`'s types, shared with the server.
 
 mod client;
+mod image_deploy;
 mod images;
 mod output;
 
@@ -149,6 +150,17 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// Deploy an existing image from a registry instead of a git push
+    /// (`berth deploy --image REGISTRY/REPO:TAG -a NAME`; the server pulls it with skopeo).
+    Deploy {
+        /// The app.
+        #[arg(short, long)]
+        app: String,
+        #[command(flatten)]
+        image: ImageArgs,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Show which account your token belongs to.
     Whoami {
         #[command(flatten)]
@@ -158,8 +170,12 @@ pub enum ClientCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AppsCommand {
-    /// Create an app; prints its URL and git remote.
-    Create { name: String },
+    /// Create an app; prints its URL and git remote. With --image, deploys that image at once.
+    Create {
+        name: String,
+        #[command(flatten)]
+        image: ImageArgs,
+    },
     /// Delete an app, its releases and its instances.
     Delete { name: String },
     /// Show one app.
@@ -179,6 +195,17 @@ pub enum AppsCommand {
         #[arg(long, value_name = "SECONDS|default", value_parser = parse_timeout)]
         first_byte_timeout: Option<Timeout>,
     },
+}
+
+/// An image to deploy (`--image REF`), for `apps create` and `deploy`.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// REGISTRY/REPO:TAG or REGISTRY/REPO@sha256:HEX, such as registry.example.com/team/shop:v3.
+    #[arg(long, value_name = "REF")]
+    image: Option<String>,
+    /// Require HTTPS with a valid certificate at the image's registry (false for a plain-HTTP registry).
+    #[arg(long, value_name = "true|false", default_value_t = true, action = clap::ArgAction::Set)]
+    src_tls_verify: bool,
 }
 
 /// A timeout setting as typed: seconds, or back to the default.
@@ -328,12 +355,20 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                     let apps: Vec<AppInfo> = client.get("/v1/apps").await?;
                     print!("{}", output::apps(&apps));
                 }
-                Some(AppsCommand::Create { name }) => {
+                Some(AppsCommand::Create { name, image }) => {
+                    // A bad reference is refused before the app exists.
+                    if let Some(reference) = &image.image {
+                        controller::ImageRef::parse(reference).map_err(anyhow::Error::msg)?;
+                    }
                     let app: AppInfo = client.send(Method::POST, "/v1/apps", &AppCreate { name }).await?;
                     print!(
                         "{}",
                         output::app_created(&app, &client.git_url(app.name.as_str()))
                     );
+                    if let Some(reference) = &image.image {
+                        image_deploy::deploy_image(&client, &app.name, reference, image.src_tls_verify)
+                            .await?;
+                    }
                 }
                 Some(AppsCommand::Delete { name }) => {
                     client.delete(&format!("/v1/apps/{}", app_name(&name)?)).await?;
@@ -508,6 +543,14 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                 request.app, release.version
             );
         }
+        ClientCommand::Deploy { app, image, api } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            let app = app_name(&app)?;
+            let Some(reference) = &image.image else {
+                bail!("what to deploy? pass --image REGISTRY/REPO:TAG (or deploy with git push)");
+            };
+            image_deploy::deploy_image(&client, &app, reference, image.src_tls_verify).await?;
+        }
         ClientCommand::Whoami { api } => {
             let client = Client::new(&api.api, api.token()?)?;
             let me: AccountInfo = client.get("/v1/account").await?;
@@ -545,6 +588,66 @@ mod tests {
     struct Cli {
         #[command(subcommand)]
         command: ClientCommand,
+    }
+
+    #[test]
+    fn image_deploy_arguments() {
+        use clap::Parser;
+        let parse = |args: &[&str]| Cli::try_parse_from([&["berth"], args].concat()).map(|c| c.command);
+        type Case<'a> = (&'a [&'a str], Option<(&'a str, bool)>);
+        let cases: &[Case] = &[
+            (&["apps", "create", "web1"], None),
+            (
+                &[
+                    "apps",
+                    "create",
+                    "web1",
+                    "--image",
+                    "127.0.0.1:5000/x:1",
+                    "--src-tls-verify=false",
+                ],
+                Some(("127.0.0.1:5000/x:1", false)),
+            ),
+            (
+                &["deploy", "--image", "reg.io/x:1", "-a", "web1"],
+                Some(("reg.io/x:1", true)),
+            ),
+            (
+                &[
+                    "deploy",
+                    "-a",
+                    "web1",
+                    "--image=reg.io/x:1",
+                    "--src-tls-verify",
+                    "false",
+                ],
+                Some(("reg.io/x:1", false)),
+            ),
+        ];
+        for (args, expected) in cases {
+            let image = match parse(args) {
+                Ok(ClientCommand::Apps {
+                    command: Some(AppsCommand::Create { image, .. }),
+                    ..
+                }) => image,
+                Ok(ClientCommand::Deploy { app, image, .. }) => {
+                    assert_eq!(app, "web1");
+                    image
+                }
+                other => panic!("{args:?}: {other:?}"),
+            };
+            let got = image.image.as_deref().map(|i| (i, image.src_tls_verify));
+            assert_eq!(got, *expected, "{args:?}");
+        }
+        assert!(parse(&[
+            "deploy",
+            "--image",
+            "reg.io/x:1",
+            "--src-tls-verify=maybe",
+            "-a",
+            "w"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -170,6 +170,8 @@ fn run_stack_pull(args: StackPullArgs) -> ExitCode {
     drop(runtime);
     logging.exit(result)
 }
+/// The largest image `berth deploy --image` accepts, in bytes of layers (compressed or uncompressed).
+const MAX_IMAGE_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 /// Where each component keeps its files under the data dir.
 struct DataLayout {
@@ -180,6 +182,8 @@ struct DataLayout {
     images: PathBuf,
     stacks: PathBuf,
     build_cache: PathBuf,
+    /// Temporary OCI layouts of images being pulled for `berth deploy --image`.
+    pulls: PathBuf,
     node: PathBuf,
     tls: PathBuf,
 }
@@ -197,6 +201,7 @@ impl DataLayout {
             images: root.join("images"),
             stacks: root.join("stacks"),
             build_cache: root.join("build-cache"),
+            pulls: root.join("pulls"),
             node: root.join("node"),
             tls: root.join("tls"),
             root,
@@ -206,6 +211,7 @@ impl DataLayout {
             &layout.images,
             &layout.stacks,
             &layout.build_cache,
+            &layout.pulls,
             &layout.node,
             &layout.tls,
         ] {
@@ -357,6 +363,13 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     check_prerequisites(&["git", "debootstrap", "ip"])?;
     let layout = DataLayout::new(&args.data_dir)?;
     tracing::info!(data_dir = %layout.root.display(), "starting berth server");
+    // Pull layouts a previous run left behind (stopped mid-deploy) are of no use: no deploy is running yet.
+    for entry in
+        std::fs::read_dir(&layout.pulls).with_context(|| format!("reading {}", layout.pulls.display()))?
+    {
+        let path = entry?.path();
+        std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
 
     let store = store::Store::open_sqlite(&layout.database)
         .await
@@ -464,6 +477,15 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         controller_handle.clone(),
         passes,
     );
+    let image_deploys = deployments.image_deploys(
+        controller::ImageDeployConfig {
+            skopeo: PathBuf::from("skopeo"),
+            work_dir: layout.pulls.clone(),
+            max_image_bytes: MAX_IMAGE_BYTES,
+            pull_timeout: Duration::from_secs(600),
+        },
+        images.clone(),
+    );
 
     let api_listener = tokio::net::TcpListener::bind(args.api_addr)
         .await
@@ -499,6 +521,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         route_heartbeat: Duration::from_secs(api_contract::ROUTE_HEARTBEAT_SECS),
         images: images.clone(),
         stacks_dir: layout.stacks.clone(),
+        image_deploys: Some(image_deploys),
     })
     .merge(git_receive::routes(git));
     tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");

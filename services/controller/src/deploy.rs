@@ -38,13 +38,10 @@ pub struct Deployments {
 }
 
 struct Inner {
-    config: DeployConfig,
-    store: Store,
     builder: Builder,
     /// Builds trees that have a `Dockerfile` (and no `.buildpacks`).
     dockerfiles: DockerfileBuilder,
-    controller: ControllerHandle,
-    passes: watch::Receiver<u64>,
+    rollout: Rollout,
 }
 
 impl Deployments {
@@ -59,14 +56,25 @@ impl Deployments {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                config,
-                store,
                 builder,
                 dockerfiles,
-                controller,
-                passes,
+                rollout: Rollout {
+                    config,
+                    store,
+                    controller,
+                    passes,
+                },
             }),
         }
+    }
+
+    /// Deploys of existing images (`berth deploy --image`), rolled out like pushes.
+    pub fn image_deploys(
+        &self,
+        config: crate::image_deploy::ImageDeployConfig,
+        images: image_store::ImageStore,
+    ) -> crate::image_deploy::ImageDeploys {
+        crate::image_deploy::ImageDeploys::new(config, images, self.inner.rollout.clone())
     }
 }
 
@@ -81,10 +89,10 @@ impl Deployer for Deployments {
     }
 }
 
-/// What a build made, whichever way it was built.
-struct Built {
-    image_digest: String,
-    processes: BTreeMap<ProcessType, String>,
+/// What a build made, whichever way it was built (or the image an image deploy pulled).
+pub(crate) struct Built {
+    pub(crate) image_digest: String,
+    pub(crate) processes: BTreeMap<ProcessType, String>,
 }
 
 /// A tree with a `Dockerfile` at its top is built from it, unless it names buildpacks (`.buildpacks`).
@@ -173,6 +181,33 @@ impl Inner {
             }
         };
 
+        self.rollout
+            .release(app, &req.account, build, format!("Deploy {short_commit}"), &log)
+            .await
+    }
+}
+
+/// What every kind of deploy does once it has an image: create the release, scale web to 1 on the first
+/// deploy, tell the controller, and wait until the release serves. Shared by git pushes and image deploys.
+#[derive(Clone)]
+pub(crate) struct Rollout {
+    config: DeployConfig,
+    store: Store,
+    controller: ControllerHandle,
+    passes: watch::Receiver<u64>,
+}
+
+impl Rollout {
+    /// Creates the release of `build` for `app` (keeping the previous release's config) and rolls it out;
+    /// returns the summary for the person deploying.
+    pub(crate) async fn release(
+        &self,
+        app: &store::App,
+        account: &store::Account,
+        build: Built,
+        description: String,
+        log: &mpsc::Sender<String>,
+    ) -> Result<String, String> {
         let previous = self.store.latest_release(app.id).await.map_err(internal)?;
         let release = self
             .store
@@ -181,12 +216,12 @@ impl Inner {
                 image_digest: build.image_digest.clone(),
                 processes: build.processes.clone(),
                 config: previous.map(|r| r.config).unwrap_or_default(),
-                description: format!("Deploy {short_commit}"),
-                created_by: req.account.id,
+                description,
+                created_by: account.id,
             })
             .await
             .map_err(internal)?;
-        say(&log, format!("-----> Released {}", release.version)).await;
+        say(log, format!("-----> Released {}", release.version)).await;
 
         // Like Heroku: the first deploy of an app with a web process scales web to 1.
         let web = ProcessType::web();
@@ -212,7 +247,7 @@ impl Inner {
             ));
         }
         say(
-            &log,
+            log,
             format!("-----> Starting {wanted} instance(s) of {}", release.version),
         )
         .await;

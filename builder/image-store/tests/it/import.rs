@@ -1,65 +1,90 @@
-//! `import_layer`: a layer blob made elsewhere is taken only when it hashes to its digest and its tar to its
-//! diff_id; the file asked for is read from it.
+//! Importing an image from another OCI layout: digests kept, corruption and oversize refused.
 
-use image_store::{ImageStore, ImageStoreError, LayerInfo, LayerMode, LayerOptions};
+use std::collections::BTreeMap;
+
+use image_store::{ImageConfig, ImageStore, ImageStoreError, ImportOptions, LayerMode};
+
+use crate::write;
+
+/// A source layout holding one image tagged `pull`, and its manifest digest.
+fn source_layout(dir: &std::path::Path) -> (ImageStore, String) {
+    let source = ImageStore::open(&dir.join("source")).unwrap();
+    write(&dir.join("tree/www/index.html"), "hello\n");
+    write(&dir.join("tree/bin/run"), &"x".repeat(10_000));
+    let layer = source
+        .write_layer_from_dir(&dir.join("tree"), "", LayerMode::Reproducible)
+        .unwrap();
+    let config = ImageConfig {
+        cmd: vec!["/bin/run".into()],
+        labels: BTreeMap::from([("a".into(), "b".into())]),
+        ..ImageConfig::default()
+    };
+    let digest = source.put_image("pull", &[layer], &config).unwrap();
+    (source, digest)
+}
+
+fn options(max_bytes: u64) -> ImportOptions {
+    ImportOptions {
+        source_tag: "pull".into(),
+        tag: "web1-image-1".into(),
+        max_bytes,
+    }
+}
 
 #[test]
-fn import_layer_checks_both_digests_and_reads_the_wanted_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = ImageStore::open(&dir.path().join("source")).unwrap();
-    let tree = dir.path().join("tree");
-    std::fs::create_dir_all(tree.join("var/lib/dpkg")).unwrap();
-    std::fs::write(tree.join("var/lib/dpkg/status"), "Package: bash\n").unwrap();
-    let layer = source
-        .write_layer(&tree, &LayerOptions::new("", LayerMode::Reproducible))
+fn an_imported_image_keeps_its_digest_and_reads_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, digest) = source_layout(tmp.path());
+    let store = ImageStore::open(&tmp.path().join("store")).unwrap();
+    let imported = store
+        .import_from_layout(source.root(), &options(1 << 20))
         .unwrap();
-    let blob = source.blob_path(&layer.digest).unwrap();
-    let other = format!("sha256:{}", "0".repeat(64));
+    assert_eq!(imported.manifest_digest, digest);
+    assert_eq!(imported.layers, 1);
+    assert_eq!(store.resolve_tag("web1-image-1").unwrap(), Some(digest.clone()));
+    let image = store.read_image(&digest).unwrap();
+    assert_eq!(image.config.cmd, vec!["/bin/run".to_owned()]);
+    assert!(image.layers[0].path.is_file());
+    // Importing again (blobs already there) is fine.
+    store
+        .import_from_layout(source.root(), &options(1 << 20))
+        .unwrap();
+}
 
-    type Check = fn(&Result<Option<Vec<u8>>, ImageStoreError>) -> bool;
-    let cases: Vec<(&str, LayerInfo, &str, Check)> = vec![
-        (
-            "the file",
-            layer.clone(),
-            "var/lib/dpkg/status",
-            |r| matches!(r, Ok(Some(bytes)) if bytes == b"Package: bash\n"),
-        ),
-        ("a ./ prefix", layer.clone(), "./var/lib/dpkg/status", |r| {
-            matches!(r, Ok(Some(_)))
-        }),
-        ("no such file", layer.clone(), "etc/os-release", |r| {
-            matches!(r, Ok(None))
-        }),
-        (
-            "a directory is not the file",
-            layer.clone(),
-            "var/lib/dpkg",
-            |r| matches!(r, Ok(None)),
-        ),
-        (
-            "wrong digest",
-            LayerInfo {
-                digest: other.clone(),
-                ..layer.clone()
-            },
-            "var/lib/dpkg/status",
-            |r| matches!(r, Err(ImageStoreError::CorruptBlob { .. })),
-        ),
-        (
-            "wrong diff_id",
-            LayerInfo {
-                diff_id: other.clone(),
-                ..layer.clone()
-            },
-            "var/lib/dpkg/status",
-            |r| matches!(r, Err(ImageStoreError::CorruptLayer { .. })),
-        ),
-    ];
-    for (name, info, wanted, check) in cases {
-        let dest = ImageStore::open(&dir.path().join(format!("dest-{}", name.replace(' ', "-")))).unwrap();
-        let result = dest.import_layer(&blob, &info, wanted);
-        assert!(check(&result), "{name}: {result:?}");
-        // A blob that does not hash to its digest never lands in the store.
-        assert!(!dest.has_blob(&other), "{name}");
-    }
+#[test]
+fn a_corrupt_layer_or_a_missing_tag_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, digest) = source_layout(tmp.path());
+    let store = ImageStore::open(&tmp.path().join("store")).unwrap();
+
+    let missing = ImportOptions {
+        source_tag: "nope".into(),
+        ..options(1 << 20)
+    };
+    let err = store.import_from_layout(source.root(), &missing).unwrap_err();
+    assert!(err.to_string().contains("no image tagged \"nope\""), "{err}");
+
+    let layer = source.read_image(&digest).unwrap().layers[0].path.clone();
+    let mut bytes = std::fs::read(&layer).unwrap();
+    bytes.extend_from_slice(b"junk");
+    std::fs::write(&layer, bytes).unwrap();
+    let err = store
+        .import_from_layout(source.root(), &options(1 << 20))
+        .unwrap_err();
+    assert!(matches!(err, ImageStoreError::CorruptBlob { .. }), "{err:?}");
+    assert_eq!(store.resolve_tag("web1-image-1").unwrap(), None, "nothing tagged");
+}
+
+#[test]
+fn an_image_over_the_limit_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, _) = source_layout(tmp.path());
+    let store = ImageStore::open(&tmp.path().join("store")).unwrap();
+    // The layer compresses to well under 5,000 bytes but holds over 10,000.
+    let err = store
+        .import_from_layout(source.root(), &options(5_000))
+        .unwrap_err();
+    assert!(matches!(err, ImageStoreError::ImageTooLarge { .. }), "{err:?}");
+    assert!(err.to_string().contains("too large"), "{err}");
+    assert_eq!(store.resolve_tag("web1-image-1").unwrap(), None);
 }

@@ -2,6 +2,7 @@
 
 mod images;
 mod import;
+mod layer_import;
 mod layers;
 mod whiteouts;
 

@@ -5,6 +5,7 @@ pub mod apps;
 pub mod certificates;
 pub mod domains;
 pub mod formation;
+pub mod image_deploys;
 pub mod instances;
 pub mod rebase;
 pub mod releases;
@@ -37,6 +38,21 @@ pub async fn no_route(State(state): State<ApiState>, req: Request) -> Response {
         path: parts.uri.path().to_owned(),
     }
     .into_response()
+}
+
+/// A response whose body streams lines of `content_type` as they come.
+pub(crate) fn line_stream(body: axum::body::Body, content_type: &'static str) -> Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(content_type),
+    );
+    // Proxies in between must pass lines on as they come.
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    response
 }
 
 /// The app named in the path, if the caller owns it. A name that is not even valid, an app that does not

@@ -11,8 +11,7 @@ use std::time::Duration;
 use api_contract::RouteStreamLine;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use route_table::RouteTable;
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -45,16 +44,10 @@ pub async fn watch(
             Some((Ok::<_, std::convert::Infallible>(line), watcher))
         },
     );
-    let mut response = Body::from_stream(lines).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    // Proxies in between must pass lines on as they come.
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(response)
+    Ok(super::line_stream(
+        Body::from_stream(lines),
+        "application/x-ndjson",
+    ))
 }
 
 /// One stream's position: what it last sent, and when the next heartbeat is due.

@@ -6,6 +6,7 @@ mod apps;
 mod auth;
 mod certificates;
 mod domains;
+mod image_deploys;
 mod rebase;
 mod registry;
 mod route_watch;
@@ -79,6 +80,7 @@ impl Harness {
             route_heartbeat: HEARTBEAT,
             images: images.clone(),
             stacks_dir: dir.path().join("stacks"),
+            image_deploys: None,
         };
         Self {
             router: api::router(state),

@@ -52,6 +52,18 @@ impl Client {
         decode(response).await
     }
 
+    /// POSTs `body` and returns the response for its body to be read as it streams (a deploy's progress); no
+    /// overall timeout beyond `timeout`.
+    pub async fn post_stream<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> anyhow::Result<reqwest::Response> {
+        self.call(self.http.post(self.url(path)).json(body).timeout(timeout))
+            .await
+    }
+
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
         self.call(self.http.delete(self.url(path))).await?;
         Ok(())

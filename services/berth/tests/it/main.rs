@@ -6,6 +6,7 @@ mod apps_update;
 mod classic_push;
 mod dockerfile_push;
 mod end_to_end;
+mod image_deploy;
 mod images_push;
 mod logging;
 mod rebase;

@@ -77,6 +77,7 @@ pub(crate) async fn serve_api(
         route_heartbeat: Duration::from_secs(15),
         images: image_store::ImageStore::open(&dir.join("images")).unwrap(),
         stacks_dir: dir.join("stacks"),
+        image_deploys: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
