@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent_contract::{InstanceSpec, InstanceState, InstanceStatus};
-use container::{ContainerSpec, Network, Output};
+use container::{BindMount, ContainerSpec, Network, Output};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
 use crate::cgroup::InstanceCgroup;
-use crate::net::{self, InstanceNet, NetParams};
 use crate::{layers, AgentError, Event, Shared};
+use netns::{Attachment, EtcFiles};
 
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 /// An instance up this long has its backoff reset.
@@ -32,7 +32,9 @@ struct Resources {
     layers: Option<(Vec<PathBuf>, image_store::ImageConfig)>,
     dir: Option<PathBuf>,
     cgroup: Option<InstanceCgroup>,
-    net: Option<InstanceNet>,
+    net: Option<Attachment>,
+    /// The instance's `/etc/resolv.conf` and `/etc/hosts`, bound read-only.
+    etc: Option<EtcFiles>,
 }
 
 enum RunEnd {
@@ -153,31 +155,12 @@ impl Supervisor {
             )?);
         }
         if self.res.net.is_none() {
-            let (address, gateway) = {
-                let mut pool = self.shared.addresses.lock().expect("address pool lock");
-                (pool.allocate(), pool.gateway())
-            };
-            let address = address.ok_or(AgentError::NoAddress { subnet: cfg.subnet })?;
-            let params = NetParams {
-                bridge: &cfg.bridge,
-                netns: format!("{}{}", cfg.netns_prefix, self.short),
-                veth: format!("bv{}", &self.spec.id.as_uuid().simple().to_string()[..10]),
-                address,
-                gateway,
-                prefix_len: cfg.subnet.prefix_len(),
-            };
-            match net::create(params).await {
-                Ok(n) => self.res.net = Some(n),
-                Err(e) => {
-                    self.shared
-                        .addresses
-                        .lock()
-                        .expect("address pool lock")
-                        .release(address);
-                    return Err(e);
-                }
-            }
+            let netns = format!("{}{}", cfg.netns_prefix, self.short);
+            let veth = format!("bv{}", &self.spec.id.as_uuid().simple().to_string()[..10]);
+            self.res.net = Some(self.shared.network.attach(&netns, &veth).await?);
         }
+        let net = self.res.net.as_ref().expect("attached");
+        self.res.etc = Some(net.write_etc_files(&dir, &self.short)?);
         Ok(())
     }
 
@@ -199,13 +182,25 @@ impl Supervisor {
             upper_dir: dir.join("upper"),
             work_dir: dir.join("work"),
             rootfs: dir.join("rootfs"),
-            binds: vec![],
+            binds: self.etc_binds(),
             network: Network::Join(self.res.net.as_ref().expect("prepared").netns_path()),
             cwd,
             env,
             argv: vec!["/bin/sh".into(), "-c".into(), self.spec.command.clone()],
             cgroup_dirs: self.res.cgroup.as_ref().expect("prepared").dirs(),
         }
+    }
+
+    fn etc_binds(&self) -> Vec<BindMount> {
+        let etc = self.res.etc.as_ref().expect("prepared");
+        [(&etc.resolv_conf, "/etc/resolv.conf"), (&etc.hosts, "/etc/hosts")]
+            .into_iter()
+            .map(|(source, target)| BindMount {
+                source: source.clone(),
+                target: target.into(),
+                read_only: true,
+            })
+            .collect()
     }
 
     async fn run_once(&mut self, stop: &mut watch::Receiver<bool>) -> Result<RunEnd, AgentError> {
@@ -301,14 +296,9 @@ impl Supervisor {
             }
         }
         if let Some(n) = self.res.net.take() {
-            if let Err(e) = net::delete(&n).await {
+            if let Err(e) = n.remove().await {
                 tracing::error!(app = %fields.0, instance = %fields.1, error = %e, "removing network");
             }
-            self.shared
-                .addresses
-                .lock()
-                .expect("address pool lock")
-                .release(n.address);
         }
         if let Some(dir) = self.res.dir.take() {
             if let Err(e) = tokio::fs::remove_dir_all(&dir).await {

@@ -10,24 +10,21 @@
 //! It does not decide placement (the scheduler does), talk to a database or build images. The all-in-one
 //! server depends on it; nothing in the control plane's crates is used here.
 
-mod addresses;
 mod cgroup;
 mod instance;
 mod layers;
-mod net;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use agent_contract::{InstanceSpec, InstanceState, InstanceStatus, NodeReport};
-pub use ipnet::Ipv4Net;
+pub use netns::Ipv4Net;
+use netns::{NetworkConfig, NodeNetwork};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use vocabulary::{InstanceId, NodeId};
-
-use crate::addresses::AddressPool;
 
 /// Everything the agent needs, read once by the binary.
 #[derive(Debug, Clone)]
@@ -54,8 +51,8 @@ pub struct AgentConfig {
 pub enum AgentError {
     #[error("bad agent config: {0}")]
     Config(String),
-    #[error("ip {args}: {reason}")]
-    Ip { args: String, reason: String },
+    #[error("node network")]
+    Net(#[from] netns::NetError),
     #[error("cgroup {path}: {reason}")]
     Cgroup { path: String, reason: String },
     #[error("{}", path.display())]
@@ -76,8 +73,6 @@ pub enum AgentError {
         #[source]
         source: image_store::ImageStoreError,
     },
-    #[error("no free address in {subnet}")]
-    NoAddress { subnet: Ipv4Net },
     #[error("starting the container")]
     Container(#[from] container::ContainerError),
     #[error("agent task failed: {0}")]
@@ -87,7 +82,8 @@ pub enum AgentError {
 /// State shared by the agent loop and the instance supervisors.
 struct Shared {
     cfg: AgentConfig,
-    addresses: Mutex<AddressPool>,
+    /// The bridge, its nftables rules and the instances' addresses.
+    network: NodeNetwork,
     /// Layers are unpacked one at a time, so that two instances of one image never unpack the same layer.
     unpack_lock: tokio::sync::Mutex<()>,
     events: mpsc::UnboundedSender<Event>,
@@ -115,8 +111,6 @@ impl Agent {
     /// network namespaces, veths, instance directories), sets up the bridge and starts reconciling.
     pub async fn start(cfg: AgentConfig) -> Result<(AgentHandle, watch::Receiver<NodeReport>), AgentError> {
         check(&cfg)?;
-        let pool = AddressPool::new(cfg.subnet)
-            .ok_or_else(|| AgentError::Config(format!("subnet {} is too small", cfg.subnet)))?;
         remove_leftovers(&cfg).await?;
         for dir in [cfg.data_dir.join("layers"), cfg.data_dir.join("instances")] {
             std::fs::create_dir_all(&dir).map_err(|source| AgentError::Io {
@@ -124,7 +118,7 @@ impl Agent {
                 source,
             })?;
         }
-        net::ensure_bridge(&cfg.bridge, pool.gateway(), cfg.subnet.prefix_len()).await?;
+        let network = NodeNetwork::install(network_config(&cfg)).await?;
 
         let (events, events_rx) = mpsc::unbounded_channel();
         let (desired, desired_rx) = watch::channel(Vec::new());
@@ -136,7 +130,7 @@ impl Agent {
         tracing::info!(node = %cfg.node, bridge = %cfg.bridge, subnet = %cfg.subnet, "node agent started");
         let shared = Arc::new(Shared {
             cfg,
-            addresses: Mutex::new(pool),
+            network,
             unpack_lock: Default::default(),
             events,
         });
@@ -173,23 +167,14 @@ fn check(cfg: &AgentConfig) -> Result<(), AgentError> {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
-    if !name_ok(&cfg.bridge) || cfg.bridge.len() > 15 {
-        return bad(format!(
-            "bridge name {:?}: 1-15 letters, digits, - or _",
-            cfg.bridge
-        ));
-    }
+    network_config(cfg)
+        .check()
+        .map_err(|e| AgentError::Config(e.to_string()))?;
     // The parent is removed with everything in it: it must be a plain name of our own, never a cgroup root.
     if !cfg.cgroup_parent.split('/').all(name_ok) {
         return bad(format!(
             "cgroup parent {:?}: names of letters, digits, - or _",
             cfg.cgroup_parent
-        ));
-    }
-    if !name_ok(&cfg.netns_prefix) {
-        return bad(format!(
-            "netns prefix {:?}: letters, digits, - or _",
-            cfg.netns_prefix
         ));
     }
     if !cfg.data_dir.is_absolute() {
@@ -198,10 +183,18 @@ fn check(cfg: &AgentConfig) -> Result<(), AgentError> {
     Ok(())
 }
 
+fn network_config(cfg: &AgentConfig) -> NetworkConfig {
+    NetworkConfig {
+        bridge: cfg.bridge.clone(),
+        subnet: cfg.subnet,
+        netns_prefix: cfg.netns_prefix.clone(),
+    }
+}
+
 async fn remove_leftovers(cfg: &AgentConfig) -> Result<(), AgentError> {
     // Processes first (through the cgroups), so that nothing holds the namespaces or directories.
     cgroup::remove_children(&cfg.cgroup_parent, false).await?;
-    net::remove_leftovers(&cfg.netns_prefix, &cfg.bridge).await?;
+    netns::remove_leftovers(&cfg.netns_prefix, &cfg.bridge).await?;
     let instances = cfg.data_dir.join("instances");
     if instances.exists() {
         std::fs::remove_dir_all(&instances).map_err(|source| AgentError::Io {
@@ -276,8 +269,8 @@ async fn run(
     if let Err(e) = cgroup::remove_children(&cfg.cgroup_parent, true).await {
         tracing::error!(error = %e, "removing the cgroup parent");
     }
-    if let Err(e) = net::delete_bridge(&cfg.bridge).await {
-        tracing::error!(error = %e, "removing the bridge");
+    if let Err(e) = shared.network.remove().await {
+        tracing::error!(error = %e, "removing the node network");
     }
     let instances = cfg.data_dir.join("instances");
     if let Err(e) = std::fs::remove_dir_all(&instances) {

@@ -1,4 +1,4 @@
-//! Instance addresses: the lowest free host of the node's subnet. The first host is the bridge's own.
+//! Attachment addresses: the lowest free host of the node's subnet. The first host is the bridge's own.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;

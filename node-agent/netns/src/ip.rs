@@ -1,16 +1,16 @@
-//! The node's bridge and each instance's network namespace and veth pair.
+//! Links and namespaces through `ip` (iproute2): the bridge, and each attachment's network namespace and veth
+//! pair.
 //!
-//! Shells out to `ip` (iproute2) for now: simple and easy to debug by hand; `rtnetlink` is the planned
-//! replacement once the agent needs events or speed.
+//! Shells out to `ip` for now: simple and easy to debug by hand; `rtnetlink` is the planned replacement once
+//! the agent needs events or speed.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 
-use crate::AgentError;
+use crate::NetError;
 
 /// Runs `ip ARGS` and returns its stdout.
-async fn ip(args: &[&str]) -> Result<String, AgentError> {
-    let failed = |reason: String| AgentError::Ip {
+pub(crate) async fn ip(args: &[&str]) -> Result<String, NetError> {
+    let failed = |reason: String| NetError::Ip {
         args: args.join(" "),
         reason,
     };
@@ -26,9 +26,9 @@ async fn ip(args: &[&str]) -> Result<String, AgentError> {
 }
 
 /// Like [`ip`], treating "it does not exist" as success (for deletions).
-async fn ip_delete(args: &[&str]) -> Result<(), AgentError> {
+async fn ip_delete(args: &[&str]) -> Result<(), NetError> {
     match ip(args).await {
-        Err(AgentError::Ip { reason, .. })
+        Err(NetError::Ip { reason, .. })
             if reason.contains("No such file")
                 || reason.contains("Cannot find device")
                 || reason.contains("does not exist") =>
@@ -40,7 +40,7 @@ async fn ip_delete(args: &[&str]) -> Result<(), AgentError> {
 }
 
 /// Creates the bridge (if missing) with the gateway address and brings it up.
-pub async fn ensure_bridge(bridge: &str, gateway: Ipv4Addr, prefix_len: u8) -> Result<(), AgentError> {
+pub(crate) async fn ensure_bridge(bridge: &str, gateway: Ipv4Addr, prefix_len: u8) -> Result<(), NetError> {
     if ip(&["link", "show", "dev", bridge]).await.is_err() {
         ip(&["link", "add", "name", bridge, "type", "bridge"]).await?;
     }
@@ -56,45 +56,30 @@ pub async fn ensure_bridge(bridge: &str, gateway: Ipv4Addr, prefix_len: u8) -> R
     Ok(())
 }
 
-pub async fn delete_bridge(bridge: &str) -> Result<(), AgentError> {
+pub(crate) async fn delete_bridge(bridge: &str) -> Result<(), NetError> {
     ip_delete(&["link", "del", "dev", bridge]).await
 }
 
-/// One instance's network: a namespace with `eth0` (the veth's peer) and `lo`, and the host end on the bridge.
-#[derive(Debug, Clone)]
-pub struct InstanceNet {
-    pub netns: String,
-    pub veth: String,
-    pub address: Ipv4Addr,
-}
-
-impl InstanceNet {
-    pub fn netns_path(&self) -> PathBuf {
-        PathBuf::from("/run/netns").join(&self.netns)
-    }
-}
-
-pub struct NetParams<'a> {
+/// What [`create`] makes.
+pub(crate) struct LinkParams<'a> {
     pub bridge: &'a str,
-    pub netns: String,
-    pub veth: String,
+    pub netns: &'a str,
+    pub veth: &'a str,
     pub address: Ipv4Addr,
+    pub mac: &'a str,
     pub gateway: Ipv4Addr,
     pub prefix_len: u8,
 }
 
-/// Creates the namespace and veth pair; on failure removes what it made.
-pub async fn create(p: NetParams<'_>) -> Result<InstanceNet, AgentError> {
-    let net = InstanceNet {
-        netns: p.netns,
-        veth: p.veth,
-        address: p.address,
-    };
+/// Creates the namespace with `eth0` (the veth's peer, with `mac` and `address`) and `lo`, the host end on
+/// the bridge, and the default route; on failure removes what it made.
+pub(crate) async fn create(p: LinkParams<'_>) -> Result<(), NetError> {
     let result = async {
-        let (ns, veth) = (net.netns.as_str(), net.veth.as_str());
+        let (ns, veth) = (p.netns, p.veth);
         ip(&["netns", "add", ns]).await?;
         ip(&[
-            "link", "add", "name", veth, "type", "veth", "peer", "name", "eth0", "netns", ns,
+            "link", "add", "name", veth, "type", "veth", "peer", "name", "eth0", "address", p.mac, "netns",
+            ns,
         ])
         .await?;
         ip(&["link", "set", "dev", veth, "master", p.bridge]).await?;
@@ -115,25 +100,22 @@ pub async fn create(p: NetParams<'_>) -> Result<InstanceNet, AgentError> {
         Ok(())
     }
     .await;
-    match result {
-        Ok(()) => Ok(net),
-        Err(e) => {
-            let _ = delete(&net).await;
-            Err(e)
-        }
+    if result.is_err() {
+        let _ = delete(p.netns, p.veth).await;
     }
+    result
 }
 
 /// Deleting the namespace destroys `eth0` and with it the host end; the explicit delete covers a veth whose
 /// peer never made it into the namespace.
-pub async fn delete(net: &InstanceNet) -> Result<(), AgentError> {
-    ip_delete(&["netns", "del", &net.netns]).await?;
-    ip_delete(&["link", "del", "dev", &net.veth]).await
+pub(crate) async fn delete(netns: &str, veth: &str) -> Result<(), NetError> {
+    ip_delete(&["netns", "del", netns]).await?;
+    ip_delete(&["link", "del", "dev", veth]).await
 }
 
 /// Removes what a previous run with the same names left: namespaces with `netns_prefix` (after killing any
 /// process still in them) and links still attached to `bridge`.
-pub async fn remove_leftovers(netns_prefix: &str, bridge: &str) -> Result<(), AgentError> {
+pub async fn remove_leftovers(netns_prefix: &str, bridge: &str) -> Result<(), NetError> {
     let list = ip(&["netns", "list"]).await?;
     for name in list
         .lines()
