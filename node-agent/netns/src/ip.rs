@@ -53,27 +53,6 @@ pub(crate) async fn ensure_bridge(bridge: &str, gateway: Ipv4Addr, prefix_len: u
     ])
     .await?;
     ip(&["link", "set", "dev", bridge, "up"]).await?;
-    // Bridged frames skip the IP hooks whatever the host's br_netfilter says, so the bridge table is what
-    // separates ports on every host and the host's own iptables rules never see them. Kernels without
-    // br_netfilter reject the option; they skip the IP hooks anyway.
-    if let Err(e) = ip(&[
-        "link",
-        "set",
-        "dev",
-        bridge,
-        "type",
-        "bridge",
-        "nf_call_iptables",
-        "0",
-        "nf_call_ip6tables",
-        "0",
-        "nf_call_arptables",
-        "0",
-    ])
-    .await
-    {
-        tracing::debug!(bridge, error = %e, "bridge netfilter options not set");
-    }
     Ok(())
 }
 

@@ -26,6 +26,10 @@ fn main() {
         "ip (iproute2)",
         std::process::Command::new("ip").arg("-V").output().is_ok(),
     );
+    need(
+        "nft (nftables)",
+        std::process::Command::new("nft").arg("-v").output().is_ok(),
+    );
     println!("test node::instance_lifecycle ...");
     node::instance_lifecycle();
     println!("test node::instance_lifecycle ... ok");
