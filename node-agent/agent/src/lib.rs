@@ -188,6 +188,7 @@ fn network_config(cfg: &AgentConfig) -> NetworkConfig {
         bridge: cfg.bridge.clone(),
         subnet: cfg.subnet,
         netns_prefix: cfg.netns_prefix.clone(),
+        host_dns: Default::default(),
     }
 }
 

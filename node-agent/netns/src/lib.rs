@@ -52,6 +52,26 @@ pub struct NetworkConfig {
     pub subnet: Ipv4Net,
     /// Prefix of the names of namespaces [`NodeNetwork::sandbox`] makes.
     pub netns_prefix: String,
+    /// Where the host's nameservers are read from.
+    pub host_dns: HostDns,
+}
+
+/// The host's resolver files (see [`dns`]).
+#[derive(Debug, Clone)]
+pub struct HostDns {
+    /// Normally `/etc/resolv.conf`.
+    pub resolv_conf: PathBuf,
+    /// systemd-resolved's upstream servers, used when `resolv_conf` lists only loopback ones.
+    pub upstreams: PathBuf,
+}
+
+impl Default for HostDns {
+    fn default() -> Self {
+        HostDns {
+            resolv_conf: "/etc/resolv.conf".into(),
+            upstreams: dns::SYSTEMD_RESOLVED_UPSTREAMS.into(),
+        }
+    }
 }
 
 /// An installed node network. Clones share the address pool.
@@ -125,17 +145,18 @@ impl NodeNetwork {
             .ok_or_else(|| NetError::Config(format!("subnet {} is too small", cfg.subnet)))?;
         ip::ensure_bridge(&cfg.bridge, pool.gateway(), cfg.subnet.prefix_len()).await?;
         enable_ip_forward()?;
-        rules::apply(
-            "installing the bridge's tables",
-            &rules::render_tables(&cfg.bridge, cfg.subnet),
-        )
-        .await?;
-        let host = read_optional(Path::new("/etc/resolv.conf"))?.unwrap_or_default();
-        let upstreams = read_optional(Path::new(dns::SYSTEMD_RESOLVED_UPSTREAMS))?;
+        let host = read_optional(&cfg.host_dns.resolv_conf)?.unwrap_or_default();
+        let upstreams = read_optional(&cfg.host_dns.upstreams)?;
         let resolv_conf = dns::resolv_conf(&host, upstreams.as_deref());
-        if dns::usable_nameservers(&resolv_conf).is_empty() {
+        let nameservers = dns::usable_nameservers(&resolv_conf);
+        if nameservers.is_empty() {
             tracing::warn!(bridge = %cfg.bridge, "the node has no nameserver attachments can reach: DNS will fail inside");
         }
+        rules::apply(
+            "installing the bridge's tables",
+            &rules::render_tables(&cfg.bridge, cfg.subnet, &nameservers),
+        )
+        .await?;
         tracing::info!(bridge = %cfg.bridge, subnet = %cfg.subnet, "node network installed");
         Ok(NodeNetwork(Arc::new(Inner {
             cfg,

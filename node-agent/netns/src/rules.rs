@@ -25,10 +25,20 @@ pub fn table_name(bridge: &str) -> String {
     format!("berth_{bridge}")
 }
 
-/// The script that (re)creates both tables of `bridge` with empty sets.
-pub fn render_tables(bridge: &str, subnet: Ipv4Net) -> String {
+/// The script that (re)creates both tables of `bridge` with empty sets. `nameservers` are the attachments'
+/// nameservers: should one be an address of the node itself, DNS to it is let in.
+pub fn render_tables(bridge: &str, subnet: Ipv4Net, nameservers: &[Ipv4Addr]) -> String {
     let table = table_name(bridge);
     let subnet = subnet.trunc();
+    let dns = if nameservers.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = nameservers.iter().map(Ipv4Addr::to_string).collect();
+        format!(
+            "\t\tiifname \"{bridge}\" ip daddr {{ {} }} meta l4proto {{ tcp, udp }} th dport 53 accept\n",
+            list.join(", ")
+        )
+    };
     format!(
         r#"table bridge {table} {{}}
 delete table bridge {table}
@@ -58,7 +68,7 @@ table inet {table} {{
 	chain input {{
 		type filter hook input priority filter; policy accept;
 		iifname "{bridge}" ct state established,related accept
-		iifname "{bridge}" drop
+{dns}		iifname "{bridge}" drop
 	}}
 	chain forward {{
 		type filter hook forward priority filter; policy accept;
@@ -135,7 +145,7 @@ mod tests {
 
     #[test]
     fn tables_name_the_bridge_and_subnet() {
-        let script = render_tables("berth0", "10.203.0.9/24".parse().unwrap());
+        let script = render_tables("berth0", "10.203.0.9/24".parse().unwrap(), &[]);
         for want in [
             "delete table bridge berth_berth0\n",
             "delete table inet berth_berth0\n",
@@ -153,6 +163,16 @@ mod tests {
                 .unwrap();
             assert!(declare < delete, "{family}");
         }
+    }
+
+    #[test]
+    fn dns_to_the_nameservers_is_let_in() {
+        let servers = [Ipv4Addr::new(10, 0, 0, 53), Ipv4Addr::new(192, 0, 2, 1)];
+        let script = render_tables("b0", "10.203.0.0/24".parse().unwrap(), &servers);
+        let want = "\t\tiifname \"b0\" ct state established,related accept\n\
+                    \t\tiifname \"b0\" ip daddr { 10.0.0.53, 192.0.2.1 } meta l4proto { tcp, udp } th dport 53 accept\n\
+                    \t\tiifname \"b0\" drop\n";
+        assert!(script.contains(want), "{script}");
     }
 
     #[test]
