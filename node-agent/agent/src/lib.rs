@@ -104,6 +104,7 @@ pub struct AgentHandle {
     desired: watch::Sender<Vec<InstanceSpec>>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
+    network: NodeNetwork,
 }
 
 impl Agent {
@@ -130,7 +131,7 @@ impl Agent {
         tracing::info!(node = %cfg.node, bridge = %cfg.bridge, subnet = %cfg.subnet, "node agent started");
         let shared = Arc::new(Shared {
             cfg,
-            network,
+            network: network.clone(),
             unpack_lock: Default::default(),
             events,
         });
@@ -140,6 +141,7 @@ impl Agent {
                 desired,
                 shutdown,
                 task,
+                network,
             },
             report_rx,
         ))
@@ -150,6 +152,13 @@ impl AgentHandle {
     /// Replaces the set of instances this node should run.
     pub fn set_desired(&self, specs: Vec<InstanceSpec>) {
         self.desired.send_replace(specs);
+    }
+
+    /// The node network, for builds on this node: [`NodeNetwork::sandbox`] gives a build a namespace on the
+    /// same bridge with the same isolation (its namespaces share the agent's prefix, so an agent restart
+    /// removes a crashed build's too). It is removed by [`AgentHandle::shutdown`].
+    pub fn network(&self) -> NodeNetwork {
+        self.network.clone()
     }
 
     /// Stops every instance (SIGTERM, grace, SIGKILL) and removes the bridge, the cgroup parent and the
