@@ -13,7 +13,9 @@ use image_store::{ImageConfig, ImageStore, LayerMode};
 use tokio::sync::watch;
 use vocabulary::{AccountId, AppId, AppName, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion};
 
-const APPLETS: &[&str] = &["sh", "cat", "echo", "hostname", "ls", "grep", "sleep", "httpd"];
+const APPLETS: &[&str] = &[
+    "sh", "cat", "echo", "hostname", "ls", "grep", "sleep", "httpd", "nc",
+];
 
 struct Names {
     bridge: String,
@@ -221,6 +223,36 @@ pub fn instance_lifecycle() {
             })
         })
         .await;
+
+        // Another instance reaches neither the node (a listener on the bridge's address) nor the web instance,
+        // while its own loopback works (so a missing `nc` cannot pass for a blocked one).
+        let gateway = names.subnet.hosts().next().unwrap();
+        let on_node = std::net::TcpListener::bind((gateway, 0)).unwrap();
+        let node_port = on_node.local_addr().unwrap().port();
+        let probe = |to: String, name: &str| format!("nc -w 2 {to} </dev/null && echo {name}=reached || echo {name}=blocked");
+        let prober = spec(
+            &digest,
+            &format!(
+                "nc -l -p 7000 </dev/null & sleep 1; {}; {}; {}; exec sleep 1000",
+                probe("127.0.0.1 7000".into(), "self"),
+                probe(format!("{gateway} {node_port}"), "node"),
+                probe(format!("{} {}", address.ip(), address.port()), "web"),
+            ),
+        );
+        let prober_log = data_dir.join("instances").join(prober.id.short()).join("output.log");
+        agent.set_desired(vec![web.clone(), crasher.clone(), prober.clone()]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let seen = loop {
+            let log = std::fs::read_to_string(&prober_log).unwrap_or_default();
+            if log.contains("web=") || Instant::now() > deadline {
+                break log;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        for want in ["self=reached", "node=blocked", "web=blocked"] {
+            assert!(seen.contains(want), "{want}: {seen}");
+        }
+        drop(on_node);
 
         // Stopping the web instance removes its cgroup, namespace, veth and directory.
         agent.set_desired(vec![crasher.clone()]);
