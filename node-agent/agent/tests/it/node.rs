@@ -225,7 +225,7 @@ pub fn instance_lifecycle() {
         .await;
 
         // Another instance reaches neither the node (a listener on the bridge's address) nor the web instance,
-        // while its own loopback works (so a missing `nc` cannot pass for a blocked one).
+        // once its own loopback works (so a missing `nc` cannot pass for a blocked one).
         let gateway = names.subnet.hosts().next().unwrap();
         let on_node = std::net::TcpListener::bind((gateway, 0)).unwrap();
         let node_port = on_node.local_addr().unwrap().port();
@@ -233,8 +233,8 @@ pub fn instance_lifecycle() {
         let prober = spec(
             &digest,
             &format!(
-                "nc -l -p 7000 </dev/null & sleep 1; {}; {}; {}; exec sleep 1000",
-                probe("127.0.0.1 7000".into(), "self"),
+                "nc -l -p 7000 </dev/null & until nc -w 2 127.0.0.1 7000 </dev/null; do sleep 1; done; \
+                 echo self=reached; {}; {}; exec sleep 1000",
                 probe(format!("{gateway} {node_port}"), "node"),
                 probe(format!("{} {}", address.ip(), address.port()), "web"),
             ),
