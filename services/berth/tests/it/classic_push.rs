@@ -46,7 +46,7 @@ fn an_app_naming_a_classic_buildpack_is_built_by_it() {
     if !require(
         "an_app_naming_a_classic_buildpack_is_built_by_it",
         true,
-        &["git", "debootstrap", "ip"],
+        &["git", "debootstrap", "ip", "nft"],
     ) {
         return;
     }

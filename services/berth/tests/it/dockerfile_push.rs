@@ -14,7 +14,7 @@ fn a_pushed_dockerfile_app_is_built_served_and_rebuilt_from_cache() {
     if !require(
         "a_pushed_dockerfile_app_is_built_served_and_rebuilt_from_cache",
         true,
-        &["git", "debootstrap", "ip"],
+        &["git", "debootstrap", "ip", "nft"],
     ) {
         return;
     }

@@ -21,7 +21,7 @@ fn git_push_to_an_isolated_routed_app() {
     if !require(
         "git_push_to_an_isolated_routed_app",
         true,
-        &["git", "debootstrap", "ip", "skopeo", "umoci"],
+        &["git", "debootstrap", "ip", "nft", "skopeo", "umoci"],
     ) {
         return;
     }

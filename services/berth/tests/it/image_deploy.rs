@@ -51,7 +51,7 @@ fn output_text(out: &std::process::Output) -> String {
 #[test]
 fn an_image_from_a_registry_is_deployed_and_served() {
     let test = "an_image_from_a_registry_is_deployed_and_served";
-    if !require(test, true, &["skopeo", "docker-registry", "ip"]) {
+    if !require(test, true, &["skopeo", "docker-registry", "ip", "nft"]) {
         return;
     }
     if !Path::new("/bin/busybox").is_file() {

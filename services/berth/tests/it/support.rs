@@ -409,6 +409,13 @@ pub fn leftovers(names: &HostNames, data_dir: &Path) -> Vec<String> {
     for line in text(&links.stdout).lines().filter(|l| l.contains(&names.bridge)) {
         found.push(format!("link {line}"));
     }
+    // The node network's nftables tables (`berth_<bridge>`), when nft is installed.
+    if let Ok(tables) = Command::new("nft").args(["list", "tables"]).output() {
+        let ours = format!(" berth_{}", names.bridge);
+        for line in text(&tables.stdout).lines().filter(|l| l.ends_with(&ours)) {
+            found.push(line.to_string());
+        }
+    }
     found
 }
 
