@@ -317,3 +317,33 @@ fn enable_ip_forward() -> Result<(), NetError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_checks() {
+        let cfg = |bridge: &str, subnet: &str, prefix: &str| NetworkConfig {
+            bridge: bridge.into(),
+            subnet: subnet.parse().unwrap(),
+            netns_prefix: prefix.into(),
+            host_dns: HostDns::default(),
+        };
+        let cases = [
+            (cfg("berth0", "10.203.0.0/24", "berth-"), None),
+            (cfg("", "10.203.0.0/24", "berth-"), Some("bridge name \"\"")),
+            (cfg("a-very-long-bridge", "10.203.0.0/24", "b-"), Some("1-15")),
+            (cfg("br;rm", "10.203.0.0/24", "b-"), Some("bridge name")),
+            (cfg("berth0", "10.203.0.0/24", "a b"), Some("netns prefix")),
+            (cfg("berth0", "10.203.0.0/31", "b-"), Some("too small")),
+        ];
+        for (c, want) in cases {
+            match (c.check(), want) {
+                (Ok(()), None) => {}
+                (Err(e), Some(w)) => assert!(e.to_string().contains(w), "{e} should say {w}"),
+                (got, want) => panic!("{c:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}
