@@ -1,6 +1,7 @@
 //! Integration tests of the container, as root. A custom `main` (no libtest harness) because the test binary
 //! itself is the container's init program: it is re-executed with `INIT_ARG`.
 
+mod attack;
 mod fixture;
 mod hardening;
 mod isolation;
@@ -26,6 +27,7 @@ fn main() {
         .iter()
         .chain(lifecycle::TESTS)
         .chain(hardening::TESTS)
+        .chain(attack::TESTS)
         .copied()
         .collect();
     let mut failed = Vec::new();
