@@ -11,6 +11,8 @@
 //! so that the C library falls back to `clone`, whose flags a filter can inspect.
 //!
 //! x86_64 only: on other architectures [`hardened`] returns an error instead of a filter that would be wrong.
+//! A 32-bit (i386) system call from inside kills the process (seccompiler's architecture check); x32 numbers
+//! are not in the allowlist and get `EPERM`.
 
 use std::sync::OnceLock;
 
@@ -455,6 +457,10 @@ mod tests {
         let program = hardened().unwrap();
         assert!(std::ptr::eq(program, hardened().unwrap()), "compiled once");
         assert_eq!(program.filters.len(), 2);
+        println!(
+            "filter sizes: {:?} instructions",
+            program.filters.iter().map(Vec::len).collect::<Vec<_>>()
+        );
         // The kernel's limit is 4096 instructions per filter.
         assert!(program.filters.iter().all(|f| !f.is_empty() && f.len() < 4096));
         let json = serde_json::to_string(program).unwrap();
