@@ -69,6 +69,10 @@ fn hostile_probe_is_refused_everything() {
         .unpack_layer(&stack.layer.digest, &stack.layer.diff_id, &dir("stack"))
         .unwrap();
     std::fs::copy(probe_path(), dir("probe/probe").join("probe.py")).unwrap();
+    // The container shares the host's network here (network isolation is not this crate's), so a listener
+    // on the host's loopback is reachable: the probe must say so, which shows it can report a breach.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let reachable = listener.local_addr().unwrap().to_string();
     let spec = ContainerSpec {
         hostname: "hostile-1".into(),
         layers: vec![tmp.path().join("stack"), tmp.path().join("probe")],
@@ -81,6 +85,7 @@ fn hostile_probe_is_refused_everything() {
         env: BTreeMap::from([
             ("PATH".to_string(), "/usr/bin:/bin".to_string()),
             ("BERTH_HOSTILE_PROBE".to_string(), "armed".to_string()),
+            ("BERTH_PROBE_FORBIDDEN".to_string(), reachable.clone()),
         ]),
         argv: vec!["python3".into(), "/probe/probe.py".into()],
         cgroup_dirs: vec![],
@@ -90,10 +95,21 @@ fn hostile_probe_is_refused_everything() {
     // The table, for whoever reads the test's output.
     println!("{}", out.stdout);
     let table = &out.stdout;
-    assert!(!table.contains("BREACHED"), "{table}");
+    let connect = format!("connect to {reachable} | network isolation (nftables) | BREACHED: connected");
+    assert!(table.lines().any(|l| l == connect), "{table}");
+    let breached: Vec<&str> = table
+        .lines()
+        .filter(|l| l.contains("BREACHED") && *l != connect)
+        .collect();
+    assert!(breached.is_empty(), "{table}");
     assert!(!table.contains("PROBE ERROR"), "{table}\n{}", out.stderr);
-    assert!(table.contains("summary: "), "{table}\n{}", out.stderr);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        table.contains("summary: 47 attacks, 1 breached, 0 probe errors"),
+        "{table}\n{}",
+        out.stderr
+    );
+    // Exit code 1: something (the loopback listener) was breached.
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
     let result = |attack: &str| {
         table
             .lines()
