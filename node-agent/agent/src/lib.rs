@@ -115,6 +115,9 @@ impl Agent {
     /// network namespaces, veths, instance directories), sets up the bridge and starts reconciling.
     pub async fn start(cfg: AgentConfig) -> Result<(AgentHandle, watch::Receiver<NodeReport>), AgentError> {
         check(&cfg)?;
+        // Compiled once here, so that no instance start pays for it and an architecture without a profile
+        // fails now rather than at the first start.
+        container::seccomp::hardened().map_err(|e| AgentError::Config(e.to_string()))?;
         let pool = AddressPool::new(cfg.subnet)
             .ok_or_else(|| AgentError::Config(format!("subnet {} is too small", cfg.subnet)))?;
         remove_leftovers(&cfg).await?;
