@@ -188,6 +188,7 @@ impl Supervisor {
             env,
             argv: vec!["/bin/sh".into(), "-c".into(), self.spec.command.clone()],
             cgroup_dirs: self.res.cgroup.as_ref().expect("prepared").dirs(),
+            security: container::Security::default(),
         }
     }
 

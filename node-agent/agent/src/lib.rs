@@ -112,6 +112,9 @@ impl Agent {
     /// network namespaces, veths, instance directories), sets up the bridge and starts reconciling.
     pub async fn start(cfg: AgentConfig) -> Result<(AgentHandle, watch::Receiver<NodeReport>), AgentError> {
         check(&cfg)?;
+        // Compiled once here, so that no instance start pays for it and an architecture without a profile
+        // fails now rather than at the first start.
+        container::seccomp::hardened().map_err(|e| AgentError::Config(e.to_string()))?;
         remove_leftovers(&cfg).await?;
         for dir in [cfg.data_dir.join("layers"), cfg.data_dir.join("instances")] {
             std::fs::create_dir_all(&dir).map_err(|source| AgentError::Io {

@@ -7,6 +7,8 @@
 //!
 //! Both are single-threaded (no runtime is started before [`main`]), which is what makes `fork` safe here.
 
+mod harden;
+mod masks;
 mod mounts;
 mod pid1;
 mod signals;

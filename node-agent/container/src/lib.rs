@@ -10,6 +10,8 @@
 //! hidden argument [`INIT_ARG`]; `berth`'s `main` calls [`init::main`] for it before starting any runtime.
 
 pub mod init;
+pub mod seccomp;
+pub mod security;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,8 @@ use std::process::Stdio;
 
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
+
+pub use security::Security;
 
 /// The hidden first argument that makes the `berth` binary act as a container's init.
 pub const INIT_ARG: &str = "__container-init";
@@ -62,6 +66,9 @@ pub struct ContainerSpec {
     /// Cgroup directories (one per v1 controller, or one on v2) whose `cgroup.procs` the init joins before it
     /// unshares anything, so that everything in the container is accounted from the start.
     pub cgroup_dirs: Vec<PathBuf>,
+    /// The app's capabilities, resource limits and seccomp filter; hardened unless said otherwise.
+    #[serde(default)]
+    pub security: Security,
 }
 
 /// How the container's standard output and error are delivered.

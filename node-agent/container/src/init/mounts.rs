@@ -200,6 +200,7 @@ pub fn build_root(spec: &ContainerSpec, hierarchies: &[CgroupHierarchy]) -> Resu
     )?;
     mount_dev(root)?;
     mount_sys(root, hierarchies)?;
+    super::masks::apply(root)?;
     let tmp = mkdir_in(root, Path::new("tmp"))?;
     do_mount(
         "tmpfs",
@@ -429,6 +430,7 @@ mod tests {
             env: Default::default(),
             argv: vec!["true".into()],
             cgroup_dirs: vec![],
+            security: Default::default(),
         };
         assert_eq!(
             overlay_options(&spec).unwrap(),

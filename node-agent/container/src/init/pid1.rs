@@ -12,8 +12,8 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{chdir, execve, fork, sethostname, setsid, ForkResult, Pid};
 
 use super::mounts::{self, CgroupHierarchy};
-use super::{close_fds_from, signals, Context, SetupError};
-use crate::ContainerSpec;
+use super::{close_fds_from, harden, signals, Context, SetupError};
+use crate::{ContainerSpec, Security, SETUP_FAILED_EXIT_CODE};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -61,6 +61,7 @@ struct Exec {
     program: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
+    security: Security,
 }
 
 impl Exec {
@@ -81,15 +82,21 @@ impl Exec {
                 .iter()
                 .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
                 .collect::<Result<_, _>>()?,
+            security: spec.security.clone(),
         })
     }
 
     /// In the forked app process: become a session leader (so a terminal-less app gets its own process group),
-    /// drop the inits' signal setup and every inherited descriptor above stderr, and exec.
+    /// drop the inits' signal setup and every inherited descriptor above stderr, drop privileges, and exec.
     fn run(self) -> ! {
         signals::restore_defaults();
         let _ = setsid();
         close_fds_from(3);
+        // (User namespace: helper U's `userns::enter` goes here, before the privileges are dropped.)
+        if let Err(e) = harden::apply(&self.security) {
+            let _ = writeln!(std::io::stderr(), "container setup failed: {e}");
+            std::process::exit(SETUP_FAILED_EXIT_CODE)
+        }
         let err = execve(&self.program, &self.argv, &self.env).unwrap_err();
         let _ = writeln!(
             std::io::stderr(),

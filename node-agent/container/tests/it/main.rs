@@ -1,7 +1,9 @@
 //! Integration tests of the container, as root. A custom `main` (no libtest harness) because the test binary
 //! itself is the container's init program: it is re-executed with `INIT_ARG`.
 
+mod attack;
 mod fixture;
+mod hardening;
 mod isolation;
 mod lifecycle;
 
@@ -21,7 +23,13 @@ fn main() {
         return;
     }
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let tests: Vec<Test> = isolation::TESTS.iter().chain(lifecycle::TESTS).copied().collect();
+    let tests: Vec<Test> = isolation::TESTS
+        .iter()
+        .chain(lifecycle::TESTS)
+        .chain(hardening::TESTS)
+        .chain(attack::TESTS)
+        .copied()
+        .collect();
     let mut failed = Vec::new();
     for (name, test) in tests {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
