@@ -11,7 +11,6 @@
 //! server depends on it; nothing in the control plane's crates is used here.
 
 mod addresses;
-mod cgroup;
 mod instance;
 mod layers;
 mod net;
@@ -56,8 +55,8 @@ pub enum AgentError {
     Config(String),
     #[error("ip {args}: {reason}")]
     Ip { args: String, reason: String },
-    #[error("cgroup {path}: {reason}")]
-    Cgroup { path: String, reason: String },
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
     #[error("{}", path.display())]
     Io {
         path: PathBuf,
@@ -200,7 +199,7 @@ fn check(cfg: &AgentConfig) -> Result<(), AgentError> {
 
 async fn remove_leftovers(cfg: &AgentConfig) -> Result<(), AgentError> {
     // Processes first (through the cgroups), so that nothing holds the namespaces or directories.
-    cgroup::remove_children(&cfg.cgroup_parent, false).await?;
+    cgroups::remove_children(&cfg.cgroup_parent, false).await?;
     net::remove_leftovers(&cfg.netns_prefix, &cfg.bridge).await?;
     let instances = cfg.data_dir.join("instances");
     if instances.exists() {
@@ -273,7 +272,7 @@ async fn run(
         }
     }
     let cfg = &shared.cfg;
-    if let Err(e) = cgroup::remove_children(&cfg.cgroup_parent, true).await {
+    if let Err(e) = cgroups::remove_children(&cfg.cgroup_parent, true).await {
         tracing::error!(error = %e, "removing the cgroup parent");
     }
     if let Err(e) = net::delete_bridge(&cfg.bridge).await {
