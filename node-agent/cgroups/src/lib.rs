@@ -284,14 +284,14 @@ pub fn children(parent: &str) -> Vec<String> {
     children
 }
 
-/// Removes every child cgroup of `parent` (killing their processes) and, if `remove_parent`, the parent too.
+/// Removes every cgroup below `parent`, deepest first (killing their processes), and, if `remove_parent`, the
+/// parent too.
 pub async fn remove_children(parent: &str, remove_parent: bool) -> Result<(), CgroupError> {
     let parent_dirs = dirs_of_path(parent);
     for child in children(parent) {
         let path = format!("{parent}/{child}");
         tracing::info!(cgroup = %path, "removing leftover cgroup");
-        let dirs: Vec<PathBuf> = parent_dirs.iter().map(|d| d.join(&child)).collect();
-        remove_dir_set(&path, &dirs).await?;
+        Box::pin(remove_children(&path, true)).await?;
     }
     if remove_parent {
         remove_dir_set(parent, &parent_dirs).await?;
