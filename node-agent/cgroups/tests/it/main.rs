@@ -73,6 +73,13 @@ async fn limits_are_set_and_an_oom_kill_is_counted() {
         assert_eq!(swap, "0");
     }
     assert_eq!(cgroup.oom_kills(), 0);
+    // Half a core: 50 ms of every 100 ms; 32 processes.
+    let find = |file: &str| dirs.iter().find_map(|d| read(d, file));
+    match find("cpu.max") {
+        Some(max) => assert_eq!(max, "50000 100000"),
+        None => assert_eq!(find("cpu.cfs_quota_us").as_deref(), Some("50000")),
+    }
+    assert_eq!(find("pids.max").as_deref(), Some("32"));
 
     // A process within the limit is left alone; one beyond it is killed, and that is counted.
     assert!(run_in(&cgroup, "true").success());
