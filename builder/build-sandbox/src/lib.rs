@@ -20,6 +20,10 @@ use tokio::time::Instant;
 /// How long a build may take unless its app says otherwise.
 pub const DEFAULT_BUILD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
+/// The longest time limit an app may set (the API's bound); the builders' per-step caps default to it, so
+/// that the build's own limit is what stops a slow build.
+pub const MAX_BUILD_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
+
 /// What one build may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuildLimits {

@@ -37,7 +37,8 @@ pub struct BuilderConfig {
     /// The program that acts as container init when run with `container::INIT_ARG` (normally the `berth`
     /// binary, `/proc/self/exe`).
     pub init_program: PathBuf,
-    /// How long one build step (`pip install`, `npm ci`, a build script) may run.
+    /// How long one build step (`pip install`, `npm ci`, a build script) may run; by default as long as the
+    /// longest build, so that the build's own time limit (the app's `build_timeout`) decides.
     pub step_timeout: Duration,
     /// A CA bundle from the host bound over the stack's own in build containers, so that builds trust what
     /// the host trusts (needed behind a TLS-intercepting proxy). Build-time only: images keep Debian's
@@ -57,7 +58,7 @@ impl BuilderConfig {
             stack,
             cache_dir,
             init_program,
-            step_timeout: Duration::from_secs(15 * 60),
+            step_timeout: build_sandbox::MAX_BUILD_TIMEOUT,
             build_ca_bundle: host_bundle.is_file().then_some(host_bundle),
             buildpack_sources: SourcePolicy::default(),
             sandbox: SandboxConfig::default(),

@@ -38,7 +38,8 @@ pub struct DockerfileConfig {
     /// The program that acts as container init when run with `container::INIT_ARG` (normally the `berth`
     /// binary).
     pub init_program: PathBuf,
-    /// How long one `RUN` step may take.
+    /// How long one `RUN` step may take; by default as long as the longest build, so that the build's own
+    /// time limit (the app's `build_timeout`) decides.
     pub run_timeout: Duration,
     /// A CA bundle from the host bound over the image's own in `RUN` steps (build time only). Defaults to the
     /// host's `/etc/ssl/certs/ca-certificates.crt` when it exists.
@@ -55,7 +56,7 @@ impl DockerfileConfig {
             stack,
             cache_dir,
             init_program,
-            run_timeout: Duration::from_secs(15 * 60),
+            run_timeout: build_sandbox::MAX_BUILD_TIMEOUT,
             build_ca_bundle: host_bundle.is_file().then_some(host_bundle),
             sandbox: SandboxConfig::default(),
         }
