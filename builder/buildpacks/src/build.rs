@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_contract::ImageRef;
+use build_sandbox::{BuildSandbox, SandboxConfig, DEFAULT_BUILD_TIMEOUT};
 use image_store::{ImageConfig, ImageStore, LayerInfo, LayerMode, LayerOptions};
 use stack::{StackConfig, StackLayer};
 use tokio::sync::mpsc;
@@ -36,7 +37,8 @@ pub struct BuilderConfig {
     /// The program that acts as container init when run with `container::INIT_ARG` (normally the `berth`
     /// binary, `/proc/self/exe`).
     pub init_program: PathBuf,
-    /// How long one build step (`pip install`, `npm ci`, a build script) may run.
+    /// How long one build step (`pip install`, `npm ci`, a build script) may run; by default as long as the
+    /// longest build, so that the build's own time limit (the app's `build_timeout`) decides.
     pub step_timeout: Duration,
     /// A CA bundle from the host bound over the stack's own in build containers, so that builds trust what
     /// the host trusts (needed behind a TLS-intercepting proxy). Build-time only: images keep Debian's
@@ -44,6 +46,8 @@ pub struct BuilderConfig {
     pub build_ca_bundle: Option<PathBuf>,
     /// What apps' classic buildpack URLs may name (`file://` only when the operator allows it).
     pub buildpack_sources: SourcePolicy,
+    /// The cgroup parent and limits of each build's sandbox.
+    pub sandbox: SandboxConfig,
 }
 
 impl BuilderConfig {
@@ -54,9 +58,10 @@ impl BuilderConfig {
             stack,
             cache_dir,
             init_program,
-            step_timeout: Duration::from_secs(15 * 60),
+            step_timeout: build_sandbox::MAX_BUILD_TIMEOUT,
             build_ca_bundle: host_bundle.is_file().then_some(host_bundle),
             buildpack_sources: SourcePolicy::default(),
+            sandbox: SandboxConfig::default(),
         }
     }
 }
@@ -68,6 +73,9 @@ pub struct BuildRequest {
     pub source_dir: PathBuf,
     /// The tag of the image in the store.
     pub tag: String,
+    /// The time limit of the whole build (the app's setting); `None` is
+    /// [`build_sandbox::DEFAULT_BUILD_TIMEOUT`].
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,15 +107,29 @@ impl Builder {
     }
 
     /// Builds `req.source_dir` into an image tagged `req.tag`, announcing each step on `log` as `----->`
-    /// lines (the user sees them in `git push`).
+    /// lines (the user sees them in `git push`). The build runs in a sandbox of its own (cgroup limits and
+    /// the time limit, see `build_sandbox`), removed when it ends.
     pub async fn build(
         &self,
         req: BuildRequest,
         log: mpsc::Sender<String>,
     ) -> Result<BuildOutput, BuildError> {
         let span = tracing::info_span!("build", app = %req.app, tag = %req.tag);
-        let _enter = span.enter();
-        drop(_enter);
+        let timeout = req.timeout.unwrap_or(DEFAULT_BUILD_TIMEOUT);
+        let sandbox = BuildSandbox::create(&self.config.sandbox, req.app.as_str(), timeout)
+            .map_err(BuildError::Sandbox)?;
+        let result =
+            tracing::Instrument::instrument(sandbox.within(self.build_in(req, &sandbox, &log)), span).await;
+        sandbox.finish(result, &log).await
+    }
+
+    async fn build_in(
+        &self,
+        req: BuildRequest,
+        sandbox: &BuildSandbox,
+        log: &mpsc::Sender<String>,
+    ) -> Result<BuildOutput, BuildError> {
+        let log = log.clone();
         let cfg = &*self.config;
         let say = |line: String| {
             let log = log.clone();
@@ -121,7 +143,9 @@ impl Builder {
         let src = &req.source_dir;
         let config_vars = BTreeMap::new();
         if let Some(buildpacks) = classic::requested_buildpacks(src, &config_vars, cfg.buildpack_sources)? {
-            return self.build_classic(&req, buildpacks, config_vars, &log).await;
+            return self
+                .build_classic(&req, buildpacks, config_vars, sandbox, &log)
+                .await;
         }
 
         // Detect.
@@ -187,7 +211,7 @@ impl Builder {
         let mut history = vec![format!("berth stack {} (debootstrap minbase)", stack.name)];
 
         // The buildpack's own steps. `ctx` holds the build's scratch directory until the app layer is written.
-        let ctx = Ctx::new(cfg, &req.app, src, &stack, &log, app_exclude)?;
+        let ctx = Ctx::new(cfg, &req.app, src, &stack, &log, sandbox, app_exclude)?;
         let output = match buildpack {
             Buildpack::Python => python_build::build(&ctx, pyproject_deps).await?,
             Buildpack::Node => node_build::build(&ctx, &package.unwrap_or_default()).await?,
@@ -274,6 +298,7 @@ impl Builder {
         req: &BuildRequest,
         buildpacks: Vec<classic::BuildpackSource>,
         config_vars: BTreeMap<String, String>,
+        sandbox: &BuildSandbox,
         log: &mpsc::Sender<String>,
     ) -> Result<BuildOutput, BuildError> {
         let cfg = &*self.config;
@@ -289,7 +314,15 @@ impl Builder {
             ))
             .await;
         let stack = self.stack(log).await?;
-        let ctx = Ctx::new(cfg, &req.app, src, &stack, log, vec![PathBuf::from(".git")])?;
+        let ctx = Ctx::new(
+            cfg,
+            &req.app,
+            src,
+            &stack,
+            log,
+            sandbox,
+            vec![PathBuf::from(".git")],
+        )?;
         let stack_rootfs = ctx.stack_rootfs().await?.to_owned();
         let cache = Cache {
             root: cfg.cache_dir.clone(),
@@ -310,6 +343,7 @@ impl Builder {
                 git_program: PathBuf::from("git"),
                 policy: cfg.buildpack_sources,
             },
+            sandbox,
             log,
         )
         .await?;

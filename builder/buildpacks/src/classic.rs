@@ -26,6 +26,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use build_sandbox::BuildSandbox;
 use image_store::{ImageStore, ImageStoreError, LayerInfo, LayerMode, LayerOptions};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -155,6 +156,8 @@ pub enum ClassicError {
     NotDetected { buildpacks: String },
     #[error("starting the build container")]
     Container(#[source] container::ContainerError),
+    #[error(transparent)]
+    Limit(#[from] build_sandbox::LimitExceeded),
     #[error("{script} of buildpack {buildpack} failed ({status}); its last lines:\n{tail}")]
     StepFailed {
         buildpack: String,
@@ -190,7 +193,12 @@ fn valid_var_name(name: &str) -> bool {
 
 /// Runs the buildpacks of `run` over a copy of its source, announcing each step on `log` and streaming the
 /// scripts' output (see [`push_line`]).
-pub async fn run(run: ClassicRun, log: &mpsc::Sender<String>) -> Result<ClassicOutput, ClassicError> {
+/// Every script runs in `build`'s cgroup and network.
+pub async fn run(
+    run: ClassicRun,
+    build: &BuildSandbox,
+    log: &mpsc::Sender<String>,
+) -> Result<ClassicOutput, ClassicError> {
     let deadline = Instant::now() + run.timeout;
     let say = |line: String| async move {
         let _ = log.send(line).await;
@@ -257,6 +265,7 @@ pub async fn run(run: ClassicRun, log: &mpsc::Sender<String>) -> Result<ClassicO
         scratch: scratch.path(),
         deadline,
         exports: Vec::new(),
+        build,
     };
     let mut ran = Vec::new();
     let mut release = Release::default();

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
+use build_sandbox::BuildSandbox;
 use container::BindMount;
 use image_store::{LayerInfo, LayerMode};
 use stack::StackLayer;
@@ -33,6 +34,8 @@ pub struct Ctx<'a> {
     pub stack: &'a StackLayer,
     pub cache: Cache,
     pub log: &'a mpsc::Sender<String>,
+    /// The build's cgroup and network, which every build container joins.
+    pub sandbox: &'a BuildSandbox,
     /// `.git` and what `.slugignore` leaves out, relative to the source.
     pub app_exclude: Vec<PathBuf>,
     scratch: tempfile::TempDir,
@@ -47,6 +50,7 @@ impl<'a> Ctx<'a> {
         source_dir: &'a Path,
         stack: &'a StackLayer,
         log: &'a mpsc::Sender<String>,
+        sandbox: &'a BuildSandbox,
         app_exclude: Vec<PathBuf>,
     ) -> Result<Self, BuildError> {
         let cache = Cache {
@@ -66,6 +70,7 @@ impl<'a> Ctx<'a> {
             stack,
             cache,
             log,
+            sandbox,
             app_exclude,
             scratch,
             stack_rootfs: OnceCell::new(),
@@ -130,6 +135,7 @@ impl<'a> Ctx<'a> {
                 scratch: &scratch,
                 timeout: self.cfg.step_timeout,
                 ca_bundle: self.cfg.build_ca_bundle.as_deref(),
+                sandbox: self.sandbox,
             },
             self.log,
         )

@@ -46,6 +46,10 @@ pub enum BuildError {
         status: String,
         tail: String,
     },
+    #[error(transparent)]
+    Limit(#[from] build_sandbox::LimitExceeded),
+    #[error("creating the build's sandbox")]
+    Sandbox(#[source] cgroups::CgroupError),
     #[error("{step} did not finish within {seconds} s")]
     StepTimeout { step: String, seconds: u64 },
     #[error(
@@ -67,4 +71,17 @@ pub enum BuildError {
     },
     #[error("a build task failed: {0}")]
     Task(String),
+}
+
+impl build_sandbox::BuildFailure for BuildError {
+    fn limit(&self) -> Option<&build_sandbox::LimitExceeded> {
+        match self {
+            Self::Limit(limit) | Self::Classic(crate::classic::ClassicError::Limit(limit)) => Some(limit),
+            _ => None,
+        }
+    }
+
+    fn sandbox(error: cgroups::CgroupError) -> Self {
+        Self::Sandbox(error)
+    }
 }

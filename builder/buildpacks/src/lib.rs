@@ -10,9 +10,10 @@
 //! are unchanged. An app that names buildpacks (`.buildpacks`) is built by them instead, with Heroku's classic
 //! contract ([`classic`]). Dockerfile builds are another crate's (`dockerfile`), chosen by the caller.
 //!
-//! It does not decide releases, run apps, or sandbox builds with cgroup limits yet (issue 4). The controller
-//! depends on it (a `git push` becomes a build); it depends on the image store, the stack and the container
-//! crate.
+//! Each build runs in a `build_sandbox::BuildSandbox` (its cgroup's limits and a time limit over the whole
+//! build); a step the OOM killer stopped fails with that reason. It does not decide releases or run apps.
+//! The controller depends on it (a `git push` becomes a build); it depends on the image store, the stack, the
+//! container crate and the build sandbox.
 
 mod build;
 pub mod cache;

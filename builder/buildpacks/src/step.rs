@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use container::{BindMount, ContainerSpec, Network, Output};
+use build_sandbox::BuildSandbox;
+use container::{BindMount, ContainerSpec, Output};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
@@ -31,6 +32,8 @@ pub struct StepRun<'a> {
     pub timeout: Duration,
     /// Bound over the stack's CA bundle (see `BuilderConfig::build_ca_bundle`).
     pub ca_bundle: Option<&'a Path>,
+    /// The build's cgroup and network.
+    pub sandbox: &'a BuildSandbox,
 }
 
 pub fn bind(source: &Path, target: &str, read_only: bool) -> BindMount {
@@ -41,8 +44,8 @@ pub fn bind(source: &Path, target: &str, read_only: bool) -> BindMount {
     }
 }
 
-/// Runs the step to its end; a non-zero exit is [`BuildError::Step`], running past the timeout
-/// [`BuildError::StepTimeout`].
+/// Runs the step to its end; a non-zero exit is [`BuildError::Step`] (or [`BuildError::Limit`] when the OOM
+/// killer struck in the build's cgroup meanwhile), running past the timeout [`BuildError::StepTimeout`].
 pub async fn run(step: StepRun<'_>, log: &mpsc::Sender<String>) -> Result<(), BuildError> {
     let upper = step.scratch.join("upper");
     let work = step.scratch.join("work");
@@ -71,11 +74,11 @@ pub async fn run(step: StepRun<'_>, log: &mpsc::Sender<String>) -> Result<(), Bu
         work_dir: work,
         rootfs: step.scratch.join("rootfs"),
         binds,
-        network: Network::Host,
+        network: step.sandbox.network(),
         cwd: PathBuf::from(step.cwd),
         env,
         argv: step.argv,
-        cgroup_dirs: Vec::new(),
+        cgroup_dirs: step.sandbox.cgroup_dirs(),
         security: container::Security::default(),
     };
     let timeout = || BuildError::StepTimeout {
@@ -83,6 +86,7 @@ pub async fn run(step: StepRun<'_>, log: &mpsc::Sender<String>) -> Result<(), Bu
         seconds: step.timeout.as_secs(),
     };
 
+    let oom_before = step.sandbox.oom_kills();
     let mut container = container::spawn(step.init_program, &spec, Output::Piped)
         .await
         .map_err(BuildError::Container)?;
@@ -115,6 +119,9 @@ pub async fn run(step: StepRun<'_>, log: &mpsc::Sender<String>) -> Result<(), Bu
         }
     };
     if !status.success() {
+        if let Some(limit) = step.sandbox.out_of_memory(&step.name, oom_before) {
+            return Err(BuildError::Limit(limit));
+        }
         let tail: Vec<String> = tail.into();
         return Err(BuildError::Step {
             step: step.name,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use build_sandbox::{BuildSandbox, SandboxConfig, DEFAULT_BUILD_TIMEOUT};
 use image_store::{HistoryEntry, ImageConfig, ImageExtras, ImageStore, LayerInfo, LayerMode, LayerOptions};
 use stack::StackConfig;
 use tokio::sync::mpsc;
@@ -37,11 +38,14 @@ pub struct DockerfileConfig {
     /// The program that acts as container init when run with `container::INIT_ARG` (normally the `berth`
     /// binary).
     pub init_program: PathBuf,
-    /// How long one `RUN` step may take.
+    /// How long one `RUN` step may take; by default as long as the longest build, so that the build's own
+    /// time limit (the app's `build_timeout`) decides.
     pub run_timeout: Duration,
     /// A CA bundle from the host bound over the image's own in `RUN` steps (build time only). Defaults to the
     /// host's `/etc/ssl/certs/ca-certificates.crt` when it exists.
     pub build_ca_bundle: Option<PathBuf>,
+    /// The cgroup parent and limits of each build's sandbox.
+    pub sandbox: SandboxConfig,
 }
 
 impl DockerfileConfig {
@@ -52,8 +56,9 @@ impl DockerfileConfig {
             stack,
             cache_dir,
             init_program,
-            run_timeout: Duration::from_secs(15 * 60),
+            run_timeout: build_sandbox::MAX_BUILD_TIMEOUT,
             build_ca_bundle: host_bundle.is_file().then_some(host_bundle),
+            sandbox: SandboxConfig::default(),
         }
     }
 }
@@ -70,6 +75,9 @@ pub struct DockerfileRequest {
     pub tag: String,
     /// `--build-arg` values; only `ARG`s the Dockerfile declares use them.
     pub build_args: BTreeMap<String, String>,
+    /// The time limit of the whole build (the app's setting); `None` is
+    /// [`build_sandbox::DEFAULT_BUILD_TIMEOUT`].
+    pub timeout: Option<Duration>,
 }
 
 impl DockerfileRequest {
@@ -80,6 +88,7 @@ impl DockerfileRequest {
             dockerfile: PathBuf::from("Dockerfile"),
             tag,
             build_args: BTreeMap::new(),
+            timeout: None,
         }
     }
 }
@@ -140,12 +149,18 @@ impl DockerfileBuilder {
         log: mpsc::Sender<String>,
     ) -> Result<DockerfileOutput, DockerfileError> {
         let span = tracing::info_span!("dockerfile_build", app = %req.app, tag = %req.tag);
-        tracing::Instrument::instrument(self.build_in_span(req, log), span).await
+        let timeout = req.timeout.unwrap_or(DEFAULT_BUILD_TIMEOUT);
+        let sandbox = BuildSandbox::create(&self.config.sandbox, req.app.as_str(), timeout)
+            .map_err(DockerfileError::Sandbox)?;
+        let build = sandbox.within(self.build_in_span(req, &sandbox, log.clone()));
+        let result = tracing::Instrument::instrument(build, span).await;
+        sandbox.finish(result, &log).await
     }
 
     async fn build_in_span(
         &self,
         req: DockerfileRequest,
+        sandbox: &BuildSandbox,
         log: mpsc::Sender<String>,
     ) -> Result<DockerfileOutput, DockerfileError> {
         let cfg = &*self.config;
@@ -205,7 +220,7 @@ impl DockerfileBuilder {
                         state.layers.push(layer);
                     } else {
                         let layer = self
-                            .run_step(&cache, &state, instruction, command, env, &log)
+                            .run_step(&cache, &state, instruction, command, sandbox, &log)
                             .await?;
                         cache.record_step(&req.app, &key, &layer)?;
                         state.layers.push(layer);
@@ -397,10 +412,11 @@ impl DockerfileBuilder {
         state: &State,
         instruction: &Instruction,
         command: &Command,
-        env: BTreeMap<String, String>,
+        sandbox: &BuildSandbox,
         log: &mpsc::Sender<String>,
     ) -> Result<LayerInfo, DockerfileError> {
         let cfg = &*self.config;
+        let env = run_env(state);
         let line = instruction.line;
         let layer_dirs = {
             let (cache, store, layers) = (cache.clone(), cfg.store.clone(), state.layers.clone());
@@ -424,6 +440,7 @@ impl DockerfileBuilder {
                 user: &state.extras.user,
                 timeout: cfg.run_timeout,
                 ca_bundle: cfg.build_ca_bundle.as_deref(),
+                sandbox,
             },
             log,
         )

@@ -67,6 +67,10 @@ pub enum DockerfileError {
         status: String,
         tail: String,
     },
+    #[error(transparent)]
+    Limit(#[from] build_sandbox::LimitExceeded),
+    #[error("creating the build's sandbox")]
+    Sandbox(#[source] cgroups::CgroupError),
     #[error("Dockerfile line {line}: the command did not finish within {seconds} s")]
     RunTimeout { line: usize, seconds: u64 },
     #[error("Dockerfile line {line}: writing the step's layer")]
@@ -89,5 +93,18 @@ pub(crate) fn cache_err(path: &std::path::Path) -> impl Fn(std::io::Error) -> Do
     move |source| DockerfileError::Cache {
         path: path.to_owned(),
         source,
+    }
+}
+
+impl build_sandbox::BuildFailure for DockerfileError {
+    fn limit(&self) -> Option<&build_sandbox::LimitExceeded> {
+        match self {
+            Self::Limit(limit) => Some(limit),
+            _ => None,
+        }
+    }
+
+    fn sandbox(error: cgroups::CgroupError) -> Self {
+        Self::Sandbox(error)
     }
 }

@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use container::{BindMount, ContainerSpec, Network, Output};
+use build_sandbox::BuildSandbox;
+use container::{BindMount, ContainerSpec, Output};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
@@ -43,6 +44,8 @@ pub struct RunStep<'a> {
     pub user: &'a str,
     pub timeout: Duration,
     pub ca_bundle: Option<&'a Path>,
+    /// The build's cgroup and network.
+    pub sandbox: &'a BuildSandbox,
 }
 
 /// Runs the step; its changes are left in `scratch/upper`.
@@ -76,13 +79,14 @@ pub async fn run(step: RunStep<'_>, log: &mpsc::Sender<String>) -> Result<PathBu
         work_dir: work,
         rootfs: step.scratch.join("rootfs"),
         binds,
-        network: Network::Host,
+        network: step.sandbox.network(),
         cwd: PathBuf::from("/"),
         env: step.env,
         argv,
-        cgroup_dirs: Vec::new(),
+        cgroup_dirs: step.sandbox.cgroup_dirs(),
         security: container::Security::default(),
     };
+    let oom_before = step.sandbox.oom_kills();
     let line = step.line;
     let mut container = container::spawn(step.init_program, &spec, Output::Piped)
         .await
@@ -117,6 +121,9 @@ pub async fn run(step: RunStep<'_>, log: &mpsc::Sender<String>) -> Result<PathBu
     };
     let status = status.map_err(|source| DockerfileError::Container { line, source })?;
     if !status.success() {
+        if let Some(limit) = step.sandbox.out_of_memory(&step_name(step.command), oom_before) {
+            return Err(DockerfileError::Limit(limit));
+        }
         let tail: Vec<String> = tail.into();
         return Err(DockerfileError::RunFailed {
             line,
@@ -132,6 +139,19 @@ pub async fn run(step: RunStep<'_>, log: &mpsc::Sender<String>) -> Result<PathBu
         }
     }
     Ok(upper)
+}
+
+/// How a `RUN` step is named in an out-of-memory message: its command, cut to a readable length.
+fn step_name(command: &Command) -> String {
+    let text = match command {
+        Command::Shell(text) => text.clone(),
+        Command::Exec(argv) => argv.join(" "),
+    };
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
+    }
 }
 
 fn bind(source: &Path, target: &str) -> BindMount {

@@ -13,8 +13,8 @@ use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
-use crate::cgroup::InstanceCgroup;
 use crate::{layers, AgentError, Event, Shared};
+use cgroups::Cgroup;
 use netns::{Attachment, EtcFiles};
 
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
@@ -31,7 +31,7 @@ pub fn backoff(step: u32) -> Duration {
 struct Resources {
     layers: Option<(Vec<PathBuf>, image_store::ImageConfig)>,
     dir: Option<PathBuf>,
-    cgroup: Option<InstanceCgroup>,
+    cgroup: Option<Cgroup>,
     net: Option<Attachment>,
     /// The instance's `/etc/resolv.conf` and `/etc/hosts`, bound read-only.
     etc: Option<EtcFiles>,
@@ -148,10 +148,15 @@ impl Supervisor {
                 .map_err(|source| AgentError::Io { path, source })?;
         }
         if self.res.cgroup.is_none() {
-            self.res.cgroup = Some(InstanceCgroup::create(
+            let limits = &self.spec.limits;
+            self.res.cgroup = Some(Cgroup::create(
                 &cfg.cgroup_parent,
                 &self.short,
-                &self.spec.limits,
+                &cgroups::Limits {
+                    memory_bytes: limits.memory_bytes,
+                    cpu_millicores: limits.cpu_millicores,
+                    pids_max: limits.pids_max,
+                },
             )?);
         }
         if self.res.net.is_none() {

@@ -10,7 +10,6 @@
 //! It does not decide placement (the scheduler does), talk to a database or build images. The all-in-one
 //! server depends on it; nothing in the control plane's crates is used here.
 
-mod cgroup;
 mod instance;
 mod layers;
 
@@ -53,8 +52,8 @@ pub enum AgentError {
     Config(String),
     #[error("node network")]
     Net(#[from] netns::NetError),
-    #[error("cgroup {path}: {reason}")]
-    Cgroup { path: String, reason: String },
+    #[error(transparent)]
+    Cgroup(#[from] cgroups::CgroupError),
     #[error("{}", path.display())]
     Io {
         path: PathBuf,
@@ -206,7 +205,7 @@ fn network_config(cfg: &AgentConfig) -> NetworkConfig {
 
 async fn remove_leftovers(cfg: &AgentConfig) -> Result<(), AgentError> {
     // Processes first (through the cgroups), so that nothing holds the namespaces or directories.
-    cgroup::remove_children(&cfg.cgroup_parent, false).await?;
+    cgroups::remove_children(&cfg.cgroup_parent, false).await?;
     netns::remove_leftovers(&cfg.netns_prefix, &cfg.bridge).await?;
     let instances = cfg.data_dir.join("instances");
     if instances.exists() {
@@ -279,7 +278,7 @@ async fn run(
         }
     }
     let cfg = &shared.cfg;
-    if let Err(e) = cgroup::remove_children(&cfg.cgroup_parent, true).await {
+    if let Err(e) = cgroups::remove_children(&cfg.cgroup_parent, true).await {
         tracing::error!(error = %e, "removing the cgroup parent");
     }
     if let Err(e) = shared.network.remove().await {

@@ -69,6 +69,9 @@ pub struct AppInfo {
     /// Seconds a backend may take to send its response head; `None` is the router's default (30).
     #[serde(default)]
     pub first_byte_timeout: Option<u32>,
+    /// Seconds a whole build may take; `None` is the platform's default (900).
+    #[serde(default)]
+    pub build_timeout: Option<u32>,
 }
 
 /// `PATCH /v1/apps/{name}`: the router settings to change; fields left out keep their value.
@@ -85,6 +88,14 @@ pub struct AppUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub first_byte_timeout: Option<Option<i64>>,
+    /// Seconds a whole build may take, [`BUILD_TIMEOUT_SECS`]; `null` and absence as for
+    /// `first_byte_timeout`.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub build_timeout: Option<Option<i64>>,
 }
 
 /// Deserializes a field that is present (so `null` is `Some(None)`); with `#[serde(default)]` an absent field
@@ -99,6 +110,9 @@ where
 
 /// The range of `AppUpdate::first_byte_timeout`, in seconds.
 pub const FIRST_BYTE_TIMEOUT_SECS: std::ops::RangeInclusive<i64> = 1..=300;
+
+/// The range of `AppUpdate::build_timeout`, in seconds: a minute to two hours.
+pub const BUILD_TIMEOUT_SECS: std::ops::RangeInclusive<i64> = 60..=7200;
 
 /// `PATCH /v1/apps/{name}/formation`: process type → wanted quantity, e.g. `{"web": 2, "worker": 1}`.
 /// Types not named keep their quantity.

@@ -194,6 +194,9 @@ pub enum AppsCommand {
         /// default (30).
         #[arg(long, value_name = "SECONDS|default", value_parser = parse_timeout)]
         first_byte_timeout: Option<Timeout>,
+        /// How long a whole build may take (1m to 2h: `30m`, `1h`, `90s`, or seconds), or `default` (15m).
+        #[arg(long, value_name = "DURATION|default", value_parser = parse_duration)]
+        build_timeout: Option<Timeout>,
     },
 }
 
@@ -315,6 +318,29 @@ fn parse_timeout(arg: &str) -> Result<Timeout, String> {
         .map_err(|_| format!("expected a number of seconds or default, got {arg:?}"))
 }
 
+/// Parses `30m`, `2h`, `90s`, `900` (seconds) or `default`.
+fn parse_duration(arg: &str) -> Result<Timeout, String> {
+    if arg == "default" {
+        return Ok(Timeout::Default);
+    }
+    let (number, unit) = match arg.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => arg.split_at(at),
+        None => (arg, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        _ => 0,
+    };
+    match number.parse::<i64>() {
+        Ok(n) if scale > 0 => Ok(Timeout::Seconds(n.saturating_mul(scale))),
+        _ => Err(format!(
+            "expected a duration such as 30m, 1h or 90s, or default, got {arg:?}"
+        )),
+    }
+}
+
 /// Parses `web=2`.
 fn parse_scale(arg: &str) -> Result<(String, i64), String> {
     let (process_type, quantity) = arg
@@ -379,17 +405,19 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                     app,
                     redirect_https,
                     first_byte_timeout,
+                    build_timeout,
                 }) => {
                     let name = required_app(name.or(app))?;
-                    if redirect_https.is_none() && first_byte_timeout.is_none() {
+                    if redirect_https.is_none() && first_byte_timeout.is_none() && build_timeout.is_none() {
                         bail!(
-                            "nothing to change: pass --redirect-https on|off and/or --first-byte-timeout \
-                             SECONDS|default"
+                            "nothing to change: pass --redirect-https on|off, --first-byte-timeout \
+                             SECONDS|default and/or --build-timeout DURATION|default"
                         );
                     }
                     let update = AppUpdate {
                         redirect_https,
                         first_byte_timeout: first_byte_timeout.map(Timeout::to_api),
+                        build_timeout: build_timeout.map(Timeout::to_api),
                     };
                     let path = format!("/v1/apps/{name}");
                     let app: AppInfo = client.send(Method::PATCH, &path, &update).await?;
@@ -694,6 +722,7 @@ mod tests {
                         app: None,
                         redirect_https: Some(true),
                         first_byte_timeout: Some(Timeout::Seconds(90)),
+                        build_timeout: None,
                     }),
                 ..
             }) => assert_eq!(name, "shop"),
@@ -707,10 +736,25 @@ mod tests {
                         app: Some(app),
                         redirect_https: None,
                         first_byte_timeout: Some(Timeout::Default),
+                        build_timeout: None,
                     }),
                 ..
             }) => assert_eq!(app, "shop"),
             other => panic!("{other:?}"),
+        }
+        let durations = [
+            ("30m", Some(Timeout::Seconds(1800))),
+            ("2h", Some(Timeout::Seconds(7200))),
+            ("90s", Some(Timeout::Seconds(90))),
+            ("600", Some(Timeout::Seconds(600))),
+            ("5min", Some(Timeout::Seconds(300))),
+            ("default", Some(Timeout::Default)),
+            ("soon", None),
+            ("10d", None),
+            ("m", None),
+        ];
+        for (arg, want) in durations {
+            assert_eq!(parse_duration(arg).ok(), want, "{arg}");
         }
         assert_eq!(Timeout::Default.to_api(), None);
         assert_eq!(Timeout::Seconds(60).to_api(), Some(60));

@@ -65,6 +65,64 @@ pub struct NodeArgs {
     /// Memory per instance for a new process type, in MiB.
     #[arg(long, env = "BERTH_INSTANCE_MEMORY_MIB", default_value_t = 512)]
     pub instance_memory_mib: u64,
+    #[command(flatten)]
+    pub builds: BuildLimitArgs,
+}
+
+/// What each build may use; builds' cgroups are under `CGROUP_PARENT/builds`.
+#[derive(Debug, clap::Args)]
+pub struct BuildLimitArgs {
+    /// Memory of one build, all its processes together, without swap: `2G`, `512M`, or bytes.
+    #[arg(long, env = "BERTH_BUILD_MEMORY", default_value = "2G", value_parser = parse_size)]
+    pub build_memory: u64,
+    /// CPU time of one build, in cores (`2`, `0.5`).
+    #[arg(long, env = "BERTH_BUILD_CPUS", default_value_t = 2.0)]
+    pub build_cpus: f64,
+    /// Processes and threads of one build.
+    #[arg(long, env = "BERTH_BUILD_PIDS", default_value_t = 4096)]
+    pub build_pids: u32,
+}
+
+impl BuildLimitArgs {
+    fn sandbox(&self, node: &NodeArgs) -> anyhow::Result<build_sandbox::SandboxConfig> {
+        if !(0.01..=1024.0).contains(&self.build_cpus) {
+            bail!(
+                "--build-cpus must be between 0.01 and 1024, got {}",
+                self.build_cpus
+            );
+        }
+        if self.build_memory < 16 << 20 || self.build_pids < 16 {
+            bail!("--build-memory must be at least 16M and --build-pids at least 16");
+        }
+        Ok(build_sandbox::SandboxConfig {
+            cgroup_parent: format!("{}/builds", node.cgroup_parent),
+            limits: build_sandbox::BuildLimits {
+                memory_bytes: self.build_memory,
+                cpu_millicores: (self.build_cpus * 1000.0).round() as u32,
+                pids_max: self.build_pids,
+            },
+        })
+    }
+}
+
+/// Parses `2G`, `512M`, `64K` (powers of 1024) or a number of bytes.
+fn parse_size(arg: &str) -> Result<u64, String> {
+    let (number, scale) = match arg.trim_end_matches(['B', 'b', 'i']).char_indices().last() {
+        Some((at, unit @ ('K' | 'k' | 'M' | 'm' | 'G' | 'g'))) => {
+            let scale = match unit.to_ascii_uppercase() {
+                'K' => 1u64 << 10,
+                'M' => 1 << 20,
+                _ => 1 << 30,
+            };
+            (&arg[..at], scale)
+        }
+        _ => (arg, 1),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("expected a size such as 2G, 512M or a number of bytes, got {arg:?}"))
 }
 
 #[derive(Debug, clap::Args)]
@@ -457,13 +515,17 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         init_program.clone(),
     );
     builder_config.buildpack_sources.allow_file_urls = args.allow_file_buildpacks;
+    let sandbox = args.node.builds.sandbox(&args.node)?;
+    builder_config.sandbox = sandbox.clone();
     let builder = buildpacks::Builder::new(builder_config);
-    let dockerfiles = dockerfile::DockerfileBuilder::new(dockerfile::DockerfileConfig::new(
+    let mut dockerfile_config = dockerfile::DockerfileConfig::new(
         images.clone(),
         stack_config(&layout, &args.stack),
         layout.build_cache.join("dockerfile"),
         init_program.clone(),
-    ));
+    );
+    dockerfile_config.sandbox = sandbox;
+    let dockerfiles = dockerfile::DockerfileBuilder::new(dockerfile_config);
     let deployments = controller::Deployments::new(
         controller::DeployConfig {
             domain: args.domain.clone(),
@@ -582,6 +644,24 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn sizes() {
+        let cases = [
+            ("2G", Some(2 << 30)),
+            ("256M", Some(256 << 20)),
+            ("256MiB", Some(256 << 20)),
+            ("64k", Some(64 << 10)),
+            ("1000", Some(1000)),
+            ("", None),
+            ("G", None),
+            ("2T", None),
+            ("-1M", None),
+        ];
+        for (arg, want) in cases {
+            assert_eq!(parse_size(arg).ok(), want, "{arg}");
+        }
+    }
 
     #[test]
     fn the_platform_certificate_is_made_once_and_kept_private() {

@@ -110,15 +110,15 @@ impl Inner {
         app: vocabulary::AppName,
         source_dir: &Path,
         tag: String,
+        timeout: Option<Duration>,
         log: &mpsc::Sender<String>,
     ) -> Result<Built, String> {
         say(log, "-----> Dockerfile detected".to_owned()).await;
+        let mut request = DockerfileRequest::new(app, source_dir.to_owned(), tag);
+        request.timeout = timeout;
         let out = self
             .dockerfiles
-            .build(
-                DockerfileRequest::new(app, source_dir.to_owned(), tag),
-                log.clone(),
-            )
+            .build(request, log.clone())
             .await
             .map_err(|e| format!("build failed: {}", error_chain(&e)))?;
         let procfile = match std::fs::read_to_string(source_dir.join("Procfile")) {
@@ -159,8 +159,15 @@ impl Inner {
         .await;
 
         let tag = format!("{}-{short_commit}", app.name);
+        let timeout = self
+            .rollout
+            .store
+            .build_timeout_secs(app.id)
+            .await
+            .map_err(internal)?
+            .map(|secs| Duration::from_secs(u64::from(secs)));
         let build = if builds_with_dockerfile(&req.source_dir) {
-            self.build_dockerfile(app.name.clone(), &req.source_dir, tag, &log)
+            self.build_dockerfile(app.name.clone(), &req.source_dir, tag, timeout, &log)
                 .await?
         } else {
             let build = self
@@ -170,6 +177,7 @@ impl Inner {
                         app: app.name.clone(),
                         source_dir: req.source_dir.clone(),
                         tag,
+                        timeout,
                     },
                     log.clone(),
                 )

@@ -138,6 +138,31 @@ impl Store {
         Ok(())
     }
 
+    /// The app's build time limit in seconds; `None` is the platform's default (also for a missing app).
+    pub async fn build_timeout_secs(&self, id: AppId) -> Result<Option<u32>, StoreError> {
+        use sqlx::Row;
+        let row = sqlx::query("SELECT build_timeout_secs FROM apps WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let secs: Option<i64> = row.try_get("build_timeout_secs")?;
+        secs.map(|t| {
+            u32::try_from(t)
+                .map_err(|_| StoreError::Corrupt(format!("column build_timeout_secs = {t} is out of range")))
+        })
+        .transpose()
+    }
+
+    pub async fn set_build_timeout_secs(&self, id: AppId, secs: Option<u32>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE apps SET build_timeout_secs = ? WHERE id = ?")
+            .bind(secs.map(i64::from))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes the app and, by cascade, its releases, formation and instance rows.
     pub async fn delete_app(&self, id: AppId) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM apps WHERE id = ?")

@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
-use container::{BindMount, ContainerSpec, Network, Output};
+use build_sandbox::BuildSandbox;
+use container::{BindMount, ContainerSpec, Output};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -89,6 +90,8 @@ pub struct Sandbox<'a> {
     pub deadline: Instant,
     /// `export` files of the buildpacks that ran, in order (container paths), sourced before each later step.
     pub exports: Vec<String>,
+    /// The build's cgroup and network.
+    pub build: &'a BuildSandbox,
 }
 
 impl Sandbox<'_> {
@@ -125,6 +128,7 @@ impl Sandbox<'_> {
         full_argv.extend(argv);
 
         let spec = self.spec(full_argv);
+        let oom_before = self.build.oom_kills();
         let mut container = container::spawn(&self.run.init_program, &spec, Output::Piped)
             .await
             .map_err(ClassicError::Container)?;
@@ -165,6 +169,11 @@ impl Sandbox<'_> {
                 return Err(timeout());
             }
         };
+        if !status.success() {
+            if let Some(limit) = self.build.out_of_memory(script.path(), oom_before) {
+                return Err(ClassicError::Limit(limit));
+            }
+        }
         let stdout = match captured {
             Some(task) => task.await.map_err(|e| ClassicError::Task(e.to_string()))?,
             None => String::new(),
@@ -213,11 +222,11 @@ impl Sandbox<'_> {
             work_dir: self.scratch.join("work"),
             rootfs: self.scratch.join("rootfs"),
             binds,
-            network: Network::Host,
+            network: self.build.network(),
             cwd: PathBuf::from(BUILD_DIR),
             env,
             argv,
-            cgroup_dirs: Vec::new(),
+            cgroup_dirs: self.build.cgroup_dirs(),
             security: container::Security::default(),
         }
     }

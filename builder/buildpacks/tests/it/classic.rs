@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use build_sandbox::{BuildSandbox, SandboxConfig};
 use buildpacks::cache::Cache;
 use buildpacks::classic::{
     self, requested_buildpacks, with_profile_d, BuildpackSource, ClassicError, ClassicOutput, ClassicRun,
@@ -18,7 +19,15 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use vocabulary::ProcessType;
 
+use crate::support::cgroup_parent;
 use crate::{shared_cache, Needs, Test};
+
+fn sandbox_config() -> SandboxConfig {
+    SandboxConfig {
+        cgroup_parent: cgroup_parent(),
+        ..SandboxConfig::default()
+    }
+}
 
 pub const TESTS: &[Test] = &[
     (
@@ -147,7 +156,9 @@ fn run(run: ClassicRun) -> (Result<ClassicOutput, ClassicError>, Vec<String>) {
             }
             lines
         });
-        let result = classic::run(run, &tx).await;
+        let sandbox = BuildSandbox::create(&sandbox_config(), "classic", Duration::from_secs(600)).unwrap();
+        let result = classic::run(run, &sandbox, &tx).await;
+        sandbox.remove().await.unwrap();
         drop(tx);
         (result, collector.await.unwrap())
     })
@@ -181,8 +192,13 @@ fn git(dir: &Path, args: &[&str]) -> String {
 
 /// A bare repository holding `fixture` as its one commit on `main`, tagged `v1`, as a `file://` URL.
 fn bare_repo(parent: &Path, fixture_name: &str) -> String {
+    bare_repo_of(parent, &fixture(fixture_name), fixture_name)
+}
+
+/// A bare repository holding `dir` as its one commit on `main`, tagged `v1`, as a `file://` URL.
+pub fn bare_repo_of(parent: &Path, dir: &Path, fixture_name: &str) -> String {
     let work = parent.join(format!("{fixture_name}-work"));
-    classic::copy_tree(&fixture(fixture_name), &work).unwrap();
+    classic::copy_tree(dir, &work).unwrap();
     git(&work, &["init", "-q", "-b", "main"]);
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-q", "-m", "sample buildpack"]);

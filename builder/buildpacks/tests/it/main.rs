@@ -2,6 +2,7 @@
 //! the build container's init program: the builder re-executes it with `container::INIT_ARG`.
 
 mod classic;
+mod limits;
 mod polyglot;
 mod python;
 mod support;
@@ -26,7 +27,12 @@ fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let missing = missing_requirements();
     let mut failed = Vec::new();
-    for (name, needs, test) in python::TESTS.iter().chain(polyglot::TESTS).chain(classic::TESTS) {
+    for (name, needs, test) in python::TESTS
+        .iter()
+        .chain(polyglot::TESTS)
+        .chain(classic::TESTS)
+        .chain(limits::TESTS)
+    {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
         }
@@ -44,6 +50,14 @@ fn main() {
                 println!("test {name} ... FAILED");
                 failed.push(*name);
             }
+        }
+    }
+    if missing.is_none() {
+        let parent = support::cgroup_parent();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        if let Err(e) = runtime.block_on(cgroups::remove_children(&parent, true)) {
+            println!("removing cgroup {parent}: {e}");
+            failed.push("cleanup");
         }
     }
     if !failed.is_empty() {

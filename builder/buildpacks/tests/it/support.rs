@@ -33,10 +33,28 @@ pub fn fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 pub fn builder(root: &Path, cache_dir: &Path) -> Builder {
+    Builder::new(builder_config(root, cache_dir))
+}
+
+/// The config of [`builder`]: builds' cgroups under this test binary's own parent ([`cgroup_parent`]).
+pub fn builder_config(root: &Path, cache_dir: &Path) -> BuilderConfig {
     let store = ImageStore::open(&root.join("images")).unwrap();
     let stack = StackConfig::new(root.join("stacks"));
     let init = std::env::current_exe().unwrap();
-    Builder::new(BuilderConfig::new(store, stack, cache_dir.to_owned(), init))
+    let mut config = BuilderConfig::new(store, stack, cache_dir.to_owned(), init);
+    config.sandbox.cgroup_parent = cgroup_parent();
+    config
+}
+
+/// The parent of this test binary's build cgroups; `main` removes it at the end.
+pub fn cgroup_parent() -> String {
+    format!("berth-it-builds-{}", std::process::id())
+}
+
+/// No build left its cgroup behind.
+pub fn assert_no_build_cgroups() {
+    let left = cgroups::children(&cgroup_parent());
+    assert!(left.is_empty(), "build cgroups left behind: {left:?}");
 }
 
 /// A builder over the shared stack, with a fresh per-app cache for `app` (so a first build really installs).
@@ -54,8 +72,19 @@ pub fn build(
     source: &Path,
     tag: &str,
 ) -> (Result<BuildOutput, BuildError>, Vec<String>) {
+    build_within(builder, app, source, tag, None)
+}
+
+/// [`build`] with the app's build time limit.
+pub fn build_within(
+    builder: &Builder,
+    app: &str,
+    source: &Path,
+    tag: &str,
+    timeout: Option<Duration>,
+) -> (Result<BuildOutput, BuildError>, Vec<String>) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let (tx, mut rx) = mpsc::channel(16);
         let collector = tokio::spawn(async move {
             let mut lines = Vec::new();
@@ -69,10 +98,14 @@ pub fn build(
             app: AppName::new(app).unwrap(),
             source_dir: source.to_owned(),
             tag: tag.to_owned(),
+            timeout,
         };
         let result = builder.build(req, tx).await;
         (result, collector.await.unwrap())
-    })
+    });
+    // Every build removes its sandbox, whether it succeeded or not.
+    assert_no_build_cgroups();
+    result
 }
 
 /// Builds and panics with the error's whole chain on failure.

@@ -2,6 +2,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
+use build_sandbox::LimitExceeded;
 use dockerfile::{DockerfileBuilder, DockerfileConfig, DockerfileError, DockerfileOutput, DockerfileRequest};
 use image_store::{ImageConfig, ImageStore, LayerMode};
 use stack::StackConfig;
@@ -27,7 +28,17 @@ pub const TESTS: &[Test] = &[
         Needs::RootAndTools,
         failing_run_names_its_line,
     ),
+    (
+        "run_out_of_memory_says_so",
+        Needs::RootAndTools,
+        run_out_of_memory_says_so,
+    ),
 ];
+
+/// The parent of this test binary's build cgroups; `main` removes it at the end.
+pub fn cgroup_parent() -> String {
+    format!("berth-it-dockerfile-builds-{}", std::process::id())
+}
 
 fn write(path: &Path, content: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -35,10 +46,16 @@ fn write(path: &Path, content: &str) {
 }
 
 fn builder(images_root: &Path, cache_dir: &Path) -> DockerfileBuilder {
+    DockerfileBuilder::new(config(images_root, cache_dir))
+}
+
+fn config(images_root: &Path, cache_dir: &Path) -> DockerfileConfig {
     let store = ImageStore::open(&images_root.join("images")).unwrap();
     let stack = StackConfig::new(images_root.join("stacks"));
     let init = std::env::current_exe().unwrap();
-    DockerfileBuilder::new(DockerfileConfig::new(store, stack, cache_dir.to_owned(), init))
+    let mut config = DockerfileConfig::new(store, stack, cache_dir.to_owned(), init);
+    config.sandbox.cgroup_parent = cgroup_parent();
+    config
 }
 
 /// Runs a build, collecting its log lines (also printed, so a failing test shows the push output).
@@ -57,7 +74,7 @@ fn build_as(
     tag: &str,
 ) -> (Result<DockerfileOutput, DockerfileError>, Vec<String>) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let (tx, mut rx) = mpsc::channel(16);
         let collector = tokio::spawn(async move {
             let mut lines = Vec::new();
@@ -70,7 +87,11 @@ fn build_as(
         let req = DockerfileRequest::new(AppName::new(app).unwrap(), context.to_owned(), tag.to_owned());
         let result = builder.build(req, tx).await;
         (result, collector.await.unwrap())
-    })
+    });
+    // Every build removes its sandbox, whether it succeeded or not.
+    let left = cgroups::children(&cgroup_parent());
+    assert!(left.is_empty(), "build cgroups left behind: {left:?}");
+    result
 }
 
 fn write_tar_gz(path: &Path, files: &[(&str, &str)]) {
@@ -362,4 +383,26 @@ fn failing_run_names_its_line() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+fn run_out_of_memory_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = config(&shared_cache(), &tmp.path().join("cache"));
+    config.sandbox.limits.memory_bytes = 128 << 20;
+    let b = DockerfileBuilder::new(config);
+    let context = tmp.path().join("ctx");
+    // `tail` keeps an endless line in memory.
+    write(
+        &context.join("Dockerfile"),
+        "FROM berth/bookworm\nRUN tail /dev/zero\n",
+    );
+    let (result, log) = build(&b, &context, "oom");
+    match result {
+        Err(DockerfileError::Limit(LimitExceeded::Memory { step, limit })) => {
+            assert_eq!((step.as_str(), limit.as_str()), ("tail /dev/zero", "128 MiB"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let shown = "-----> Build failed: out of memory (limit 128 MiB) while running `tail /dev/zero`; ";
+    assert!(log.iter().any(|l| l.starts_with(shown)), "{log:#?}");
 }

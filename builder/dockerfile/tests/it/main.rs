@@ -43,6 +43,14 @@ fn main() {
             }
         }
     }
+    if missing.is_none() {
+        let parent = builds::cgroup_parent();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        if let Err(e) = runtime.block_on(cgroups::remove_children(&parent, true)) {
+            println!("removing cgroup {parent}: {e}");
+            failed.push("cleanup");
+        }
+    }
     if !failed.is_empty() {
         println!("failed: {failed:?}");
         std::process::exit(1);

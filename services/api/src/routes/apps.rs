@@ -12,6 +12,7 @@ use crate::{ApiError, ApiState, Caller};
 async fn info(state: &ApiState, app: store::App) -> Result<AppInfo, ApiError> {
     let release = state.store.latest_release(app.id).await?.map(|r| r.version);
     let settings = state.store.router_settings(app.id).await?;
+    let build_timeout = state.store.build_timeout_secs(app.id).await?;
     Ok(AppInfo {
         url: state.app_url(&app.name),
         name: app.name,
@@ -19,6 +20,7 @@ async fn info(state: &ApiState, app: store::App) -> Result<AppInfo, ApiError> {
         created_at: app.created_at,
         redirect_https: settings.redirect_https,
         first_byte_timeout: settings.first_byte_timeout_secs,
+        build_timeout,
     })
 }
 
@@ -68,7 +70,22 @@ pub async fn show(
     Ok(axum::Json(info(&state, app).await?))
 }
 
-/// `PATCH /v1/apps/{name}`: router settings (HTTPS redirect, first-byte timeout; `null` resets it).
+/// `timeout` as seconds, refused outside `range`.
+fn seconds_in(field: &str, timeout: i64, range: std::ops::RangeInclusive<i64>) -> Result<u32, ApiError> {
+    u32::try_from(timeout)
+        .ok()
+        .filter(|_| range.contains(&timeout))
+        .ok_or_else(|| {
+            ApiError::Invalid(format!(
+                "{field} must be between {} and {} seconds, got {timeout}",
+                range.start(),
+                range.end()
+            ))
+        })
+}
+
+/// `PATCH /v1/apps/{name}`: router settings (HTTPS redirect, first-byte timeout) and the build time limit;
+/// `null` resets a timeout to its default.
 pub async fn update(
     State(state): State<ApiState>,
     caller: Caller,
@@ -84,19 +101,20 @@ pub async fn update(
         None => {}
         Some(None) => settings.first_byte_timeout_secs = None,
         Some(Some(timeout)) => {
-            let range = api_contract::FIRST_BYTE_TIMEOUT_SECS;
-            let secs = u32::try_from(timeout)
-                .ok()
-                .filter(|_| range.contains(&timeout))
-                .ok_or_else(|| {
-                    ApiError::Invalid(format!(
-                        "first_byte_timeout must be between {} and {} seconds, got {timeout}",
-                        range.start(),
-                        range.end()
-                    ))
-                })?;
+            let secs = seconds_in(
+                "first_byte_timeout",
+                timeout,
+                api_contract::FIRST_BYTE_TIMEOUT_SECS,
+            )?;
             settings.first_byte_timeout_secs = Some(secs);
         }
+    }
+    if let Some(timeout) = body.build_timeout {
+        let secs = timeout
+            .map(|t| seconds_in("build_timeout", t, api_contract::BUILD_TIMEOUT_SECS))
+            .transpose()?;
+        state.store.set_build_timeout_secs(app.id, secs).await?;
+        tracing::info!(app = %app.name, build_timeout_secs = ?secs, "build time limit changed");
     }
     state.store.set_router_settings(app.id, settings).await?;
     tracing::info!(app = %app.name, redirect_https = settings.redirect_https,

@@ -258,3 +258,39 @@ async fn an_explicit_null_resets_the_first_byte_timeout_and_an_absent_field_keep
     assert_eq!(events.len(), 4, "{events:?}");
     assert!(events.iter().all(|e| matches!(e, Event::RoutesChanged(_))));
 }
+
+#[tokio::test]
+async fn the_build_timeout_is_patched_shown_validated_and_reset() {
+    let mut h = Harness::new().await;
+    let alice = h.tenant("alice").await;
+    h.create_app("shop", &alice).await;
+    assert_eq!(
+        h.get("/v1/apps/shop", &alice).await.body["build_timeout"],
+        Value::Null
+    );
+    let patch = |body| h.call(Method::PATCH, "/v1/apps/shop", Some(&alice), Some(body));
+
+    let reply = patch(json!({ "build_timeout": 1800 })).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["build_timeout"], 1800);
+    let app = h.store.all_apps().await.unwrap().remove(0);
+    assert_eq!(h.store.build_timeout_secs(app.id).await.unwrap(), Some(1800));
+    // Other changes keep it.
+    let reply = patch(json!({ "redirect_https": true })).await;
+    assert_eq!(reply.body["build_timeout"], 1800, "{}", reply.body);
+
+    for bad in [59, 7201, -1] {
+        let reply = patch(json!({ "build_timeout": bad })).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            reply.error(),
+            format!("build_timeout must be between 60 and 7200 seconds, got {bad}")
+        );
+    }
+    assert_eq!(h.store.build_timeout_secs(app.id).await.unwrap(), Some(1800));
+
+    let reply = patch(json!({ "build_timeout": null })).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["build_timeout"], Value::Null);
+    assert_eq!(h.store.build_timeout_secs(app.id).await.unwrap(), None);
+}

@@ -58,9 +58,12 @@ pub fn app_info(app: &AppInfo, git_url: &str) -> String {
     let timeout = app
         .first_byte_timeout
         .map_or_else(|| "router default".to_owned(), |s| format!("{s} s"));
+    let build_timeout = app
+        .build_timeout
+        .map_or_else(|| "default (900 s)".to_owned(), |s| format!("{s} s"));
     format!(
         "=== {name}\nURL:         {url}\nGit remote:  {git_url}\nRelease:     {release}\nCreated:     {created}\n\
-         HTTPS redirect:      {redirect}\nFirst-byte timeout:  {timeout}\n",
+         HTTPS redirect:      {redirect}\nFirst-byte timeout:  {timeout}\nBuild timeout:       {build_timeout}\n",
         name = app.name,
         url = app.url,
         created = app.created_at.format("%Y-%m-%d %H:%M:%S UTC"),

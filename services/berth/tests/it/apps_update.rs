@@ -58,5 +58,17 @@ async fn the_first_byte_timeout_is_set_and_put_back_to_the_default_from_the_cli(
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(stderr.contains("between 1 and 300 seconds"), "{stderr}");
+
+    // The build time limit, as a duration.
+    let shown = ok(berth(&["apps", "update", "shop", "--build-timeout", "30m"]).await);
+    assert!(shown.contains("Build timeout:       1800 s"), "{shown}");
+    assert_eq!(store.build_timeout_secs(app.id).await.unwrap(), Some(1800));
+    let bad = berth(&["apps", "update", "shop", "--build-timeout", "3h"]).await;
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("between 60 and 7200 seconds"), "{stderr}");
+    let shown = ok(berth(&["apps", "update", "shop", "--build-timeout", "default"]).await);
+    assert!(shown.contains("Build timeout:       default (900 s)"), "{shown}");
+    assert_eq!(store.build_timeout_secs(app.id).await.unwrap(), None);
     api_task.abort();
 }

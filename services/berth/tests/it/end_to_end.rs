@@ -309,13 +309,35 @@ fn git_push_to_an_isolated_routed_app() {
 /// A running server (with the cached stack) and one tenant who owns `app`: the start of every push test.
 /// Returns the server and the tenant's token.
 pub(crate) fn server_with_app(data_dir: &Path, account: &str, app: &str) -> (Server, String) {
+    server_with_app_and_flags(data_dir, account, app, &[]).0
+}
+
+/// What a push test needs before its server: root and the tools (`None`: skipped, `require` said so), and
+/// a temp dir holding an empty `data` dir.
+pub(crate) fn push_test_dirs(test: &str) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    if !require(test, true, &["git", "debootstrap", "ip"]) {
+        return None;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let data_dir = work.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    Some((work, data_dir))
+}
+
+/// [`server_with_app`] with more `berth server` flags; also returns the server's host names.
+pub(crate) fn server_with_app_and_flags(
+    data_dir: &Path,
+    account: &str,
+    app: &str,
+    flags: &[&str],
+) -> ((Server, String), HostNames) {
     prepare_stack(data_dir);
     let names = HostNames::unique();
-    let server = Server::start(data_dir, &names);
+    let server = Server::start_with(data_dir, &names, flags);
     let admin = server.admin_token();
     let token = last_line(&server.berth_ok(&admin, &["accounts", "create", account]));
     server.berth_ok(&token, &["apps", "create", app]);
-    (server, token)
+    ((server, token), names)
 }
 
 /// The stack is built up front, as an operator would (`berth stack build`), into a data dir kept across test

@@ -3,6 +3,7 @@
 //! following the real API, its log output, and client verbs against the real API (no root needed).
 
 mod apps_update;
+mod build_limits;
 mod classic_push;
 mod dockerfile_push;
 mod end_to_end;

@@ -105,6 +105,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, names: &HostNames) -> Self {
+        Self::start_with(data_dir, names, &[])
+    }
+
+    /// [`Server::start`] with more `berth server` flags.
+    pub fn start_with(data_dir: &Path, names: &HostNames, extra_args: &[&str]) -> Self {
         let api = free_addr();
         let router = free_addr();
         let router_tls = free_addr();
@@ -129,6 +134,7 @@ impl Server {
             .args(["--cgroup-parent", &names.cgroup_parent])
             // Tests keep their classic buildpacks in local git repositories (file:// URLs).
             .arg("--allow-file-buildpacks")
+            .args(extra_args)
             .env("BERTH_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
