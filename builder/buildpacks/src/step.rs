@@ -76,6 +76,7 @@ pub async fn run(step: StepRun<'_>, log: &mpsc::Sender<String>) -> Result<(), Bu
         env,
         argv: step.argv,
         cgroup_dirs: Vec::new(),
+        user_namespace: None,
     };
     let timeout = || BuildError::StepTimeout {
         step: step.name.clone(),

@@ -81,6 +81,7 @@ pub async fn run(step: RunStep<'_>, log: &mpsc::Sender<String>) -> Result<PathBu
         env: step.env,
         argv,
         cgroup_dirs: Vec::new(),
+        user_namespace: None,
     };
     let line = step.line;
     let mut container = container::spawn(step.init_program, &spec, Output::Piped)

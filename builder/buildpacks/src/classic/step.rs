@@ -218,6 +218,7 @@ impl Sandbox<'_> {
             env,
             argv,
             cgroup_dirs: Vec::new(),
+            user_namespace: None,
         }
     }
 }

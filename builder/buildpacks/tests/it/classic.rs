@@ -227,6 +227,7 @@ fn run_process(stack_rootfs: &Path, app_dir: &Path, command: &str) -> String {
         ]),
         argv: vec!["/bin/sh".into(), "-c".into(), with_profile_d(command)],
         cgroup_dirs: vec![],
+        user_namespace: None,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

@@ -167,6 +167,7 @@ fn container_spec(
         env,
         argv: image.config.cmd.clone(),
         cgroup_dirs: vec![],
+        user_namespace: None,
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::io::AsyncReadExt;
 
 const APPLETS: &[&str] = &[
     "sh", "cat", "echo", "hostname", "ls", "sleep", "touch", "rm", "ps", "grep", "wc", "httpd", "true",
-    "mkdir",
+    "mkdir", "id", "stat", "chown", "mount",
 ];
 
 pub struct Fixture {
@@ -55,6 +55,7 @@ impl Fixture {
             env: BTreeMap::from([("PATH".to_string(), "/bin".to_string())]),
             argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
             cgroup_dirs: vec![],
+            user_namespace: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 mod fixture;
 mod isolation;
 mod lifecycle;
+mod userns;
 
 use std::panic::AssertUnwindSafe;
 
@@ -21,7 +22,12 @@ fn main() {
         return;
     }
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let tests: Vec<Test> = isolation::TESTS.iter().chain(lifecycle::TESTS).copied().collect();
+    let tests: Vec<Test> = isolation::TESTS
+        .iter()
+        .chain(lifecycle::TESTS)
+        .chain(userns::TESTS)
+        .copied()
+        .collect();
     let mut failed = Vec::new();
     for (name, test) in tests {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
