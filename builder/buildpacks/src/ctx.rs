@@ -5,13 +5,13 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
-use container::BindMount;
+use container::{BindMount, IdMap};
 use image_store::{LayerInfo, LayerMode};
 use stack::StackLayer;
 use tokio::sync::{mpsc, OnceCell};
 use vocabulary::AppName;
 
-use crate::build::{blocking, BuilderConfig};
+use crate::build::{blocking, BuildRequest, BuilderConfig};
 use crate::cache::{cache_err, Cache, DependencyRecord};
 use crate::step::{self, bind, StepRun};
 use crate::BuildError;
@@ -35,6 +35,8 @@ pub struct Ctx<'a> {
     pub log: &'a mpsc::Sender<String>,
     /// `.git` and what `.slugignore` leaves out, relative to the source.
     pub app_exclude: Vec<PathBuf>,
+    /// The user namespace build steps run in (see `BuildRequest::id_range`).
+    pub user_namespace: Option<IdMap>,
     scratch: tempfile::TempDir,
     stack_rootfs: OnceCell<PathBuf>,
     steps: std::sync::atomic::AtomicUsize,
@@ -43,8 +45,7 @@ pub struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     pub fn new(
         cfg: &'a BuilderConfig,
-        app: &'a AppName,
-        source_dir: &'a Path,
+        req: &'a BuildRequest,
         stack: &'a StackLayer,
         log: &'a mpsc::Sender<String>,
         app_exclude: Vec<PathBuf>,
@@ -61,12 +62,13 @@ impl<'a> Ctx<'a> {
             .map_err(cache_err(&tmp_parent))?;
         Ok(Self {
             cfg,
-            app,
-            source_dir,
+            app: &req.app,
+            source_dir: &req.source_dir,
             stack,
             cache,
             log,
             app_exclude,
+            user_namespace: req.id_range.map(Into::into),
             scratch,
             stack_rootfs: OnceCell::new(),
             steps: Default::default(),
@@ -130,6 +132,7 @@ impl<'a> Ctx<'a> {
                 scratch: &scratch,
                 timeout: self.cfg.step_timeout,
                 ca_bundle: self.cfg.build_ca_bundle.as_deref(),
+                user_namespace: self.user_namespace,
             },
             self.log,
         )

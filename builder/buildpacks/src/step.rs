@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use container::{BindMount, ContainerSpec, Network, Output};
+use container::{BindMount, ContainerSpec, IdMap, Network, Output};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
@@ -31,6 +31,8 @@ pub struct StepRun<'a> {
     pub timeout: Duration,
     /// Bound over the stack's CA bundle (see `BuilderConfig::build_ca_bundle`).
     pub ca_bundle: Option<&'a Path>,
+    /// Run as root of a user namespace with this mapping (see `ContainerSpec::user_namespace`).
+    pub user_namespace: Option<IdMap>,
 }
 
 pub fn bind(source: &Path, target: &str, read_only: bool) -> BindMount {
@@ -76,7 +78,7 @@ pub async fn run(step: StepRun<'_>, log: &mpsc::Sender<String>) -> Result<(), Bu
         env,
         argv: step.argv,
         cgroup_dirs: Vec::new(),
-        user_namespace: None,
+        user_namespace: step.user_namespace,
     };
     let timeout = || BuildError::StepTimeout {
         step: step.name.clone(),

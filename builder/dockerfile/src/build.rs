@@ -8,7 +8,7 @@ use std::time::Duration;
 use image_store::{HistoryEntry, ImageConfig, ImageExtras, ImageStore, LayerInfo, LayerMode, LayerOptions};
 use stack::StackConfig;
 use tokio::sync::mpsc;
-use vocabulary::AppName;
+use vocabulary::{AppName, IdRange};
 
 use crate::cache::{step_key, Cache};
 use crate::context::{self, CopyError, Ignore};
@@ -70,6 +70,9 @@ pub struct DockerfileRequest {
     pub tag: String,
     /// `--build-arg` values; only `ARG`s the Dockerfile declares use them.
     pub build_args: BTreeMap<String, String>,
+    /// The app's account's host id range: `RUN` steps run as root of a user namespace mapped onto it (what
+    /// they write keeps container uids on disk). `None`: as host root.
+    pub id_range: Option<IdRange>,
 }
 
 impl DockerfileRequest {
@@ -80,6 +83,7 @@ impl DockerfileRequest {
             dockerfile: PathBuf::from("Dockerfile"),
             tag,
             build_args: BTreeMap::new(),
+            id_range: None,
         }
     }
 }
@@ -205,7 +209,7 @@ impl DockerfileBuilder {
                         state.layers.push(layer);
                     } else {
                         let layer = self
-                            .run_step(&cache, &state, instruction, command, env, &log)
+                            .run_step(&cache, &state, instruction, command, env, req.id_range, &log)
                             .await?;
                         cache.record_step(&req.app, &key, &layer)?;
                         state.layers.push(layer);
@@ -391,6 +395,7 @@ impl DockerfileBuilder {
         Ok(state)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_step(
         &self,
         cache: &Cache,
@@ -398,6 +403,7 @@ impl DockerfileBuilder {
         instruction: &Instruction,
         command: &Command,
         env: BTreeMap<String, String>,
+        id_range: Option<IdRange>,
         log: &mpsc::Sender<String>,
     ) -> Result<LayerInfo, DockerfileError> {
         let cfg = &*self.config;
@@ -424,6 +430,7 @@ impl DockerfileBuilder {
                 user: &state.extras.user,
                 timeout: cfg.run_timeout,
                 ca_bundle: cfg.build_ca_bundle.as_deref(),
+                user_namespace: id_range.map(Into::into),
             },
             log,
         )

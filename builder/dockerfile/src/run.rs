@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use container::{BindMount, ContainerSpec, Network, Output};
+use container::{BindMount, ContainerSpec, IdMap, Network, Output};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
@@ -43,6 +43,8 @@ pub struct RunStep<'a> {
     pub user: &'a str,
     pub timeout: Duration,
     pub ca_bundle: Option<&'a Path>,
+    /// Run as root of a user namespace with this mapping (see `ContainerSpec::user_namespace`).
+    pub user_namespace: Option<IdMap>,
 }
 
 /// Runs the step; its changes are left in `scratch/upper`.
@@ -81,7 +83,7 @@ pub async fn run(step: RunStep<'_>, log: &mpsc::Sender<String>) -> Result<PathBu
         env: step.env,
         argv,
         cgroup_dirs: Vec::new(),
-        user_namespace: None,
+        user_namespace: step.user_namespace,
     };
     let line = step.line;
     let mut container = container::spawn(step.init_program, &spec, Output::Piped)

@@ -205,7 +205,7 @@ impl Supervisor {
             env,
             argv: vec!["/bin/sh".into(), "-c".into(), self.spec.command.clone()],
             cgroup_dirs: self.res.cgroup.as_ref().expect("prepared").dirs(),
-            user_namespace: None,
+            user_namespace: self.spec.id_range.map(Into::into),
         }
     }
 

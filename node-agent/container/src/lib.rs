@@ -49,6 +49,16 @@ pub struct IdMap {
     pub size: u32,
 }
 
+impl From<vocabulary::IdRange> for IdMap {
+    /// An account's range (see `vocabulary::IdRange`).
+    fn from(range: vocabulary::IdRange) -> Self {
+        IdMap {
+            host_base: range.host_base(),
+            size: vocabulary::IdRange::SIZE,
+        }
+    }
+}
+
 /// Everything needed to start one container. Serialized to the init process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {

@@ -14,7 +14,7 @@ use dockerfile::{DockerfileBuilder, DockerfileRequest};
 use git_receive::{DeployRequest, Deployer};
 use store::{InstanceRowState, NewRelease, Release, Store};
 use tokio::sync::{mpsc, watch};
-use vocabulary::ProcessType;
+use vocabulary::{IdRange, ProcessType};
 
 use crate::reconcile::error_chain;
 use crate::{ControllerHandle, Event};
@@ -108,17 +108,17 @@ impl Inner {
     async fn build_dockerfile(
         &self,
         app: vocabulary::AppName,
+        id_range: Option<IdRange>,
         source_dir: &Path,
         tag: String,
         log: &mpsc::Sender<String>,
     ) -> Result<Built, String> {
         say(log, "-----> Dockerfile detected".to_owned()).await;
+        let mut req = DockerfileRequest::new(app, source_dir.to_owned(), tag);
+        req.id_range = id_range;
         let out = self
             .dockerfiles
-            .build(
-                DockerfileRequest::new(app, source_dir.to_owned(), tag),
-                log.clone(),
-            )
+            .build(req, log.clone())
             .await
             .map_err(|e| format!("build failed: {}", error_chain(&e)))?;
         let procfile = match std::fs::read_to_string(source_dir.join("Procfile")) {
@@ -159,8 +159,10 @@ impl Inner {
         .await;
 
         let tag = format!("{}-{short_commit}", app.name);
+        // Builds run in the user namespace of the app's account (its owner, not whoever pushed).
+        let id_range = self.rollout.store.id_range(app.owner).await.map_err(internal)?;
         let build = if builds_with_dockerfile(&req.source_dir) {
-            self.build_dockerfile(app.name.clone(), &req.source_dir, tag, &log)
+            self.build_dockerfile(app.name.clone(), id_range, &req.source_dir, tag, &log)
                 .await?
         } else {
             let build = self
@@ -170,6 +172,7 @@ impl Inner {
                         app: app.name.clone(),
                         source_dir: req.source_dir.clone(),
                         tag,
+                        id_range,
                     },
                     log.clone(),
                 )

@@ -218,7 +218,7 @@ impl Sandbox<'_> {
             env,
             argv,
             cgroup_dirs: Vec::new(),
-            user_namespace: None,
+            user_namespace: self.run.user_namespace,
         }
     }
 }

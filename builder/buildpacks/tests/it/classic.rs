@@ -125,6 +125,7 @@ impl Dirs {
             ca_bundle: None,
             git_program: "git".into(),
             policy: LOCAL,
+            user_namespace: Some(vocabulary::IdRange::from_slot(9).unwrap().into()),
         }
     }
     /// Nothing is left in the scratch parent once outputs are dropped.

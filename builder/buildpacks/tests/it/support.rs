@@ -69,6 +69,8 @@ pub fn build(
             app: AppName::new(app).unwrap(),
             source_dir: source.to_owned(),
             tag: tag.to_owned(),
+            // As the control plane asks: build steps in the account's user namespace.
+            id_range: Some(vocabulary::IdRange::from_slot(9).unwrap()),
         };
         let result = builder.build(req, tx).await;
         (result, collector.await.unwrap())

@@ -11,7 +11,9 @@ use agent::{Agent, AgentConfig, Ipv4Net};
 use agent_contract::{ImageRef, InstanceSpec, InstanceState, Limits, NodeReport};
 use image_store::{ImageConfig, ImageStore, LayerMode};
 use tokio::sync::watch;
-use vocabulary::{AccountId, AppId, AppName, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion};
+use vocabulary::{
+    AccountId, AppId, AppName, IdRange, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion,
+};
 
 const APPLETS: &[&str] = &["sh", "cat", "echo", "hostname", "ls", "grep", "sleep", "httpd"];
 
@@ -78,6 +80,8 @@ fn spec(digest: &str, command: &str) -> InstanceSpec {
             cpu_millicores: 500,
             pids_max: 64,
         },
+        // As the control plane sends it: every instance runs in its account's user namespace.
+        id_range: Some(IdRange::from_slot(3).unwrap()),
     }
 }
 
@@ -187,7 +191,7 @@ pub fn instance_lifecycle() {
             &digest,
             "echo host=$(hostname) env=$FROM_IMAGE cwd=$(pwd); \
              cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max; \
-             echo pids=$(ls /proc | grep -c '^[0-9]'); exec httpd -f -p $PORT -h /www",
+             echo pids=$(ls /proc | grep -c '^[0-9]'); echo uid_map=$(cat /proc/self/uid_map); exec httpd -f -p $PORT -h /www",
         );
         let crasher = spec(&digest, "echo crashing; exit 3");
         let (web_id, crasher_id) = (web.id, crasher.id);
@@ -205,11 +209,23 @@ pub fn instance_lifecycle() {
         assert!(response.contains("hello from berth"), "{response}");
 
         // What the app saw from inside, from its kept output.
-        let log = std::fs::read_to_string(data_dir.join("instances").join(web_id.short()).join("output.log")).unwrap();
+        // The agent copies output to the log as it reads it: wait for the last line before httpd.
+        let log_path = data_dir.join("instances").join(web_id.short()).join("output.log");
+        let mut log = String::new();
+        for _ in 0..100 {
+            log = std::fs::read_to_string(&log_path).unwrap();
+            if log.contains("uid_map=") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert!(log.contains(&format!("host={} env=yes cwd=/www", web_id.short())), "{log}");
         assert!(log.contains(&(96 * 1024 * 1024).to_string()), "memory limit visible inside: {log}");
         let pids: u32 = log.split("pids=").nth(1).unwrap().lines().next().unwrap().trim().parse().unwrap();
         assert!(pids <= 5, "the app sees only its own processes: {pids}");
+        let base = web.id_range.unwrap().host_base();
+        let uid_map: Vec<&str> = log.split("uid_map=").nth(1).unwrap().lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(uid_map, ["0", &base.to_string(), "65536"], "the account's user namespace");
 
         // The crasher is reported crashed with its exit code, and restarted with backoff.
         wait_for(&mut reports, "crasher restarted twice", |r| {
