@@ -25,12 +25,13 @@ pub fn run(
     waited: &SigSet,
     user_namespace: Option<&OwnedFd>,
 ) -> Result<i32, SetupError> {
-    // If the outer init is killed (SIGKILL cannot be forwarded), take the whole PID namespace down with it.
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "setting the parent-death signal".into())?;
-    let user_namespace = user_namespace.map(AsFd::as_fd);
+    // Before the parent-death signal: changing the filesystem ids clears it.
     if let Some(map) = &spec.user_namespace {
         userns::act_on_files_as(map)?;
     }
+    // If the outer init is killed (SIGKILL cannot be forwarded), take the whole PID namespace down with it.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "setting the parent-death signal".into())?;
+    let user_namespace = user_namespace.map(AsFd::as_fd);
     mounts::build_root(spec, hierarchies, user_namespace)?;
     sethostname(&spec.hostname).ctx(|| format!("setting hostname {}", spec.hostname))?;
     chdir(&spec.cwd).ctx(|| format!("changing to working directory {}", spec.cwd.display()))?;

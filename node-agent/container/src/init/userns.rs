@@ -93,7 +93,7 @@ pub fn enter(userns: BorrowedFd<'_>) -> Result<(), SetupError> {
 /// uid 0 is not. With filesystem ids `host_base`, the overlay's work directory, copy-ups, and the mount points
 /// PID 1 creates are written as uid 0 on disk. Changing the filesystem uid away from 0 drops the file
 /// capabilities (`CAP_CHOWN`, `CAP_DAC_OVERRIDE`, ...) from the effective set, which copy-up needs: they are
-/// raised again from the permitted set.
+/// raised again from the permitted set. It also clears the parent-death signal: call it before setting that.
 pub fn act_on_files_as(map: &IdMap) -> Result<(), SetupError> {
     nix::unistd::setfsgid(Gid::from_raw(map.host_base));
     nix::unistd::setfsuid(Uid::from_raw(map.host_base));

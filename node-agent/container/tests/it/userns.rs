@@ -26,6 +26,10 @@ pub const TESTS: &[crate::Test] = &[
         userns_root_cannot_reach_host_namespaces,
     ),
     ("userns_bad_range_is_refused", userns_bad_range_is_refused),
+    (
+        "userns_container_dies_with_its_outer_init",
+        userns_container_dies_with_its_outer_init,
+    ),
     ("without_userns_app_is_host_root", without_userns_app_is_host_root),
 ];
 
@@ -159,18 +163,30 @@ fn userns_bind_writes_land_as_container_uids() {
     let data = f.path("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("host-file"), "h\n").unwrap();
+    let config = f.path("config");
+    std::fs::write(&config, "setting\n").unwrap();
     let mut spec = f.spec(
         "stat -c %u /data/host-file; echo c > /data/by-root; echo u > /data/by-1000; \
-         chown 1000:1000 /data/by-1000",
+         chown 1000:1000 /data/by-1000; stat -c %u /etc/config; cat /etc/config; \
+         echo changed 2>/dev/null > /etc/config || echo read-only",
     );
-    spec.binds = vec![BindMount {
-        source: data.clone(),
-        target: "/data".into(),
-        read_only: false,
-    }];
+    spec.binds = vec![
+        BindMount {
+            source: data.clone(),
+            target: "/data".into(),
+            read_only: false,
+        },
+        BindMount {
+            source: config.clone(),
+            target: "/etc/config".into(),
+            read_only: true,
+        },
+    ];
     let out = run(&with_userns(spec, BASE));
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    assert_eq!(out.stdout.trim(), "0");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines, ["0", "0", "setting", "read-only"], "a read-only file bind");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "setting\n");
     let owner = |name: &str| {
         let meta = std::fs::metadata(data.join(name)).unwrap();
         (meta.uid(), meta.gid())
@@ -192,6 +208,51 @@ fn userns_root_cannot_reach_host_namespaces() {
     // The same probe as host root does change the container's hostname: the test can fail.
     let out = run(&f.spec("hostname other && hostname"));
     assert_eq!(out.stdout.trim(), "other");
+}
+
+/// PID 1's parent-death signal survives its change of filesystem ids: killing the outer init (which cannot
+/// forward SIGKILL) takes PID 1 and the app down.
+fn userns_container_dies_with_its_outer_init() {
+    let f = Fixture::new();
+    let mut spec = with_userns(f.spec(""), BASE);
+    spec.argv = vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        "echo started; exec sleep 60".into(),
+    ];
+    let (pid1, app) = runtime().block_on(async {
+        let init = std::env::current_exe().unwrap();
+        let mut c = container::spawn(&init, &spec, Output::Piped).await.unwrap();
+        let mut lines = BufReader::new(c.child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("started"));
+        let pid1 = child_of(c.pid().unwrap());
+        let app = pid1.and_then(child_of);
+        c.child.start_kill().unwrap();
+        c.wait().await.unwrap();
+        (pid1.expect("PID 1"), app.expect("the app"))
+    });
+    // The kernel delivers the parent-death signal right away; give it up to 10 s to finish them off.
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            !stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+    };
+    for _ in 0..100 {
+        if !alive(pid1) && !alive(app) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Do not leave them behind, then fail.
+    for pid in [app, pid1] {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    panic!("PID 1 ({pid1}) or the app ({app}) outlived the outer init");
 }
 
 fn userns_bad_range_is_refused() {
