@@ -12,7 +12,7 @@ use build_sandbox::{BuildSandbox, SandboxConfig, DEFAULT_BUILD_TIMEOUT};
 use image_store::{ImageConfig, ImageStore, LayerInfo, LayerMode, LayerOptions};
 use stack::{StackConfig, StackLayer};
 use tokio::sync::mpsc;
-use vocabulary::{AppName, ProcessType};
+use vocabulary::{AppName, IdRange, ProcessType};
 
 use crate::cache::Cache;
 use crate::classic::{self, ClassicRun, SourcePolicy};
@@ -76,6 +76,9 @@ pub struct BuildRequest {
     /// The time limit of the whole build (the app's setting); `None` is
     /// [`build_sandbox::DEFAULT_BUILD_TIMEOUT`].
     pub timeout: Option<Duration>,
+    /// The app's account's host id range: build steps run as root of a user namespace mapped onto it (what
+    /// they write keeps container uids on disk). `None`: as host root.
+    pub id_range: Option<IdRange>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,7 +214,7 @@ impl Builder {
         let mut history = vec![format!("berth stack {} (debootstrap minbase)", stack.name)];
 
         // The buildpack's own steps. `ctx` holds the build's scratch directory until the app layer is written.
-        let ctx = Ctx::new(cfg, &req.app, src, &stack, &log, sandbox, app_exclude)?;
+        let ctx = Ctx::new(cfg, &req, &stack, &log, sandbox, app_exclude)?;
         let output = match buildpack {
             Buildpack::Python => python_build::build(&ctx, pyproject_deps).await?,
             Buildpack::Node => node_build::build(&ctx, &package.unwrap_or_default()).await?,
@@ -314,15 +317,7 @@ impl Builder {
             ))
             .await;
         let stack = self.stack(log).await?;
-        let ctx = Ctx::new(
-            cfg,
-            &req.app,
-            src,
-            &stack,
-            log,
-            sandbox,
-            vec![PathBuf::from(".git")],
-        )?;
+        let ctx = Ctx::new(cfg, req, &stack, log, sandbox, vec![PathBuf::from(".git")])?;
         let stack_rootfs = ctx.stack_rootfs().await?.to_owned();
         let cache = Cache {
             root: cfg.cache_dir.clone(),
@@ -342,6 +337,7 @@ impl Builder {
                 ca_bundle: cfg.build_ca_bundle.clone(),
                 git_program: PathBuf::from("git"),
                 policy: cfg.buildpack_sources,
+                user_namespace: req.id_range.map(Into::into),
             },
             sandbox,
             log,

@@ -72,6 +72,8 @@ pub struct ClassicRun {
     pub git_program: PathBuf,
     /// Which URLs git may fetch (checked again by git itself through `GIT_ALLOW_PROTOCOL`).
     pub policy: SourcePolicy,
+    /// Run the scripts as root of a user namespace with this mapping (see `ContainerSpec::user_namespace`).
+    pub user_namespace: Option<container::IdMap>,
 }
 
 impl fmt::Debug for ClassicRun {
@@ -365,6 +367,7 @@ mod tests {
             ca_bundle: None,
             git_program: "git".into(),
             policy: SourcePolicy::default(),
+            user_namespace: None,
         };
         let debug = format!("{run:?}");
         assert!(debug.contains("DATABASE_URL"), "{debug}");

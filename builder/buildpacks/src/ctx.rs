@@ -6,13 +6,13 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use build_sandbox::BuildSandbox;
-use container::BindMount;
+use container::{BindMount, IdMap};
 use image_store::{LayerInfo, LayerMode};
 use stack::StackLayer;
 use tokio::sync::{mpsc, OnceCell};
 use vocabulary::AppName;
 
-use crate::build::{blocking, BuilderConfig};
+use crate::build::{blocking, BuildRequest, BuilderConfig};
 use crate::cache::{cache_err, Cache, DependencyRecord};
 use crate::step::{self, bind, StepRun};
 use crate::BuildError;
@@ -38,6 +38,8 @@ pub struct Ctx<'a> {
     pub sandbox: &'a BuildSandbox,
     /// `.git` and what `.slugignore` leaves out, relative to the source.
     pub app_exclude: Vec<PathBuf>,
+    /// The user namespace build steps run in (see `BuildRequest::id_range`).
+    pub user_namespace: Option<IdMap>,
     scratch: tempfile::TempDir,
     stack_rootfs: OnceCell<PathBuf>,
     steps: std::sync::atomic::AtomicUsize,
@@ -46,8 +48,7 @@ pub struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     pub fn new(
         cfg: &'a BuilderConfig,
-        app: &'a AppName,
-        source_dir: &'a Path,
+        req: &'a BuildRequest,
         stack: &'a StackLayer,
         log: &'a mpsc::Sender<String>,
         sandbox: &'a BuildSandbox,
@@ -65,13 +66,14 @@ impl<'a> Ctx<'a> {
             .map_err(cache_err(&tmp_parent))?;
         Ok(Self {
             cfg,
-            app,
-            source_dir,
+            app: &req.app,
+            source_dir: &req.source_dir,
             stack,
             cache,
             log,
             sandbox,
             app_exclude,
+            user_namespace: req.id_range.map(Into::into),
             scratch,
             stack_rootfs: OnceCell::new(),
             steps: Default::default(),
@@ -136,6 +138,7 @@ impl<'a> Ctx<'a> {
                 timeout: self.cfg.step_timeout,
                 ca_bundle: self.cfg.build_ca_bundle.as_deref(),
                 sandbox: self.sandbox,
+                user_namespace: self.user_namespace,
             },
             self.log,
         )

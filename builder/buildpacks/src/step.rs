@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use build_sandbox::BuildSandbox;
-use container::{BindMount, ContainerSpec, Output};
+use container::{BindMount, ContainerSpec, IdMap, Output};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
@@ -34,6 +34,8 @@ pub struct StepRun<'a> {
     pub ca_bundle: Option<&'a Path>,
     /// The build's cgroup and network.
     pub sandbox: &'a BuildSandbox,
+    /// Run as root of a user namespace with this mapping (see `ContainerSpec::user_namespace`).
+    pub user_namespace: Option<IdMap>,
 }
 
 pub fn bind(source: &Path, target: &str, read_only: bool) -> BindMount {
@@ -80,6 +82,7 @@ pub async fn run(step: StepRun<'_>, log: &mpsc::Sender<String>) -> Result<(), Bu
         argv: step.argv,
         cgroup_dirs: step.sandbox.cgroup_dirs(),
         security: container::Security::default(),
+        user_namespace: step.user_namespace,
     };
     let timeout = || BuildError::StepTimeout {
         step: step.name.clone(),

@@ -9,7 +9,7 @@ use build_sandbox::{BuildSandbox, SandboxConfig, DEFAULT_BUILD_TIMEOUT};
 use image_store::{HistoryEntry, ImageConfig, ImageExtras, ImageStore, LayerInfo, LayerMode, LayerOptions};
 use stack::StackConfig;
 use tokio::sync::mpsc;
-use vocabulary::AppName;
+use vocabulary::{AppName, IdRange};
 
 use crate::cache::{step_key, Cache};
 use crate::context::{self, CopyError, Ignore};
@@ -78,6 +78,9 @@ pub struct DockerfileRequest {
     /// The time limit of the whole build (the app's setting); `None` is
     /// [`build_sandbox::DEFAULT_BUILD_TIMEOUT`].
     pub timeout: Option<Duration>,
+    /// The app's account's host id range: `RUN` steps run as root of a user namespace mapped onto it (what
+    /// they write keeps container uids on disk). `None`: as host root.
+    pub id_range: Option<IdRange>,
 }
 
 impl DockerfileRequest {
@@ -89,6 +92,7 @@ impl DockerfileRequest {
             tag,
             build_args: BTreeMap::new(),
             timeout: None,
+            id_range: None,
         }
     }
 }
@@ -220,7 +224,16 @@ impl DockerfileBuilder {
                         state.layers.push(layer);
                     } else {
                         let layer = self
-                            .run_step(&cache, &state, instruction, command, sandbox, &log)
+                            .run_step(
+                                &cache,
+                                &state,
+                                instruction,
+                                command,
+                                env,
+                                sandbox,
+                                req.id_range,
+                                &log,
+                            )
                             .await?;
                         cache.record_step(&req.app, &key, &layer)?;
                         state.layers.push(layer);
@@ -406,17 +419,19 @@ impl DockerfileBuilder {
         Ok(state)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_step(
         &self,
         cache: &Cache,
         state: &State,
         instruction: &Instruction,
         command: &Command,
+        env: BTreeMap<String, String>,
         sandbox: &BuildSandbox,
+        id_range: Option<IdRange>,
         log: &mpsc::Sender<String>,
     ) -> Result<LayerInfo, DockerfileError> {
         let cfg = &*self.config;
-        let env = run_env(state);
         let line = instruction.line;
         let layer_dirs = {
             let (cache, store, layers) = (cache.clone(), cfg.store.clone(), state.layers.clone());
@@ -441,6 +456,7 @@ impl DockerfileBuilder {
                 timeout: cfg.run_timeout,
                 ca_bundle: cfg.build_ca_bundle.as_deref(),
                 sandbox,
+                user_namespace: id_range.map(Into::into),
             },
             log,
         )

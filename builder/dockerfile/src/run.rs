@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use build_sandbox::BuildSandbox;
-use container::{BindMount, ContainerSpec, Output};
+use container::{BindMount, ContainerSpec, IdMap, Output};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
@@ -46,6 +46,8 @@ pub struct RunStep<'a> {
     pub ca_bundle: Option<&'a Path>,
     /// The build's cgroup and network.
     pub sandbox: &'a BuildSandbox,
+    /// Run as root of a user namespace with this mapping (see `ContainerSpec::user_namespace`).
+    pub user_namespace: Option<IdMap>,
 }
 
 /// Runs the step; its changes are left in `scratch/upper`.
@@ -85,6 +87,7 @@ pub async fn run(step: RunStep<'_>, log: &mpsc::Sender<String>) -> Result<PathBu
         argv,
         cgroup_dirs: step.sandbox.cgroup_dirs(),
         security: container::Security::default(),
+        user_namespace: step.user_namespace,
     };
     let oom_before = step.sandbox.oom_kills();
     let line = step.line;

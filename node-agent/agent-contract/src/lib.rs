@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
-use vocabulary::{AccountId, AppId, AppName, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion};
+use vocabulary::{
+    AccountId, AppId, AppName, IdRange, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion,
+};
 
 /// A reference to an image in the node's image store (an OCI image layout), by manifest digest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -59,6 +61,10 @@ pub struct InstanceSpec {
     /// The port the app must listen on inside its network namespace (also in `env` as `PORT`).
     pub port: u16,
     pub limits: Limits,
+    /// The account's host id range: the app runs as root of a user namespace mapped onto it. `None` (older
+    /// control planes): as host root.
+    #[serde(default)]
+    pub id_range: Option<IdRange>,
 }
 
 impl InstanceSpec {

@@ -194,6 +194,7 @@ impl Supervisor {
             argv: vec!["/bin/sh".into(), "-c".into(), self.spec.command.clone()],
             cgroup_dirs: self.res.cgroup.as_ref().expect("prepared").dirs(),
             security: container::Security::default(),
+            user_namespace: self.spec.id_range.map(Into::into),
         }
     }
 

@@ -12,6 +12,7 @@ mod masks;
 mod mounts;
 mod pid1;
 mod signals;
+mod userns;
 
 use std::fmt::Display;
 use std::fs::File;
@@ -75,6 +76,8 @@ fn run_outer() -> Result<i32, SetupError> {
     for dir in &spec.cgroup_dirs {
         std::fs::write(dir.join("cgroup.procs"), &pid).ctx(|| format!("joining cgroup {}", dir.display()))?;
     }
+    // Created from here, in the host's PID namespace, where the helper's /proc entry is the host's own.
+    let user_namespace = spec.user_namespace.as_ref().map(userns::create).transpose()?;
     if let Network::Join(path) = &spec.network {
         let netns = File::open(path).ctx(|| format!("opening network namespace {}", path.display()))?;
         setns(&netns, CloneFlags::CLONE_NEWNET)
@@ -96,7 +99,7 @@ fn run_outer() -> Result<i32, SetupError> {
     // arbitrary code, allocation included.
     match unsafe { fork() }.ctx(|| "forking PID 1".into())? {
         ForkResult::Child => {
-            let code = match pid1::run(&spec, &hierarchies, &waited) {
+            let code = match pid1::run(&spec, &hierarchies, &waited, user_namespace.as_ref()) {
                 Ok(code) => code,
                 Err(e) => {
                     let _ = writeln!(std::io::stderr(), "container setup failed: {e}");
@@ -152,6 +155,12 @@ fn validate(spec: &ContainerSpec) -> Result<(), SetupError> {
             .any(|b| !absolute(&b.target) || !absolute(&b.source))
     {
         return fail("cwd and bind mount paths must be absolute".into());
+    }
+    if let Some(map) = &spec.user_namespace {
+        // Host root (or any host id below 2^16, system users) inside a tenant's range would defeat the point.
+        if map.size == 0 || map.host_base < 65536 || map.host_base.checked_add(map.size).is_none() {
+            return fail(format!("bad user namespace range {}+{}", map.host_base, map.size));
+        }
     }
     if spec.hostname.is_empty() || spec.hostname.len() > 64 {
         return fail(format!("bad hostname {:?}", spec.hostname));

@@ -1,6 +1,7 @@
 //! The small privileged part of Berth: starts one process tree in new namespaces (PID, mount, UTS, IPC, cgroup,
 //! and network unless told to share the host's), with an overlayfs root built from read-only layer directories,
-//! `pivot_root`s into it, and runs a tiny init as PID 1 that reaps zombies and forwards signals.
+//! `pivot_root`s into it, and runs a tiny init as PID 1 that reaps zombies and forwards signals. Optionally the
+//! app runs in a user namespace of its own (see [`IdMap`]).
 //!
 //! Used by the node agent for app instances and by the builder for build steps. It does not create cgroups or
 //! network interfaces (the caller does, and passes their paths), does not unpack images, and keeps no state:
@@ -45,6 +46,23 @@ pub enum Network {
     Join(PathBuf),
 }
 
+/// A user namespace's id mapping: container uids and gids `0..size` are host ids `host_base..host_base+size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMap {
+    pub host_base: u32,
+    pub size: u32,
+}
+
+impl From<vocabulary::IdRange> for IdMap {
+    /// An account's range (see `vocabulary::IdRange`).
+    fn from(range: vocabulary::IdRange) -> Self {
+        IdMap {
+            host_base: range.host_base(),
+            size: vocabulary::IdRange::SIZE,
+        }
+    }
+}
+
 /// Everything needed to start one container. Serialized to the init process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerSpec {
@@ -69,6 +87,11 @@ pub struct ContainerSpec {
     /// The app's capabilities, resource limits and seccomp filter; hardened unless said otherwise.
     #[serde(default)]
     pub security: Security,
+    /// Run the app in a user namespace with this mapping (its root is host uid `host_base`), with layers, the
+    /// upper directory and bind sources seen through idmapped mounts, so files keep their ownership on disk
+    /// (uid 0 on disk is container root). `None`: the app runs as host root.
+    #[serde(default)]
+    pub user_namespace: Option<IdMap>,
 }
 
 /// How the container's standard output and error are delivered.

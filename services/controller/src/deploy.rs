@@ -14,7 +14,7 @@ use dockerfile::{DockerfileBuilder, DockerfileRequest};
 use git_receive::{DeployRequest, Deployer};
 use store::{InstanceRowState, NewRelease, Release, Store};
 use tokio::sync::{mpsc, watch};
-use vocabulary::ProcessType;
+use vocabulary::{IdRange, ProcessType};
 
 use crate::reconcile::error_chain;
 use crate::{ControllerHandle, Event};
@@ -108,6 +108,7 @@ impl Inner {
     async fn build_dockerfile(
         &self,
         app: vocabulary::AppName,
+        id_range: Option<IdRange>,
         source_dir: &Path,
         tag: String,
         timeout: Option<Duration>,
@@ -116,6 +117,7 @@ impl Inner {
         say(log, "-----> Dockerfile detected".to_owned()).await;
         let mut request = DockerfileRequest::new(app, source_dir.to_owned(), tag);
         request.timeout = timeout;
+        request.id_range = id_range;
         let out = self
             .dockerfiles
             .build(request, log.clone())
@@ -166,8 +168,10 @@ impl Inner {
             .await
             .map_err(internal)?
             .map(|secs| Duration::from_secs(u64::from(secs)));
+        // Builds run in the user namespace of the app's account (its owner, not whoever pushed).
+        let id_range = self.rollout.store.id_range(app.owner).await.map_err(internal)?;
         let build = if builds_with_dockerfile(&req.source_dir) {
-            self.build_dockerfile(app.name.clone(), &req.source_dir, tag, timeout, &log)
+            self.build_dockerfile(app.name.clone(), id_range, &req.source_dir, tag, timeout, &log)
                 .await?
         } else {
             let build = self
@@ -178,6 +182,7 @@ impl Inner {
                         source_dir: req.source_dir.clone(),
                         tag,
                         timeout,
+                        id_range,
                     },
                     log.clone(),
                 )

@@ -298,6 +298,7 @@ impl Controller {
         for app in self.store.all_apps().await? {
             apps.insert(app.id, app);
         }
+        let id_ranges = self.store.id_ranges().await?;
         let mut desired: HashMap<NodeId, Vec<InstanceSpec>> =
             self.nodes.keys().map(|n| (*n, Vec::new())).collect();
         for instance in instances
@@ -343,6 +344,7 @@ impl Controller {
                     cpu_millicores: self.config.cpu_millicores,
                     pids_max: self.config.pids_max,
                 },
+                id_range: id_ranges.get(&app.owner).copied(),
             });
         }
         for (node, specs) in desired {

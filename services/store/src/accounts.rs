@@ -2,8 +2,10 @@
 //! SHA-256 is stored, so a leaked database does not leak working tokens.
 
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
 use sqlx::sqlite::SqliteRow;
-use vocabulary::{AccountId, AccountName};
+use vocabulary::{AccountId, AccountName, IdRange};
 
 use crate::rows::{self, now, time_text};
 use crate::{Account, Store, StoreError};
@@ -54,6 +56,13 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::conflict_on_unique(e, || format!("account {name}")))?;
+        // The account's host id range: the next slot, never one given out before.
+        let slot: i64 =
+            sqlx::query_scalar("INSERT INTO account_id_ranges (account_id) VALUES (?) RETURNING slot")
+                .bind(account.id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+        IdRange::from_slot(slot).map_err(|e| StoreError::IdRangesExhausted(e.to_string()))?;
         sqlx::query("INSERT INTO api_tokens (token_sha256, account_id, created_at) VALUES (?, ?, ?)")
             .bind(token_hash(&token))
             .bind(account.id.to_string())
@@ -109,6 +118,31 @@ impl Store {
         row.as_ref().map(account_from_row).transpose()
     }
 
+    /// The account's host id range (see `vocabulary::IdRange`), if the account exists.
+    pub async fn id_range(&self, account: AccountId) -> Result<Option<IdRange>, StoreError> {
+        let slot: Option<i64> = sqlx::query_scalar("SELECT slot FROM account_id_ranges WHERE account_id = ?")
+            .bind(account.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        slot.map(range_of_slot).transpose()
+    }
+
+    /// Every account's host id range.
+    pub async fn id_ranges(&self) -> Result<BTreeMap<AccountId, IdRange>, StoreError> {
+        let rows = sqlx::query("SELECT account_id, slot FROM account_id_ranges")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                use sqlx::Row;
+                Ok((
+                    rows::parsed(row, "account_id")?,
+                    range_of_slot(row.try_get("slot")?)?,
+                ))
+            })
+            .collect()
+    }
+
     /// True when at least one admin account exists (first start makes one).
     pub async fn has_admin(&self) -> Result<bool, StoreError> {
         let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM accounts WHERE is_admin = 1 LIMIT 1")
@@ -116,6 +150,10 @@ impl Store {
             .await?;
         Ok(found.is_some())
     }
+}
+
+fn range_of_slot(slot: i64) -> Result<IdRange, StoreError> {
+    IdRange::from_slot(slot).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 #[cfg(test)]

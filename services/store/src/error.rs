@@ -19,6 +19,9 @@ pub enum StoreError {
     /// SQLite integers are signed 64-bit; a larger value cannot be stored.
     #[error("{what} {value} is too large to store")]
     TooLarge { what: &'static str, value: u64 },
+    /// Every host id range was given out (`vocabulary::IdRange::MAX_SLOT` accounts were made).
+    #[error("no host id range left for a new account: {0}")]
+    IdRangesExhausted(String),
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
 }

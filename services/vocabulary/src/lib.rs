@@ -1,12 +1,14 @@
 //! The vocabulary every part of Berth shares: typed IDs (`AppId`, `ReleaseId`, `InstanceId`, `NodeId`,
-//! `AccountId`) and names that users type (`AppName`, `AccountName`, `ProcessType`, `DomainName`), validated once by their
+//! `AccountId`), each account's host id range (`IdRange`) and names that users type (`AppName`, `AccountName`, `ProcessType`, `DomainName`), validated once by their
 //! constructors so that code past the edge can trust them.
 //!
 //! This crate holds no logic beyond validation and has no IO. Every other crate may depend on it; it depends on
 //! nothing of Berth's.
 
+mod id_range;
 mod ids;
 mod names;
 
+pub use id_range::{IdRange, IdRangeError};
 pub use ids::{AccountId, AppId, CertificateId, InstanceId, NodeId, ReleaseId};
 pub use names::{AccountName, AppName, DomainName, NameError, ProcessType, ReleaseVersion};

@@ -228,6 +228,7 @@ impl Sandbox<'_> {
             argv,
             cgroup_dirs: self.build.cgroup_dirs(),
             security: container::Security::default(),
+            user_namespace: self.run.user_namespace,
         }
     }
 }

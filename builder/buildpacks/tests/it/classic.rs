@@ -134,6 +134,7 @@ impl Dirs {
             ca_bundle: None,
             git_program: "git".into(),
             policy: LOCAL,
+            user_namespace: Some(vocabulary::IdRange::from_slot(9).unwrap().into()),
         }
     }
     /// Nothing is left in the scratch parent once outputs are dropped.
@@ -244,6 +245,7 @@ fn run_process(stack_rootfs: &Path, app_dir: &Path, command: &str) -> String {
         argv: vec!["/bin/sh".into(), "-c".into(), with_profile_d(command)],
         cgroup_dirs: vec![],
         security: container::Security::default(),
+        user_namespace: None,
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

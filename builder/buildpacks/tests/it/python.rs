@@ -1,7 +1,9 @@
 use std::path::Path;
+use std::process::Command;
 
 use crate::support::{
-    assert_logged, build, build_ok, builder, check_with_oci_tools, fixture, run_web, shared_builder, write,
+    assert_logged, build, build_ok, builder, check_with_oci_tools, fixture, run_ok, run_web, shared_builder,
+    write,
 };
 use crate::{Needs, Test};
 
@@ -156,6 +158,18 @@ fn python_app_builds_runs_and_reuses_dependencies() {
     assert!(!rootfs.join("app/.git").exists(), ".git must not be in the image");
     assert!(rootfs.join("layers/python/site-packages/six.py").is_file());
     assert!(rootfs.join("usr/bin/python3").exists());
+    // pip ran as root of the build's user namespace: its files are root's in the layer, as without one.
+    let blob = store.blob_path(&first.layers[1].digest).unwrap();
+    let listing = run_ok(Command::new("tar").arg("--numeric-owner").arg("-tvzf").arg(&blob));
+    assert!(
+        listing.contains("layers/python/site-packages/six.py"),
+        "{listing}"
+    );
+    let owners: std::collections::BTreeSet<&str> = listing
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(owners, ["0/0"].into(), "owners in the dependency layer");
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(bundle.path().join("bundle/config.json")).unwrap())
             .unwrap();

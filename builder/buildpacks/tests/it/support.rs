@@ -99,6 +99,8 @@ pub fn build_within(
             source_dir: source.to_owned(),
             tag: tag.to_owned(),
             timeout,
+            // As the control plane asks: build steps in the account's user namespace.
+            id_range: Some(vocabulary::IdRange::from_slot(9).unwrap()),
         };
         let result = builder.build(req, tx).await;
         (result, collector.await.unwrap())
@@ -201,6 +203,7 @@ fn container_spec(
         argv: image.config.cmd.clone(),
         cgroup_dirs: vec![],
         security: container::Security::default(),
+        user_namespace: None,
     }
 }
 

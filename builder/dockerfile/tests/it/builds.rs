@@ -84,7 +84,9 @@ fn build_as(
             }
             lines
         });
-        let req = DockerfileRequest::new(AppName::new(app).unwrap(), context.to_owned(), tag.to_owned());
+        let mut req = DockerfileRequest::new(AppName::new(app).unwrap(), context.to_owned(), tag.to_owned());
+        // As the control plane asks: RUN steps in the account's user namespace.
+        req.id_range = Some(vocabulary::IdRange::from_slot(9).unwrap());
         let result = builder.build(req, tx).await;
         (result, collector.await.unwrap())
     });
@@ -345,6 +347,12 @@ CMD ["python3", "app.py"]
         "/nonexistent\n"
     );
     assert!(rootfs.join("srv/app/app.py").is_file());
+    // RUN steps ran in a user namespace; what they wrote has container uids in the layer.
+    let uid = |path: &str| std::fs::symlink_metadata(rootfs.join(path)).unwrap().uid();
+    assert_eq!(uid("opt/data/keep"), 0, "written by root in RUN");
+    assert_eq!(uid("usr/share/doc/only"), 0);
+    assert_eq!(uid("srv/app"), 65534, "chowned in RUN");
+    assert_eq!(uid("srv/app/whoami"), 65534, "written by USER nobody in RUN");
     let owned = std::fs::metadata(rootfs.join("srv/app/owned.py")).unwrap();
     assert_eq!(
         (owned.uid(), owned.gid()),

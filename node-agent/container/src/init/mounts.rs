@@ -6,13 +6,13 @@
 //! must not make us create directories on the host's filesystem.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::{fchdir, pivot_root};
 
-use super::{fail, Context, SetupError};
+use super::{fail, userns, Context, SetupError};
 use crate::ContainerSpec;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -156,8 +156,23 @@ fn touch_in(root: &Path, relative: &Path) -> Result<PathBuf, SetupError> {
     }
 }
 
+/// The overlay's directories as the kernel is to see them: the spec's own, or idmapped copies.
+struct OverlayDirs {
+    layers: Vec<PathBuf>,
+    upper: PathBuf,
+    work: PathBuf,
+}
+
 /// Builds the root filesystem and `pivot_root`s into it. Runs in PID 1, in the new mount namespace.
-pub fn build_root(spec: &ContainerSpec, hierarchies: &[CgroupHierarchy]) -> Result<(), SetupError> {
+///
+/// With a user namespace, the layers and the upper directory are first shown through idmapped mounts on a
+/// private tmpfs at `spec.rootfs` (the staging area), and the overlay is mounted at `root` inside it; the
+/// staging area disappears with the old root after `pivot_root`.
+pub fn build_root(
+    spec: &ContainerSpec,
+    hierarchies: &[CgroupHierarchy],
+    userns: Option<BorrowedFd<'_>>,
+) -> Result<(), SetupError> {
     // Nothing we mount may propagate back to the host's mount namespace.
     mount(
         None::<&str>,
@@ -167,27 +182,42 @@ pub fn build_root(spec: &ContainerSpec, hierarchies: &[CgroupHierarchy]) -> Resu
         None::<&str>,
     )
     .ctx(|| "making / private".into())?;
-    let root = &spec.rootfs;
-    std::fs::create_dir_all(root).ctx(|| format!("creating {}", root.display()))?;
+    let rootfs = &spec.rootfs;
+    std::fs::create_dir_all(rootfs).ctx(|| format!("creating {}", rootfs.display()))?;
+    let (root, dirs) = match userns {
+        None => (
+            rootfs.clone(),
+            OverlayDirs {
+                layers: spec.layers.clone(),
+                upper: spec.upper_dir.clone(),
+                work: spec.work_dir.clone(),
+            },
+        ),
+        Some(userns) => stage_idmapped(spec, userns)?,
+    };
     do_mount(
         "overlay",
-        root,
+        &root,
         Some("overlay"),
         MsFlags::empty(),
-        Some(&overlay_options(spec)?),
+        Some(&overlay_options(&dirs)?),
     )?;
 
     for b in &spec.binds {
         let target = if b.source.is_dir() {
-            mkdir_in(root, &b.target)?
+            mkdir_in(&root, &b.target)?
         } else {
-            touch_in(root, &b.target)?
+            touch_in(&root, &b.target)?
         };
-        bind(&b.source, &target, MsFlags::MS_REC)?;
+        match userns {
+            None => bind(&b.source, &target, MsFlags::MS_REC)?,
+            Some(userns) => userns::attach(userns::idmapped_tree(&b.source, userns, true)?, &target)?,
+        }
         if b.read_only {
             remount_read_only(&target, MsFlags::MS_NOSUID | MsFlags::MS_NODEV)?;
         }
     }
+    let root = root.as_path();
 
     let hardened = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     // A fresh proc for the new PID namespace: the app sees only its own processes.
@@ -212,28 +242,72 @@ pub fn build_root(spec: &ContainerSpec, hierarchies: &[CgroupHierarchy]) -> Resu
     enter_root(root)
 }
 
+/// Mounts the staging tmpfs at `spec.rootfs` and attaches idmapped copies of each layer (`l0`, `l1`, ...) and
+/// of the directory holding the upper and work directories (`u`: overlayfs wants both on the same mount).
+/// Returns where the overlay goes and the directories it is to use.
+fn stage_idmapped(spec: &ContainerSpec, ns: BorrowedFd<'_>) -> Result<(PathBuf, OverlayDirs), SetupError> {
+    let staging = &spec.rootfs;
+    do_mount(
+        "tmpfs",
+        staging,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=700"),
+    )?;
+    let attach_at = |source: &Path, name: &str| -> Result<PathBuf, SetupError> {
+        let tree = userns::idmapped_tree(source, ns, false)?;
+        let target = mkdir_in(staging, Path::new(name))?;
+        userns::attach(tree, &target)?;
+        Ok(target)
+    };
+    let layers = spec
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, layer)| attach_at(layer, &format!("l{i}")))
+        .collect::<Result<_, _>>()?;
+    let parent = common_ancestor(&spec.upper_dir, &spec.work_dir);
+    let upper_parent = attach_at(&parent, "u")?;
+    let inside = |dir: &Path| upper_parent.join(dir.strip_prefix(&parent).unwrap_or(dir));
+    let dirs = OverlayDirs {
+        layers,
+        upper: inside(&spec.upper_dir),
+        work: inside(&spec.work_dir),
+    };
+    Ok((mkdir_in(staging, Path::new("root"))?, dirs))
+}
+
+/// The deepest directory that contains both (absolute) paths.
+fn common_ancestor(a: &Path, b: &Path) -> PathBuf {
+    a.components()
+        .zip(b.components())
+        .take_while(|(x, y)| x == y)
+        .map(|(x, _)| x)
+        .collect()
+}
+
 /// `lowerdir` lists the top-most layer first, the reverse of the spec's order.
-fn overlay_options(spec: &ContainerSpec) -> Result<String, SetupError> {
-    let all = spec.layers.iter().chain([&spec.upper_dir, &spec.work_dir]);
+fn overlay_options(dirs: &OverlayDirs) -> Result<String, SetupError> {
+    let all = dirs.layers.iter().chain([&dirs.upper, &dirs.work]);
     if let Some(bad) = all
         .map(|p| p.to_string_lossy())
         .find(|p| p.contains([':', ',', '\\']))
     {
         return fail(format!("overlay path {bad} contains ':', ',' or '\\'"));
     }
-    let lower: Vec<_> = spec.layers.iter().rev().map(|p| p.to_string_lossy()).collect();
+    let lower: Vec<_> = dirs.layers.iter().rev().map(|p| p.to_string_lossy()).collect();
     let options = format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.join(":"),
-        spec.upper_dir.display(),
-        spec.work_dir.display()
+        dirs.upper.display(),
+        dirs.work.display()
     );
     // The kernel takes mount options in one page.
     if options.len() >= 4096 {
         return fail(format!(
             "overlay options too long ({} bytes, {} layers)",
             options.len(),
-            spec.layers.len()
+            dirs.layers.len()
         ));
     }
     Ok(options)
@@ -418,28 +492,35 @@ mod tests {
 
     #[test]
     fn overlay_lists_top_layer_first() {
-        let spec = ContainerSpec {
-            hostname: "h".into(),
+        let dirs = OverlayDirs {
             layers: vec!["/l/base".into(), "/l/app".into()],
-            upper_dir: "/i/upper".into(),
-            work_dir: "/i/work".into(),
-            rootfs: "/i/rootfs".into(),
-            binds: vec![],
-            network: crate::Network::Host,
-            cwd: "/".into(),
-            env: Default::default(),
-            argv: vec!["true".into()],
-            cgroup_dirs: vec![],
-            security: Default::default(),
+            upper: "/i/upper".into(),
+            work: "/i/work".into(),
         };
         assert_eq!(
-            overlay_options(&spec).unwrap(),
+            overlay_options(&dirs).unwrap(),
             "lowerdir=/l/app:/l/base,upperdir=/i/upper,workdir=/i/work"
         );
-        let bad = ContainerSpec {
+        let bad = OverlayDirs {
             layers: vec!["/l/a:b".into()],
-            ..spec
+            ..dirs
         };
         assert!(overlay_options(&bad).is_err());
+    }
+
+    #[test]
+    fn common_ancestors() {
+        let cases = [
+            ("/i/1/upper", "/i/1/work", "/i/1"),
+            ("/i/upper", "/j/work", "/"),
+            ("/a/b/c", "/a/b", "/a/b"),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(
+                common_ancestor(Path::new(a), Path::new(b)),
+                Path::new(want),
+                "{a} {b}"
+            );
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::ffi::CString;
 use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{chdir, execve, fork, sethostname, setsid, ForkResult, Pid};
 
 use super::mounts::{self, CgroupHierarchy};
-use super::{close_fds_from, harden, signals, Context, SetupError};
+use super::{close_fds_from, harden, signals, userns, Context, SetupError};
 use crate::{ContainerSpec, Security, SETUP_FAILED_EXIT_CODE};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -22,14 +23,20 @@ pub fn run(
     spec: &ContainerSpec,
     hierarchies: &[CgroupHierarchy],
     waited: &SigSet,
+    user_namespace: Option<&OwnedFd>,
 ) -> Result<i32, SetupError> {
+    // Before the parent-death signal: changing the filesystem ids clears it.
+    if let Some(map) = &spec.user_namespace {
+        userns::act_on_files_as(map)?;
+    }
     // If the outer init is killed (SIGKILL cannot be forwarded), take the whole PID namespace down with it.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).ctx(|| "setting the parent-death signal".into())?;
-    mounts::build_root(spec, hierarchies)?;
+    let user_namespace = user_namespace.map(AsFd::as_fd);
+    mounts::build_root(spec, hierarchies, user_namespace)?;
     sethostname(&spec.hostname).ctx(|| format!("setting hostname {}", spec.hostname))?;
     chdir(&spec.cwd).ctx(|| format!("changing to working directory {}", spec.cwd.display()))?;
 
-    let exec = Exec::prepare(spec)?;
+    let exec = Exec::prepare(spec, user_namespace)?;
     // SAFETY: single-threaded process (see the module docs of `init`).
     match unsafe { fork() }.ctx(|| "forking the app".into())? {
         ForkResult::Child => exec.run(),
@@ -57,20 +64,22 @@ fn supervise(app: Pid, waited: &SigSet) -> Result<i32, SetupError> {
 }
 
 /// Everything `execve` needs, prepared before the fork so that errors are setup errors.
-struct Exec {
+struct Exec<'a> {
+    user_namespace: Option<BorrowedFd<'a>>,
     program: CString,
     argv: Vec<CString>,
     env: Vec<CString>,
     security: Security,
 }
 
-impl Exec {
-    fn prepare(spec: &ContainerSpec) -> Result<Self, SetupError> {
+impl<'a> Exec<'a> {
+    fn prepare(spec: &ContainerSpec, user_namespace: Option<BorrowedFd<'a>>) -> Result<Self, SetupError> {
         let cstring = |s: &[u8]| CString::new(s).ctx(|| "argument or environment with a NUL byte".into());
         let path_var = spec.env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH);
         let program = find_program(&spec.argv[0], path_var)
             .ok_or_else(|| SetupError(format!("{}: command not found", spec.argv[0])))?;
         Ok(Exec {
+            user_namespace,
             program: cstring(program.as_os_str().as_bytes())?,
             argv: spec
                 .argv
@@ -86,13 +95,19 @@ impl Exec {
         })
     }
 
-    /// In the forked app process: become a session leader (so a terminal-less app gets its own process group),
-    /// drop the inits' signal setup and every inherited descriptor above stderr, drop privileges, and exec.
+    /// In the forked app process: enter the tenant's user namespace, become a session leader (so a
+    /// terminal-less app gets its own process group), drop the inits' signal setup and every inherited
+    /// descriptor above stderr, drop privileges, and exec.
     fn run(self) -> ! {
+        if let Some(ns) = self.user_namespace {
+            if let Err(e) = userns::enter(ns) {
+                let _ = writeln!(std::io::stderr(), "container setup failed: {e}");
+                std::process::exit(SETUP_FAILED_EXIT_CODE)
+            }
+        }
         signals::restore_defaults();
         let _ = setsid();
         close_fds_from(3);
-        // (User namespace: helper U's `userns::enter` goes here, before the privileges are dropped.)
         if let Err(e) = harden::apply(&self.security) {
             let _ = writeln!(std::io::stderr(), "container setup failed: {e}");
             std::process::exit(SETUP_FAILED_EXIT_CODE)

@@ -90,6 +90,11 @@ fn hostile_probe_is_refused_everything() {
         argv: vec!["python3".into(), "/probe/probe.py".into()],
         cgroup_dirs: vec![],
         security: container::Security::default(),
+        // As instances run: root of a user namespace mapped onto an unprivileged host range.
+        user_namespace: Some(container::IdMap {
+            host_base: 3 << 20,
+            size: 65536,
+        }),
     };
     let out = run(&spec);
     // The table, for whoever reads the test's output.

@@ -9,7 +9,7 @@ use tokio::io::AsyncReadExt;
 
 const APPLETS: &[&str] = &[
     "sh", "cat", "echo", "hostname", "ls", "sleep", "touch", "rm", "ps", "grep", "wc", "httpd", "true",
-    "mkdir", "mount", "unshare", "nsenter", "chroot", "mknod", "find",
+    "mkdir", "mount", "unshare", "nsenter", "chroot", "mknod", "find", "id", "stat", "chown",
 ];
 
 pub struct Fixture {
@@ -56,6 +56,7 @@ impl Fixture {
             argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
             cgroup_dirs: vec![],
             security: Default::default(),
+            user_namespace: None,
         }
     }
 }

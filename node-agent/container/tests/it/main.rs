@@ -6,6 +6,7 @@ mod fixture;
 mod hardening;
 mod isolation;
 mod lifecycle;
+mod userns;
 
 use std::panic::AssertUnwindSafe;
 
@@ -28,6 +29,7 @@ fn main() {
         .chain(lifecycle::TESTS)
         .chain(hardening::TESTS)
         .chain(attack::TESTS)
+        .chain(userns::TESTS)
         .copied()
         .collect();
     let mut failed = Vec::new();

@@ -117,6 +117,17 @@ fn git_push_to_an_isolated_routed_app() {
         pids.len() <= 4,
         "the instance sees processes that are not its own: {pids:?}"
     );
+    // Root inside a user namespace mapped onto the account's own range, far from the host's users.
+    assert_eq!(inspect["uid"], 0, "{inspect}");
+    let uid_map: Vec<u64> = inspect["uid_map"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(uid_map.len(), 3, "one mapping: {uid_map:?}");
+    assert_eq!((uid_map[0], uid_map[2]), (0, 65536), "{uid_map:?}");
+    assert!(uid_map[1] >= 1 << 20, "host base {}", uid_map[1]);
     let host_hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let app_hostname = inspect["hostname"].as_str().unwrap().to_owned();
     assert_ne!(

@@ -1,5 +1,5 @@
 use store::StoreError;
-use vocabulary::AccountName;
+use vocabulary::{AccountName, IdRange};
 
 use crate::temp_store;
 
@@ -31,7 +31,12 @@ async fn account_tokens_resolve_and_are_stored_hashed() {
     // The clear-text token appears nowhere in the database files.
     store.close().await;
     for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        // SQLite's closing connection may remove its -wal/-shm files (checkpointed into the database file,
+        // which is read too) between the listing and the read.
+        let bytes = match std::fs::read(entry.unwrap().path()) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            read => read.unwrap(),
+        };
         let secret = &token.as_bytes()["berth_".len()..];
         assert!(
             !bytes.windows(secret.len()).any(|w| w == secret),
@@ -96,4 +101,73 @@ async fn router_tokens_are_separate_from_api_tokens() {
     assert_eq!(store.account_for_token(&token).await.unwrap(), None);
     assert!(!store.router_token_valid(&admin_token).await.unwrap());
     assert!(!store.router_token_valid("berth_nope").await.unwrap());
+}
+
+#[tokio::test]
+async fn accounts_get_distinct_id_ranges_for_good() {
+    let (store, _dir) = temp_store().await;
+    let (a, _) = crate::account(&store, "first").await;
+    let (b, _) = crate::account(&store, "second").await;
+    let range_a = store.id_range(a.id).await.unwrap().expect("a has a range");
+    let range_b = store.id_range(b.id).await.unwrap().expect("b has a range");
+    assert_ne!(range_a, range_b);
+    let (low, high) = (range_a.min(range_b), range_a.max(range_b));
+    assert!(
+        low.host_base() + IdRange::SIZE <= high.host_base(),
+        "ranges overlap"
+    );
+    assert!(low.host_base() >= IdRange::FIRST_BASE);
+    let all = store.id_ranges().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!((all[&a.id], all[&b.id]), (range_a, range_b));
+    assert_eq!(store.id_range(vocabulary::AccountId::new()).await.unwrap(), None);
+    // A failed create (name taken) uses no slot; slots are never reused.
+    assert!(store
+        .create_account(&AccountName::new("first").unwrap(), false)
+        .await
+        .is_err());
+    let (c, _) = crate::account(&store, "third").await;
+    assert_eq!(
+        store.id_range(c.id).await.unwrap().unwrap().slot(),
+        range_b.slot() + 1
+    );
+}
+
+#[tokio::test]
+async fn migration_gives_existing_accounts_ranges_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.db");
+    // A database as migration 0005 left it, with two accounts.
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut before = sqlx::migrate!("../../migrations/sqlite");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version <= 5)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.unwrap();
+    let (newer, older) = (vocabulary::AccountId::new(), vocabulary::AccountId::new());
+    for (id, name, at) in [
+        (newer, "newer", "2026-01-01T00:00:00.000000Z"),
+        (older, "older", "2025-01-01T00:00:00.000000Z"),
+    ] {
+        sqlx::query("INSERT INTO accounts (id, name, is_admin, created_at) VALUES (?, ?, 0, ?)")
+            .bind(id.to_string())
+            .bind(name)
+            .bind(at)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+
+    let store = store::Store::open_sqlite(&path).await.unwrap();
+    let older_range = store.id_range(older).await.unwrap().expect("backfilled");
+    let newer_range = store.id_range(newer).await.unwrap().expect("backfilled");
+    assert!(older_range < newer_range, "{older_range:?} {newer_range:?}");
+    let (fresh, _) = crate::account(&store, "fresh").await;
+    assert!(store.id_range(fresh.id).await.unwrap().unwrap() > newer_range);
 }
