@@ -9,11 +9,12 @@
 //! The messages ([`LimitExceeded`]) say what happened and what to do next. It runs no process itself.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cgroups::{Cgroup, CgroupError};
 use container::Network;
+use netns::{Attachment, EtcFiles, NetError, NodeNetwork};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -47,11 +48,15 @@ impl Default for BuildLimits {
 }
 
 /// The operator's settings for build sandboxes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// Parent of every build's cgroup, created when missing.
     pub cgroup_parent: String,
     pub limits: BuildLimits,
+    /// The node network a build's own network namespace joins (NAT egress and DNS; no route to the node's
+    /// ports, instances or other builds). `None` runs build steps on the host's network: only for tests of
+    /// the builders that run without a node.
+    pub network: Option<NodeNetwork>,
 }
 
 impl Default for SandboxConfig {
@@ -59,8 +64,20 @@ impl Default for SandboxConfig {
         Self {
             cgroup_parent: "berth-builds".to_owned(),
             limits: BuildLimits::default(),
+            network: None,
         }
     }
+}
+
+/// Setting up or removing a build's sandbox failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("the build's network")]
+    Network(#[from] NetError),
+    #[error("writing the build's resolv.conf and hosts")]
+    EtcFiles(#[source] std::io::Error),
 }
 
 /// A build stopped by one of its sandbox's limits; shown to the person pushing.
@@ -82,8 +99,8 @@ pub enum LimitExceeded {
 pub trait BuildFailure: From<LimitExceeded> {
     /// The limit that stopped the build, if one did.
     fn limit(&self) -> Option<&LimitExceeded>;
-    /// Removing the sandbox failed.
-    fn sandbox(error: CgroupError) -> Self;
+    /// Setting up or removing the sandbox failed.
+    fn sandbox(error: SandboxError) -> Self;
 }
 
 /// One build's sandbox. See the crate docs.
@@ -92,18 +109,38 @@ pub struct BuildSandbox {
     app: String,
     cgroup: Option<Cgroup>,
     network: Network,
+    /// The build's own network namespace on the node's bridge, when the config has a node network.
+    attachment: Option<Attachment>,
+    /// The `resolv.conf` and `hosts` bound into build containers that use `attachment`.
+    etc: Option<(tempfile::TempDir, EtcFiles)>,
     limits: BuildLimits,
     timeout: Duration,
     deadline: Instant,
 }
 
 impl BuildSandbox {
-    /// Creates the build's cgroup (`PARENT/build-APP-RANDOM`) with `config.limits`; the time limit runs from
-    /// now. The network is the host's until a build network namespace is given ([`BuildSandbox::with_network`]).
+    /// Creates the build's cgroup (`PARENT/build-APP-RANDOM`) with `config.limits` and, when the config has a
+    /// node network, the build's own network namespace on it; the time limit runs from now.
     ///
     /// Without root there is no cgroup (and no build container can start either: only the checks that come
     /// before the first step run, as in the builders' unprivileged tests).
-    pub fn create(config: &SandboxConfig, app: &str, timeout: Duration) -> Result<Self, CgroupError> {
+    pub async fn create(config: &SandboxConfig, app: &str, timeout: Duration) -> Result<Self, SandboxError> {
+        let mut sandbox = Self::create_cgroup(config, app, timeout)?;
+        if let Some(network) = &config.network {
+            // Stored at once, so that a failure below still removes the namespace (on drop or `remove`).
+            let attachment = sandbox.attachment.insert(network.sandbox().await?);
+            sandbox.network = Network::Join(attachment.netns_path());
+            let dir = tempfile::Builder::new()
+                .prefix("berth-build-etc-")
+                .tempdir()
+                .map_err(SandboxError::EtcFiles)?;
+            let files = attachment.write_etc_files(dir.path(), "build")?;
+            sandbox.etc = Some((dir, files));
+        }
+        Ok(sandbox)
+    }
+
+    fn create_cgroup(config: &SandboxConfig, app: &str, timeout: Duration) -> Result<Self, CgroupError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let name = format!("build-{app}-{}", &id[..12]);
         let limits = config.limits;
@@ -127,16 +164,12 @@ impl BuildSandbox {
             app: app.to_owned(),
             cgroup,
             network: Network::Host,
+            attachment: None,
+            etc: None,
             limits,
             timeout,
             deadline: Instant::now() + timeout,
         })
-    }
-
-    /// Build containers join `network` instead of the host's.
-    pub fn with_network(mut self, network: Network) -> Self {
-        self.network = network;
-        self
     }
 
     /// The `ContainerSpec::cgroup_dirs` of every build container of this build.
@@ -147,6 +180,15 @@ impl BuildSandbox {
     /// The `ContainerSpec::network` of every build container of this build.
     pub fn network(&self) -> Network {
         self.network.clone()
+    }
+
+    /// The `/etc/resolv.conf` to bind into build containers: the build network's, or the host's when the
+    /// build runs on the host's network (`None` if the host has none).
+    pub fn resolv_conf(&self) -> Option<&Path> {
+        match &self.etc {
+            Some((_, files)) => Some(&files.resolv_conf),
+            None => Some(Path::new("/etc/resolv.conf")).filter(|p| p.exists()),
+        }
     }
 
     pub fn limits(&self) -> &BuildLimits {
@@ -216,12 +258,20 @@ impl BuildSandbox {
         }
     }
 
-    /// Kills what is left of the build and removes its cgroup.
-    pub async fn remove(mut self) -> Result<(), CgroupError> {
-        match self.cgroup.take() {
+    /// Kills what is left of the build and removes its cgroup and network namespace.
+    pub async fn remove(mut self) -> Result<(), SandboxError> {
+        let cgroup = match self.cgroup.take() {
             Some(cgroup) => cgroup.remove().await,
             None => Ok(()),
-        }
+        };
+        // After the processes are gone, so that nothing holds the namespace.
+        let network = match self.attachment.take() {
+            Some(attachment) => attachment.remove().await,
+            None => Ok(()),
+        };
+        cgroup?;
+        network?;
+        Ok(())
     }
 }
 
@@ -232,6 +282,16 @@ impl Drop for BuildSandbox {
             let path = cgroup.path().to_owned();
             if let Err(e) = cgroup.remove_blocking() {
                 tracing::error!(cgroup = %path, error = %e, "removing a dropped build's cgroup");
+            }
+        }
+        if let Some(attachment) = self.attachment.take() {
+            // Removal is async; the next agent start removes it if the runtime is gone too.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    if let Err(e) = attachment.remove().await {
+                        tracing::error!(error = %e, "removing a dropped build's network namespace");
+                    }
+                });
             }
         }
     }

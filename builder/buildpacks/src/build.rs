@@ -120,6 +120,7 @@ impl Builder {
         let span = tracing::info_span!("build", app = %req.app, tag = %req.tag);
         let timeout = req.timeout.unwrap_or(DEFAULT_BUILD_TIMEOUT);
         let sandbox = BuildSandbox::create(&self.config.sandbox, req.app.as_str(), timeout)
+            .await
             .map_err(BuildError::Sandbox)?;
         let result =
             tracing::Instrument::instrument(sandbox.within(self.build_in(req, &sandbox, &log)), span).await;

@@ -49,7 +49,7 @@ pub enum BuildError {
     #[error(transparent)]
     Limit(#[from] build_sandbox::LimitExceeded),
     #[error("creating the build's sandbox")]
-    Sandbox(#[source] cgroups::CgroupError),
+    Sandbox(#[source] build_sandbox::SandboxError),
     #[error("{step} did not finish within {seconds} s")]
     StepTimeout { step: String, seconds: u64 },
     #[error(
@@ -81,7 +81,7 @@ impl build_sandbox::BuildFailure for BuildError {
         }
     }
 
-    fn sandbox(error: cgroups::CgroupError) -> Self {
+    fn sandbox(error: build_sandbox::SandboxError) -> Self {
         Self::Sandbox(error)
     }
 }

@@ -58,8 +58,8 @@ pub async fn run(step: StepRun<'_>, log: &mpsc::Sender<String>) -> Result<(), Bu
     }
     let mut binds = step.binds;
     // Package managers need DNS; the stack's own resolv.conf is whatever debootstrap's host had.
-    if Path::new("/etc/resolv.conf").exists() {
-        binds.push(bind(Path::new("/etc/resolv.conf"), "/etc/resolv.conf", true));
+    if let Some(resolv_conf) = step.sandbox.resolv_conf() {
+        binds.push(bind(resolv_conf, "/etc/resolv.conf", true));
     }
     if let Some(bundle) = step.ca_bundle {
         binds.push(bind(bundle, "/etc/ssl/certs/ca-certificates.crt", true));

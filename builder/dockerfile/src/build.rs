@@ -155,6 +155,7 @@ impl DockerfileBuilder {
         let span = tracing::info_span!("dockerfile_build", app = %req.app, tag = %req.tag);
         let timeout = req.timeout.unwrap_or(DEFAULT_BUILD_TIMEOUT);
         let sandbox = BuildSandbox::create(&self.config.sandbox, req.app.as_str(), timeout)
+            .await
             .map_err(DockerfileError::Sandbox)?;
         let build = sandbox.within(self.build_in_span(req, &sandbox, log.clone()));
         let result = tracing::Instrument::instrument(build, span).await;

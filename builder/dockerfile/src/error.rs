@@ -70,7 +70,7 @@ pub enum DockerfileError {
     #[error(transparent)]
     Limit(#[from] build_sandbox::LimitExceeded),
     #[error("creating the build's sandbox")]
-    Sandbox(#[source] cgroups::CgroupError),
+    Sandbox(#[source] build_sandbox::SandboxError),
     #[error("Dockerfile line {line}: the command did not finish within {seconds} s")]
     RunTimeout { line: usize, seconds: u64 },
     #[error("Dockerfile line {line}: writing the step's layer")]
@@ -104,7 +104,7 @@ impl build_sandbox::BuildFailure for DockerfileError {
         }
     }
 
-    fn sandbox(error: cgroups::CgroupError) -> Self {
+    fn sandbox(error: build_sandbox::SandboxError) -> Self {
         Self::Sandbox(error)
     }
 }

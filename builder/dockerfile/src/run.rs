@@ -59,8 +59,8 @@ pub async fn run(step: RunStep<'_>, log: &mpsc::Sender<String>) -> Result<PathBu
     }
     let mut binds = Vec::new();
     // Package managers need DNS; the image's own resolv.conf is whatever its builder's host had.
-    if Path::new(BIND_TARGETS[0]).exists() {
-        binds.push(bind(Path::new(BIND_TARGETS[0]), BIND_TARGETS[0]));
+    if let Some(resolv_conf) = step.sandbox.resolv_conf() {
+        binds.push(bind(resolv_conf, BIND_TARGETS[0]));
     }
     if let Some(bundle) = step.ca_bundle {
         binds.push(bind(bundle, BIND_TARGETS[1]));

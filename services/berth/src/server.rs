@@ -101,6 +101,7 @@ impl BuildLimitArgs {
                 cpu_millicores: (self.build_cpus * 1000.0).round() as u32,
                 pids_max: self.build_pids,
             },
+            network: None,
         })
     }
 }
@@ -515,7 +516,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         init_program.clone(),
     );
     builder_config.buildpack_sources.allow_file_urls = args.allow_file_buildpacks;
-    let sandbox = args.node.builds.sandbox(&args.node)?;
+    let mut sandbox = args.node.builds.sandbox(&args.node)?;
+    // Builds get their own network namespace on the agent's bridge: egress through NAT and DNS, no route to
+    // this node's ports (the API), its instances or other builds.
+    sandbox.network = Some(agent.network());
     builder_config.sandbox = sandbox.clone();
     let builder = buildpacks::Builder::new(builder_config);
     let mut dockerfile_config = dockerfile::DockerfileConfig::new(

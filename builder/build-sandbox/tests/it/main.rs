@@ -50,7 +50,9 @@ async fn past_the_deadline_the_build_is_killed_and_told() {
         return;
     }
     let config = config("deadline");
-    let sandbox = BuildSandbox::create(&config, "slow", Duration::from_secs(1)).unwrap();
+    let sandbox = BuildSandbox::create(&config, "slow", Duration::from_secs(1))
+        .await
+        .unwrap();
     let mut child = sleeper(&sandbox);
     let result: Result<(), LimitExceeded> = sandbox.within(std::future::pending()).await;
     assert_eq!(
@@ -78,7 +80,9 @@ async fn a_dropped_sandbox_leaves_nothing() {
         return;
     }
     let config = config("dropped");
-    let sandbox = BuildSandbox::create(&config, "cancelled", Duration::from_secs(600)).unwrap();
+    let sandbox = BuildSandbox::create(&config, "cancelled", Duration::from_secs(600))
+        .await
+        .unwrap();
     let mut child = sleeper(&sandbox);
     let dirs = sandbox.cgroup_dirs();
     drop(sandbox);

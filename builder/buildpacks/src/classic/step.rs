@@ -194,8 +194,8 @@ impl Sandbox<'_> {
             bind(self.buildpacks_dir, "/buildpacks", false),
         ];
         // Compile steps download things; the stack's own resolv.conf is whatever debootstrap's host had.
-        if Path::new("/etc/resolv.conf").exists() {
-            binds.push(bind(Path::new("/etc/resolv.conf"), "/etc/resolv.conf", true));
+        if let Some(resolv_conf) = self.build.resolv_conf() {
+            binds.push(bind(resolv_conf, "/etc/resolv.conf", true));
         }
         if let Some(bundle) = &self.run.ca_bundle {
             binds.push(bind(bundle, "/etc/ssl/certs/ca-certificates.crt", true));

@@ -157,7 +157,9 @@ fn run(run: ClassicRun) -> (Result<ClassicOutput, ClassicError>, Vec<String>) {
             }
             lines
         });
-        let sandbox = BuildSandbox::create(&sandbox_config(), "classic", Duration::from_secs(600)).unwrap();
+        let sandbox = BuildSandbox::create(&sandbox_config(), "classic", Duration::from_secs(600))
+            .await
+            .unwrap();
         let result = classic::run(run, &sandbox, &tx).await;
         sandbox.remove().await.unwrap();
         drop(tx);
