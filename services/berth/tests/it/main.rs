@@ -7,6 +7,7 @@ mod build_limits;
 mod classic_push;
 mod dockerfile_push;
 mod end_to_end;
+mod hostile_build;
 mod image_deploy;
 mod images_push;
 mod logging;
