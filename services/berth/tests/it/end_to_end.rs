@@ -308,10 +308,7 @@ fn git_push_to_an_isolated_routed_app() {
     );
     let left = leftovers(&names, &data_dir);
     assert!(left.is_empty(), "left behind after stop: {left:#?}");
-    let new_veths: Vec<String> = veths()
-        .into_iter()
-        .filter(|v| !veths_before.contains(v))
-        .collect();
+    let new_veths = veths_left_by(&names, &veths_before);
     assert!(new_veths.is_empty(), "veths left behind: {new_veths:?}");
     let processes = processes_mentioning(data_dir.to_str().unwrap());
     assert!(processes.is_empty(), "processes left behind: {processes:#?}");

@@ -441,6 +441,37 @@ pub fn veths() -> Vec<String> {
         .collect()
 }
 
+/// The veths that appeared since `before` and belong to the server that used `names`, after giving the
+/// kernel up to 5 s to finish deleting them (`ip netns del` removes a namespace's links asynchronously).
+/// Other servers run beside this one in the same test binary (and their builds' veths come and go): a veth
+/// whose other end is in another server's namespace is theirs. One whose other end is on the host, or in
+/// one of our namespaces, is ours.
+pub fn veths_left_by(names: &HostNames, before: &std::collections::BTreeSet<String>) -> Vec<String> {
+    let ours = |veth: &str| {
+        let out = Command::new("ip")
+            .args(["-o", "-d", "link", "show", "dev", veth])
+            .output()
+            .expect("ip link");
+        let line = text(&out.stdout);
+        // Gone meanwhile: not left behind.
+        out.status.success()
+            && (!line.contains(" link-netns ")
+                || line.contains(&format!(" link-netns {}-", names.cgroup_parent)))
+    };
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left = veths()
+            .into_iter()
+            .filter(|v| !before.contains(v) && ours(v))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    left
+}
+
 /// Processes whose command line mentions `needle`.
 pub fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
