@@ -18,6 +18,7 @@ mod cache;
 mod context;
 mod error;
 pub mod parse;
+pub mod registry;
 mod run;
 mod state;
 pub mod words;
