@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use build_sandbox::{BuildSandbox, SandboxConfig, DEFAULT_BUILD_TIMEOUT};
-use image_store::{HistoryEntry, ImageConfig, ImageExtras, ImageStore, LayerInfo, LayerMode, LayerOptions};
+use image_store::{
+    HistoryEntry, ImageConfig, ImageExtras, ImageStore, ImportOptions, LayerInfo, LayerMode, LayerOptions,
+};
+use sha2::{Digest, Sha256};
 use stack::StackConfig;
 use tokio::sync::mpsc;
 use vocabulary::{AppName, IdRange};
@@ -14,6 +17,7 @@ use vocabulary::{AppName, IdRange};
 use crate::cache::{step_key, Cache};
 use crate::context::{self, CopyError, Ignore};
 use crate::error::{cache_err, DockerfileError};
+use crate::registry::{self, ImageRef};
 use crate::run::{self, RunStep};
 use crate::state::{
     absolute, apply_metadata, declare_arg, expand_word, image_file, lookup_id, run_env, shell_command, State,
@@ -46,6 +50,15 @@ pub struct DockerfileConfig {
     pub build_ca_bundle: Option<PathBuf>,
     /// The cgroup parent and limits of each build's sandbox.
     pub sandbox: SandboxConfig,
+    /// The skopeo program that pulls `FROM REGISTRY/REPO:TAG` bases (normally `skopeo`, found on `PATH`).
+    pub skopeo: PathBuf,
+    /// How long pulling a base may take.
+    pub pull_timeout: Duration,
+    /// The most bytes of layers a pulled base may hold.
+    pub max_base_bytes: u64,
+    /// Pull from registries on this host's loopback (`127.0.0.1:PORT/...`, `localhost:PORT/...`) without TLS
+    /// (plain HTTP or an unverified certificate). Off by default: every other registry needs valid HTTPS.
+    pub insecure_loopback_registries: bool,
 }
 
 impl DockerfileConfig {
@@ -59,6 +72,10 @@ impl DockerfileConfig {
             run_timeout: build_sandbox::MAX_BUILD_TIMEOUT,
             build_ca_bundle: host_bundle.is_file().then_some(host_bundle),
             sandbox: SandboxConfig::default(),
+            skopeo: PathBuf::from("skopeo"),
+            pull_timeout: Duration::from_secs(600),
+            max_base_bytes: 4 * 1024 * 1024 * 1024,
+            insecure_loopback_registries: false,
         }
     }
 }
@@ -316,6 +333,83 @@ impl DockerfileBuilder {
         })
     }
 
+    /// Makes sure the registry image `image` is in the store and returns its tag there: pulled with skopeo
+    /// into a temporary layout and imported (every digest checked) the first time, then reused, as Docker
+    /// reuses a local copy: the tag is a hash of the reference, and the step cache keys on the manifest digest.
+    async fn pull_base(
+        &self,
+        image: &str,
+        line: usize,
+        log: &mpsc::Sender<String>,
+    ) -> Result<String, DockerfileError> {
+        let cfg = &*self.config;
+        let reference = ImageRef::parse(image).map_err(|message| DockerfileError::Instruction {
+            line,
+            message: format!("FROM: {message}"),
+        })?;
+        let shown = reference.to_string();
+        let tag = format!("from-{}", &hex::encode(Sha256::digest(shown.as_bytes()))[..32]);
+        let store = cfg.store.clone();
+        let wanted = tag.clone();
+        let base_err = |image: String| {
+            move |source| DockerfileError::BaseImage {
+                image: image.clone(),
+                source,
+            }
+        };
+        let err = base_err(shown.clone());
+        if blocking(move || store.resolve_tag(&wanted).map_err(err))
+            .await?
+            .is_some()
+        {
+            let _ = log
+                .send(format!("-----> FROM {shown}: using the copy pulled before"))
+                .await;
+            return Ok(tag);
+        }
+        let _ = log.send(format!("-----> Pulling {shown}")).await;
+        let io = cache_err(&cfg.cache_dir);
+        std::fs::create_dir_all(&cfg.cache_dir).map_err(&io)?;
+        let dir = tempfile::Builder::new()
+            .prefix("pull-")
+            .tempdir_in(&cfg.cache_dir)
+            .map_err(&io)?;
+        let layout = dir.path().join("layout");
+        let tls_verify = !(cfg.insecure_loopback_registries && reference.is_loopback());
+        registry::pull(
+            &cfg.skopeo,
+            &reference,
+            tls_verify,
+            cfg.pull_timeout,
+            &layout,
+            "pull",
+        )
+        .await
+        .map_err(|source| DockerfileError::Pull {
+            line,
+            image: shown.clone(),
+            source,
+        })?;
+        let store = cfg.store.clone();
+        let options = ImportOptions {
+            source_tag: "pull".to_owned(),
+            tag: tag.clone(),
+            max_bytes: cfg.max_base_bytes,
+        };
+        let err = base_err(shown.clone());
+        let imported = blocking(move || store.import_from_layout(&layout, &options).map_err(err)).await?;
+        drop(dir);
+        let _ = log
+            .send(format!(
+                "-----> Pulled {shown}: {} layer(s), {:.1} MB, {}",
+                imported.layers,
+                imported.bytes as f64 / 1e6,
+                short(&imported.manifest_digest)
+            ))
+            .await;
+        Ok(tag)
+    }
+
     /// The state after `FROM image`.
     async fn base(
         &self,
@@ -360,14 +454,12 @@ impl DockerfileBuilder {
             });
             return Ok(state);
         }
-        if name.contains('/') || image.contains('@') {
-            return Err(DockerfileError::Registry {
-                line,
-                image: image.to_owned(),
-            });
-        }
+        let tag = if name.contains('/') || image.contains('@') {
+            self.pull_base(image, line, log).await?
+        } else {
+            name.to_owned()
+        };
         let store = cfg.store.clone();
-        let tag = name.to_owned();
         let found = blocking(move || {
             let err = |source| DockerfileError::BaseImage {
                 image: tag.clone(),

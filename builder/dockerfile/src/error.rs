@@ -24,8 +24,13 @@ pub enum DockerfileError {
     /// An instruction that parsed but cannot be carried out as written (a bad port, a missing source).
     #[error("Dockerfile line {line}: {message}")]
     Instruction { line: usize, message: String },
-    #[error("Dockerfile line {line}: FROM {image}: pulling images from registries is not supported yet; use FROM berth/bookworm or an image in Berth's store")]
-    Registry { line: usize, image: String },
+    #[error("Dockerfile line {line}: FROM {image}")]
+    Pull {
+        line: usize,
+        image: String,
+        #[source]
+        source: crate::registry::PullError,
+    },
     #[error("Dockerfile line {line}: FROM {image}: no such image in Berth's store (use FROM berth/bookworm for the stack)")]
     NoSuchImage { line: usize, image: String },
     #[error("preparing the stack")]

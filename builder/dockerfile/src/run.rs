@@ -19,7 +19,7 @@ const WRAPPER: &str = r#"wd=$1; user=$2; shift 2
 mkdir -p -- "$wd" && cd -- "$wd" || exit 1
 u=${user%%:*}
 if [ -z "${HOME+set}" ]; then
-  HOME=$(getent passwd "${u:-root}" | cut -d: -f6); export HOME="${HOME:-/}"
+  HOME=$(getent passwd "${u:-root}" 2>/dev/null | cut -d: -f6); export HOME="${HOME:-/}"
 fi
 [ -z "$user" ] && exec "$@"
 case $user in

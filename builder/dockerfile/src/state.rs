@@ -218,31 +218,8 @@ pub(crate) fn expand_word(
     expand(word, escape, lookup).map_err(|WordError(message)| DockerfileError::Instruction { line, message })
 }
 
-/// An image's command (`ENTRYPOINT` followed by `CMD`) as one `/bin/sh -c` line, or `None` when empty: a
-/// shell form (`/bin/sh -c TEXT`) is kept as written, an exec form is quoted and `exec`ed.
-pub fn shell_command(argv: &[String]) -> Option<String> {
-    match argv {
-        [] => None,
-        [sh, c, text] if sh == "/bin/sh" && c == "-c" => Some(text.clone()),
-        argv => {
-            let quoted: Vec<String> = argv
-                .iter()
-                .map(|arg| {
-                    let plain = !arg.is_empty()
-                        && arg
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"/._-=:,+@%".contains(&b));
-                    if plain {
-                        arg.clone()
-                    } else {
-                        format!("'{}'", arg.replace('\'', "'\\''"))
-                    }
-                })
-                .collect();
-            Some(format!("exec {}", quoted.join(" ")))
-        }
-    }
-}
+/// Kept in the image store so that the node agent, which runs images, shares it.
+pub use image_store::shell_command;
 
 #[cfg(test)]
 mod tests {

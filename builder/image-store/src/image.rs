@@ -127,6 +127,33 @@ macro_rules! built {
     };
 }
 
+/// An image's command (`ENTRYPOINT` followed by `CMD`) as one `/bin/sh -c` line (what a release's process
+/// holds), or `None` when empty: a shell form (`/bin/sh -c TEXT`) is kept as written, an exec form is quoted
+/// and `exec`ed. The node agent runs a process whose command is exactly this line as the image's argv.
+pub fn shell_command(argv: &[String]) -> Option<String> {
+    match argv {
+        [] => None,
+        [sh, c, text] if sh == "/bin/sh" && c == "-c" => Some(text.clone()),
+        argv => {
+            let quoted: Vec<String> = argv
+                .iter()
+                .map(|arg| {
+                    let plain = !arg.is_empty()
+                        && arg
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"/._-=:,+@%".contains(&b));
+                    if plain {
+                        arg.clone()
+                    } else {
+                        format!("'{}'", arg.replace('\'', "'\\''"))
+                    }
+                })
+                .collect();
+            Some(format!("exec {}", quoted.join(" ")))
+        }
+    }
+}
+
 impl ImageStore {
     /// Writes `bytes` as a blob (no-op when it exists) and returns its digest.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<String, ImageStoreError> {

@@ -33,7 +33,9 @@ use std::path::{Path, PathBuf};
 
 pub use distribution::{is_digest, StoredManifest, OCI_MANIFEST_MEDIA_TYPE};
 pub use error::ImageStoreError;
-pub use image::{HistoryEntry, Image, ImageConfig, ImageExtras, ImageLayer, FIXED_CREATED, REF_NAME};
+pub use image::{
+    shell_command, HistoryEntry, Image, ImageConfig, ImageExtras, ImageLayer, FIXED_CREATED, REF_NAME,
+};
 pub use import::{ImportOptions, ImportedImage};
 pub use layer::{LayerInfo, LayerMode, LayerOptions};
 pub use rebase::{Rebase, RebaseRefusal, STACK_HISTORY_PREFIX};

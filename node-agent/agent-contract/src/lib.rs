@@ -54,7 +54,9 @@ pub struct InstanceSpec {
     /// 1-based position within its process type: `web.1`, `web.2`.
     pub index: u32,
     pub image: ImageRef,
-    /// The Procfile command, run with `/bin/sh -c`.
+    /// The Procfile command, run with `/bin/sh -c`; when it is exactly the image's `ENTRYPOINT` + `CMD` as
+    /// `image_store::shell_command` writes them (no Procfile entry), the agent runs that argv itself. Either
+    /// way as the image's `USER`.
     pub command: String,
     /// Config vars plus platform vars (`PORT`, `DYNO`), added on top of the image's own environment.
     pub env: BTreeMap<String, String>,

@@ -29,12 +29,24 @@ pub fn backoff(step: u32) -> Duration {
 /// What an instance holds on the host, acquired step by step and released by [`Resources::release`].
 #[derive(Default)]
 struct Resources {
-    layers: Option<(Vec<PathBuf>, image_store::ImageConfig)>,
+    layers: Option<(Vec<PathBuf>, image_store::ImageConfig, image_store::ImageExtras)>,
     dir: Option<PathBuf>,
     cgroup: Option<Cgroup>,
     net: Option<Attachment>,
     /// The instance's `/etc/resolv.conf` and `/etc/hosts`, bound read-only.
     etc: Option<EtcFiles>,
+}
+
+/// The instance's argv: the image's `ENTRYPOINT` + `CMD` as they are (exec form, no shell needed in the
+/// image) when the release's command is exactly that command (a Dockerfile or image deploy without a
+/// Procfile entry, see [`image_store::shell_command`]), else `/bin/sh -c COMMAND`.
+fn argv(command: &str, entrypoint: &[String], cmd: &[String]) -> Vec<String> {
+    let image: Vec<String> = entrypoint.iter().chain(cmd).cloned().collect();
+    if image_store::shell_command(&image).as_deref() == Some(command) {
+        image
+    } else {
+        vec!["/bin/sh".into(), "-c".into(), command.into()]
+    }
 }
 
 enum RunEnd {
@@ -120,8 +132,14 @@ impl Supervisor {
                     digest: digest.clone(),
                     source,
                 })?;
+                let extras = store
+                    .read_image_extras(&digest)
+                    .map_err(|source| AgentError::Image {
+                        digest: digest.clone(),
+                        source,
+                    })?;
                 let dirs = layers::ensure(&store, &layers_dir, &image.layers)?;
-                Ok::<_, AgentError>((dirs, image.config))
+                Ok::<_, AgentError>((dirs, image.config, extras))
             })
             .await
             .map_err(|e| AgentError::Task(e.to_string()))??;
@@ -170,7 +188,7 @@ impl Supervisor {
     }
 
     fn container_spec(&self) -> ContainerSpec {
-        let (layers, config) = self.res.layers.as_ref().expect("prepared");
+        let (layers, config, extras) = self.res.layers.as_ref().expect("prepared");
         let dir = self.res.dir.as_ref().expect("prepared");
         let mut env: BTreeMap<String, String> = config.env.clone();
         env.extend(self.spec.env.clone());
@@ -191,9 +209,12 @@ impl Supervisor {
             network: Network::Join(self.res.net.as_ref().expect("prepared").netns_path()),
             cwd,
             env,
-            argv: vec!["/bin/sh".into(), "-c".into(), self.spec.command.clone()],
+            argv: argv(&self.spec.command, &extras.entrypoint, &config.cmd),
             cgroup_dirs: self.res.cgroup.as_ref().expect("prepared").dirs(),
-            security: container::Security::default(),
+            security: container::Security {
+                user: (!extras.user.is_empty()).then(|| extras.user.clone()),
+                ..Default::default()
+            },
             user_namespace: self.spec.id_range.map(Into::into),
         }
     }
@@ -353,9 +374,51 @@ async fn pump(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn backoff_doubles_up_to_30s() {
         let got: Vec<u64> = (0..8).map(|s| super::backoff(s).as_secs()).collect();
         assert_eq!(got, [1, 2, 4, 8, 16, 30, 30, 30]);
+    }
+
+    #[test]
+    fn the_image_command_runs_as_is() {
+        let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let sh = |c: &str| s(&["/bin/sh", "-c", c]);
+        type Case = (
+            &'static str,
+            &'static [&'static str],
+            &'static [&'static str],
+            Vec<String>,
+        );
+        let cases: &[Case] = &[
+            // An exec-form ENTRYPOINT + CMD: as they are.
+            (
+                "exec httpd -f -p 80",
+                &["httpd", "-f"],
+                &["-p", "80"],
+                s(&["httpd", "-f", "-p", "80"]),
+            ),
+            (
+                "exec python3 'a b.py'",
+                &[],
+                &["python3", "a b.py"],
+                s(&["python3", "a b.py"]),
+            ),
+            // A shell form is the same either way.
+            (
+                "python3 app.py $PORT",
+                &[],
+                &["/bin/sh", "-c", "python3 app.py $PORT"],
+                sh("python3 app.py $PORT"),
+            ),
+            // A Procfile command (another process type, or the buildpacks' images) runs in a shell.
+            ("exec worker", &["httpd"], &[], sh("exec worker")),
+            ("gunicorn app:app", &[], &[], sh("gunicorn app:app")),
+        ];
+        for (command, entrypoint, cmd, want) in cases {
+            assert_eq!(&argv(command, &s(entrypoint), &s(cmd)), want, "{command}");
+        }
     }
 }

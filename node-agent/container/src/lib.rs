@@ -13,6 +13,7 @@
 pub mod init;
 pub mod seccomp;
 pub mod security;
+pub mod user;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

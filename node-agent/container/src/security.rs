@@ -19,6 +19,11 @@ pub struct Security {
     pub rlimits: Vec<Rlimit>,
     /// Installed last, right before `execve`.
     pub seccomp: SeccompProgram,
+    /// Who the app runs as (an image's `USER`: `NAME`, `UID`, `NAME:GROUP`, `UID:GID`, resolved with the
+    /// container's `/etc/passwd` and `/etc/group`); `None`: root (of the user namespace when there is one).
+    /// A user other than root has no capabilities left.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 /// A resource limit set on the app (soft and hard), or the agent's own where that is lower: limits are never
@@ -80,6 +85,7 @@ impl Security {
                 limit(Resource::MsgQueue, 819_200),
             ],
             seccomp: seccomp::hardened()?.clone(),
+            user: None,
         })
     }
 

@@ -43,6 +43,10 @@ pub struct ServerArgs {
     /// platforms and tests.
     #[arg(long, env = "BERTH_ALLOW_FILE_BUILDPACKS")]
     pub allow_file_buildpacks: bool,
+    /// Let Dockerfiles' `FROM 127.0.0.1:PORT/...` (or `localhost`) pull from a registry on this machine without
+    /// TLS. Off by default: every `FROM` registry needs valid HTTPS. For single-machine setups and tests.
+    #[arg(long, env = "BERTH_INSECURE_LOOPBACK_REGISTRIES")]
+    pub insecure_loopback_registries: bool,
 }
 
 /// How this machine's node agent isolates instances. Tests give each server its own names so that two
@@ -529,6 +533,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         init_program.clone(),
     );
     dockerfile_config.sandbox = sandbox;
+    dockerfile_config.max_base_bytes = MAX_IMAGE_BYTES;
+    dockerfile_config.insecure_loopback_registries = args.insecure_loopback_registries;
     let dockerfiles = dockerfile::DockerfileBuilder::new(dockerfile_config);
     let deployments = controller::Deployments::new(
         controller::DeployConfig {

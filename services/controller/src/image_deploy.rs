@@ -4,11 +4,12 @@
 //! `berth.processes` label when it has one (images Berth built), else `web` runs its Entrypoint + Cmd.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use dockerfile::registry::ImageRef;
+use dockerfile::registry::PullError;
 use image_store::{ImageStore, ImportOptions};
 use tokio::sync::mpsc;
 use vocabulary::ProcessType;
@@ -49,119 +50,6 @@ struct Inner {
     config: ImageDeployConfig,
     images: ImageStore,
     rollout: Rollout,
-}
-
-/// A registry reference as typed: `REGISTRY/REPO[:TAG]` or `REGISTRY/REPO@sha256:HEX`, with an explicit
-/// registry host (so nothing is pulled from a default registry by surprise).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRef {
-    registry: String,
-    repository: String,
-    reference: Reference,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Reference {
-    Tag(String),
-    Digest(String),
-}
-
-impl ImageRef {
-    /// Parses and checks a reference (a leading `docker://` is accepted); the error says what is wrong.
-    pub fn parse(typed: &str) -> Result<ImageRef, String> {
-        let example = "such as registry.example.com/team/app:1.0 or 127.0.0.1:5000/app@sha256:…";
-        let bare = typed.strip_prefix("docker://").unwrap_or(typed);
-        if bare.is_empty() || bare.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("image {typed:?} is not a registry reference {example}"));
-        }
-        let (name, digest) = match bare.split_once('@') {
-            Some((name, digest)) => (name, Some(digest)),
-            None => (bare, None),
-        };
-        let Some((registry, path)) = name.split_once('/') else {
-            return Err(format!(
-                "image {typed:?} names no registry: write REGISTRY/REPO:TAG, {example}"
-            ));
-        };
-        let registry_ok = (registry.contains('.') || registry.contains(':') || registry == "localhost")
-            && !registry.starts_with(['-', '.', ':'])
-            && registry
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b));
-        if !registry_ok {
-            return Err(format!(
-                "image {typed:?} names no registry host (a name with a dot or a port, or localhost) before \
-                 the first '/': write REGISTRY/REPO:TAG, {example}"
-            ));
-        }
-        let last_slash = path.rfind('/').map_or(0, |i| i + 1);
-        let (repository, tag) = match path[last_slash..].split_once(':') {
-            Some((_, tag)) => (&path[..path.len() - tag.len() - 1], Some(tag)),
-            None => (path, None),
-        };
-        let component_ok = |c: &str| {
-            !c.is_empty()
-                && c.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-                && c.as_bytes()[0].is_ascii_alphanumeric()
-        };
-        if !repository.split('/').all(component_ok) {
-            return Err(format!(
-                "image {typed:?} has a repository name {repository:?} that is not valid: use lowercase \
-                 letters, digits, '.', '_' and '-' between slashes"
-            ));
-        }
-        let reference = match (tag, digest) {
-            (Some(_), Some(_)) => {
-                return Err(format!(
-                    "image {typed:?} has both a tag and a digest: give one of them"
-                ))
-            }
-            (Some(tag), None) => {
-                let ok = !tag.is_empty()
-                    && tag.len() <= 128
-                    && tag
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-                    && (tag.as_bytes()[0].is_ascii_alphanumeric() || tag.as_bytes()[0] == b'_');
-                if !ok {
-                    return Err(format!(
-                        "image {typed:?} has a tag {tag:?} that is not valid: use up to 128 letters, \
-                         digits, '.', '_' or '-'"
-                    ));
-                }
-                Reference::Tag(tag.to_owned())
-            }
-            (None, Some(digest)) => {
-                if !image_store::is_digest(digest) {
-                    return Err(format!(
-                        "image {typed:?} has a digest {digest:?} that is not sha256:<64 lowercase hex digits>"
-                    ));
-                }
-                Reference::Digest(digest.to_owned())
-            }
-            (None, None) => Reference::Tag("latest".to_owned()),
-        };
-        Ok(ImageRef {
-            registry: registry.to_owned(),
-            repository: repository.to_owned(),
-            reference,
-        })
-    }
-
-    /// The reference in skopeo's `docker://` transport.
-    pub fn skopeo_source(&self) -> String {
-        format!("docker://{self}")
-    }
-}
-
-impl fmt::Display for ImageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.reference {
-            Reference::Tag(tag) => write!(f, "{}/{}:{tag}", self.registry, self.repository),
-            Reference::Digest(digest) => write!(f, "{}/{}@{digest}", self.registry, self.repository),
-        }
-    }
 }
 
 /// The processes of an image: its `berth.processes` label (a JSON object of process type → command, what
@@ -285,65 +173,27 @@ impl Inner {
     /// `skopeo copy docker://REF oci:LAYOUT:pull`, with a clear error when skopeo is missing, the pull fails
     /// or takes too long.
     async fn pull(&self, req: &ImageDeployRequest, layout: &std::path::Path) -> Result<(), String> {
-        let mut command = tokio::process::Command::new(&self.config.skopeo);
-        command
-            .arg("copy")
-            .arg(format!("--src-tls-verify={}", req.tls_verify))
-            .arg(req.image.skopeo_source())
-            .arg(format!("oci:{}:pull", layout.display()))
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
-        let output = tokio::time::timeout(self.config.pull_timeout, command.output()).await;
-        let output = match output {
-            Err(_) => {
-                return Err(format!(
-                    "pulling {} took longer than {} s; the previous release keeps serving",
-                    req.image,
-                    self.config.pull_timeout.as_secs()
-                ))
+        let pulled = dockerfile::registry::pull(
+            &self.config.skopeo,
+            &req.image,
+            req.tls_verify,
+            self.config.pull_timeout,
+            layout,
+            "pull",
+        )
+        .await;
+        pulled.map_err(|e| match e {
+            PullError::NoSkopeo { .. } => e.to_string(),
+            PullError::Start { .. } => {
+                tracing::error!(error = %error_chain(&e), "cannot run skopeo");
+                "internal error while starting the pull; the previous release keeps serving".to_owned()
             }
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(format!(
-                    "the server cannot pull images: {} is not installed there (apt-get install skopeo)",
-                    self.config.skopeo.display()
-                ))
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot run skopeo");
-                return Err(
-                    "internal error while starting the pull; the previous release keeps serving".to_owned(),
-                );
-            }
-            Ok(Ok(output)) => output,
-        };
-        if !output.status.success() {
-            return Err(format!(
-                "cannot pull {}: {}. Check the reference, that the registry is reachable from the server, \
-                 and --src-tls-verify=false for a plain-HTTP registry; the previous release keeps serving",
-                req.image,
-                skopeo_reason(&String::from_utf8_lossy(&output.stderr))
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// The useful part of skopeo's stderr: its last non-empty line without the log prefix, cut short.
-fn skopeo_reason(stderr: &str) -> String {
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    let line = line
-        .split_once("msg=\"")
-        .map_or(line, |(_, rest)| rest.trim_end_matches('"'));
-    let reason: String = line.replace("\\\"", "\"").chars().take(400).collect();
-    if reason.is_empty() {
-        "skopeo failed without saying why".to_owned()
-    } else {
-        reason
+            PullError::Timeout { .. } => format!("{e}; the previous release keeps serving"),
+            PullError::Failed { .. } => format!(
+                "{e}. Check the reference, that the registry is reachable from the server, and \
+                 --src-tls-verify=false for a plain-HTTP registry; the previous release keeps serving"
+            ),
+        })
     }
 }
 
@@ -354,46 +204,6 @@ async fn say(log: &mpsc::Sender<String>, line: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn references() {
-        let digest = format!("sha256:{}", "ab".repeat(32));
-        let ok: &[(&str, &str)] = &[
-            ("127.0.0.1:5000/x:1", "127.0.0.1:5000/x:1"),
-            ("docker://127.0.0.1:5000/x:1", "127.0.0.1:5000/x:1"),
-            (
-                "registry.example.com/team/app",
-                "registry.example.com/team/app:latest",
-            ),
-            ("localhost/a.b_c-d/e:v1.2_3", "localhost/a.b_c-d/e:v1.2_3"),
-            (
-                &format!("reg.io:443/app@{digest}"),
-                &format!("reg.io:443/app@{digest}"),
-            ),
-        ];
-        for (typed, shown) in ok {
-            let parsed = ImageRef::parse(typed).unwrap_or_else(|e| panic!("{typed}: {e}"));
-            assert_eq!(parsed.to_string(), *shown);
-            assert_eq!(parsed.skopeo_source(), format!("docker://{shown}"));
-        }
-        let bad: &[(&str, &str)] = &[
-            ("", "not a registry reference"),
-            ("nginx:1.25", "names no registry"),
-            ("library/nginx", "no registry host"),
-            ("-rm.example.com/x", "no registry host"),
-            ("reg.io/App:1", "repository name"),
-            ("reg.io//x", "repository name"),
-            ("reg.io/x:", "tag"),
-            ("reg.io/x:-1", "tag"),
-            ("reg.io/x@sha256:abc", "digest"),
-            (&format!("reg.io/x:1@{digest}"), "both a tag and a digest"),
-            ("reg.io/x y", "not a registry reference"),
-        ];
-        for (typed, expected) in bad {
-            let err = ImageRef::parse(typed).unwrap_err();
-            assert!(err.contains(expected), "{typed:?}: {err}");
-        }
-    }
 
     #[test]
     fn processes() {
@@ -441,25 +251,6 @@ mod tests {
                     assert!(err.contains(word), "{err}");
                 }
             }
-        }
-    }
-
-    #[test]
-    fn skopeo_reasons() {
-        let cases = [
-            ("", "skopeo failed without saying why"),
-            (
-                "time=\"2026\" level=fatal msg=\"initializing source docker://x: manifest unknown\"\n",
-                "initializing source docker://x: manifest unknown",
-            ),
-            ("Error: plain words\n\n", "Error: plain words"),
-            (
-                "level=fatal msg=\"pinging: Get \\\"https://x/v2/\\\": refused\"",
-                "pinging: Get \"https://x/v2/\": refused",
-            ),
-        ];
-        for (stderr, expected) in cases {
-            assert_eq!(skopeo_reason(stderr), expected);
         }
     }
 }

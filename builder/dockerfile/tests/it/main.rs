@@ -2,6 +2,7 @@
 //! is also the build container's init program: the builder re-executes it with `container::INIT_ARG`.
 
 mod builds;
+mod registry;
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -23,7 +24,7 @@ fn main() {
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let missing = missing_requirements();
     let mut failed = Vec::new();
-    for (name, needs, test) in builds::TESTS {
+    for (name, needs, test) in builds::TESTS.iter().chain(registry::TESTS) {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
         }

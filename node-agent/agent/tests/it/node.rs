@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use agent::{Agent, AgentConfig, Ipv4Net};
 use agent_contract::{ImageRef, InstanceSpec, InstanceState, Limits, NodeReport};
-use image_store::{ImageConfig, ImageStore, LayerMode};
+use image_store::{ImageConfig, ImageExtras, ImageStore, LayerMode};
 use tokio::sync::watch;
 use vocabulary::{
     AccountId, AppId, AppName, IdRange, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion,
@@ -59,6 +59,50 @@ fn image(store: &ImageStore, dir: &Path) -> String {
         ..Default::default()
     };
     store.put_image("test", &[layer], &config).unwrap()
+}
+
+/// A Dockerfile-like image with `USER nobody`, `WORKDIR /www` and an exec-form `ENTRYPOINT` + `CMD`, and no
+/// `/bin/sh`: it runs only if the agent execs the image's argv itself. It serves what it saw: its ids, `HOME`
+/// and working directory.
+fn image_as_nobody(store: &ImageStore, dir: &Path) -> (String, String) {
+    let root = dir.join("nobody-root");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::create_dir_all(root.join("www")).unwrap();
+    std::fs::set_permissions(
+        root.join("www"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    let layer = store.write_layer_from_dir(&root, "", LayerMode::Rootfs).unwrap();
+    let config = ImageConfig {
+        env: BTreeMap::from([("PATH".into(), "/bin".into())]),
+        working_dir: "/www".into(),
+        cmd: vec![
+            "echo uid=$(busybox id -u) gid=$(busybox id -g) home=$HOME cwd=$(busybox pwd) > index.html; \
+             exec busybox httpd -f -p $PORT -h ."
+                .into(),
+        ],
+        ..Default::default()
+    };
+    let extras = ImageExtras {
+        entrypoint: vec!["/bin/busybox".into(), "sh".into(), "-c".into()],
+        user: "nobody".into(),
+        ..Default::default()
+    };
+    let argv: Vec<String> = extras.entrypoint.iter().chain(&config.cmd).cloned().collect();
+    let digest = store
+        .put_image_with("nobody", &[layer], &config, &extras)
+        .unwrap();
+    // What the control plane puts in a release without a Procfile.
+    (digest, image_store::shell_command(&argv).unwrap())
 }
 
 fn spec(digest: &str, command: &str) -> InstanceSpec {
@@ -170,6 +214,7 @@ pub fn instance_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let store = ImageStore::open(&dir.path().join("images")).unwrap();
     let digest = image(&store, dir.path());
+    let (nobody_digest, nobody_command) = image_as_nobody(&store, dir.path());
     let data_dir = dir.path().join("agent");
     let cfg = AgentConfig {
         node: NodeId::new(),
@@ -196,8 +241,22 @@ pub fn instance_lifecycle() {
              echo pids=$(ls /proc | grep -c '^[0-9]'); echo uid_map=$(cat /proc/self/uid_map); cat /etc/resolv.conf /etc/hosts; exec httpd -f -p $PORT -h /www",
         );
         let crasher = spec(&digest, "echo crashing; exit 3");
-        let (web_id, crasher_id) = (web.id, crasher.id);
-        agent.set_desired(vec![web.clone(), crasher.clone()]);
+        let nobody = spec(&nobody_digest, &nobody_command);
+        let (web_id, crasher_id, nobody_id) = (web.id, crasher.id, nobody.id);
+        agent.set_desired(vec![web.clone(), crasher.clone(), nobody]);
+
+        // The image with `USER nobody` runs its own argv (it has no /bin/sh) as nobody, in its WORKDIR, with
+        // HOME from its /etc/passwd.
+        let report = wait_for(&mut reports, "nobody running", |r| {
+            r.instances.iter().any(|i| i.id == nobody_id && i.state == InstanceState::Running)
+        })
+        .await;
+        let address = report.instances.iter().find(|i| i.id == nobody_id).unwrap().address.unwrap();
+        let response = tokio::task::spawn_blocking(move || http_get(address)).await.unwrap();
+        assert!(
+            response.contains("uid=65534 gid=65534 home=/nonexistent cwd=/www"),
+            "{response}"
+        );
 
         // The web instance comes up and answers from the host at its own address.
         let report = wait_for(&mut reports, "web running", |r| {

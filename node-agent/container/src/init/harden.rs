@@ -1,13 +1,18 @@
-//! The app's last steps before `execve`, in the forked app process: resource limits, capabilities,
-//! `no_new_privs`, then the seccomp filter (last, because the steps before it use calls it forbids).
+//! The app's last steps before `execve`, in the forked app process: resource limits, the bounding set, the
+//! switch to the image's user (which empties the permitted and effective sets of a non-root user), the other
+//! capability sets, `no_new_privs`, then the seccomp filter (last, because the steps before it use calls it
+//! forbids).
 
 use caps::{CapSet, CapsHashSet};
 
+use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+
 use super::{Context, SetupError};
 use crate::security::{Resource, Security};
+use crate::user::Credentials;
 
-/// Applies `security` to the calling (single-threaded) process.
-pub fn apply(security: &Security) -> Result<(), SetupError> {
+/// Applies `security` to the calling (single-threaded) process, and switches to `user` when given.
+pub fn apply(security: &Security, user: Option<&Credentials>) -> Result<(), SetupError> {
     for limit in &security.rlimits {
         let resource = match limit.resource {
             Resource::NoFile => libc::RLIMIT_NOFILE,
@@ -41,6 +46,16 @@ pub fn apply(security: &Security) -> Result<(), SetupError> {
     let bounding = caps::read(None, CapSet::Bounding).ctx(|| "reading the bounding capabilities".into())?;
     for cap in bounding.difference(&keep) {
         caps::drop(None, CapSet::Bounding, *cap).ctx(|| format!("dropping {cap} from the bounding set"))?;
+    }
+    if let Some(user) = user {
+        // After the bounding set (dropping from it needs CAP_SETPCAP, which a non-root uid loses) and groups
+        // before ids (setting them needs CAP_SETGID, lost with the uid).
+        let groups: Vec<Gid> = user.groups.iter().copied().map(Gid::from_raw).collect();
+        setgroups(&groups).ctx(|| format!("setting the groups {:?}", user.groups))?;
+        let gid = Gid::from_raw(user.gid);
+        setresgid(gid, gid, gid).ctx(|| format!("setting gid {}", user.gid))?;
+        let uid = Uid::from_raw(user.uid);
+        setresuid(uid, uid, uid).ctx(|| format!("setting uid {}", user.uid))?;
     }
     caps::clear(None, CapSet::Ambient).ctx(|| "clearing the ambient capabilities".into())?;
     caps::clear(None, CapSet::Inheritable).ctx(|| "clearing the inheritable capabilities".into())?;

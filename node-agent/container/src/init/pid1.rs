@@ -14,6 +14,7 @@ use nix::unistd::{chdir, execve, fork, sethostname, setsid, ForkResult, Pid};
 
 use super::mounts::{self, CgroupHierarchy};
 use super::{close_fds_from, harden, signals, userns, Context, SetupError};
+use crate::user::Credentials;
 use crate::{ContainerSpec, Security, SETUP_FAILED_EXIT_CODE};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -70,6 +71,7 @@ struct Exec<'a> {
     argv: Vec<CString>,
     env: Vec<CString>,
     security: Security,
+    credentials: Option<Credentials>,
 }
 
 impl<'a> Exec<'a> {
@@ -78,6 +80,11 @@ impl<'a> Exec<'a> {
         let path_var = spec.env.get("PATH").map(String::as_str).unwrap_or(DEFAULT_PATH);
         let program = find_program(&spec.argv[0], path_var)
             .ok_or_else(|| SetupError(format!("{}: command not found", spec.argv[0])))?;
+        let credentials = spec.security.user.as_deref().map(resolve_user).transpose()?;
+        let mut env = spec.env.clone();
+        if let Some(home) = credentials.as_ref().and_then(|c| c.home.clone()) {
+            env.entry("HOME".into()).or_insert(home);
+        }
         Ok(Exec {
             user_namespace,
             program: cstring(program.as_os_str().as_bytes())?,
@@ -86,12 +93,12 @@ impl<'a> Exec<'a> {
                 .iter()
                 .map(|a| cstring(a.as_bytes()))
                 .collect::<Result<_, _>>()?,
-            env: spec
-                .env
+            env: env
                 .iter()
                 .map(|(k, v)| cstring(format!("{k}={v}").as_bytes()))
                 .collect::<Result<_, _>>()?,
             security: spec.security.clone(),
+            credentials,
         })
     }
 
@@ -108,7 +115,7 @@ impl<'a> Exec<'a> {
         signals::restore_defaults();
         let _ = setsid();
         close_fds_from(3);
-        if let Err(e) = harden::apply(&self.security) {
+        if let Err(e) = harden::apply(&self.security, self.credentials.as_ref()) {
             let _ = writeln!(std::io::stderr(), "container setup failed: {e}");
             std::process::exit(SETUP_FAILED_EXIT_CODE)
         }
@@ -121,6 +128,17 @@ impl<'a> Exec<'a> {
         // Shell conventions: 127 not found, 126 found but not executable.
         std::process::exit(if err == Errno::ENOENT { 127 } else { 126 })
     }
+}
+
+/// Resolves the app's `USER` with the container's own `/etc/passwd` and `/etc/group` (we are in its root now);
+/// a missing file reads as empty, so numeric ids still work in an image without one.
+fn resolve_user(user: &str) -> Result<Credentials, SetupError> {
+    let read = |path: &str| match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e).ctx(|| format!("reading the container's {path}")),
+    };
+    crate::user::resolve(user, &read("/etc/passwd")?, &read("/etc/group")?).map_err(SetupError)
 }
 
 /// Looks `name` up like a shell does: as a path if it has a slash, otherwise in each `PATH` entry.

@@ -31,6 +31,11 @@ pub const TESTS: &[crate::Test] = &[
         userns_container_dies_with_its_outer_init,
     ),
     ("without_userns_app_is_host_root", without_userns_app_is_host_root),
+    (
+        "image_user_from_the_layers_passwd",
+        image_user_from_the_layers_passwd,
+    ),
+    ("image_user_numeric_and_unknown", image_user_numeric_and_unknown),
 ];
 
 const BASE: u32 = 1 << 20;
@@ -212,6 +217,7 @@ fn userns_root_cannot_reach_host_namespaces() {
         capabilities: caps::all().into_iter().collect(),
         rlimits: vec![],
         seccomp: container::seccomp::SeccompProgram { filters: vec![] },
+        user: None,
     };
     let out = run(&unconfined);
     assert_eq!(out.stdout.trim(), "other");
@@ -290,4 +296,67 @@ fn without_userns_app_is_host_root() {
     );
     assert_eq!(std::fs::metadata(f.path("upper/created")).unwrap().uid(), 0);
     assert_eq!(host_uid_of_app(&f.spec("")), 0);
+}
+
+/// A fixture whose layer has an `/etc/passwd` and `/etc/group` with a non-root `app` user.
+fn fixture_with_users() -> Fixture {
+    let f = Fixture::new();
+    let etc = f.path("layer/etc");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(
+        etc.join("passwd"),
+        "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(etc.join("group"), "root:x:0:\nstaff:x:50:app\napp:x:1000:\n").unwrap();
+    f
+}
+
+/// An image's `USER app`: ids from the layer's `/etc/passwd` and `/etc/group`, `HOME` from passwd, no
+/// capabilities left, and on the host the tenant's range shifted by the uid.
+fn image_user_from_the_layers_passwd() {
+    let f = fixture_with_users();
+    let mut spec = with_userns(
+        f.spec("id -u; id -g; id -G; echo $HOME; grep -E '^Cap(Eff|Prm)' /proc/self/status"),
+        BASE,
+    );
+    spec.security.user = Some("app".into());
+    let out = run(&spec);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+    assert_eq!(
+        lines[..4],
+        ["1000", "1000", "1000 50", "/home/app"],
+        "{}",
+        out.stdout
+    );
+    assert_eq!(lines[4], "CapPrm:\t0000000000000000", "{}", out.stdout);
+    assert_eq!(lines[5], "CapEff:\t0000000000000000", "{}", out.stdout);
+    assert_eq!(host_uid_of_app(&spec), BASE + 1000);
+    // The control: the same spec without a user is container root.
+    spec.security.user = None;
+    assert_eq!(host_uid_of_app(&spec), BASE);
+}
+
+fn image_user_numeric_and_unknown() {
+    let f = fixture_with_users();
+    // Without a user namespace too, and a uid the image does not list.
+    let mut spec = f.spec("id -u; id -g");
+    spec.security.user = Some("65534:65533".into());
+    let out = run(&spec);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(
+        out.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["65534", "65533"]
+    );
+
+    spec.security.user = Some("ghost".into());
+    let out = run(&spec);
+    assert_eq!(
+        out.code,
+        Some(container::SETUP_FAILED_EXIT_CODE),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("unable to find user ghost"), "{}", out.stderr);
 }

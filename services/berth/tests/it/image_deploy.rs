@@ -44,6 +44,22 @@ fn busybox_image(dir: &Path) -> std::path::PathBuf {
     layout
 }
 
+/// [`busybox_image`] pushed as `x:1` to a fresh `docker-registry` on loopback: the layout, the registry
+/// (stopped when dropped) and the reference.
+pub(crate) fn busybox_in_a_registry(dir: &Path) -> (std::path::PathBuf, Registry, String) {
+    let layout = busybox_image(dir);
+    let registry = Registry::start(dir);
+    let reference = format!("{}/x:1", registry.addr);
+    let out = Command::new("skopeo")
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:x1", layout.display()))
+        .arg(format!("docker://{reference}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "skopeo push: {}", output_text(&out));
+    (layout, registry, reference)
+}
+
 fn output_text(out: &std::process::Output) -> String {
     format!("{}{}", text(&out.stdout), text(&out.stderr))
 }
@@ -61,16 +77,7 @@ fn an_image_from_a_registry_is_deployed_and_served() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let layout = busybox_image(work.path());
-    let registry = Registry::start(work.path());
-    let reference = format!("{}/x:1", registry.addr);
-    let out = Command::new("skopeo")
-        .args(["copy", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:x1", layout.display()))
-        .arg(format!("docker://{reference}"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "skopeo push: {}", output_text(&out));
+    let (layout, registry, reference) = busybox_in_a_registry(work.path());
     // The same image with zstd layers (recompressed into a layout of its own first: pushed straight, skopeo
     // reuses the gzip blobs the registry has), which Berth refuses.
     let zstd_layout = work.path().join("zstd-layout");
