@@ -13,7 +13,7 @@ use oci_spec::image::{
 use serde::Serialize;
 
 use crate::digest::{check_digest, hex_of, sha256_digest};
-use crate::{ImageStore, ImageStoreError, LayerInfo};
+use crate::{ImageStore, ImageStoreError, LayerCompression, LayerInfo};
 
 /// The annotation that names a tag in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -64,7 +64,7 @@ pub struct ImageLayer {
     pub digest: String,
     pub diff_id: String,
     pub size: u64,
-    /// The gzip blob.
+    /// The gzip or zstd blob.
     pub path: PathBuf,
 }
 
@@ -149,15 +149,7 @@ impl ImageStore {
     /// Reads a whole blob and checks its digest (for configs and manifests; layers are streamed).
     pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>, ImageStoreError> {
         let path = self.blob_path(digest)?;
-        let bytes = fs::read(&path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => ImageStoreError::MissingBlob {
-                digest: digest.to_owned(),
-            },
-            _ => ImageStoreError::ReadBlob {
-                digest: digest.to_owned(),
-                source,
-            },
-        })?;
+        let bytes = fs::read(&path).map_err(|source| ImageStoreError::reading_blob(digest, source))?;
         check_digest(&bytes, digest)?;
         Ok(bytes)
     }
@@ -182,13 +174,17 @@ impl ImageStore {
         extras: &ImageExtras,
     ) -> Result<String, ImageStoreError> {
         check_tag(tag)?;
+        let mut compressions = Vec::with_capacity(layers.len());
         for layer in layers {
             hex_of(&layer.diff_id)?;
-            if !self.has_blob(&layer.digest) {
-                return Err(ImageStoreError::MissingBlob {
-                    digest: layer.digest.clone(),
-                });
-            }
+            compressions.push(self.blob_compression(&layer.digest)?);
+        }
+        let size: u64 = layers.iter().map(|l| l.size).sum();
+        if size > self.max_image_bytes {
+            return Err(ImageStoreError::ImageOverLimit {
+                size,
+                limit: self.max_image_bytes,
+            });
         }
         let created = config.created.clone().unwrap_or_else(|| FIXED_CREATED.to_owned());
 
@@ -266,7 +262,8 @@ impl ImageStore {
 
         let layer_descriptors = layers
             .iter()
-            .map(|l| descriptor(MediaType::ImageLayerGzip, l.size, &l.digest, None))
+            .zip(compressions)
+            .map(|(l, c)| descriptor(MediaType::from(c.media_type()), l.size, &l.digest, None))
             .collect::<Result<Vec<_>, _>>()?;
         let manifest = built!(
             "image manifest",
@@ -301,6 +298,18 @@ impl ImageStore {
         self.update_index(|manifests| {
             manifests.retain(|d| !has_tag(d, tag));
             manifests.push(entry);
+        })
+    }
+
+    /// How the layer blob `digest` is compressed, from its first bytes.
+    pub fn blob_compression(&self, digest: &str) -> Result<LayerCompression, ImageStoreError> {
+        let path = self.blob_path(digest)?;
+        let mut magic = Vec::with_capacity(4);
+        File::open(&path)
+            .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 4), &mut magic))
+            .map_err(|source| ImageStoreError::reading_blob(digest, source))?;
+        LayerCompression::sniff(&magic).ok_or_else(|| ImageStoreError::UnknownCompression {
+            digest: digest.to_owned(),
         })
     }
 
@@ -380,7 +389,7 @@ impl ImageStore {
         }
         let mut layers = Vec::with_capacity(diff_ids.len());
         for (descriptor, diff_id) in manifest.layers().iter().zip(diff_ids) {
-            if *descriptor.media_type() != MediaType::ImageLayerGzip {
+            if LayerCompression::from_media_type(descriptor.media_type().as_ref()).is_none() {
                 return Err(bad(format!(
                     "layer media type {} is not supported",
                     descriptor.media_type()

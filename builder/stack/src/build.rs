@@ -110,6 +110,8 @@ async fn build(
         let mut options = LayerOptions::new("", LayerMode::Rootfs);
         options.empty_dirs = EMPTY_DIRS.iter().map(PathBuf::from).collect();
         options.gzip_level = level;
+        // The stack stays gzip whatever the store default: rebase and umoci read only gzip first layers.
+        options.compression = Some(image_store::LayerCompression::Gzip);
         let layer = store2
             .write_layer(&rootfs2, &options)
             .map_err(StackError::WriteLayer)?;
