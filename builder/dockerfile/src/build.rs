@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use build_sandbox::{BuildSandbox, SandboxConfig, DEFAULT_BUILD_TIMEOUT};
-use image_store::{HistoryEntry, ImageConfig, ImageExtras, ImageStore, LayerInfo, LayerMode, LayerOptions};
+use image_store::{
+    HistoryEntry, ImageConfig, ImageExtras, ImageStore, ImageStoreError, LayerInfo, LayerMode, LayerOptions,
+};
 use stack::StackConfig;
 use tokio::sync::mpsc;
 use vocabulary::{AppName, IdRange};
@@ -295,7 +297,12 @@ impl DockerfileBuilder {
             blocking(move || {
                 store
                     .put_image_with(&tag, &layers, &config, &extras)
-                    .map_err(|source| DockerfileError::PutImage { tag, source })
+                    .map_err(|source| match source {
+                        ImageStoreError::ImageOverLimit { .. } => DockerfileError::Limit(
+                            build_sandbox::LimitExceeded::ImageSize(source.to_string()),
+                        ),
+                        source => DockerfileError::PutImage { tag, source },
+                    })
             })
             .await?
         };
