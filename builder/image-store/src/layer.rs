@@ -418,4 +418,36 @@ mod tests {
             assert!(prefix_components(bad).is_err(), "{bad:?} accepted");
         }
     }
+
+    #[test]
+    fn compressions_by_name_media_type_and_magic() {
+        for (name, compression, media_type, magic) in [
+            (
+                "gzip",
+                LayerCompression::Gzip,
+                "application/vnd.oci.image.layer.v1.tar+gzip",
+                &[0x1f, 0x8b, 8, 0][..],
+            ),
+            (
+                "zstd",
+                LayerCompression::Zstd,
+                "application/vnd.oci.image.layer.v1.tar+zstd",
+                &[0x28, 0xb5, 0x2f, 0xfd][..],
+            ),
+        ] {
+            assert_eq!(name.parse::<LayerCompression>(), Ok(compression));
+            assert_eq!(compression.to_string(), name);
+            assert_eq!(compression.media_type(), media_type);
+            assert_eq!(LayerCompression::from_media_type(media_type), Some(compression));
+            assert_eq!(LayerCompression::sniff(magic), Some(compression));
+        }
+        assert!("lz4".parse::<LayerCompression>().is_err());
+        assert_eq!(
+            LayerCompression::from_media_type("application/vnd.oci.image.layer.v1.tar"),
+            None
+        );
+        for magic in [&b""[..], b"\x1f", b"ustar", b"\x28\xb5\x2f"] {
+            assert_eq!(LayerCompression::sniff(magic), None, "{magic:?}");
+        }
+    }
 }
