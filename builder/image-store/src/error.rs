@@ -28,7 +28,10 @@ pub enum ImageStoreError {
     BadPrefix(String),
     #[error("digest {0:?} is not valid: expected sha256:<64 lowercase hex digits>")]
     BadDigest(String),
-    #[error("tag {0:?} is not valid: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit")]
+    #[error(
+        "tag {0:?} is not valid: use 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit \
+         (and '/' between such names)"
+    )]
     BadTag(String),
     #[error(
         "the image is {}, more than the limit of {}; add large files to .slugignore or ask the operator",

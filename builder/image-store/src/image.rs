@@ -76,15 +76,18 @@ pub struct Image {
     pub config: ImageConfig,
 }
 
-/// OCI tags: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+/// Tags: 1 to 128 characters, components of `[A-Za-z0-9_][A-Za-z0-9._-]*` separated by single `/`s, such
+/// as `myapp-build-abc1234` or `berth/bookworm`. The OCI image layout's `org.opencontainers.image.ref.name`
+/// allows `/` (skopeo reads `oci:STORE:berth/bookworm`), and tags are only annotations in `index.json`,
+/// never file names, so a `/` needs no encoding.
 pub(crate) fn check_tag(tag: &str) -> Result<(), ImageStoreError> {
-    let ok = !tag.is_empty()
-        && tag.len() <= 128
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-        && (tag.as_bytes()[0].is_ascii_alphanumeric() || tag.as_bytes()[0] == b'_');
-    if ok {
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+            && (c.as_bytes()[0].is_ascii_alphanumeric() || c.as_bytes()[0] == b'_')
+    };
+    if tag.len() <= 128 && tag.split('/').all(component_ok) {
         Ok(())
     } else {
         Err(ImageStoreError::BadTag(tag.to_owned()))
@@ -529,10 +532,29 @@ mod tests {
 
     #[test]
     fn tags() {
-        for ok in ["latest", "myapp-build-abc1234", "v1.2_3", "_x"] {
+        for ok in [
+            "latest",
+            "myapp-build-abc1234",
+            "v1.2_3",
+            "_x",
+            "berth/bookworm",
+            "a/b/c",
+        ] {
             assert!(check_tag(ok).is_ok(), "{ok:?} refused");
         }
-        for bad in ["", "-x", ".x", "a/b", "a:b", "a b", &"x".repeat(129)] {
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "a:b",
+            "a b",
+            "/a",
+            "a/",
+            "a//b",
+            "a/../b",
+            "a/-b",
+            &"x".repeat(129),
+        ] {
             assert!(check_tag(bad).is_err(), "{bad:?} accepted");
         }
     }
