@@ -6,6 +6,9 @@
 //! A stack can also be pulled from a registry (`pull_stack`, with `skopeo`): a single-layer gzip image whose
 //! dpkg database lists every package of [`all_packages`], recorded in the same file as a built one.
 //!
+//! Either way the stack is tagged [`stack_tag`] (`berth/bookworm`) in the image store as a one-layer image,
+//! so OCI tools and Dockerfile `FROM berth/bookworm` see it like any store image. Its layer is always gzip.
+//!
 //! It does not keep an unpacked copy (the builder and the node agent unpack layers themselves), and builds
 //! one stack only. Only the `buildpacks` crate and `berth stack`
 //! depend on it.
