@@ -208,3 +208,34 @@ fn put_image_refuses_an_image_over_the_size_limit() {
     );
     assert_eq!(store.resolve_tag("too-big").unwrap(), None);
 }
+
+#[test]
+fn an_image_with_zstd_app_layers_is_rebased_keeping_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ImageStore::open(&tmp.path().join("store")).unwrap();
+    write(&tmp.path().join("old/etc/os-release"), "NAME=old\n");
+    write(&tmp.path().join("new/etc/os-release"), "NAME=new\n");
+    let app = tmp.path().join("src");
+    tree(&app);
+    let old_stack = layer(&store, &tmp.path().join("old"), Some(LayerCompression::Gzip));
+    let new_stack = layer(&store, &tmp.path().join("new"), Some(LayerCompression::Gzip));
+    let app_layer = layer(&store, &app, Some(LayerCompression::Zstd));
+    let config = ImageConfig {
+        history: vec!["berth stack bookworm (debootstrap minbase)".into(), "app".into()],
+        ..ImageConfig::default()
+    };
+    let digest = store
+        .put_image("app-v1", &[old_stack, app_layer.clone()], &config)
+        .unwrap();
+    let rebased = store.rebase_image(&digest, &new_stack, "app-v2").unwrap();
+    assert!(
+        matches!(rebased, image_store::Rebase::Rebased { .. }),
+        "{rebased:?}"
+    );
+    assert_eq!(media_types(&store, "app-v2"), [GZIP, ZSTD]);
+    let image = store
+        .read_image(&store.resolve_tag("app-v2").unwrap().unwrap())
+        .unwrap();
+    let digests: Vec<&str> = image.layers.iter().map(|l| l.digest.as_str()).collect();
+    assert_eq!(digests, [new_stack.digest.as_str(), app_layer.digest.as_str()]);
+}
