@@ -66,6 +66,8 @@ pub struct ImageLayer {
     pub size: u64,
     /// The gzip or zstd blob.
     pub path: PathBuf,
+    /// As the manifest's media type says.
+    pub compression: LayerCompression,
 }
 
 /// An image read back from the store.
@@ -392,12 +394,13 @@ impl ImageStore {
         }
         let mut layers = Vec::with_capacity(diff_ids.len());
         for (descriptor, diff_id) in manifest.layers().iter().zip(diff_ids) {
-            if LayerCompression::from_media_type(descriptor.media_type().as_ref()).is_none() {
+            let Some(compression) = LayerCompression::from_media_type(descriptor.media_type().as_ref())
+            else {
                 return Err(bad(format!(
                     "layer media type {} is not supported",
                     descriptor.media_type()
                 )));
-            }
+            };
             let digest = descriptor.digest().to_string();
             hex_of(diff_id)?;
             layers.push(ImageLayer {
@@ -405,6 +408,7 @@ impl ImageStore {
                 digest,
                 diff_id: diff_id.clone(),
                 size: descriptor.size(),
+                compression,
             });
         }
 
