@@ -93,6 +93,10 @@ pub enum LimitExceeded {
          `berth apps update {app} --build-timeout 30m` (at most 2 h)"
     )]
     Time { app: String, limit: String },
+    /// The image store's `ImageOverLimit` message: the image is larger than
+    /// the operator's limit (`berth server --max-image-size`).
+    #[error("{0}")]
+    ImageSize(String),
 }
 
 /// A builder's error type, as far as the sandbox is concerned.

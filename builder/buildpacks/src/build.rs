@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use agent_contract::ImageRef;
 use build_sandbox::{BuildSandbox, SandboxConfig, DEFAULT_BUILD_TIMEOUT};
-use image_store::{ImageConfig, ImageStore, LayerInfo, LayerMode, LayerOptions};
+use image_store::{ImageConfig, ImageStore, ImageStoreError, LayerInfo, LayerMode, LayerOptions};
 use stack::{StackConfig, StackLayer};
 use tokio::sync::mpsc;
 use vocabulary::{AppName, IdRange, ProcessType};
@@ -484,7 +484,12 @@ async fn put_image(
     blocking(move || {
         store
             .put_image(&tag, &layers, &config)
-            .map_err(|source| BuildError::PutImage { tag, source })
+            .map_err(|source| match source {
+                ImageStoreError::ImageOverLimit { .. } => {
+                    BuildError::Limit(build_sandbox::LimitExceeded::ImageSize(source.to_string()))
+                }
+                source => BuildError::PutImage { tag, source },
+            })
     })
     .await
 }

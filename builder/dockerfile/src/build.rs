@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use build_sandbox::{BuildSandbox, SandboxConfig, DEFAULT_BUILD_TIMEOUT};
 use image_store::{
-    HistoryEntry, ImageConfig, ImageExtras, ImageStore, ImportOptions, LayerInfo, LayerMode, LayerOptions,
+    HistoryEntry, ImageConfig, ImageExtras, ImageStore, ImageStoreError, ImportOptions, LayerInfo, LayerMode,
+    LayerOptions,
 };
 use sha2::{Digest, Sha256};
 use stack::StackConfig;
@@ -312,7 +313,12 @@ impl DockerfileBuilder {
             blocking(move || {
                 store
                     .put_image_with(&tag, &layers, &config, &extras)
-                    .map_err(|source| DockerfileError::PutImage { tag, source })
+                    .map_err(|source| match source {
+                        ImageStoreError::ImageOverLimit { .. } => DockerfileError::Limit(
+                            build_sandbox::LimitExceeded::ImageSize(source.to_string()),
+                        ),
+                        source => DockerfileError::PutImage { tag, source },
+                    })
             })
             .await?
         };

@@ -13,7 +13,7 @@ use oci_spec::image::{
 use serde::Serialize;
 
 use crate::digest::{check_digest, hex_of, sha256_digest};
-use crate::{ImageStore, ImageStoreError, LayerInfo};
+use crate::{ImageStore, ImageStoreError, LayerCompression, LayerInfo};
 
 /// The annotation that names a tag in `index.json`.
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -64,8 +64,10 @@ pub struct ImageLayer {
     pub digest: String,
     pub diff_id: String,
     pub size: u64,
-    /// The gzip blob.
+    /// The gzip or zstd blob.
     pub path: PathBuf,
+    /// As the manifest's media type says.
+    pub compression: LayerCompression,
 }
 
 /// An image read back from the store.
@@ -76,15 +78,18 @@ pub struct Image {
     pub config: ImageConfig,
 }
 
-/// OCI tags: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+/// Tags: 1 to 128 characters, components of `[A-Za-z0-9_][A-Za-z0-9._-]*` separated by single `/`s, such
+/// as `myapp-build-abc1234` or `berth/bookworm`. The OCI image layout's `org.opencontainers.image.ref.name`
+/// allows `/` (skopeo reads `oci:STORE:berth/bookworm`), and tags are only annotations in `index.json`,
+/// never file names, so a `/` needs no encoding.
 pub(crate) fn check_tag(tag: &str) -> Result<(), ImageStoreError> {
-    let ok = !tag.is_empty()
-        && tag.len() <= 128
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-        && (tag.as_bytes()[0].is_ascii_alphanumeric() || tag.as_bytes()[0] == b'_');
-    if ok {
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+            && (c.as_bytes()[0].is_ascii_alphanumeric() || c.as_bytes()[0] == b'_')
+    };
+    if tag.len() <= 128 && tag.split('/').all(component_ok) {
         Ok(())
     } else {
         Err(ImageStoreError::BadTag(tag.to_owned()))
@@ -176,15 +181,7 @@ impl ImageStore {
     /// Reads a whole blob and checks its digest (for configs and manifests; layers are streamed).
     pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>, ImageStoreError> {
         let path = self.blob_path(digest)?;
-        let bytes = fs::read(&path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => ImageStoreError::MissingBlob {
-                digest: digest.to_owned(),
-            },
-            _ => ImageStoreError::ReadBlob {
-                digest: digest.to_owned(),
-                source,
-            },
-        })?;
+        let bytes = fs::read(&path).map_err(|source| ImageStoreError::reading_blob(digest, source))?;
         check_digest(&bytes, digest)?;
         Ok(bytes)
     }
@@ -209,13 +206,17 @@ impl ImageStore {
         extras: &ImageExtras,
     ) -> Result<String, ImageStoreError> {
         check_tag(tag)?;
+        let mut compressions = Vec::with_capacity(layers.len());
         for layer in layers {
             hex_of(&layer.diff_id)?;
-            if !self.has_blob(&layer.digest) {
-                return Err(ImageStoreError::MissingBlob {
-                    digest: layer.digest.clone(),
-                });
-            }
+            compressions.push(self.blob_compression(&layer.digest)?);
+        }
+        let size: u64 = layers.iter().map(|l| l.size).sum();
+        if size > self.max_image_bytes {
+            return Err(ImageStoreError::ImageOverLimit {
+                size,
+                limit: self.max_image_bytes,
+            });
         }
         let created = config.created.clone().unwrap_or_else(|| FIXED_CREATED.to_owned());
 
@@ -293,7 +294,8 @@ impl ImageStore {
 
         let layer_descriptors = layers
             .iter()
-            .map(|l| descriptor(MediaType::ImageLayerGzip, l.size, &l.digest, None))
+            .zip(compressions)
+            .map(|(l, c)| descriptor(MediaType::from(c.media_type()), l.size, &l.digest, None))
             .collect::<Result<Vec<_>, _>>()?;
         let manifest = built!(
             "image manifest",
@@ -328,6 +330,18 @@ impl ImageStore {
         self.update_index(|manifests| {
             manifests.retain(|d| !has_tag(d, tag));
             manifests.push(entry);
+        })
+    }
+
+    /// How the layer blob `digest` is compressed, from its first bytes.
+    pub fn blob_compression(&self, digest: &str) -> Result<LayerCompression, ImageStoreError> {
+        let path = self.blob_path(digest)?;
+        let mut magic = Vec::with_capacity(4);
+        File::open(&path)
+            .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 4), &mut magic))
+            .map_err(|source| ImageStoreError::reading_blob(digest, source))?;
+        LayerCompression::sniff(&magic).ok_or_else(|| ImageStoreError::UnknownCompression {
+            digest: digest.to_owned(),
         })
     }
 
@@ -407,12 +421,13 @@ impl ImageStore {
         }
         let mut layers = Vec::with_capacity(diff_ids.len());
         for (descriptor, diff_id) in manifest.layers().iter().zip(diff_ids) {
-            if *descriptor.media_type() != MediaType::ImageLayerGzip {
+            let Some(compression) = LayerCompression::from_media_type(descriptor.media_type().as_ref())
+            else {
                 return Err(bad(format!(
                     "layer media type {} is not supported",
                     descriptor.media_type()
                 )));
-            }
+            };
             let digest = descriptor.digest().to_string();
             hex_of(diff_id)?;
             layers.push(ImageLayer {
@@ -420,6 +435,7 @@ impl ImageStore {
                 digest,
                 diff_id: diff_id.clone(),
                 size: descriptor.size(),
+                compression,
             });
         }
 
@@ -547,10 +563,29 @@ mod tests {
 
     #[test]
     fn tags() {
-        for ok in ["latest", "myapp-build-abc1234", "v1.2_3", "_x"] {
+        for ok in [
+            "latest",
+            "myapp-build-abc1234",
+            "v1.2_3",
+            "_x",
+            "berth/bookworm",
+            "a/b/c",
+        ] {
             assert!(check_tag(ok).is_ok(), "{ok:?} refused");
         }
-        for bad in ["", "-x", ".x", "a/b", "a:b", "a b", &"x".repeat(129)] {
+        for bad in [
+            "",
+            "-x",
+            ".x",
+            "a:b",
+            "a b",
+            "/a",
+            "a/",
+            "a//b",
+            "a/../b",
+            "a/-b",
+            &"x".repeat(129),
+        ] {
             assert!(check_tag(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -12,7 +12,8 @@ use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 
 use crate::digest::{check_digest, hex_of, HashingReader, HashingWriter};
 use crate::image::{check_tag, has_tag};
-use crate::{ImageStore, ImageStoreError};
+use crate::unpack::Decoder;
+use crate::{ImageStore, ImageStoreError, LayerCompression};
 
 /// How to import an image.
 #[derive(Debug, Clone)]
@@ -40,21 +41,16 @@ fn refused(reason: impl Into<String>) -> ImageStoreError {
     }
 }
 
-/// Why a layer's media type cannot be imported, or `None` when it can (gzip tar layers only: that is what the
+/// Why a layer's media type cannot be imported, or `None` when it can (gzip or zstd tar layers: what the
 /// node agent unpacks).
 pub(crate) fn layer_media_type_problem(media_type: &MediaType) -> Option<String> {
     match media_type {
-        MediaType::ImageLayerGzip => None,
-        MediaType::ImageLayerZstd => Some(
-            "it has zstd layers, which Berth does not unpack yet: push it with gzip layers \
-             (skopeo copy --dest-compress-format gzip)"
-                .to_owned(),
-        ),
+        MediaType::ImageLayerGzip | MediaType::ImageLayerZstd => None,
         MediaType::ImageLayer => Some(
             "it has uncompressed layers: push it with gzip layers (skopeo copy --dest-compress --dest-compress-format gzip)"
                 .to_owned(),
         ),
-        other => Some(format!("it has a layer of media type {other}, not a gzip tar")),
+        other => Some(format!("it has a layer of media type {other}, not a gzip or zstd tar")),
     }
 }
 
@@ -133,7 +129,10 @@ impl ImageStore {
             let digest = layer.digest().to_string();
             hex_of(diff_id)?;
             let budget = options.max_bytes - uncompressed_total;
-            uncompressed_total += self.import_layer_blob(&source_blob(&digest)?, &digest, diff_id, budget)?;
+            let compression = LayerCompression::from_media_type(layer.media_type().as_ref())
+                .ok_or_else(|| refused(format!("layer {digest} is not a gzip or zstd tar")))?;
+            uncompressed_total +=
+                self.import_layer_blob(&source_blob(&digest)?, &digest, diff_id, compression, budget)?;
         }
         self.put_blob(&config_bytes)?;
         self.put_blob(&manifest_bytes)?;
@@ -148,7 +147,7 @@ impl ImageStore {
         })
     }
 
-    /// Copies one gzip layer into the store after checking its digest, its diff_id and that it holds at most
+    /// Copies one gzip or zstd layer (as its media type says) into the store after checking its digest, its diff_id and that it holds at most
     /// `budget` uncompressed bytes; returns its uncompressed size. A layer already in the store is still read
     /// for its size.
     fn import_layer_blob(
@@ -156,6 +155,7 @@ impl ImageStore {
         source: &Path,
         digest: &str,
         diff_id: &str,
+        compression: LayerCompression,
         budget: u64,
     ) -> Result<u64, ImageStoreError> {
         let read_err = |source_err| ImageStoreError::ReadImport {
@@ -168,15 +168,22 @@ impl ImageStore {
         };
         let file = File::open(source).map_err(read_err)?;
         let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir()).map_err(write_err)?;
-        // One pass: the compressed bytes are hashed and copied to the temp file as the gzip decoder reads
-        // them; the uncompressed bytes are hashed and counted.
+        // One pass: the compressed bytes are hashed and copied to the temp file as the decoder reads them;
+        // the uncompressed bytes are hashed and counted.
         let tee = Tee {
             inner: BufReader::with_capacity(1 << 20, file),
             copy: HashingWriter::new(tmp.as_file_mut()),
         };
-        let mut uncompressed = HashingReader::new(GzDecoder::new(tee).take(budget + 1));
-        let size = io::copy(&mut uncompressed, &mut io::sink())
-            .map_err(|e| refused(format!("layer {digest} is not a valid gzip stream ({e})")))?;
+        let decoder = match compression {
+            LayerCompression::Gzip => Decoder::Gzip(Box::new(GzDecoder::new(tee))),
+            LayerCompression::Zstd => Decoder::Zstd(zstd::Decoder::new(tee).map_err(read_err)?),
+        };
+        let mut uncompressed = HashingReader::new(decoder.take(budget + 1));
+        let size = io::copy(&mut uncompressed, &mut io::sink()).map_err(|e| {
+            refused(format!(
+                "layer {digest} is not a valid {compression} stream ({e})"
+            ))
+        })?;
         if size > budget {
             return Err(ImageStoreError::ImageTooLarge {
                 bytes: size,
@@ -185,7 +192,7 @@ impl ImageStore {
         }
         let (decoder, actual_diff_id) = uncompressed.drain_and_finish().map_err(read_err)?;
         let mut tee = decoder.into_inner().into_inner();
-        // Bytes after the gzip stream's end are still part of the blob.
+        // Bytes after the compressed stream's end are still part of the blob.
         io::copy(&mut tee, &mut io::sink()).map_err(read_err)?;
         let (_, actual, _) = tee.copy.finish();
         if actual != digest {
@@ -232,7 +239,7 @@ mod tests {
     fn layer_media_types() {
         let cases: &[(MediaType, Option<&str>)] = &[
             (MediaType::ImageLayerGzip, None),
-            (MediaType::ImageLayerZstd, Some("zstd")),
+            (MediaType::ImageLayerZstd, None),
             (MediaType::ImageLayer, Some("uncompressed")),
             (
                 MediaType::Other("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip".to_owned()),

@@ -1,7 +1,7 @@
 //! Berth's image store: one OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/…`) shared
 //! by every app, so identical layers (the stack, unchanged dependencies) are stored once.
 //!
-//! It writes layers from directory trees (tar + gzip, digest and diff_id computed in one streaming pass),
+//! It writes layers from directory trees (tar + gzip, or zstd when asked, digest and diff_id computed in one streaming pass),
 //! writes image configs and manifests, tags images in `index.json`, reads images back for the node agent, and
 //! unpacks layers with their digests checked. It carries OCI whiteouts both ways: a layer written from an
 //! overlayfs upper dir records its deletions as `.wh.` entries, and unpacking turns them back into overlayfs
@@ -37,7 +37,7 @@ pub use image::{
     shell_command, HistoryEntry, Image, ImageConfig, ImageExtras, ImageLayer, FIXED_CREATED, REF_NAME,
 };
 pub use import::{ImportOptions, ImportedImage};
-pub use layer::{LayerInfo, LayerMode, LayerOptions};
+pub use layer::{LayerCompression, LayerInfo, LayerMode, LayerOptions};
 pub use rebase::{Rebase, RebaseRefusal, STACK_HISTORY_PREFIX};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -49,7 +49,14 @@ const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 #[derive(Debug, Clone)]
 pub struct ImageStore {
     root: PathBuf,
+    /// For layers whose [`LayerOptions::compression`] is `None`.
+    layer_compression: LayerCompression,
+    /// The most an image written by [`ImageStore::put_image`] may weigh (its compressed layers).
+    max_image_bytes: u64,
 }
+
+/// The default of [`ImageStore::with_max_image_size`]: 4 GiB, as for imports.
+pub const DEFAULT_MAX_IMAGE_BYTES: u64 = 4 << 30;
 
 impl ImageStore {
     /// Opens the layout at `root`, creating it (and its parents) when missing.
@@ -60,6 +67,8 @@ impl ImageStore {
         };
         let store = ImageStore {
             root: root.to_owned(),
+            layer_compression: LayerCompression::Gzip,
+            max_image_bytes: DEFAULT_MAX_IMAGE_BYTES,
         };
         fs::create_dir_all(root.join("blobs/sha256")).map_err(create)?;
         fs::create_dir_all(store.tmp_dir()).map_err(create)?;
@@ -89,6 +98,19 @@ impl ImageStore {
         }
         store.read_index()?;
         Ok(store)
+    }
+
+    /// This handle (and its clones) writes layers with `compression` unless a layer's options name one.
+    pub fn with_layer_compression(mut self, compression: LayerCompression) -> ImageStore {
+        self.layer_compression = compression;
+        self
+    }
+
+    /// This handle (and its clones) refuses in [`ImageStore::put_image`] an image whose layers' compressed
+    /// sizes add up to more than `bytes` ([`ImageStoreError::ImageOverLimit`]).
+    pub fn with_max_image_size(mut self, bytes: u64) -> ImageStore {
+        self.max_image_bytes = bytes;
+        self
     }
 
     pub fn root(&self) -> &Path {

@@ -2,10 +2,12 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Component, Path};
 
 use flate2::read::GzDecoder;
+
+use crate::LayerCompression;
 
 use crate::digest::HashingReader;
 use crate::whiteout::{self, Name, Target};
@@ -46,17 +48,14 @@ impl ImageStore {
             dest: dest.to_owned(),
             source,
         };
-        let file = File::open(&path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => ImageStoreError::MissingBlob {
-                digest: digest.to_owned(),
-            },
-            _ => ImageStoreError::ReadBlob {
-                digest: digest.to_owned(),
-                source,
-            },
-        })?;
+        let compression = self.blob_compression(digest)?;
+        let file = File::open(&path).map_err(|source| ImageStoreError::reading_blob(digest, source))?;
         let compressed = HashingReader::new(BufReader::with_capacity(1 << 20, file));
-        let uncompressed = HashingReader::new(GzDecoder::new(compressed));
+        let decoder = match compression {
+            LayerCompression::Gzip => Decoder::Gzip(Box::new(GzDecoder::new(compressed))),
+            LayerCompression::Zstd => Decoder::Zstd(zstd::Decoder::new(compressed).map_err(wrap)?),
+        };
+        let uncompressed = HashingReader::new(decoder);
         let mut archive = tar::Archive::new(uncompressed);
         archive.set_preserve_permissions(true);
         archive.set_preserve_ownerships(true);
@@ -121,4 +120,29 @@ fn normalized(path: &Path) -> std::path::PathBuf {
     path.components()
         .filter(|c| matches!(c, Component::Normal(_)))
         .collect()
+}
+
+/// The decompressor over a layer blob.
+pub(crate) enum Decoder<R: Read> {
+    Gzip(Box<GzDecoder<R>>),
+    Zstd(zstd::Decoder<'static, BufReader<R>>),
+}
+
+impl<R: Read> Decoder<R> {
+    /// The compressed stream, to read what is left of it.
+    pub(crate) fn into_inner(self) -> R {
+        match self {
+            Decoder::Gzip(d) => d.into_inner(),
+            Decoder::Zstd(d) => d.finish().into_inner(),
+        }
+    }
+}
+
+impl<R: Read> Read for Decoder<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Decoder::Gzip(d) => d.read(buf),
+            Decoder::Zstd(d) => d.read(buf),
+        }
+    }
 }

@@ -11,8 +11,8 @@ use tokio::process::Command;
 
 use crate::sources::{host_mirror, installed_packages, mounts_under};
 use crate::{
-    all_packages, find_program, recorded_stack, StackConfig, StackError, StackLayer, APT_PACKAGES,
-    STACK_NAME, STACK_PACKAGES,
+    all_packages, ensure_tagged, find_program, recorded_stack, tag_stack_image, StackConfig, StackError,
+    StackLayer, APT_PACKAGES, STACK_NAME, STACK_PACKAGES,
 };
 
 /// Directories of the tree kept empty in the layer: containers mount their own.
@@ -27,11 +27,11 @@ pub async fn ensure_stack(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<StackLayer, StackError> {
     if let Some(stack) = recorded_stack(cfg, store) {
-        return Ok(stack);
+        return ensure_tagged(store, stack);
     }
     let _lock = lock(cfg, progress).await?;
     if let Some(stack) = recorded_stack(cfg, store) {
-        return Ok(stack);
+        return ensure_tagged(store, stack);
     }
     build(cfg, store, progress).await
 }
@@ -110,6 +110,8 @@ async fn build(
         let mut options = LayerOptions::new("", LayerMode::Rootfs);
         options.empty_dirs = EMPTY_DIRS.iter().map(PathBuf::from).collect();
         options.gzip_level = level;
+        // The stack stays gzip whatever the store default: rebase and umoci read only gzip first layers.
+        options.compression = Some(image_store::LayerCompression::Gzip);
         let layer = store2
             .write_layer(&rootfs2, &options)
             .map_err(StackError::WriteLayer)?;
@@ -127,6 +129,7 @@ async fn build(
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
     write_record(cfg, &stack)?;
+    tag_stack_image(store, &stack)?;
     progress(&format!(
         "-----> Stack {STACK_NAME} ready: {} packages, {} MB layer {}",
         stack.packages.len(),

@@ -6,6 +6,9 @@
 //! A stack can also be pulled from a registry (`pull_stack`, with `skopeo`): a single-layer gzip image whose
 //! dpkg database lists every package of [`all_packages`], recorded in the same file as a built one.
 //!
+//! Either way the stack is tagged [`stack_tag`] (`berth/bookworm`) in the image store as a one-layer image,
+//! so OCI tools and Dockerfile `FROM berth/bookworm` see it like any store image. Its layer is always gzip.
+//!
 //! It does not keep an unpacked copy (the builder and the node agent unpack layers themselves), and builds
 //! one stack only. Only the `buildpacks` crate and `berth stack`
 //! depend on it.
@@ -16,7 +19,7 @@ mod sources;
 
 use std::path::{Path, PathBuf};
 
-use image_store::{ImageStore, LayerInfo};
+use image_store::{ImageConfig, ImageStore, LayerInfo};
 use serde::{Deserialize, Serialize};
 
 pub use build::{ensure_stack, rebuild_stack};
@@ -139,8 +142,51 @@ pub enum StackError {
     Skopeo { status: String, stderr: String },
     #[error("{reference} cannot be the stack: {reason}")]
     NotAStack { reference: String, reason: String },
+    #[error("tagging the stack image {tag}")]
+    TagImage {
+        tag: String,
+        #[source]
+        source: image_store::ImageStoreError,
+    },
     #[error("the stack build task failed: {0}")]
     Task(String),
+}
+
+/// The image store tag of the stack named `name`: `berth/bookworm`, what Dockerfiles name in `FROM`.
+pub fn stack_tag(name: &str) -> String {
+    format!("berth/{name}")
+}
+
+/// The `PATH` of the stack image (Debian's default for root).
+pub const STACK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Tags `stack` in `store` as a one-layer image [`stack_tag`] (`skopeo inspect oci:STORE:berth/bookworm`
+/// works) and returns its manifest digest. The operator's stack is not held to the builds' image size limit.
+pub fn tag_stack_image(store: &ImageStore, stack: &StackLayer) -> Result<String, StackError> {
+    let tag = stack_tag(&stack.name);
+    let config = ImageConfig {
+        env: [("PATH".to_owned(), STACK_PATH.to_owned())].into(),
+        history: vec![format!("berth stack {} (debootstrap minbase)", stack.name)],
+        ..ImageConfig::default()
+    };
+    store
+        .clone()
+        .with_max_image_size(u64::MAX)
+        .put_image(&tag, std::slice::from_ref(&stack.layer), &config)
+        .map_err(|source| StackError::TagImage { tag, source })
+}
+
+/// [`tag_stack_image`] unless the tag already exists (a stack recorded before stacks were tagged).
+fn ensure_tagged(store: &ImageStore, stack: StackLayer) -> Result<StackLayer, StackError> {
+    let tag = stack_tag(&stack.name);
+    let tagged = store.resolve_tag(&tag).map_err(|source| StackError::TagImage {
+        tag: tag.clone(),
+        source,
+    })?;
+    if tagged.is_none() {
+        tag_stack_image(store, &stack)?;
+    }
+    Ok(stack)
 }
 
 /// The recorded stack, if its record parses and its blob is still in `store`.

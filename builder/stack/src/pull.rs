@@ -124,6 +124,7 @@ pub async fn pull_stack(
         created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     };
     record(cfg, &stack)?;
+    crate::tag_stack_image(store, &stack)?;
     progress(&format!(
         "-----> Stack {STACK_NAME} is now {reference}: {} packages, layer {}",
         stack.packages.len(),

@@ -85,6 +85,13 @@ pub struct BuildLimitArgs {
     /// Processes and threads of one build.
     #[arg(long, env = "BERTH_BUILD_PIDS", default_value_t = 4096)]
     pub build_pids: u32,
+    /// The largest image a build may make, its compressed layers together (stack included): `4G`, `500M`.
+    #[arg(long, env = "BERTH_MAX_IMAGE_SIZE", default_value = "4G", value_parser = parse_size)]
+    pub max_image_size: u64,
+    /// How builds compress the layers they write (app, dependencies, Dockerfile steps): `gzip` or `zstd`.
+    /// The stack layer is always gzip.
+    #[arg(long, env = "BERTH_LAYER_COMPRESSION", default_value = "gzip")]
+    pub layer_compression: image_store::LayerCompression,
 }
 
 impl BuildLimitArgs {
@@ -443,7 +450,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     // file is replaced while the server runs. git's hook is run by git, so it needs the binary's real path.
     let init_program = PathBuf::from("/proc/self/exe");
     let hook_program = std::env::current_exe().context("finding the berth binary")?;
-    let images = image_store::ImageStore::open(&layout.images).context("opening the image store")?;
+    // Builds write through this handle (and its clones): their layers' compression and the image size limit.
+    let images = image_store::ImageStore::open(&layout.images)
+        .context("opening the image store")?
+        .with_layer_compression(args.node.builds.layer_compression)
+        .with_max_image_size(args.node.builds.max_image_size);
 
     // The node agent for this machine.
     let node = node_id(&layout)?;
@@ -671,6 +682,29 @@ mod tests {
         for (arg, want) in cases {
             assert_eq!(parse_size(arg).ok(), want, "{arg}");
         }
+    }
+
+    #[test]
+    fn build_image_flags() {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            builds: BuildLimitArgs,
+        }
+        let parse = |args: &[&str]| {
+            <Flags as clap::Parser>::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
+                .map(|f| (f.builds.max_image_size, f.builds.layer_compression))
+                .map_err(|e| e.to_string())
+        };
+        use image_store::LayerCompression::{Gzip, Zstd};
+        assert_eq!(parse(&[]), Ok((4 << 30, Gzip)));
+        assert_eq!(
+            parse(&["--max-image-size", "500M", "--layer-compression", "zstd"]),
+            Ok((500 << 20, Zstd))
+        );
+        let bad = parse(&["--layer-compression", "lz4"]).unwrap_err();
+        assert!(bad.contains("use gzip or zstd"), "{bad}");
+        assert!(parse(&["--max-image-size", "4T"]).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use build_sandbox::{BuildFailure, BuildLimits, LimitExceeded};
 use buildpacks::classic::SourcePolicy;
 use buildpacks::{BuildError, Builder};
+use image_store::{ImageStore, LayerCompression};
 
 use crate::classic::bare_repo_of;
 use crate::support::{build_within, builder_config, chain, write};
@@ -28,6 +29,16 @@ pub const TESTS: &[Test] = &[
         "limits_a_build_past_its_time_limit_is_stopped",
         Needs::RootAndTools,
         a_build_past_its_time_limit_is_stopped,
+    ),
+    (
+        "limits_an_image_over_the_size_limit_fails_the_build",
+        Needs::RootAndTools,
+        an_image_over_the_size_limit_fails_the_build,
+    ),
+    (
+        "limits_a_zstd_store_writes_zstd_app_layers_over_a_gzip_stack",
+        Needs::RootAndTools,
+        a_zstd_store_writes_zstd_app_layers_over_a_gzip_stack,
     ),
 ];
 
@@ -131,4 +142,70 @@ fn a_build_past_its_time_limit_is_stopped() {
                  raise the limit with `berth apps update slow --build-timeout 30m` (at most 2 h)";
     assert!(log.iter().any(|l| l == shown), "{log:#?}");
     assert!(!log.iter().any(|l| l.contains("woke up")), "{log:#?}");
+}
+
+/// [`small_builder`] whose image store handle has other settings.
+fn builder_with_store(store: impl FnOnce(ImageStore) -> ImageStore) -> Builder {
+    let shared = shared_cache();
+    let mut config = builder_config(&shared, &shared.join("builder-cache"));
+    config.store = store(config.store.clone());
+    config.buildpack_sources = SourcePolicy {
+        allow_file_urls: true,
+    };
+    Builder::new(config)
+}
+
+fn an_image_over_the_size_limit_fails_the_build() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = app_compiling_with(tmp.path(), "echo compiled");
+    // The stack alone is tens of MiB.
+    let builder = builder_with_store(|store| store.with_max_image_size(1 << 20));
+    let (result, log) = build_within(&builder, "huge", &src, "it-huge", None);
+    let error = result.expect_err("an image over the size limit must fail the build");
+    assert!(
+        matches!(error, BuildError::Limit(LimitExceeded::ImageSize(_))),
+        "{}",
+        chain(&error)
+    );
+    let failed = log
+        .iter()
+        .find(|l| l.starts_with("-----> Build failed: the image is "))
+        .unwrap_or_else(|| panic!("no failure line: {log:#?}"));
+    assert!(
+        failed.ends_with(
+            "MiB, more than the limit of 1.0 MiB; add large files to .slugignore or ask the operator"
+        ),
+        "{failed}"
+    );
+    let store = ImageStore::open(&shared_cache().join("images")).unwrap();
+    assert_eq!(store.resolve_tag("it-huge").unwrap(), None);
+}
+
+fn a_zstd_store_writes_zstd_app_layers_over_a_gzip_stack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = app_compiling_with(tmp.path(), "echo compiled");
+    let builder = builder_with_store(|store| store.with_layer_compression(LayerCompression::Zstd));
+    let (result, log) = build_within(&builder, "zstd", &src, "it-zstd", None);
+    let output = result.unwrap_or_else(|e| panic!("{}: {log:#?}", chain(&e)));
+    let store = ImageStore::open(&shared_cache().join("images")).unwrap();
+    let digest = store.resolve_tag("it-zstd").unwrap().unwrap();
+    let image = store.read_image(&digest).unwrap();
+    let compressions: Vec<_> = image.layers.iter().map(|l| l.compression).collect();
+    let (stack, app) = compressions.split_first().unwrap();
+    assert_eq!(*stack, LayerCompression::Gzip, "{compressions:?}");
+    assert!(
+        !app.is_empty() && app.iter().all(|c| *c == LayerCompression::Zstd),
+        "{compressions:?}"
+    );
+    // The store's own unpacker reads the zstd app layer back.
+    let app_layer = output.layers.last().unwrap();
+    let dest = tmp.path().join("unpacked");
+    std::fs::create_dir_all(&dest).unwrap();
+    store
+        .unpack_layer(&app_layer.digest, &app_layer.diff_id, &dest)
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dest.join("app/index.txt")).unwrap(),
+        "the app\n"
+    );
 }

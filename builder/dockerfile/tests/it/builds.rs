@@ -4,7 +4,7 @@ use std::process::Command;
 
 use build_sandbox::LimitExceeded;
 use dockerfile::{DockerfileBuilder, DockerfileConfig, DockerfileError, DockerfileOutput, DockerfileRequest};
-use image_store::{ImageConfig, ImageStore, LayerMode};
+use image_store::{ImageConfig, ImageStore, LayerCompression, LayerMode};
 use stack::StackConfig;
 use tokio::sync::mpsc;
 use vocabulary::AppName;
@@ -17,6 +17,11 @@ pub const TESTS: &[Test] = &[
         "copy_only_build_from_a_store_image_is_cached",
         Needs::Nothing,
         copy_only_build_from_a_store_image_is_cached,
+    ),
+    (
+        "zstd_step_layers_and_the_image_size_limit",
+        Needs::Nothing,
+        zstd_step_layers_and_the_image_size_limit,
     ),
     (
         "dockerfile_app_builds_with_whiteouts_and_reuses_every_step",
@@ -116,6 +121,54 @@ fn put_base_image(store: &ImageStore, tmp: &Path, config: &ImageConfig) {
         .write_layer_from_dir(&base, "", LayerMode::Reproducible)
         .unwrap();
     store.put_image("base", &[layer], config).unwrap();
+}
+
+/// A store whose handle writes zstd layers gives zstd step layers over the (gzip) base; a handle with a tiny
+/// size limit fails the build with the limit's message.
+fn zstd_step_layers_and_the_image_size_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path(), &tmp.path().join("cache"));
+    let store = cfg.store.clone();
+    put_base_image(&store, tmp.path(), &ImageConfig::default());
+    let context = tmp.path().join("ctx");
+    write(&context.join("Dockerfile"), "FROM base\nCOPY a.txt /srv/a.txt\n");
+    write(&context.join("a.txt"), "zstd step\n");
+
+    cfg.store = store.clone().with_layer_compression(LayerCompression::Zstd);
+    let (built, log) = build(&DockerfileBuilder::new(cfg.clone()), &context, "zstd-app");
+    let built = built.unwrap_or_else(|e| panic!("{e}: {log:?}"));
+    let digest = store.resolve_tag("zstd-app").unwrap().unwrap();
+    let image = store.read_image(&digest).unwrap();
+    let compressions: Vec<_> = image.layers.iter().map(|l| l.compression).collect();
+    assert_eq!(compressions, [LayerCompression::Gzip, LayerCompression::Zstd]);
+    let step = built.layers.last().unwrap();
+    let dest = tmp.path().join("unpacked");
+    std::fs::create_dir_all(&dest).unwrap();
+    store.unpack_layer(&step.digest, &step.diff_id, &dest).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dest.join("srv/a.txt")).unwrap(),
+        "zstd step\n"
+    );
+
+    cfg.store = store.clone().with_max_image_size(10);
+    let (result, log) = build(&DockerfileBuilder::new(cfg), &context, "too-big");
+    let error = result.expect_err("an image over the limit must fail the build");
+    assert!(
+        matches!(
+            error,
+            DockerfileError::Limit(build_sandbox::LimitExceeded::ImageSize(_))
+        ),
+        "{error}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("-----> Build failed: the image is ")
+                && l.ends_with(
+                    "more than the limit of 10 bytes; add large files to .slugignore or ask the operator"
+                )),
+        "{log:#?}"
+    );
+    assert_eq!(store.resolve_tag("too-big").unwrap(), None);
 }
 
 pub(crate) fn run(cmd: &mut Command) -> String {

@@ -2,13 +2,20 @@
 
 use std::collections::BTreeMap;
 
-use image_store::{ImageConfig, ImageStore, ImageStoreError, ImportOptions, LayerMode};
+use image_store::{ImageConfig, ImageStore, ImageStoreError, ImportOptions, LayerCompression, LayerMode};
 
 use crate::write;
 
 /// A source layout holding one image tagged `pull`, and its manifest digest.
 fn source_layout(dir: &std::path::Path) -> (ImageStore, String) {
-    let source = ImageStore::open(&dir.join("source")).unwrap();
+    source_layout_with(dir, LayerCompression::Gzip)
+}
+
+/// [`source_layout`] with layers compressed as `compression`.
+fn source_layout_with(dir: &std::path::Path, compression: LayerCompression) -> (ImageStore, String) {
+    let source = ImageStore::open(&dir.join("source"))
+        .unwrap()
+        .with_layer_compression(compression);
     write(&dir.join("tree/www/index.html"), "hello\n");
     write(&dir.join("tree/bin/run"), &"x".repeat(10_000));
     let layer = source
@@ -87,4 +94,35 @@ fn an_image_over_the_limit_is_refused() {
     assert!(matches!(err, ImageStoreError::ImageTooLarge { .. }), "{err:?}");
     assert!(err.to_string().contains("too large"), "{err}");
     assert_eq!(store.resolve_tag("web1-image-1").unwrap(), None);
+}
+
+#[test]
+fn an_image_with_zstd_layers_is_imported_checked_and_unpacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, digest) = source_layout_with(tmp.path(), LayerCompression::Zstd);
+    let store = ImageStore::open(&tmp.path().join("store")).unwrap();
+    let imported = store
+        .import_from_layout(source.root(), &options(1 << 20))
+        .unwrap();
+    assert_eq!(imported.manifest_digest, digest);
+    let image = store.read_image(&digest).unwrap();
+    let layer = &image.layers[0];
+    assert_eq!(
+        store.blob_compression(&layer.digest).unwrap(),
+        LayerCompression::Zstd
+    );
+    let dest = tmp.path().join("unpacked");
+    std::fs::create_dir_all(&dest).unwrap();
+    store.unpack_layer(&layer.digest, &layer.diff_id, &dest).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dest.join("www/index.html")).unwrap(),
+        "hello\n"
+    );
+
+    // The uncompressed size counts, as for gzip.
+    let small = ImageStore::open(&tmp.path().join("small")).unwrap();
+    let err = small
+        .import_from_layout(source.root(), &options(5_000))
+        .unwrap_err();
+    assert!(matches!(err, ImageStoreError::ImageTooLarge { .. }), "{err}");
 }

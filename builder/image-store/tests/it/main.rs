@@ -5,6 +5,7 @@ mod import;
 mod layer_import;
 mod layers;
 mod whiteouts;
+mod zstd;
 
 use std::path::Path;
 use std::process::Command;

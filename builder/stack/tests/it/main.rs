@@ -112,3 +112,46 @@ async fn missing_debootstrap_is_a_clear_error() {
         "debootstrap is not installed: run apt-get install debootstrap"
     );
 }
+
+#[tokio::test]
+async fn the_stack_is_a_store_image_tagged_berth_bookworm() {
+    let test = "the_stack_is_a_store_image_tagged_berth_bookworm";
+    if !is_root(test) || !have_debootstrap(test) {
+        return;
+    }
+    let cache = shared_cache();
+    let store = ImageStore::open(&cache.join("images")).unwrap();
+    let cfg = StackConfig::new(cache.join("stacks"));
+    let stack = ensure_stack(&cfg, &store, &|_| {}).await.unwrap();
+    assert_eq!(stack::stack_tag(&stack.name), "berth/bookworm");
+    let digest = store
+        .resolve_tag("berth/bookworm")
+        .unwrap()
+        .expect("ensure_stack tags the stack image");
+    let image = store.read_image(&digest).unwrap();
+    assert_eq!(image.layers.len(), 1);
+    assert_eq!(image.layers[0].digest, stack.layer.digest);
+    assert_eq!(image.layers[0].diff_id, stack.layer.diff_id);
+    assert_eq!(image.config.env["PATH"], stack::STACK_PATH);
+    // Tagging again (every build, once the tag exists) keeps the same image.
+    assert_eq!(stack::tag_stack_image(&store, &stack).unwrap(), digest);
+
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v skopeo"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{test} needs skopeo");
+        eprintln!("skipping the skopeo part of {test}: needs skopeo");
+        return;
+    }
+    let out = std::process::Command::new("skopeo")
+        .arg("inspect")
+        .arg(format!("oci:{}:berth/bookworm", store.root().display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspect["Digest"], digest.as_str());
+    assert_eq!(inspect["Layers"][0], stack.layer.digest.as_str());
+}

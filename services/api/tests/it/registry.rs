@@ -8,7 +8,7 @@ use std::process::Command;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use base64::Engine as _;
-use image_store::{ImageConfig, LayerMode};
+use image_store::{ImageConfig, LayerCompression, LayerMode, LayerOptions};
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -87,7 +87,13 @@ fn noise(len: usize, mut seed: u64) -> Vec<u8> {
 
 /// A small image of one layer holding `files` (and some noise, `noise_len` bytes), stored under `tag`.
 /// Returns the manifest digest and the layer digest.
-fn image(h: &Harness, tag: &str, files: &[(&str, &str)], noise_len: usize) -> (String, String) {
+fn image(
+    h: &Harness,
+    tag: &str,
+    files: &[(&str, &str)],
+    noise_len: usize,
+    compression: LayerCompression,
+) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     for (path, content) in files {
         let path = dir.path().join(path);
@@ -99,10 +105,9 @@ fn image(h: &Harness, tag: &str, files: &[(&str, &str)], noise_len: usize) -> (S
         noise(noise_len, 0x9e37_79b9_7f4a_7c15),
     )
     .unwrap();
-    let layer = h
-        .images
-        .write_layer_from_dir(dir.path(), "app", LayerMode::Reproducible)
-        .unwrap();
+    let mut options = LayerOptions::new("app", LayerMode::Reproducible);
+    options.compression = Some(compression);
+    let layer = h.images.write_layer(dir.path(), &options).unwrap();
     let config = ImageConfig {
         cmd: vec!["/bin/sh".into(), "-c".into(), "./run".into()],
         working_dir: "/app".into(),
@@ -151,9 +156,22 @@ async fn world() -> World {
     let mut h = Harness::new().await;
     let alice = h.tenant("alice").await;
     let bob = h.tenant("bob").await;
-    let (shop_v1, _) = image(&h, "shop-1", &[("run", "echo one")], 1000);
-    let (shop_v2, shop_v2_layer) = image(&h, "shop-2", &[("run", "echo two")], 3 << 20);
-    let (blog_v1, blog_layer) = image(&h, "blog-1", &[("run", "echo blog")], 1000);
+    let (shop_v1, _) = image(&h, "shop-1", &[("run", "echo one")], 1000, LayerCompression::Gzip);
+    // A zstd layer: served like any blob, with the manifest naming tar+zstd.
+    let (shop_v2, shop_v2_layer) = image(
+        &h,
+        "shop-2",
+        &[("run", "echo two")],
+        3 << 20,
+        LayerCompression::Zstd,
+    );
+    let (blog_v1, blog_layer) = image(
+        &h,
+        "blog-1",
+        &[("run", "echo blog")],
+        1000,
+        LayerCompression::Gzip,
+    );
     app_with_releases(&mut h, "shop", &alice, &[&shop_v1, &shop_v2]).await;
     app_with_releases(&mut h, "blog", &bob, &[&blog_v1]).await;
     World {
@@ -532,6 +550,11 @@ async fn skopeo_inspects_and_copies_an_apps_image() {
     assert_eq!(
         copied.resolve_tag("pulled").unwrap().as_deref(),
         Some(w.shop_v2.as_str())
+    );
+    let pulled: Value = serde_json::from_slice(&copied.read_blob(&w.shop_v2).unwrap()).unwrap();
+    assert_eq!(
+        pulled["layers"][0]["mediaType"],
+        LayerCompression::Zstd.media_type()
     );
     let manifest = w.h.images.read_manifest(&w.shop_v2).unwrap();
     for digest in manifest.references.iter().chain([&w.shop_v2]) {
