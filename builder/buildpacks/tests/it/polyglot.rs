@@ -136,6 +136,7 @@ fn node_build_script_runs_with_dev_dependencies() {
     );
     let (built, log) = build_ok(&builder, app, &src, "it-node-build-1");
     assert_logged(&log, "-----> Installing dependencies with npm install");
+    assert_logged(&log, "-----> Pruning devDependencies");
     assert_logged(&log, "-----> Running the build script (npm run build)");
     assert!(
         log.iter().any(|l| l
