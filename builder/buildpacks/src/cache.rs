@@ -22,7 +22,7 @@ use crate::BuildError;
 /// Bump when the Python dependency layer's layout or the pip invocation changes: old layers are then rebuilt.
 pub const PYTHON_BUILDPACK_VERSION: &str = "python-1";
 /// The same for the Node.js buildpack's `node_modules` layer.
-pub const NODE_BUILDPACK_VERSION: &str = "nodejs-1";
+pub const NODE_BUILDPACK_VERSION: &str = "nodejs-2";
 
 /// The dependency layer's key: the buildpack's version, the stack, and the inputs (requirements, or
 /// package.json and lockfiles), each length-prefixed so that no two input sets collide.
@@ -41,7 +41,12 @@ pub fn dependency_key(buildpack_version: &str, stack_diff_id: &str, inputs: &[&[
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DependencyRecord {
     pub key: String,
+    /// The image's layer.
     pub layer: LayerInfo,
+    /// The tree build steps use, when it differs from the image's (node_modules with devDependencies, which
+    /// the image's layer has pruned). Kept in the store beside the image's layers, in no image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_layer: Option<LayerInfo>,
 }
 
 pub fn cache_err(path: &Path) -> impl Fn(std::io::Error) -> BuildError + '_ {
@@ -69,11 +74,18 @@ impl Cache {
         self.root.join("tmp")
     }
 
-    /// The dependency layer recorded for `key`, if its blob is still in the store.
-    pub fn reusable_dependencies(&self, app: &AppName, key: &str, store: &ImageStore) -> Option<LayerInfo> {
+    /// The dependency layers recorded for `key`, if their blobs are still in the store.
+    pub fn reusable_dependencies(
+        &self,
+        app: &AppName,
+        key: &str,
+        store: &ImageStore,
+    ) -> Option<DependencyRecord> {
         let text = std::fs::read_to_string(self.app_dir(app).join("deps.json")).ok()?;
         let record: DependencyRecord = serde_json::from_str(&text).ok()?;
-        (record.key == key && store.has_blob(&record.layer.digest)).then_some(record.layer)
+        let present = |layer: &LayerInfo| store.has_blob(&layer.digest);
+        (record.key == key && present(&record.layer) && record.build_layer.as_ref().is_none_or(present))
+            .then_some(record)
     }
 
     pub fn record_dependencies(&self, app: &AppName, record: &DependencyRecord) -> Result<(), BuildError> {

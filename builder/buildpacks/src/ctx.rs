@@ -23,8 +23,25 @@ pub struct Dependencies {
     pub reused: bool,
     /// The history entry of the layer.
     pub created_by: String,
-    /// The installed tree (the layer's contents), on the host.
+    /// The installed tree for later build steps, on the host: the layer's contents, or the build tree (see
+    /// [`Installed::build_dir`]).
     pub dir: PathBuf,
+}
+
+/// What a dependency install made: the image layer's tree and, when build steps need more (devDependencies),
+/// the tree they use.
+pub struct Installed {
+    pub layer_dir: PathBuf,
+    pub build_dir: Option<PathBuf>,
+}
+
+impl From<PathBuf> for Installed {
+    fn from(layer_dir: PathBuf) -> Self {
+        Self {
+            layer_dir,
+            build_dir: None,
+        }
+    }
 }
 
 pub struct Ctx<'a> {
@@ -156,10 +173,10 @@ impl<'a> Ctx<'a> {
         Ok(dest)
     }
 
-    /// The app's dependency layer for `key`: the recorded one when its inputs are unchanged (its tree
-    /// unpacked into scratch only when `need_dir`), else the one `install` makes from the directory it
-    /// returns, placed at `prefix` in the image.
-    pub async fn dependencies<F, Fut>(
+    /// The app's dependency layer for `key`: the recorded one when its inputs are unchanged (the build tree
+    /// unpacked into scratch only when `need_dir`), else the one `install` makes, placed at `prefix` in the
+    /// image. A separate build tree is written as a layer of its own, recorded for reuse, in no image.
+    pub async fn dependencies<F, Fut, I>(
         &self,
         key: String,
         prefix: &str,
@@ -170,53 +187,64 @@ impl<'a> Ctx<'a> {
     ) -> Result<Dependencies, BuildError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<PathBuf, BuildError>>,
+        Fut: Future<Output = Result<I, BuildError>>,
+        I: Into<Installed>,
     {
-        if let Some(layer) = self.cache.reusable_dependencies(self.app, &key, &self.cfg.store) {
+        if let Some(record) = self.cache.reusable_dependencies(self.app, &key, &self.cfg.store) {
             self.say(reuse_line).await;
             let root = self.scratch_dir("reused-deps")?;
             if need_dir {
-                let (store, layer) = (self.cfg.store.clone(), layer.clone());
+                let store = self.cfg.store.clone();
+                let tree = record.build_layer.clone().unwrap_or_else(|| record.layer.clone());
                 let dest = root.clone();
                 blocking(move || {
                     store
-                        .unpack_layer(&layer.digest, &layer.diff_id, &dest)
+                        .unpack_layer(&tree.digest, &tree.diff_id, &dest)
                         .map_err(|source| BuildError::UnpackStack { path: dest, source })
                 })
                 .await?;
             }
             return Ok(Dependencies {
-                layer,
+                layer: record.layer,
                 reused: true,
                 created_by,
                 dir: root.join(prefix),
             });
         }
-        let dir = install().await?;
+        let installed: Installed = install().await?.into();
         self.say("-----> Writing the dependencies layer").await;
-        let (store, from, prefix_owned) = (self.cfg.store.clone(), dir.clone(), prefix.to_owned());
-        let layer = blocking(move || {
-            store
-                .write_layer_from_dir(&from, &prefix_owned, LayerMode::Reproducible)
-                .map_err(|source| BuildError::WriteLayer {
-                    what: "dependencies",
-                    source,
-                })
-        })
-        .await?;
+        let layer = self.write_dependency_layer(&installed.layer_dir, prefix).await?;
+        let build_layer = match &installed.build_dir {
+            Some(dir) => Some(self.write_dependency_layer(dir, prefix).await?),
+            None => None,
+        };
         self.cache.record_dependencies(
             self.app,
             &DependencyRecord {
                 key,
                 layer: layer.clone(),
+                build_layer,
             },
         )?;
         Ok(Dependencies {
             layer,
             reused: false,
             created_by,
-            dir,
+            dir: installed.build_dir.unwrap_or(installed.layer_dir),
         })
+    }
+
+    async fn write_dependency_layer(&self, dir: &Path, prefix: &str) -> Result<LayerInfo, BuildError> {
+        let (store, from, prefix) = (self.cfg.store.clone(), dir.to_owned(), prefix.to_owned());
+        blocking(move || {
+            store
+                .write_layer_from_dir(&from, &prefix, LayerMode::Reproducible)
+                .map_err(|source| BuildError::WriteLayer {
+                    what: "dependencies",
+                    source,
+                })
+        })
+        .await
     }
 }
 

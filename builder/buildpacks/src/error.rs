@@ -57,6 +57,8 @@ pub enum BuildError {
          Django apps need STATIC_ROOT set for collectstatic; fix the settings and push again"
     )]
     Collectstatic { status: String, tail: String },
+    #[error("yarn.lock is out of date with package.json: run `yarn install` and commit yarn.lock")]
+    YarnLockOutdated,
     #[error("writing the {what} layer")]
     WriteLayer {
         what: &'static str,

@@ -5,6 +5,8 @@
 
 use serde::Deserialize;
 
+use crate::versions;
+
 /// The dependency layer's place in the image.
 pub const NODE_MODULES: &str = "/app/node_modules";
 
@@ -25,6 +27,8 @@ pub struct PackageJson {
     pub start_script: bool,
     /// `engines.node`.
     pub engines_node: Option<String>,
+    /// `engines.yarn`.
+    pub engines_yarn: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -47,15 +51,18 @@ pub fn parse_package_json(bytes: &[u8]) -> Result<PackageJson, String> {
             .and_then(|v| v.as_str())
             .is_some_and(|s| !s.trim().is_empty())
     };
+    let engine = |name: &str| {
+        raw.engines
+            .as_ref()
+            .and_then(|e| e.get(name))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
     Ok(PackageJson {
         build_script: script("build"),
         start_script: script("start"),
-        engines_node: raw
-            .engines
-            .as_ref()
-            .and_then(|e| e.get("node"))
-            .and_then(|v| v.as_str())
-            .map(str::to_owned),
+        engines_node: engine("node"),
+        engines_yarn: engine("yarn"),
     })
 }
 
@@ -67,44 +74,112 @@ pub struct Lockfiles {
     pub yarn: bool,
 }
 
-/// The install command and, when the tree's wish cannot be met, a warning for the push.
+/// Where yarn classic is installed in the per-app build cache (`npm install --global --prefix`), and run from.
+pub const YARN_PREFIX: &str = "/cache/yarn-cli";
+pub const YARN_BIN: &str = "/cache/yarn-cli/bin/yarn";
+/// What `npm install --global` asks the registry for: yarn classic, the last yarn that is an npm package.
+pub const YARN_PACKAGE: &str = "yarn@1";
+
+/// The install command, the prune command that follows it, and, when the tree's wish is ambiguous, a warning
+/// for the push.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallPlan {
     pub argv: Vec<String>,
     /// Shown as `-----> Installing dependencies with {how}`.
     pub how: &'static str,
+    /// Whether the installer is yarn (which the build then fetches into the build cache).
+    pub yarn: bool,
+    /// Removes devDependencies from the installed tree, when they were installed (for a build script).
+    pub prune: Option<Vec<String>>,
+    /// Runs the build script.
+    pub build: Vec<String>,
     pub warning: Option<String>,
 }
 
-/// npm ci with an npm lockfile; yarn with `yarn.lock` when the stack has it; else npm install.
-/// devDependencies are left out unless a build script needs them.
-pub fn install_plan(locks: Lockfiles, stack_has_yarn: bool, with_dev: bool) -> InstallPlan {
+/// yarn (classic) with `yarn.lock`, also when an npm lockfile is there too (as Heroku does); npm ci with an
+/// npm lockfile; else npm install. devDependencies are installed only when a build script needs them, and
+/// then pruned from the tree that becomes the layer.
+pub fn install_plan(locks: Lockfiles, with_dev: bool) -> InstallPlan {
     let owned = |args: &[&str]| args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
-    let omit_dev: &[&str] = if with_dev { &[] } else { &["--omit=dev"] };
-    if locks.yarn && !locks.npm && stack_has_yarn {
-        let mut argv = owned(&["yarnpkg", "install", "--frozen-lockfile", "--non-interactive"]);
+    if locks.yarn {
+        let mut argv = owned(&[YARN_BIN, "install", "--frozen-lockfile", "--non-interactive"]);
         if !with_dev {
             argv.push("--production".to_owned());
         }
+        let prune = with_dev.then(|| {
+            owned(&[
+                YARN_BIN,
+                "install",
+                "--production",
+                "--frozen-lockfile",
+                "--ignore-scripts",
+                "--prefer-offline",
+                "--non-interactive",
+            ])
+        });
+        let warning = locks.npm.then(|| {
+            "both yarn.lock and package-lock.json found: installing with yarn from yarn.lock \
+             (remove the lockfile you do not use)"
+                .to_owned()
+        });
         return InstallPlan {
             argv,
             how: "yarn install --frozen-lockfile",
-            warning: None,
+            yarn: true,
+            prune,
+            build: owned(&[YARN_BIN, "run", "build"]),
+            warning,
         };
     }
-    let warning = (locks.yarn && !stack_has_yarn).then(|| {
-        "yarn.lock found, but the stack has no yarn: installing with npm instead, \
-         which does not read yarn.lock (versions may differ; commit a package-lock.json to pin them)"
-            .to_owned()
-    });
     let (verb, how) = if locks.npm {
         ("ci", "npm ci")
     } else {
         ("install", "npm install")
     };
     let mut argv = owned(&["npm", verb]);
-    argv.extend(owned(omit_dev));
-    InstallPlan { argv, how, warning }
+    if !with_dev {
+        argv.push("--omit=dev".to_owned());
+    }
+    InstallPlan {
+        argv,
+        how,
+        yarn: false,
+        prune: with_dev.then(|| owned(&["npm", "prune", "--omit=dev"])),
+        build: owned(&["npm", "run", "build"]),
+        warning: None,
+    }
+}
+
+impl InstallPlan {
+    /// Lets yarn go on when the app's `engines.yarn` asks for a yarn it is not (after
+    /// [`yarn_engine_warning`] said so): yarn classic refuses such a package otherwise.
+    pub fn ignore_engines(&mut self) {
+        for argv in std::iter::once(&mut self.argv).chain(self.prune.as_mut()) {
+            argv.push("--ignore-engines".to_owned());
+        }
+        // Before `run`: after it, flags go to the script.
+        self.build.insert(1, "--ignore-engines".to_owned());
+    }
+}
+
+/// The warning for an `engines.yarn` that yarn classic `version` does not meet: yarn 2+ (berry) is not
+/// supported.
+pub fn yarn_engine_warning(range: &str, version: &str) -> Option<String> {
+    match versions::node_range_allows(range, version) {
+        Some(true) => None,
+        Some(false) => Some(format!(
+            "engines.yarn asks for {range:?}, but only yarn classic (1.x) is supported, not yarn 2+ (berry): \
+             building with yarn {version}"
+        )),
+        None => Some(format!(
+            "engines.yarn {range:?} could not be checked: building with yarn classic {version}"
+        )),
+    }
+}
+
+/// Whether a failed `yarn install --frozen-lockfile`'s output says that yarn.lock does not match package.json.
+pub fn yarn_lock_outdated(output: &str) -> bool {
+    output.contains("lockfile needs to be updated")
 }
 
 /// The default web process when the Procfile has none, like Heroku: `npm start` when there is a start script
@@ -127,6 +202,14 @@ mod tests {
                     build_script: true,
                     start_script: true,
                     engines_node: Some(">=18".into()),
+                    engines_yarn: None,
+                }),
+            ),
+            (
+                r#"{"engines":{"yarn":"^3.6.0","node":18}}"#,
+                Ok(PackageJson {
+                    engines_yarn: Some("^3.6.0".into()),
+                    ..PackageJson::default()
                 }),
             ),
             (
@@ -152,34 +235,126 @@ mod tests {
     #[test]
     fn install_plans() {
         let locks = |npm, yarn| Lockfiles { npm, yarn };
-        // (locks, stack has yarn, with dev, argv, warns)
-        let cases: &[(Lockfiles, bool, bool, &str, bool)] = &[
-            (locks(true, false), false, false, "npm ci --omit=dev", false),
-            (locks(true, false), false, true, "npm ci", false),
-            (locks(false, false), false, false, "npm install --omit=dev", false),
-            (locks(false, true), false, false, "npm install --omit=dev", true),
+        let yarn = YARN_BIN;
+        let yarn_prune = format!(
+            "{yarn} install --production --frozen-lockfile --ignore-scripts --prefer-offline --non-interactive"
+        );
+        // (locks, with dev, argv, prune, warns)
+        let cases: Vec<(Lockfiles, bool, String, Option<String>, bool)> = vec![
+            (locks(true, false), false, "npm ci --omit=dev".into(), None, false),
+            (
+                locks(true, false),
+                true,
+                "npm ci".into(),
+                Some("npm prune --omit=dev".into()),
+                false,
+            ),
+            (
+                locks(false, false),
+                false,
+                "npm install --omit=dev".into(),
+                None,
+                false,
+            ),
+            (
+                locks(false, false),
+                true,
+                "npm install".into(),
+                Some("npm prune --omit=dev".into()),
+                false,
+            ),
             (
                 locks(false, true),
-                true,
                 false,
-                "yarnpkg install --frozen-lockfile --non-interactive --production",
+                format!("{yarn} install --frozen-lockfile --non-interactive --production"),
+                None,
                 false,
             ),
             (
                 locks(false, true),
                 true,
-                true,
-                "yarnpkg install --frozen-lockfile --non-interactive",
+                format!("{yarn} install --frozen-lockfile --non-interactive"),
+                Some(yarn_prune.clone()),
                 false,
             ),
-            (locks(true, true), true, false, "npm ci --omit=dev", false),
-            (locks(true, true), false, false, "npm ci --omit=dev", true),
+            // Both lockfiles: yarn wins, with a warning.
+            (
+                locks(true, true),
+                false,
+                format!("{yarn} install --frozen-lockfile --non-interactive --production"),
+                None,
+                true,
+            ),
+            (
+                locks(true, true),
+                true,
+                format!("{yarn} install --frozen-lockfile --non-interactive"),
+                Some(yarn_prune),
+                true,
+            ),
         ];
-        for (locks, yarn, dev, argv, warns) in cases {
-            let plan = install_plan(*locks, *yarn, *dev);
-            assert_eq!(plan.argv.join(" "), *argv, "{locks:?} yarn={yarn} dev={dev}");
-            assert_eq!(plan.warning.is_some(), *warns, "{locks:?} yarn={yarn} dev={dev}");
+        for (locks, dev, argv, prune, warns) in cases {
+            let plan = install_plan(locks, dev);
+            assert_eq!(plan.argv.join(" "), argv, "{locks:?} dev={dev}");
+            assert_eq!(plan.prune.map(|p| p.join(" ")), prune, "{locks:?} dev={dev}");
+            assert_eq!(plan.warning.is_some(), warns, "{locks:?} dev={dev}");
+            assert_eq!(plan.yarn, locks.yarn, "{locks:?} dev={dev}");
+            let runner = if locks.yarn { YARN_BIN } else { "npm" };
+            assert_eq!(plan.build.join(" "), format!("{runner} run build"));
         }
+    }
+
+    #[test]
+    fn ignore_engines_reaches_install_and_prune() {
+        let mut plan = install_plan(
+            Lockfiles {
+                npm: false,
+                yarn: true,
+            },
+            true,
+        );
+        plan.ignore_engines();
+        assert!(plan.argv.ends_with(&["--ignore-engines".to_owned()]));
+        assert!(plan.prune.unwrap().ends_with(&["--ignore-engines".to_owned()]));
+        assert_eq!(
+            plan.build.join(" "),
+            format!("{YARN_BIN} --ignore-engines run build")
+        );
+    }
+
+    #[test]
+    fn yarn_engines() {
+        // (engines.yarn, warns, mentions berry)
+        let cases = [
+            ("1.x", false, false),
+            ("^1.22.0", false, false),
+            (">=1.10", false, false),
+            ("*", false, false),
+            ("2.x", true, true),
+            ("^3.6.0", true, true),
+            (">=4", true, true),
+            ("1.x || 3.x", false, false),
+            ("1.22.0 - 1.22.22", true, false),
+        ];
+        for (range, warns, berry) in cases {
+            let warning = yarn_engine_warning(range, "1.22.22");
+            assert_eq!(warning.is_some(), warns, "{range}: {warning:?}");
+            assert_eq!(
+                warning.as_deref().is_some_and(|w| w.contains("berry")),
+                berry,
+                "{range}: {warning:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn yarn_outdated_lockfile_is_recognised() {
+        let tail = "yarn install v1.22.22\n[1/4] Resolving packages...\n\
+                    error Your lockfile needs to be updated, but yarn was run with `--frozen-lockfile`.";
+        assert!(yarn_lock_outdated(tail));
+        assert!(!yarn_lock_outdated(
+            "error An unexpected error occurred: \"https://registry.npmjs.org/x: Not found\"."
+        ));
     }
 
     #[test]

@@ -1,12 +1,16 @@
-//! The Node.js buildpack's steps: the `engines.node` check, `node_modules` installed (npm ci, npm install or
-//! yarn) into the dependency layer at `/app/node_modules`, and the `build` script run on a copy of the app.
+//! The Node.js buildpack's steps: the `engines.node` check, yarn classic fetched into the build cache for
+//! `yarn.lock`, `node_modules` installed (npm ci, npm install or yarn) into the dependency layer at
+//! `/app/node_modules`, and the `build` script run on a copy of the app. With a build script, devDependencies
+//! are installed for it and pruned from a copy of the tree, which becomes the image's layer: so the layer is
+//! a function of the install inputs alone (nothing the build script writes into node_modules), and both
+//! trees are recorded for reuse (see `Ctx::dependencies`).
 
-use std::path::PathBuf;
+use std::path::Path;
 
-use crate::build::{read_source_file, LanguageOutput};
+use crate::build::{blocking, read_source_file, LanguageOutput};
 use crate::cache::{cache_err, dependency_key, NODE_BUILDPACK_VERSION};
-use crate::ctx::Ctx;
-use crate::node::{self, Lockfiles, PackageJson, NODE_MODULES};
+use crate::ctx::{copy_tree, Ctx, Installed};
+use crate::node::{self, InstallPlan, Lockfiles, PackageJson, NODE_MODULES};
 use crate::step::bind;
 use crate::{versions, BuildError};
 
@@ -42,13 +46,28 @@ pub async fn build(ctx: &Ctx<'_>, package: &PackageJson) -> Result<LanguageOutpu
         npm: has("package-lock.json") || has("npm-shrinkwrap.json"),
         yarn: has("yarn.lock"),
     };
-    let stack_has_yarn = ctx.stack.packages.iter().any(|p| p.starts_with("yarnpkg="));
-    let plan = node::install_plan(locks, stack_has_yarn, package.build_script);
+    let mut plan = node::install_plan(locks, package.build_script);
     if let Some(warning) = &plan.warning {
         ctx.warn(warning).await;
     }
+    let yarn_version = if plan.yarn {
+        let version = ensure_yarn(ctx).await?;
+        if let Some(warning) = package
+            .engines_yarn
+            .as_deref()
+            .and_then(|range| node::yarn_engine_warning(range, &version))
+        {
+            ctx.warn(warning).await;
+            plan.ignore_engines();
+        }
+        version
+    } else {
+        String::new()
+    };
 
-    let mut key_parts: Vec<&[u8]> = vec![plan.how.as_bytes()];
+    // yarn's version is in the key: a newer yarn 1.x in the build cache installs afresh.
+    let argv = plan.argv.join(" ");
+    let mut key_parts: Vec<&[u8]> = vec![argv.as_bytes(), yarn_version.as_bytes()];
     for (name, bytes) in &inputs {
         key_parts.push(name.as_bytes());
         key_parts.push(bytes);
@@ -61,7 +80,7 @@ pub async fn build(ctx: &Ctx<'_>, package: &PackageJson) -> Result<LanguageOutpu
             "-----> Reusing node_modules layer (package.json and lockfiles unchanged)",
             format!("berth nodejs buildpack: {}", plan.how),
             package.build_script,
-            || install(ctx, &inputs, plan.argv.clone(), plan.how),
+            || install(ctx, &inputs, &plan),
         )
         .await?;
 
@@ -71,13 +90,18 @@ pub async fn build(ctx: &Ctx<'_>, package: &PackageJson) -> Result<LanguageOutpu
         ..LanguageOutput::default()
     };
     if package.build_script {
-        ctx.say("-----> Running the build script (npm run build)").await;
+        let shown = if plan.yarn {
+            "yarn run build"
+        } else {
+            "npm run build"
+        };
+        ctx.say(format!("-----> Running the build script ({shown})"))
+            .await;
         let app = ctx.copy_app(&["node_modules"]).await?;
         let mount_point = app.join("node_modules");
         std::fs::create_dir_all(&mount_point).map_err(cache_err(&mount_point))?;
         let binds = vec![bind(&app, "/app", false), bind(&deps.dir, NODE_MODULES, false)];
-        let argv = ["npm", "run", "build"].map(str::to_owned).to_vec();
-        ctx.run("npm run build", binds, "/app", node::BUILD_ENV, argv)
+        ctx.run(shown, binds, "/app", node::BUILD_ENV, plan.build.clone())
             .await?;
         output.app_dir = Some(app);
     }
@@ -124,12 +148,50 @@ async fn check_engines(ctx: &Ctx<'_>, package: &PackageJson) {
     }
 }
 
+/// yarn classic in the per-app build cache, fetched from the npm registry the first time; its version.
+async fn ensure_yarn(ctx: &Ctx<'_>) -> Result<String, BuildError> {
+    let cache = ctx.cache.app_build_cache(ctx.app);
+    let prefix = cache.join(node::YARN_PREFIX.trim_start_matches("/cache/"));
+    let manifest = prefix.join("lib/node_modules/yarn/package.json");
+    let cached = manifest.is_file() && prefix.join("bin/yarn").exists();
+    if !cached {
+        ctx.say(format!(
+            "-----> Installing yarn classic ({}) from the npm registry into the build cache",
+            node::YARN_PACKAGE
+        ))
+        .await;
+        let _ = std::fs::remove_dir_all(&prefix);
+        let argv = [
+            "npm",
+            "install",
+            "--global",
+            "--prefix",
+            node::YARN_PREFIX,
+            node::YARN_PACKAGE,
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        ctx.run("installing yarn", Vec::new(), "/tmp", node::BUILD_ENV, argv)
+            .await?;
+    }
+    let bytes = std::fs::read(&manifest).map_err(cache_err(&manifest))?;
+    let version = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("version")?.as_str().map(str::to_owned))
+        .ok_or_else(|| cache_err(&manifest)(std::io::Error::other("no version in yarn's package.json")))?;
+    let from = if cached { " (from the build cache)" } else { "" };
+    ctx.say(format!("       yarn {version}{from}")).await;
+    Ok(version)
+}
+
+/// Installs into a scratch directory; with a prune command, also prunes a copy of the tree, which becomes the
+/// layer while the full tree serves the build script.
 async fn install(
     ctx: &Ctx<'_>,
     inputs: &[(&str, Vec<u8>)],
-    argv: Vec<String>,
-    how: &str,
-) -> Result<PathBuf, BuildError> {
+    plan: &InstallPlan,
+) -> Result<Installed, BuildError> {
+    let how = plan.how;
     ctx.say(format!("-----> Installing dependencies with {how}"))
         .await;
     let dir = ctx.scratch_dir("node-install")?;
@@ -137,11 +199,43 @@ async fn install(
         let path = dir.join(name);
         std::fs::write(&path, bytes).map_err(cache_err(&path))?;
     }
-    let binds = vec![bind(&dir, "/app", false)];
-    ctx.run(how, binds, "/app", node::BUILD_ENV, argv).await?;
+    run_installer(ctx, &dir, how, plan.argv.clone(), plan.yarn).await?;
     let modules = dir.join("node_modules");
     // A package without dependencies gets an empty layer rather than none, so every Node.js image has the
     // same shape.
     std::fs::create_dir_all(&modules).map_err(cache_err(&modules))?;
-    Ok(modules)
+    let Some(prune) = &plan.prune else {
+        return Ok(modules.into());
+    };
+    ctx.say("-----> Pruning devDependencies").await;
+    let pruned = ctx.scratch_dir("node-pruned")?;
+    let (from, to) = (dir.clone(), pruned.clone());
+    blocking(move || copy_tree(&from, &to, &[])).await?;
+    let step = if plan.yarn {
+        "yarn install --production"
+    } else {
+        "npm prune"
+    };
+    run_installer(ctx, &pruned, step, prune.clone(), plan.yarn).await?;
+    Ok(Installed {
+        layer_dir: pruned.join("node_modules"),
+        build_dir: Some(modules),
+    })
+}
+
+/// Runs an install step with `dir` at `/app`; yarn's verdict on an outdated lockfile becomes a clear error.
+async fn run_installer(
+    ctx: &Ctx<'_>,
+    dir: &Path,
+    name: &str,
+    argv: Vec<String>,
+    yarn: bool,
+) -> Result<(), BuildError> {
+    let binds = vec![bind(dir, "/app", false)];
+    match ctx.run(name, binds, "/app", node::BUILD_ENV, argv).await {
+        Err(BuildError::Step { tail, .. }) if yarn && node::yarn_lock_outdated(&tail) => {
+            Err(BuildError::YarnLockOutdated)
+        }
+        other => other,
+    }
 }

@@ -22,6 +22,16 @@ pub const TESTS: &[Test] = &[
         node_build_script_runs_with_dev_dependencies,
     ),
     (
+        "yarn_app_builds_prunes_dev_dependencies_and_reuses_node_modules",
+        Needs::RootAndTools,
+        yarn_app_builds_prunes_dev_dependencies_and_reuses_node_modules,
+    ),
+    (
+        "outdated_yarn_lock_fails_the_build",
+        Needs::RootAndTools,
+        outdated_yarn_lock_fails_the_build,
+    ),
+    (
         "failing_npm_install_fails_the_build",
         Needs::RootAndTools,
         failing_npm_install_fails_the_build,
@@ -126,6 +136,7 @@ fn node_build_script_runs_with_dev_dependencies() {
     );
     let (built, log) = build_ok(&builder, app, &src, "it-node-build-1");
     assert_logged(&log, "-----> Installing dependencies with npm install");
+    assert_logged(&log, "-----> Pruning devDependencies");
     assert_logged(&log, "-----> Running the build script (npm run build)");
     assert!(
         log.iter().any(|l| l
@@ -135,6 +146,102 @@ fn node_build_script_runs_with_dev_dependencies() {
     assert_eq!(built.processes[&ProcessType::web()], "npm start");
     let response = &serve_and_get(&builder, &built, &["/"])[0];
     assert!(response.body.starts_with("built by v18."), "{}", response.body);
+}
+
+fn yarn_app_builds_prunes_dev_dependencies_and_reuses_node_modules() {
+    let app = "it-yarn";
+    let builder = shared_builder(app);
+    let (_tmp, src) = fixture("yarn");
+    // Both lockfiles: yarn wins, with a warning; engines.yarn asks for berry.
+    write(&src.join("package-lock.json"), "{}\n");
+    let package = std::fs::read_to_string(src.join("package.json")).unwrap();
+    write(
+        &src.join("package.json"),
+        &package.replacen('{', r#"{"engines":{"yarn":">=3"},"#, 1),
+    );
+    let (first, log) = build_ok(&builder, app, &src, "it-yarn-1");
+    assert_eq!(first.buildpack, "nodejs");
+    assert!(!first.dependencies_reused);
+    assert!(log.iter().any(|l| l.starts_with("       yarn 1.")), "{log:#?}");
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("       warning: both yarn.lock and package-lock.json found")),
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("       warning: engines.yarn asks for \">=3\"")
+                && l.contains("not yarn 2+ (berry)")),
+        "{log:#?}"
+    );
+    for line in [
+        "-----> Installing dependencies with yarn install --frozen-lockfile",
+        "-----> Pruning devDependencies",
+        "-----> Running the build script (yarn run build)",
+    ] {
+        assert_logged(&log, line);
+    }
+    assert!(!log.iter().any(|l| l.contains("npm ci")), "{log:#?}");
+    let store = &builder.config().store;
+    let bundle = check_with_oci_tools(store.root(), "it-yarn-1", &first, r#"{"web":"npm start"}"#);
+    let rootfs = bundle.path().join("bundle/rootfs");
+    assert!(rootfs.join("app/node_modules/escape-html/package.json").is_file());
+    assert!(
+        !rootfs.join("app/node_modules/pluralize").exists(),
+        "devDependency pruned"
+    );
+    assert!(rootfs.join("app/built.txt").is_file());
+    // The build script needed the devDependency, and the served app does not find it.
+    let response = &serve_and_get(&builder, &first, &["/"])[0];
+    assert!(response.head.starts_with("http/1.1 200 "), "{}", response.head);
+    assert_eq!(response.body, "&lt;hello&gt; built pages, pluralize pruned\n");
+
+    // A code-only change: yarn comes from the build cache, the pruned node_modules layer is reused, and the
+    // build script still finds its devDependency.
+    let server = std::fs::read_to_string(src.join("server.js")).unwrap();
+    write(&src.join("server.js"), &server.replace("<hello>", "<again>"));
+    let (second, log) = build_ok(&builder, app, &src, "it-yarn-2");
+    assert!(second.dependencies_reused);
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("       yarn 1.") && l.ends_with("(from the build cache)")),
+        "{log:#?}"
+    );
+    assert_logged(
+        &log,
+        "-----> Reusing node_modules layer (package.json and lockfiles unchanged)",
+    );
+    assert!(!log.iter().any(|l| l.contains("Pruning")), "{log:#?}");
+    assert_eq!(second.layers[1], first.layers[1], "same node_modules layer");
+    let response = &serve_and_get(&builder, &second, &["/"])[0];
+    assert_eq!(response.body, "&lt;again&gt; built pages, pluralize pruned\n");
+    assert_no_scratch_left(&builder.config().cache_dir);
+}
+
+fn outdated_yarn_lock_fails_the_build() {
+    let app = "it-yarn-outdated";
+    let builder = shared_builder(app);
+    let (_tmp, src) = fixture("yarn");
+    // A dependency yarn.lock does not have.
+    let package = std::fs::read_to_string(src.join("package.json")).unwrap();
+    write(
+        &src.join("package.json"),
+        &package.replace(
+            r#""escape-html": "1.0.3""#,
+            r#""escape-html": "1.0.3", "is-odd": "3.0.1""#,
+        ),
+    );
+    let (result, log) = build(&builder, app, &src, "it-yarn-outdated-1");
+    let message = chain(&result.unwrap_err());
+    assert_eq!(
+        message,
+        "yarn.lock is out of date with package.json: run `yarn install` and commit yarn.lock"
+    );
+    assert_logged(
+        &log,
+        "-----> Installing dependencies with yarn install --frozen-lockfile",
+    );
+    assert_no_scratch_left(&builder.config().cache_dir);
 }
 
 fn failing_npm_install_fails_the_build() {
