@@ -31,6 +31,7 @@ async fn ip_delete(args: &[&str]) -> Result<(), NetError> {
         Err(NetError::Ip { reason, .. })
             if reason.contains("No such file")
                 || reason.contains("Cannot find device")
+                || reason.contains("No such device")
                 || reason.contains("does not exist") =>
         {
             Ok(())
