@@ -78,10 +78,17 @@ fn run_outer() -> Result<i32, SetupError> {
     }
     // Created from here, in the host's PID namespace, where the helper's /proc entry is the host's own.
     let user_namespace = spec.user_namespace.as_ref().map(userns::create).transpose()?;
-    if let Network::Join(path) = &spec.network {
-        let netns = File::open(path).ctx(|| format!("opening network namespace {}", path.display()))?;
-        setns(&netns, CloneFlags::CLONE_NEWNET)
-            .ctx(|| format!("joining network namespace {}", path.display()))?;
+    match &spec.network {
+        Network::Host => {}
+        Network::Join(path) => {
+            let netns = File::open(path).ctx(|| format!("opening network namespace {}", path.display()))?;
+            setns(&netns, CloneFlags::CLONE_NEWNET)
+                .ctx(|| format!("joining network namespace {}", path.display()))?;
+        }
+        Network::Isolated => {
+            unshare(CloneFlags::CLONE_NEWNET).ctx(|| "unsharing the network namespace".into())?;
+            loopback_up().ctx(|| "bringing up loopback".into())?;
+        }
     }
     unshare(
         CloneFlags::CLONE_NEWNS
@@ -110,6 +117,34 @@ fn run_outer() -> Result<i32, SetupError> {
         }
         ForkResult::Parent { child } => forward_until_exit(child, &waited),
     }
+}
+
+/// Sets `lo` up in the (new) network namespace this process is in.
+fn loopback_up() -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain socket(2); the descriptor is owned (and closed) by `socket` below.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor nobody else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: all-zero is a valid `ifreq`.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (to, from) in request.ifr_name.iter_mut().zip(b"lo\0") {
+        *to = *from as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write `ifr_ifru.ifru_flags` of the `ifreq` we pass.
+    unsafe {
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// The outer init's loop: forwards signals to PID 1 and returns PID 1's exit code.

@@ -12,6 +12,10 @@ pub const TESTS: &[crate::Test] = &[
     ("overlay_writes_stay_in_upper", overlay_writes_stay_in_upper),
     ("no_descriptor_leaks", no_descriptor_leaks),
     ("minimal_dev_and_read_only_sys", minimal_dev_and_read_only_sys),
+    (
+        "isolated_network_has_only_loopback_up",
+        isolated_network_has_only_loopback_up,
+    ),
 ];
 
 fn pid_namespace_and_hostname() {
@@ -113,4 +117,19 @@ fn minimal_dev_and_read_only_sys() {
     assert!(!out.stdout.contains("sys-writable"));
     assert!(out.stdout.contains("\ny\n"), "/dev/shm is writable");
     assert!(out.stdout.contains("sysfs /sys sysfs ro"), "{}", out.stdout);
+}
+
+fn isolated_network_has_only_loopback_up() {
+    let f = Fixture::new();
+    let mut spec = f.spec("ls /sys/class/net; cat /sys/class/net/lo/flags");
+    spec.network = container::Network::Isolated;
+    let out = run(&spec);
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0], "lo",
+        "a new network namespace has only loopback: {lines:?}"
+    );
+    let flags = u32::from_str_radix(lines[1].trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "lo is up (IFF_UP), flags {}", lines[1]);
 }
