@@ -168,7 +168,7 @@ impl Supervisor {
         if self.res.cgroup.is_none() {
             let limits = &self.spec.limits;
             self.res.cgroup = Some(Cgroup::create(
-                &cfg.cgroup_parent,
+                &account_cgroup(&cfg.cgroup_parent, self.spec.account),
                 &self.short,
                 &cgroups::Limits {
                     memory_bytes: limits.memory_bytes,
@@ -322,6 +322,8 @@ impl Supervisor {
             if let Err(e) = cgroup.remove().await {
                 tracing::error!(app = %fields.0, instance = %fields.1, error = %e, "removing cgroup");
             }
+            // The account's cgroup goes with its last instance on this node.
+            cgroups::remove_if_empty(&account_cgroup(&self.shared.cfg.cgroup_parent, self.spec.account));
         }
         if let Some(n) = self.res.net.take() {
             if let Err(e) = n.remove().await {
@@ -334,6 +336,13 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// The cgroup that holds one account's instances on this node, below the agent's parent. Accounts are siblings
+/// with equal CPU weight, so a tenant with many busy instances gets no more CPU under contention than a tenant
+/// with one (each instance is also capped by its own quota); an instance's cgroup is `ACCOUNT_CGROUP/SHORT_ID`.
+pub(crate) fn account_cgroup(parent: &str, account: vocabulary::AccountId) -> String {
+    format!("{parent}/account-{}", account.as_uuid().simple())
 }
 
 /// Copies an output stream line by line to the instance's log file and to tracing.

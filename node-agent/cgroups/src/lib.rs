@@ -299,6 +299,27 @@ pub async fn remove_children(parent: &str, remove_parent: bool) -> Result<(), Cg
     Ok(())
 }
 
+/// Removes `path` in every hierarchy where it has no child cgroups left (a shared parent such as an account's,
+/// whose last child just went). Returns whether it is gone everywhere; a parent still in use (children, or
+/// `EBUSY`) is left as it is, which is not an error.
+pub fn remove_if_empty(path: &str) -> bool {
+    let mut gone = true;
+    for dir in dirs_of_path(path) {
+        let has_children = std::fs::read_dir(&dir)
+            .is_ok_and(|entries| entries.flatten().any(|e| e.file_type().is_ok_and(|t| t.is_dir())));
+        if has_children {
+            gone = false;
+            continue;
+        }
+        match std::fs::remove_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => gone = false,
+        }
+    }
+    gone
+}
+
 /// Whether this process may create cgroups (root with a writable cgroup filesystem).
 pub fn available() -> bool {
     nix::unistd::geteuid().is_root() && Path::new("/sys/fs/cgroup").is_dir()

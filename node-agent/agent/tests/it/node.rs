@@ -164,12 +164,19 @@ fn leftovers(names: &Names, data_dir: &Path, instance: Option<InstanceId>) -> Ve
     let mine = |line: &str| instance.is_none() || line.contains(&short) || line.contains(&veth);
     let mut found = Vec::new();
     for controller in ["memory", "pids", "cpu", "cpuacct", "unified"] {
-        let dir = Path::new("/sys/fs/cgroup")
+        // Instances' cgroups are PARENT/account-ID/SHORT; an account's goes with its last instance.
+        let parent = Path::new("/sys/fs/cgroup")
             .join(controller)
-            .join(&names.cgroup_parent)
-            .join(&short);
-        if instance.is_some() && dir.exists() {
-            found.push(dir.display().to_string());
+            .join(&names.cgroup_parent);
+        let accounts = std::fs::read_dir(&parent).into_iter().flatten().flatten();
+        for account in accounts.filter(|e| e.file_name().to_string_lossy().starts_with("account-")) {
+            let dir = account.path().join(&short);
+            if instance.is_some() && dir.exists() {
+                found.push(dir.display().to_string());
+            }
+            if instance.is_none() {
+                found.push(account.path().display().to_string());
+            }
         }
     }
     let ip = |args: &[&str]| {
@@ -329,11 +336,30 @@ pub fn instance_lifecycle() {
         }
         drop(on_node);
 
-        // Stopping the web instance removes its cgroup, namespace, veth and directory.
+        // Each account's instances share a cgroup below the parent (equal CPU weight per tenant); the memory
+        // hierarchy on v1, the only one on v2.
+        let account_cgroup = |account: vocabulary::AccountId| {
+            ["memory", ""].map(|hierarchy| {
+                Path::new("/sys/fs/cgroup")
+                    .join(hierarchy)
+                    .join(&names.cgroup_parent)
+                    .join(format!("account-{}", account.as_uuid().simple()))
+            })
+        };
+        assert!(
+            account_cgroup(web.account).iter().any(|d| d.join(web_id.short()).is_dir()),
+            "web's cgroup is below its account's: {:?}",
+            account_cgroup(web.account)
+        );
+
+        // Stopping the web instance removes its cgroup, namespace, veth and directory, and its account's
+        // cgroup with it (its last instance here); the crasher's account keeps its own.
         agent.set_desired(vec![crasher.clone()]);
         wait_for(&mut reports, "web gone", |r| r.instances.iter().all(|i| i.id != web_id)).await;
         let left = leftovers(&names, &data_dir, Some(web_id));
         assert!(left.is_empty(), "left after stopping web: {left:?}");
+        assert!(account_cgroup(web.account).iter().all(|d| !d.exists()), "web's account cgroup left");
+        assert!(account_cgroup(crasher.account).iter().any(|d| d.is_dir()), "the crasher's account cgroup is there");
         assert!(TcpStream::connect_timeout(&address, Duration::from_millis(500)).is_err());
 
         agent.shutdown().await;
