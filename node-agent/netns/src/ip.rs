@@ -45,6 +45,18 @@ pub(crate) async fn ensure_bridge(bridge: &str, gateway: Ipv4Addr, prefix_len: u
     if ip(&["link", "show", "dev", bridge]).await.is_err() {
         ip(&["link", "add", "name", bridge, "type", "bridge"]).await?;
     }
+    // A bridge whose address was never set takes the lowest MAC among its ports and changes it as ports come
+    // and go; instances keep the old one in their ARP cache for the gateway, and their replies to the node
+    // (the router) then go nowhere for up to half a minute. Set once, the address stays.
+    ip(&[
+        "link",
+        "set",
+        "dev",
+        bridge,
+        "address",
+        &crate::rules::mac_for(gateway),
+    ])
+    .await?;
     ip(&[
         "addr",
         "replace",

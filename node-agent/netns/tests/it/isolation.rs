@@ -246,6 +246,18 @@ fn isolation() {
             .await
             .unwrap();
         let build = network.sandbox().await.unwrap();
+        // The bridge keeps the MAC it was given while ports come and go (see `remove` below): instances' ARP
+        // entries for the gateway must not go stale.
+        let bridge_mac = || {
+            let link = must("ip", &["-o", "link", "show", "dev", &made.bridge]);
+            let mac = link.split_whitespace().skip_while(|w| *w != "link/ether").nth(1);
+            mac.unwrap_or_default().to_owned()
+        };
+        assert_eq!(
+            bridge_mac(),
+            netns::rules::mac_for(gateway),
+            "with ports attached"
+        );
         assert!(
             build.netns.starts_with(&format!("bn{tag}-build-")),
             "{}",
@@ -358,6 +370,11 @@ fn isolation() {
         drop((on_a, on_b, on_gateway, on_host_other, on_outside));
         for attachment in [a, b, build] {
             attachment.remove().await.unwrap();
+            assert_eq!(
+                bridge_mac(),
+                netns::rules::mac_for(gateway),
+                "after removing a port"
+            );
         }
         network.remove().await.unwrap();
         // Removing twice is fine.

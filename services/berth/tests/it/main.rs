@@ -15,3 +15,4 @@ mod logging;
 mod rebase;
 mod standalone_router;
 mod support;
+mod zero_downtime;
