@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use vocabulary::{
     AccountId, AppId, AppName, IdRange, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion,
@@ -67,6 +68,10 @@ pub struct InstanceSpec {
     /// control planes): as host root.
     #[serde(default)]
     pub id_range: Option<IdRange>,
+    /// Seconds between SIGTERM and SIGKILL when the instance is stopped (the app's setting); `None`: the
+    /// agent's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_grace_secs: Option<u32>,
 }
 
 impl InstanceSpec {
@@ -84,10 +89,49 @@ pub enum InstanceState {
     Starting,
     /// Accepting connections on its port.
     Running,
-    /// Exited on its own and waiting out its restart backoff.
-    Crashed { exit_code: Option<i32>, restarts: u32 },
+    /// Exited on its own (or never started) and waiting out its restart backoff. `exit_code` is the
+    /// container's (`128 + N` for a signal, as a shell reports it); `reason` says why it ended (absent from
+    /// older agents).
+    Crashed {
+        exit_code: Option<i32>,
+        restarts: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<ExitReason>,
+    },
     /// Asked to stop; being torn down.
     Stopping,
+}
+
+/// Why an instance's process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExitReason {
+    /// It exited on its own with this code.
+    Exited { code: i32 },
+    /// A signal killed it (`SIGKILL`, `SIGSEGV`, ...).
+    Signaled { signal: String },
+    /// The kernel's OOM killer killed a process of it at its memory limit (its cgroup's OOM-kill count rose).
+    OutOfMemory,
+    /// It never ran: setting up the container or starting the command failed.
+    FailedToStart { error: String },
+}
+
+impl std::fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exited { code } => write!(f, "exited with code {code}"),
+            Self::Signaled { signal } => write!(f, "killed by {signal}"),
+            Self::OutOfMemory => f.write_str("out of memory"),
+            Self::FailedToStart { error } => write!(f, "failed to start: {error}"),
+        }
+    }
+}
+
+/// An instance's most recent exit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastExit {
+    pub reason: ExitReason,
+    pub at: DateTime<Utc>,
 }
 
 /// What the agent reports about one instance.
@@ -99,6 +143,9 @@ pub struct InstanceStatus {
     pub address: Option<SocketAddr>,
     /// The host name the instance sees.
     pub hostname: String,
+    /// Its most recent exit, kept while it restarts and runs again (absent from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<LastExit>,
 }
 
 /// A node's full report: every instance it currently has. Instances it no longer lists are gone.

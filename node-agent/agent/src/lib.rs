@@ -42,7 +42,8 @@ pub struct AgentConfig {
     pub subnet: Ipv4Net,
     /// Prefix of the instances' network namespace names (`ip netns`), such as `berth-`.
     pub netns_prefix: String,
-    /// How long a stopping instance gets between SIGTERM and SIGKILL.
+    /// How long a stopping instance gets between SIGTERM and SIGKILL when its spec does not say
+    /// (`InstanceSpec::stop_grace_secs`).
     pub stop_grace: Duration,
 }
 

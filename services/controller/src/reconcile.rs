@@ -345,6 +345,7 @@ impl Controller {
                     pids_max: self.config.pids_max,
                 },
                 id_range: id_ranges.get(&app.owner).copied(),
+                stop_grace_secs: None,
             });
         }
         for (node, specs) in desired {

@@ -144,6 +144,7 @@ impl World {
                 state: InstanceState::Running,
                 address: Some(address(spec.index)),
                 hostname: format!("shop-web-{}", spec.index),
+                last_exit: None,
             })
             .collect();
         self.store.apply_node_report(self.node, &statuses).await.unwrap();

@@ -38,6 +38,7 @@ fn status(id: InstanceId, state: InstanceState, addr: &str) -> InstanceStatus {
         state,
         address: Some(addr.parse().unwrap()),
         hostname: format!("host-{}", id.short()),
+        last_exit: None,
     }
 }
 
@@ -127,6 +128,7 @@ async fn node_reports_update_rows_and_reap_stopped_ones() {
     // A crash records the restart count; running again keeps it.
     let crashed = InstanceState::Crashed {
         exit_code: Some(1),
+        reason: None,
         restarts: 2,
     };
     assert!(store
