@@ -196,6 +196,7 @@ impl Controller {
                     address: None,
                     hostname: None,
                     restarts: 0,
+                    last_exit: None,
                     created_at: now,
                 };
                 tracing::info!(app = %p.app, release = %p.release, instance = %instance.id, node = %p.node,
@@ -299,6 +300,7 @@ impl Controller {
             apps.insert(app.id, app);
         }
         let id_ranges = self.store.id_ranges().await?;
+        let stop_graces = self.store.stop_graces().await?;
         let mut desired: HashMap<NodeId, Vec<InstanceSpec>> =
             self.nodes.keys().map(|n| (*n, Vec::new())).collect();
         for instance in instances
@@ -345,7 +347,7 @@ impl Controller {
                     pids_max: self.config.pids_max,
                 },
                 id_range: id_ranges.get(&app.owner).copied(),
-                stop_grace_secs: None,
+                stop_grace_secs: stop_graces.get(&app.id).copied(),
             });
         }
         for (node, specs) in desired {

@@ -160,6 +160,7 @@ async fn instances_and_releases_are_listed() {
         address: Some("10.0.0.2:5000".parse().unwrap()),
         hostname: Some("web-1".to_owned()),
         restarts: 1,
+        last_exit: None,
         created_at: chrono::Utc::now(),
     };
     h.store.insert_instance(&instance(&v2, 2, false)).await.unwrap();
