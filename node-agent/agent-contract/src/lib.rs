@@ -28,6 +28,10 @@ pub struct Limits {
     /// CPU quota in thousandths of a core (1000 = one full core).
     pub cpu_millicores: u32,
     pub pids_max: u32,
+    /// Relative share of block IO under contention (1 to 1000; the kernel's default is 100), where the node
+    /// offers io weights. `None`: the kernel's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_weight: Option<u16>,
 }
 
 impl Default for Limits {
@@ -37,6 +41,7 @@ impl Default for Limits {
             memory_bytes: 512 * 1024 * 1024,
             cpu_millicores: 1000,
             pids_max: 256,
+            io_weight: None,
         }
     }
 }

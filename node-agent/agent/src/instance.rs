@@ -259,6 +259,7 @@ impl Supervisor {
                     memory_bytes: limits.memory_bytes,
                     cpu_millicores: limits.cpu_millicores,
                     pids_max: limits.pids_max,
+                    io_weight: limits.io_weight,
                 },
             )?);
         }

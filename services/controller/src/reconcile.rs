@@ -345,6 +345,8 @@ impl Controller {
                     memory_bytes: instance.memory_bytes,
                     cpu_millicores: self.config.cpu_millicores,
                     pids_max: self.config.pids_max,
+                    // Every instance the same share of the disks (the kernel's default, set explicitly).
+                    io_weight: Some(100),
                 },
                 id_range: id_ranges.get(&app.owner).copied(),
                 stop_grace_secs: stop_graces.get(&app.id).copied(),

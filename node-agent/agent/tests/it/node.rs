@@ -125,6 +125,7 @@ pub fn spec(digest: &str, command: &str) -> InstanceSpec {
             memory_bytes: 96 * 1024 * 1024,
             cpu_millicores: 500,
             pids_max: 64,
+            io_weight: Some(100),
         },
         // As the control plane sends it: every instance runs in its account's user namespace.
         id_range: Some(IdRange::from_slot(3).unwrap()),
@@ -164,7 +165,7 @@ pub fn leftovers(names: &Names, data_dir: &Path, instance: Option<InstanceId>) -
         .unwrap_or_default();
     let mine = |line: &str| instance.is_none() || line.contains(&short) || line.contains(&veth);
     let mut found = Vec::new();
-    for controller in ["memory", "pids", "cpu", "cpuacct", "unified"] {
+    for controller in ["memory", "pids", "cpu", "cpuacct", "blkio", "unified"] {
         let dir = Path::new("/sys/fs/cgroup")
             .join(controller)
             .join(&names.cgroup_parent)
@@ -376,7 +377,7 @@ pub fn instance_lifecycle() {
 pub fn assert_nothing_left(names: &Names, data_dir: &Path) {
     let left = leftovers(names, data_dir, None);
     assert!(left.is_empty(), "left after shutdown: {left:?}");
-    for controller in ["memory", "pids", "cpu"] {
+    for controller in ["memory", "pids", "cpu", "blkio"] {
         let parent = Path::new("/sys/fs/cgroup")
             .join(controller)
             .join(&names.cgroup_parent);
