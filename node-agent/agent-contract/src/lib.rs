@@ -32,6 +32,17 @@ pub struct Limits {
     /// offers io weights. `None`: the kernel's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io_weight: Option<u16>,
+    /// Bytes the instance may write to its writable layer (the agent's tmpfs under the overlay's upper
+    /// directory; its pages also count against `memory_bytes`).
+    #[serde(default = "default_disk_bytes")]
+    pub disk_bytes: u64,
+}
+
+/// 1 GiB: the writable-layer bound of specs that do not say.
+pub const DEFAULT_DISK_BYTES: u64 = 1 << 30;
+
+fn default_disk_bytes() -> u64 {
+    DEFAULT_DISK_BYTES
 }
 
 impl Default for Limits {
@@ -42,6 +53,7 @@ impl Default for Limits {
             cpu_millicores: 1000,
             pids_max: 256,
             io_weight: None,
+            disk_bytes: DEFAULT_DISK_BYTES,
         }
     }
 }

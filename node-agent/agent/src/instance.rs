@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
-use crate::{layers, AgentError, Event, Shared};
+use crate::{disk, layers, AgentError, Event, Shared};
 use cgroups::Cgroup;
 use netns::{Attachment, EtcFiles};
 
@@ -232,19 +232,13 @@ impl Supervisor {
         }
         let dir = cfg.data_dir.join("instances").join(&self.short);
         self.res.dir = Some(dir.clone());
-        // A fresh writable layer on every start, like a new dyno.
-        for sub in ["upper", "work"] {
-            let path = dir.join(sub);
-            if path.exists() {
-                tokio::fs::remove_dir_all(&path)
-                    .await
-                    .map_err(|source| AgentError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-            }
-        }
-        for sub in ["upper", "work", "rootfs"] {
+        // A fresh writable layer on every start, like a new dyno, on a fresh size-limited tmpfs.
+        let disk_dir = dir.join("disk");
+        let bytes = self.spec.limits.disk_bytes;
+        tokio::task::spawn_blocking(move || disk::mount_fresh(&disk_dir, bytes))
+            .await
+            .map_err(|e| AgentError::Task(e.to_string()))??;
+        for sub in ["disk/upper", "disk/work", "rootfs"] {
             let path = dir.join(sub);
             tokio::fs::create_dir_all(&path)
                 .await
@@ -288,8 +282,8 @@ impl Supervisor {
         ContainerSpec {
             hostname: self.short.clone(),
             layers: layers.clone(),
-            upper_dir: dir.join("upper"),
-            work_dir: dir.join("work"),
+            upper_dir: dir.join("disk/upper"),
+            work_dir: dir.join("disk/work"),
             rootfs: dir.join("rootfs"),
             binds: self.etc_binds(),
             network: Network::Join(self.res.net.as_ref().expect("prepared").netns_path()),
@@ -437,6 +431,11 @@ impl Supervisor {
             }
         }
         if let Some(dir) = self.res.dir.take() {
+            // Never delete through a mount: if the disk cannot be unmounted, leave the directory.
+            if let Err(e) = disk::unmount(&dir.join("disk")) {
+                tracing::error!(app = %fields.0, instance = %fields.1, error = %e, "unmounting the instance's disk");
+                return;
+            }
             if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
                 tracing::error!(app = %fields.0, instance = %fields.1, error = %e, "removing instance directory");
             }

@@ -10,6 +10,7 @@
 //! It does not decide placement (the scheduler does), talk to a database or build images. The all-in-one
 //! server depends on it; nothing in the control plane's crates is used here.
 
+mod disk;
 mod instance;
 mod layers;
 
@@ -209,6 +210,8 @@ async fn remove_leftovers(cfg: &AgentConfig) -> Result<(), AgentError> {
     cgroups::remove_children(&cfg.cgroup_parent, false).await?;
     netns::remove_leftovers(&cfg.netns_prefix, &cfg.bridge).await?;
     let instances = cfg.data_dir.join("instances");
+    // A crashed agent's instance disks, before their directories go.
+    disk::unmount_all_under(&instances)?;
     if instances.exists() {
         std::fs::remove_dir_all(&instances).map_err(|source| AgentError::Io {
             path: instances,

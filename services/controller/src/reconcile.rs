@@ -347,6 +347,7 @@ impl Controller {
                     pids_max: self.config.pids_max,
                     // Every instance the same share of the disks (the kernel's default, set explicitly).
                     io_weight: Some(100),
+                    disk_bytes: agent_contract::DEFAULT_DISK_BYTES,
                 },
                 id_range: id_ranges.get(&app.owner).copied(),
                 stop_grace_secs: stop_graces.get(&app.id).copied(),

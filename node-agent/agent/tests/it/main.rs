@@ -2,6 +2,7 @@
 //! own names and subnet so that it never touches a running server. A custom `main` (no libtest harness)
 //! because the test binary is also the container init program.
 
+mod disk;
 mod exits;
 mod node;
 
@@ -35,6 +36,10 @@ fn main() {
         ("node::instance_lifecycle", node::instance_lifecycle),
         ("exits::exit_reasons", exits::exit_reasons),
         ("exits::stop_grace", exits::stop_grace),
+        (
+            "disk::writes_past_the_disk_bound_fail",
+            disk::writes_past_the_disk_bound_fail,
+        ),
     ];
     // `it NAME` runs the tests whose names contain NAME.
     let filter = std::env::args().nth(1).unwrap_or_default();

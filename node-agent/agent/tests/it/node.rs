@@ -16,7 +16,7 @@ use vocabulary::{
 };
 
 const APPLETS: &[&str] = &[
-    "sh", "cat", "echo", "hostname", "ls", "grep", "sleep", "httpd", "nc",
+    "sh", "cat", "echo", "hostname", "ls", "grep", "sleep", "httpd", "nc", "dd", "rm",
 ];
 
 pub struct Names {
@@ -126,6 +126,7 @@ pub fn spec(digest: &str, command: &str) -> InstanceSpec {
             cpu_millicores: 500,
             pids_max: 64,
             io_weight: Some(100),
+            disk_bytes: 64 * 1024 * 1024,
         },
         // As the control plane sends it: every instance runs in its account's user namespace.
         id_range: Some(IdRange::from_slot(3).unwrap()),
