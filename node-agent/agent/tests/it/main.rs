@@ -4,6 +4,7 @@
 
 mod disk;
 mod exits;
+mod leak;
 mod node;
 
 fn main() {
@@ -39,6 +40,10 @@ fn main() {
         (
             "disk::writes_past_the_disk_bound_fail",
             disk::writes_past_the_disk_bound_fail,
+        ),
+        (
+            "leak::two_hundred_instances_leave_nothing",
+            leak::two_hundred_instances_leave_nothing,
         ),
     ];
     // `it NAME` runs the tests whose names contain NAME.

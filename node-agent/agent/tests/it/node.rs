@@ -20,10 +20,10 @@ const APPLETS: &[&str] = &[
 ];
 
 pub struct Names {
-    bridge: String,
-    cgroup_parent: String,
-    netns_prefix: String,
-    subnet: Ipv4Net,
+    pub bridge: String,
+    pub cgroup_parent: String,
+    pub netns_prefix: String,
+    pub subnet: Ipv4Net,
 }
 
 fn unused_subnet() -> Ipv4Net {
