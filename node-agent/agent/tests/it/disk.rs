@@ -30,8 +30,29 @@ fn instance_mounts(data_dir: &Path, short: &str) -> Vec<String> {
 
 pub fn writes_past_the_disk_bound_fail() {
     let s = setup(Duration::from_secs(2));
+    // What a crashed agent leaves: an instance's disk still mounted. The next start removes it.
+    let crashed = s.data_dir.join("instances/ileftover/disk");
+    std::fs::create_dir_all(&crashed).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "berth-test",
+            &crashed.display().to_string(),
+        ])
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    assert!(!instance_mounts(&s.data_dir, "ileftover").is_empty());
     runtime().block_on(async {
         let (agent, mut reports) = Agent::start(s.cfg.clone()).await.unwrap();
+        let left = instance_mounts(&s.data_dir, "ileftover");
+        assert!(
+            left.is_empty(),
+            "a crashed agent's mount survived the start: {left:?}"
+        );
         // 16 MiB of disk, well below its 96 MiB of memory: the disk bound is the one it meets.
         let mut filler = spec(&s.digest, &writer(64));
         filler.limits.disk_bytes = 16 * 1024 * 1024;
