@@ -163,6 +163,10 @@ pub struct InstanceStatus {
     /// Its most recent exit, kept while it restarts and runs again (absent from older agents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<LastExit>,
+    /// Processes of the instance the OOM killer has killed since it was placed, including those it survived
+    /// (a worker killed while its master runs on, like Heroku's R14/R15).
+    #[serde(default)]
+    pub oom_kills: u64,
 }
 
 /// A node's full report: every instance it currently has. Instances it no longer lists are gone.

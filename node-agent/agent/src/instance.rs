@@ -18,6 +18,8 @@ use cgroups::Cgroup;
 use netns::{Attachment, EtcFiles};
 
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a running instance's OOM-kill count is read.
+const OOM_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// An instance up this long has its backoff reset.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 
@@ -201,6 +203,7 @@ impl Supervisor {
             address,
             hostname: self.short.clone(),
             last_exit: self.last_exit.clone(),
+            oom_kills: self.res.cgroup.as_ref().map_or(0, |c| c.oom_kills()),
         };
         let _ = self.shared.events.send(Event::Status(status));
     }
@@ -352,8 +355,20 @@ impl Supervisor {
         );
         let mut running = false;
         let mut probe = tokio::time::interval(PROBE_INTERVAL);
+        let mut oom_check = tokio::time::interval(OOM_CHECK_INTERVAL);
+        let mut oom_kills = oom_kills_before;
         let end = loop {
             tokio::select! {
+                _ = oom_check.tick() => {
+                    // An OOM kill the instance survives (a worker, not its main process) is reported at once;
+                    // one that ends it is reported with its exit.
+                    let now = self.res.cgroup.as_ref().map_or(0, |c| c.oom_kills());
+                    if now > oom_kills {
+                        oom_kills = now;
+                        tracing::warn!(app = %self.spec.app, instance = %self.short, oom_kills = now, "out of memory: the OOM killer killed a process of the instance");
+                        self.report(if running { InstanceState::Running } else { InstanceState::Starting });
+                    }
+                }
                 status = c.wait() => {
                     break Some((status?, started.elapsed()));
                 }

@@ -41,9 +41,16 @@ pub fn exit_reasons() {
         // The shell doubles a string until it is past the 32 MiB limit.
         let mut hog = spec(digest, "x=0123456789abcdef; while true; do x=\"$x$x\"; done");
         hog.limits.memory_bytes = 32 * 1024 * 1024;
+        // A hog in a subshell: the OOM killer takes it, the listener lives on (v1; on v2 the whole group goes,
+        // `memory.oom.group`).
+        let mut survivor = spec(
+            digest,
+            "(x=0123456789abcdef; while true; do x=\"$x$x\"; done) & exec nc -l -p $PORT </dev/null",
+        );
+        survivor.limits.memory_bytes = 32 * 1024 * 1024;
         let mut missing = spec(digest, "true");
         missing.image.manifest_digest = format!("sha256:{}", "0".repeat(64));
-        agent.set_desired(vec![exits.clone(), killed.clone(), hog.clone(), missing.clone()]);
+        agent.set_desired(vec![exits.clone(), killed.clone(), hog.clone(), survivor.clone(), missing.clone()]);
 
         assert_eq!(
             crash_reason(&mut reports, exits.id, "exit 3").await,
@@ -62,6 +69,13 @@ pub fn exit_reasons() {
             matches!(&reason, ExitReason::FailedToStart { error } if error.contains("reading image")),
             "{reason:?}"
         );
+
+        let report = wait_for(&mut reports, "the survivor's OOM kill reported", |r| {
+            r.instances.iter().any(|i| i.id == survivor.id && i.oom_kills >= 1)
+        })
+        .await;
+        let status = report.instances.iter().find(|i| i.id == survivor.id).unwrap();
+        println!("  OOM kill inside a running instance: {:?}, oom_kills {}", status.state, status.oom_kills);
 
         // They keep restarting with backoff, and the reason stays.
         wait_for(&mut reports, "the hog restarted", |r| {

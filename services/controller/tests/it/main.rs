@@ -145,6 +145,7 @@ impl World {
                 address: Some(address(spec.index)),
                 hostname: format!("shop-web-{}", spec.index),
                 last_exit: None,
+                oom_kills: 0,
             })
             .collect();
         self.store.apply_node_report(self.node, &statuses).await.unwrap();

@@ -40,6 +40,7 @@ fn status(id: InstanceId, state: InstanceState, addr: &str) -> InstanceStatus {
         address: Some(addr.parse().unwrap()),
         hostname: format!("host-{}", id.short()),
         last_exit: None,
+        oom_kills: 0,
     }
 }
 
