@@ -183,3 +183,53 @@ pub struct NodeRegistration {
     pub name: String,
     pub memory_capacity_bytes: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What older agents and control planes send still reads, with the new fields at their defaults.
+    #[test]
+    fn older_shapes_still_parse() {
+        let state: InstanceState =
+            serde_json::from_str(r#"{"state":"crashed","exit_code":3,"restarts":2}"#).unwrap();
+        assert_eq!(
+            state,
+            InstanceState::Crashed {
+                exit_code: Some(3),
+                restarts: 2,
+                reason: None
+            }
+        );
+        let status: InstanceStatus = serde_json::from_str(
+            r#"{"id":"7f8c1c52-4d8e-4a51-9d7a-3c1f7a1b2c3d","state":{"state":"running"},"address":null,"hostname":"h"}"#,
+        )
+        .unwrap();
+        assert_eq!((status.last_exit, status.oom_kills), (None, 0));
+        let limits: Limits =
+            serde_json::from_str(r#"{"memory_bytes":1,"cpu_millicores":2,"pids_max":3}"#).unwrap();
+        assert_eq!((limits.io_weight, limits.disk_bytes), (None, DEFAULT_DISK_BYTES));
+    }
+
+    #[test]
+    fn exit_reasons_read_as_tagged_objects() {
+        let cases = [
+            (ExitReason::Exited { code: 3 }, r#"{"kind":"exited","code":3}"#),
+            (
+                ExitReason::Signaled {
+                    signal: "SIGKILL".into(),
+                },
+                r#"{"kind":"signaled","signal":"SIGKILL"}"#,
+            ),
+            (ExitReason::OutOfMemory, r#"{"kind":"out_of_memory"}"#),
+            (
+                ExitReason::FailedToStart { error: "x".into() },
+                r#"{"kind":"failed_to_start","error":"x"}"#,
+            ),
+        ];
+        for (reason, json) in cases {
+            assert_eq!(serde_json::to_string(&reason).unwrap(), json);
+            assert_eq!(serde_json::from_str::<ExitReason>(json).unwrap(), reason);
+        }
+    }
+}
