@@ -134,9 +134,19 @@ struct Supervisor {
     short: String,
     res: Resources,
     last_exit: Option<LastExit>,
+    grace: watch::Receiver<Option<u32>>,
 }
 
-pub async fn supervise(shared: Arc<Shared>, spec: InstanceSpec, mut stop: watch::Receiver<bool>) {
+/// What the agent loop can tell a running supervisor.
+pub struct Control {
+    /// Becomes true when the instance is to stop.
+    pub stop: watch::Receiver<bool>,
+    /// The current stop grace in seconds (`None`: the agent's default).
+    pub grace: watch::Receiver<Option<u32>>,
+}
+
+pub async fn supervise(shared: Arc<Shared>, spec: InstanceSpec, control: Control) {
+    let Control { mut stop, grace } = control;
     let short = spec.id.short();
     let mut sup = Supervisor {
         shared,
@@ -144,6 +154,7 @@ pub async fn supervise(shared: Arc<Shared>, spec: InstanceSpec, mut stop: watch:
         short,
         res: Resources::default(),
         last_exit: None,
+        grace,
     };
     sup.report(InstanceState::Starting);
     let (mut restarts, mut step) = (0u32, 0u32);
@@ -419,8 +430,8 @@ impl Supervisor {
     /// SIGTERM, then SIGKILL after the grace period (the spec's, else the agent's).
     async fn stop_container(&self, c: &mut container::Container) {
         let grace = self
-            .spec
-            .stop_grace_secs
+            .grace
+            .borrow()
             .map_or(self.shared.cfg.stop_grace, |s| Duration::from_secs(s.into()));
         let _ = c.signal(Signal::SIGTERM);
         if tokio::time::timeout(grace, c.wait()).await.is_err() {

@@ -223,6 +223,9 @@ async fn remove_leftovers(cfg: &AgentConfig) -> Result<(), AgentError> {
 
 struct Supervised {
     stop: watch::Sender<bool>,
+    /// The spec's stop grace, updated while the instance runs: an app's new setting applies to instances
+    /// already running (everything else in a spec is immutable).
+    grace: watch::Sender<Option<u32>>,
     task: JoinHandle<()>,
 }
 
@@ -263,10 +266,27 @@ async fn run(
             desired.borrow_and_update().clone()
         };
         for spec in &wanted {
-            if let std::collections::hash_map::Entry::Vacant(slot) = supervised.entry(spec.id) {
-                let (stop, stop_rx) = watch::channel(false);
-                let task = tokio::spawn(instance::supervise(shared.clone(), spec.clone(), stop_rx));
-                slot.insert(Supervised { stop, task });
+            match supervised.entry(spec.id) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let (stop, stop_rx) = watch::channel(false);
+                    let (grace, grace_rx) = watch::channel(spec.stop_grace_secs);
+                    let task = tokio::spawn(instance::supervise(
+                        shared.clone(),
+                        spec.clone(),
+                        instance::Control {
+                            stop: stop_rx,
+                            grace: grace_rx,
+                        },
+                    ));
+                    slot.insert(Supervised { stop, grace, task });
+                }
+                std::collections::hash_map::Entry::Occupied(running) => {
+                    running.get().grace.send_if_modified(|g| {
+                        let changed = *g != spec.stop_grace_secs;
+                        *g = spec.stop_grace_secs;
+                        changed
+                    });
+                }
             }
         }
         for (id, s) in &supervised {

@@ -100,7 +100,7 @@ pub struct AppUpdate {
     )]
     pub build_timeout: Option<Option<i64>>,
     /// Seconds a stopping instance gets between SIGTERM and SIGKILL, [`STOP_GRACE_SECS`]; `null` and absence
-    /// as for `first_byte_timeout`. Applies to instances started after the change.
+    /// as for `first_byte_timeout`. Applies to running instances too.
     #[serde(
         default,
         deserialize_with = "present",

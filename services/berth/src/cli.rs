@@ -198,7 +198,7 @@ pub enum AppsCommand {
         #[arg(long, value_name = "DURATION|default", value_parser = parse_duration)]
         build_timeout: Option<Timeout>,
         /// How long a stopping instance gets between SIGTERM and SIGKILL (1s to 10m: `45s`, `2m`), or
-        /// `default` (30s). Applies to instances started afterwards.
+        /// `default` (30s). Applies to running instances too.
         #[arg(long, value_name = "DURATION|default", value_parser = parse_duration)]
         stop_grace: Option<Timeout>,
     },

@@ -101,22 +101,28 @@ pub fn stop_grace() {
             digest,
             "trap 'echo ignoring TERM' TERM; nc -l -p $PORT </dev/null & while true; do sleep 1; done",
         );
-        stubborn.stop_grace_secs = Some(2);
+        // Started with ten minutes; the app's setting changes to 2 s while it runs (below).
+        stubborn.stop_grace_secs = Some(600);
         // Exits at SIGTERM: gone long before its 10 minutes.
         let mut polite = spec(
             digest,
             "trap 'exit 0' TERM; nc -l -p $PORT </dev/null & while true; do sleep 1; done",
         );
         polite.stop_grace_secs = Some(600);
-        agent.set_desired(vec![stubborn.clone(), polite.clone()]);
-        wait_for(&mut reports, "both running", |r| {
-            [stubborn.id, polite.id].iter().all(|id| {
+        let running = |id: InstanceId| {
+            move |r: &NodeReport| {
                 r.instances
                     .iter()
-                    .any(|i| i.id == *id && i.state == InstanceState::Running)
-            })
-        })
-        .await;
+                    .any(|i| i.id == id && i.state == InstanceState::Running)
+            }
+        };
+        agent.set_desired(vec![stubborn.clone()]);
+        wait_for(&mut reports, "stubborn running", running(stubborn.id)).await;
+        // The app's grace changes while it runs; the polite instance comes in the same desired set, so once it
+        // runs the agent has seen the change too.
+        stubborn.stop_grace_secs = Some(2);
+        agent.set_desired(vec![stubborn.clone(), polite.clone()]);
+        wait_for(&mut reports, "polite running", running(polite.id)).await;
 
         let asked = Instant::now();
         agent.set_desired(vec![stubborn.clone()]);
@@ -132,7 +138,7 @@ pub fn stop_grace() {
         agent.set_desired(vec![]);
         wait_for(
             &mut reports,
-            "the stubborn instance gone (its 2 s grace, not the agent's 600 s)",
+            "the stubborn instance gone (its updated 2 s grace, not the 600 s it started with)",
             |r| r.instances.iter().all(|i| i.id != stubborn.id),
         )
         .await;
