@@ -156,6 +156,8 @@ impl BuildSandbox {
                     memory_bytes: limits.memory_bytes,
                     cpu_millicores: limits.cpu_millicores,
                     pids_max: limits.pids_max,
+                    // The kernel's default share, the same as instances'.
+                    io_weight: None,
                 },
             )?;
             tracing::debug!(cgroup = cgroup.path(), "build sandbox created");

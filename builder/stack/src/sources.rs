@@ -1,7 +1,5 @@
 //! Pure helpers: the host's Debian mirror, dpkg's package list, mount points under a directory.
 
-use std::path::{Path, PathBuf};
-
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// The first `URIs:` of a deb822 `.sources` file.
@@ -57,39 +55,9 @@ pub fn installed_packages(status: &str) -> Vec<String> {
     packages
 }
 
-/// Mount points at or below `dir` in a `/proc/self/mountinfo` text, deepest first (the order to unmount).
-pub fn mounts_under(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
-    let mut mounts: Vec<PathBuf> = mountinfo
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .map(|field| PathBuf::from(unescape_octal(field)))
-        .filter(|p| p.starts_with(dir))
-        .collect();
-    mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    mounts.dedup();
-    mounts
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_octal(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
-        {
-            let value = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
-            out.push(value);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+/// Mount points at or below `dir` in a `/proc/self/mountinfo` text, deepest first (shared with the agent,
+/// which lives in `container`).
+pub use container::mountinfo::mounts_under;
 
 #[cfg(test)]
 mod tests {
@@ -131,23 +99,6 @@ mod tests {
         assert_eq!(
             installed_packages(status),
             vec!["base-files=12.4+deb12u5", "python3=3.11.2-1+b1"]
-        );
-    }
-
-    #[test]
-    fn mount_points() {
-        let info = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
-                    90 22 0:5 / /srv/stacks/build-1/rootfs/proc rw - proc proc rw\n\
-                    91 90 0:6 / /srv/stacks/build-1/rootfs/proc/sys/fs/binfmt_misc rw - binfmt_misc x rw\n\
-                    92 22 0:7 / /srv/stacks/build-1/with\\040space rw - tmpfs t rw\n\
-                    93 22 0:8 / /srv/stacks/build-10 rw - tmpfs t rw\n";
-        assert_eq!(
-            mounts_under(info, Path::new("/srv/stacks/build-1")),
-            vec![
-                PathBuf::from("/srv/stacks/build-1/rootfs/proc/sys/fs/binfmt_misc"),
-                PathBuf::from("/srv/stacks/build-1/rootfs/proc"),
-                PathBuf::from("/srv/stacks/build-1/with space"),
-            ]
         );
     }
 }

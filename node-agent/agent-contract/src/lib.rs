@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use vocabulary::{
     AccountId, AppId, AppName, IdRange, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion,
@@ -27,6 +28,21 @@ pub struct Limits {
     /// CPU quota in thousandths of a core (1000 = one full core).
     pub cpu_millicores: u32,
     pub pids_max: u32,
+    /// Relative share of block IO under contention (1 to 1000; the kernel's default is 100), where the node
+    /// offers io weights. `None`: the kernel's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_weight: Option<u16>,
+    /// Bytes the instance may write to its writable layer (the agent's tmpfs under the overlay's upper
+    /// directory; its pages also count against `memory_bytes`).
+    #[serde(default = "default_disk_bytes")]
+    pub disk_bytes: u64,
+}
+
+/// 1 GiB: the writable-layer bound of specs that do not say.
+pub const DEFAULT_DISK_BYTES: u64 = 1 << 30;
+
+fn default_disk_bytes() -> u64 {
+    DEFAULT_DISK_BYTES
 }
 
 impl Default for Limits {
@@ -36,6 +52,8 @@ impl Default for Limits {
             memory_bytes: 512 * 1024 * 1024,
             cpu_millicores: 1000,
             pids_max: 256,
+            io_weight: None,
+            disk_bytes: DEFAULT_DISK_BYTES,
         }
     }
 }
@@ -67,6 +85,10 @@ pub struct InstanceSpec {
     /// control planes): as host root.
     #[serde(default)]
     pub id_range: Option<IdRange>,
+    /// Seconds between SIGTERM and SIGKILL when the instance is stopped (the app's setting); `None`: the
+    /// agent's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_grace_secs: Option<u32>,
 }
 
 impl InstanceSpec {
@@ -84,10 +106,49 @@ pub enum InstanceState {
     Starting,
     /// Accepting connections on its port.
     Running,
-    /// Exited on its own and waiting out its restart backoff.
-    Crashed { exit_code: Option<i32>, restarts: u32 },
+    /// Exited on its own (or never started) and waiting out its restart backoff. `exit_code` is the
+    /// container's (`128 + N` for a signal, as a shell reports it); `reason` says why it ended (absent from
+    /// older agents).
+    Crashed {
+        exit_code: Option<i32>,
+        restarts: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<ExitReason>,
+    },
     /// Asked to stop; being torn down.
     Stopping,
+}
+
+/// Why an instance's process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ExitReason {
+    /// It exited on its own with this code.
+    Exited { code: i32 },
+    /// A signal killed it (`SIGKILL`, `SIGSEGV`, ...).
+    Signaled { signal: String },
+    /// The kernel's OOM killer killed a process of it at its memory limit (its cgroup's OOM-kill count rose).
+    OutOfMemory,
+    /// It never ran: setting up the container or starting the command failed.
+    FailedToStart { error: String },
+}
+
+impl std::fmt::Display for ExitReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exited { code } => write!(f, "exited with code {code}"),
+            Self::Signaled { signal } => write!(f, "killed by {signal}"),
+            Self::OutOfMemory => f.write_str("out of memory"),
+            Self::FailedToStart { error } => write!(f, "failed to start: {error}"),
+        }
+    }
+}
+
+/// An instance's most recent exit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastExit {
+    pub reason: ExitReason,
+    pub at: DateTime<Utc>,
 }
 
 /// What the agent reports about one instance.
@@ -99,6 +160,13 @@ pub struct InstanceStatus {
     pub address: Option<SocketAddr>,
     /// The host name the instance sees.
     pub hostname: String,
+    /// Its most recent exit, kept while it restarts and runs again (absent from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<LastExit>,
+    /// Processes of the instance the OOM killer has killed since it was placed, including those it survived
+    /// (a worker killed while its master runs on, like Heroku's R14/R15).
+    #[serde(default)]
+    pub oom_kills: u64,
 }
 
 /// A node's full report: every instance it currently has. Instances it no longer lists are gone.
@@ -114,4 +182,54 @@ pub struct NodeRegistration {
     pub node: NodeId,
     pub name: String,
     pub memory_capacity_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What older agents and control planes send still reads, with the new fields at their defaults.
+    #[test]
+    fn older_shapes_still_parse() {
+        let state: InstanceState =
+            serde_json::from_str(r#"{"state":"crashed","exit_code":3,"restarts":2}"#).unwrap();
+        assert_eq!(
+            state,
+            InstanceState::Crashed {
+                exit_code: Some(3),
+                restarts: 2,
+                reason: None
+            }
+        );
+        let status: InstanceStatus = serde_json::from_str(
+            r#"{"id":"7f8c1c52-4d8e-4a51-9d7a-3c1f7a1b2c3d","state":{"state":"running"},"address":null,"hostname":"h"}"#,
+        )
+        .unwrap();
+        assert_eq!((status.last_exit, status.oom_kills), (None, 0));
+        let limits: Limits =
+            serde_json::from_str(r#"{"memory_bytes":1,"cpu_millicores":2,"pids_max":3}"#).unwrap();
+        assert_eq!((limits.io_weight, limits.disk_bytes), (None, DEFAULT_DISK_BYTES));
+    }
+
+    #[test]
+    fn exit_reasons_read_as_tagged_objects() {
+        let cases = [
+            (ExitReason::Exited { code: 3 }, r#"{"kind":"exited","code":3}"#),
+            (
+                ExitReason::Signaled {
+                    signal: "SIGKILL".into(),
+                },
+                r#"{"kind":"signaled","signal":"SIGKILL"}"#,
+            ),
+            (ExitReason::OutOfMemory, r#"{"kind":"out_of_memory"}"#),
+            (
+                ExitReason::FailedToStart { error: "x".into() },
+                r#"{"kind":"failed_to_start","error":"x"}"#,
+            ),
+        ];
+        for (reason, json) in cases {
+            assert_eq!(serde_json::to_string(&reason).unwrap(), json);
+            assert_eq!(serde_json::from_str::<ExitReason>(json).unwrap(), reason);
+        }
+    }
 }

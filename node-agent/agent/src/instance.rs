@@ -7,17 +7,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agent_contract::{InstanceSpec, InstanceState, InstanceStatus};
+use agent_contract::{ExitReason, InstanceSpec, InstanceState, InstanceStatus, LastExit};
 use container::{BindMount, ContainerSpec, Network, Output};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
-use crate::{layers, AgentError, Event, Shared};
+use crate::{disk, layers, AgentError, Event, Shared};
 use cgroups::Cgroup;
 use netns::{Attachment, EtcFiles};
 
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a running instance's OOM-kill count is read.
+const OOM_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// An instance up this long has its backoff reset.
 const STABLE_AFTER: Duration = Duration::from_secs(60);
 
@@ -51,7 +53,79 @@ fn argv(command: &str, entrypoint: &[String], cmd: &[String]) -> Vec<String> {
 
 enum RunEnd {
     Stopped,
-    Exited { code: Option<i32>, ran_for: Duration },
+    Exited {
+        code: Option<i32>,
+        reason: ExitReason,
+        ran_for: Duration,
+    },
+}
+
+/// How a container's run ended, as the agent saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Ending {
+    /// The init's exit code (the app's, `128 + N` for a signal inside, 125 for a failed setup).
+    code: Option<i32>,
+    /// The signal that killed the init itself.
+    signal: Option<i32>,
+    /// Whether the cgroup's OOM-kill count rose during the run.
+    oom_killed: bool,
+    /// The init's `container setup failed: ...` message, if it printed one.
+    setup_error: Option<String>,
+}
+
+fn signal_name(number: i32) -> String {
+    Signal::try_from(number)
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_else(|_| format!("signal {number}"))
+}
+
+/// Why a run ended. An OOM kill wins over the signal or code it caused (the init reports a killed app as
+/// `128 + 9`, and an app can die of a killed child in many ways).
+fn exit_reason(end: &Ending) -> ExitReason {
+    if end.oom_killed {
+        return ExitReason::OutOfMemory;
+    }
+    if let Some(signal) = end.signal {
+        return ExitReason::Signaled {
+            signal: signal_name(signal),
+        };
+    }
+    match end.code {
+        Some(container::SETUP_FAILED_EXIT_CODE) => ExitReason::FailedToStart {
+            error: end
+                .setup_error
+                .clone()
+                .unwrap_or_else(|| "container setup failed".into()),
+        },
+        // What the init reports for an app killed by signal N (a shell's convention).
+        Some(code @ 129..=192) => ExitReason::Signaled {
+            signal: signal_name(code - 128),
+        },
+        Some(code) => ExitReason::Exited { code },
+        None => ExitReason::Signaled {
+            signal: "an unknown signal".into(),
+        },
+    }
+}
+
+/// An error and its sources, `a: b: c`, for a report (the agent's errors carry no secrets).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The message of the last `container setup failed: ...` line of an instance's output.
+fn setup_error_in(log: &str) -> Option<String> {
+    const PREFIX: &str = "container setup failed: ";
+    log.lines()
+        .rev()
+        .find_map(|l| l.find(PREFIX).map(|at| l[at + PREFIX.len()..].trim().to_owned()))
 }
 
 struct Supervisor {
@@ -59,25 +133,43 @@ struct Supervisor {
     spec: InstanceSpec,
     short: String,
     res: Resources,
+    last_exit: Option<LastExit>,
+    grace: watch::Receiver<Option<u32>>,
 }
 
-pub async fn supervise(shared: Arc<Shared>, spec: InstanceSpec, mut stop: watch::Receiver<bool>) {
+/// What the agent loop can tell a running supervisor.
+pub struct Control {
+    /// Becomes true when the instance is to stop.
+    pub stop: watch::Receiver<bool>,
+    /// The current stop grace in seconds (`None`: the agent's default).
+    pub grace: watch::Receiver<Option<u32>>,
+}
+
+pub async fn supervise(shared: Arc<Shared>, spec: InstanceSpec, control: Control) {
+    let Control { mut stop, grace } = control;
     let short = spec.id.short();
     let mut sup = Supervisor {
         shared,
         spec,
         short,
         res: Resources::default(),
+        last_exit: None,
+        grace,
     };
     sup.report(InstanceState::Starting);
     let (mut restarts, mut step) = (0u32, 0u32);
     loop {
-        let (code, ran_for) = match sup.run_once(&mut stop).await {
+        let (code, reason, ran_for) = match sup.run_once(&mut stop).await {
             Ok(RunEnd::Stopped) => break,
-            Ok(RunEnd::Exited { code, ran_for }) => (code, ran_for),
+            Ok(RunEnd::Exited {
+                code,
+                reason,
+                ran_for,
+            }) => (code, reason, ran_for),
             Err(e) => {
-                tracing::warn!(app = %sup.spec.app, instance = %sup.short, error = %e, "instance failed to start");
-                (None, Duration::ZERO)
+                let error = error_chain(&e);
+                tracing::warn!(app = %sup.spec.app, instance = %sup.short, error, "instance failed to start");
+                (None, ExitReason::FailedToStart { error }, Duration::ZERO)
             }
         };
         if *stop.borrow() {
@@ -89,10 +181,15 @@ pub async fn supervise(shared: Arc<Shared>, spec: InstanceSpec, mut stop: watch:
         let delay = backoff(step);
         step += 1;
         restarts += 1;
-        tracing::info!(app = %sup.spec.app, instance = %sup.short, exit_code = ?code, restarts, delay_ms = delay.as_millis() as u64, "instance crashed");
+        tracing::info!(app = %sup.spec.app, instance = %sup.short, exit_code = ?code, reason = %reason, restarts, delay_ms = delay.as_millis() as u64, "instance crashed");
+        sup.last_exit = Some(LastExit {
+            reason: reason.clone(),
+            at: chrono::Utc::now(),
+        });
         sup.report(InstanceState::Crashed {
             exit_code: code,
             restarts,
+            reason: Some(reason),
         });
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -116,6 +213,8 @@ impl Supervisor {
             state,
             address,
             hostname: self.short.clone(),
+            last_exit: self.last_exit.clone(),
+            oom_kills: self.res.cgroup.as_ref().map_or(0, |c| c.oom_kills()),
         };
         let _ = self.shared.events.send(Event::Status(status));
     }
@@ -147,19 +246,13 @@ impl Supervisor {
         }
         let dir = cfg.data_dir.join("instances").join(&self.short);
         self.res.dir = Some(dir.clone());
-        // A fresh writable layer on every start, like a new dyno.
-        for sub in ["upper", "work"] {
-            let path = dir.join(sub);
-            if path.exists() {
-                tokio::fs::remove_dir_all(&path)
-                    .await
-                    .map_err(|source| AgentError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-            }
-        }
-        for sub in ["upper", "work", "rootfs"] {
+        // A fresh writable layer on every start, like a new dyno, on a fresh size-limited tmpfs.
+        let disk_dir = dir.join("disk");
+        let bytes = self.spec.limits.disk_bytes;
+        tokio::task::spawn_blocking(move || disk::mount_fresh(&disk_dir, bytes))
+            .await
+            .map_err(|e| AgentError::Task(e.to_string()))??;
+        for sub in ["disk/upper", "disk/work", "rootfs"] {
             let path = dir.join(sub);
             tokio::fs::create_dir_all(&path)
                 .await
@@ -174,6 +267,7 @@ impl Supervisor {
                     memory_bytes: limits.memory_bytes,
                     cpu_millicores: limits.cpu_millicores,
                     pids_max: limits.pids_max,
+                    io_weight: limits.io_weight,
                 },
             )?);
         }
@@ -202,8 +296,8 @@ impl Supervisor {
         ContainerSpec {
             hostname: self.short.clone(),
             layers: layers.clone(),
-            upper_dir: dir.join("upper"),
-            work_dir: dir.join("work"),
+            upper_dir: dir.join("disk/upper"),
+            work_dir: dir.join("disk/work"),
             rootfs: dir.join("rootfs"),
             binds: self.etc_binds(),
             network: Network::Join(self.res.net.as_ref().expect("prepared").netns_path()),
@@ -235,6 +329,7 @@ impl Supervisor {
         self.prepare().await?;
         let spec = self.container_spec();
         let log_path = self.res.dir.as_ref().expect("prepared").join("output.log");
+        let oom_kills_before = self.res.cgroup.as_ref().map_or(0, |c| c.oom_kills());
         let mut c = container::spawn(&self.shared.cfg.init_program, &spec, Output::Piped).await?;
         let started = Instant::now();
         self.report(InstanceState::Starting);
@@ -271,10 +366,22 @@ impl Supervisor {
         );
         let mut running = false;
         let mut probe = tokio::time::interval(PROBE_INTERVAL);
+        let mut oom_check = tokio::time::interval(OOM_CHECK_INTERVAL);
+        let mut oom_kills = oom_kills_before;
         let end = loop {
             tokio::select! {
+                _ = oom_check.tick() => {
+                    // An OOM kill the instance survives (a worker, not its main process) is reported at once;
+                    // one that ends it is reported with its exit.
+                    let now = self.res.cgroup.as_ref().map_or(0, |c| c.oom_kills());
+                    if now > oom_kills {
+                        oom_kills = now;
+                        tracing::warn!(app = %self.spec.app, instance = %self.short, oom_kills = now, "out of memory: the OOM killer killed a process of the instance");
+                        self.report(if running { InstanceState::Running } else { InstanceState::Starting });
+                    }
+                }
                 status = c.wait() => {
-                    break RunEnd::Exited { code: status?.code(), ran_for: started.elapsed() };
+                    break Some((status?, started.elapsed()));
                 }
                 _ = probe.tick(), if !running => {
                     let connect = tokio::net::TcpStream::connect(target);
@@ -286,7 +393,7 @@ impl Supervisor {
                 }
                 _ = stop.changed() => {
                     self.stop_container(&mut c).await;
-                    break RunEnd::Stopped;
+                    break None;
                 }
             }
         };
@@ -297,17 +404,38 @@ impl Supervisor {
         for p in pumps {
             let _ = p.await;
         }
-        Ok(end)
+        let Some((status, ran_for)) = end else {
+            return Ok(RunEnd::Stopped);
+        };
+        let code = status.code();
+        let setup_error = if code == Some(container::SETUP_FAILED_EXIT_CODE) {
+            let log = tokio::fs::read(&log_path).await.unwrap_or_default();
+            setup_error_in(&String::from_utf8_lossy(&log))
+        } else {
+            None
+        };
+        let ending = Ending {
+            code,
+            signal: std::os::unix::process::ExitStatusExt::signal(&status),
+            oom_killed: self.res.cgroup.as_ref().map_or(0, |c| c.oom_kills()) > oom_kills_before,
+            setup_error,
+        };
+        Ok(RunEnd::Exited {
+            code,
+            reason: exit_reason(&ending),
+            ran_for,
+        })
     }
 
-    /// SIGTERM, then SIGKILL after the grace period.
+    /// SIGTERM, then SIGKILL after the grace period (the spec's, else the agent's).
     async fn stop_container(&self, c: &mut container::Container) {
+        let grace = self
+            .grace
+            .borrow()
+            .map_or(self.shared.cfg.stop_grace, |s| Duration::from_secs(s.into()));
         let _ = c.signal(Signal::SIGTERM);
-        if tokio::time::timeout(self.shared.cfg.stop_grace, c.wait())
-            .await
-            .is_err()
-        {
-            tracing::info!(app = %self.spec.app, instance = %self.short, "grace period over, killing");
+        if tokio::time::timeout(grace, c.wait()).await.is_err() {
+            tracing::info!(app = %self.spec.app, instance = %self.short, grace_secs = grace.as_secs(), "grace period over, killing");
             let _ = c.signal(Signal::SIGKILL);
             if let Some(cgroup) = &self.res.cgroup {
                 cgroup.kill_all();
@@ -331,6 +459,11 @@ impl Supervisor {
             }
         }
         if let Some(dir) = self.res.dir.take() {
+            // Never delete through a mount: if the disk cannot be unmounted, leave the directory.
+            if let Err(e) = disk::unmount(&dir.join("disk")) {
+                tracing::error!(app = %fields.0, instance = %fields.1, error = %e, "unmounting the instance's disk");
+                return;
+            }
             if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
                 tracing::error!(app = %fields.0, instance = %fields.1, error = %e, "removing instance directory");
             }
@@ -384,6 +517,48 @@ async fn pump(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_reasons() {
+        let end = |code: Option<i32>, signal: Option<i32>, oom_killed: bool| Ending {
+            code,
+            signal,
+            oom_killed,
+            setup_error: None,
+        };
+        let cases: &[(Ending, &str)] = &[
+            (end(Some(3), None, false), "exited with code 3"),
+            (end(Some(0), None, false), "exited with code 0"),
+            (end(Some(127), None, false), "exited with code 127"),
+            (end(Some(128 + 9), None, false), "killed by SIGKILL"),
+            (end(Some(128 + 15), None, false), "killed by SIGTERM"),
+            (end(Some(128 + 11), None, false), "killed by SIGSEGV"),
+            (end(None, Some(9), false), "killed by SIGKILL"),
+            // The OOM kill is the cause, whatever the code or signal it led to.
+            (end(Some(128 + 9), None, true), "out of memory"),
+            (end(Some(1), None, true), "out of memory"),
+            (end(None, Some(9), true), "out of memory"),
+            (
+                end(Some(125), None, false),
+                "failed to start: container setup failed",
+            ),
+            (
+                Ending {
+                    setup_error: Some("changing to working directory /x".into()),
+                    ..end(Some(125), None, false)
+                },
+                "failed to start: changing to working directory /x",
+            ),
+        ];
+        for (ending, want) in cases {
+            assert_eq!(exit_reason(ending).to_string(), *want, "{ending:?}");
+        }
+        assert_eq!(
+            setup_error_in("hello\ncontainer setup failed: mounting /proc: EPERM\n").as_deref(),
+            Some("mounting /proc: EPERM")
+        );
+        assert_eq!(setup_error_in("hello\n"), None);
+    }
 
     #[test]
     fn backoff_doubles_up_to_30s() {

@@ -10,6 +10,7 @@
 //! It does not decide placement (the scheduler does), talk to a database or build images. The all-in-one
 //! server depends on it; nothing in the control plane's crates is used here.
 
+mod disk;
 mod instance;
 mod layers;
 
@@ -42,7 +43,8 @@ pub struct AgentConfig {
     pub subnet: Ipv4Net,
     /// Prefix of the instances' network namespace names (`ip netns`), such as `berth-`.
     pub netns_prefix: String,
-    /// How long a stopping instance gets between SIGTERM and SIGKILL.
+    /// How long a stopping instance gets between SIGTERM and SIGKILL when its spec does not say
+    /// (`InstanceSpec::stop_grace_secs`).
     pub stop_grace: Duration,
 }
 
@@ -208,6 +210,8 @@ async fn remove_leftovers(cfg: &AgentConfig) -> Result<(), AgentError> {
     cgroups::remove_children(&cfg.cgroup_parent, false).await?;
     netns::remove_leftovers(&cfg.netns_prefix, &cfg.bridge).await?;
     let instances = cfg.data_dir.join("instances");
+    // A crashed agent's instance disks, before their directories go.
+    disk::unmount_all_under(&instances)?;
     if instances.exists() {
         std::fs::remove_dir_all(&instances).map_err(|source| AgentError::Io {
             path: instances,
@@ -219,6 +223,9 @@ async fn remove_leftovers(cfg: &AgentConfig) -> Result<(), AgentError> {
 
 struct Supervised {
     stop: watch::Sender<bool>,
+    /// The spec's stop grace, updated while the instance runs: an app's new setting applies to instances
+    /// already running (everything else in a spec is immutable).
+    grace: watch::Sender<Option<u32>>,
     task: JoinHandle<()>,
 }
 
@@ -259,10 +266,27 @@ async fn run(
             desired.borrow_and_update().clone()
         };
         for spec in &wanted {
-            if let std::collections::hash_map::Entry::Vacant(slot) = supervised.entry(spec.id) {
-                let (stop, stop_rx) = watch::channel(false);
-                let task = tokio::spawn(instance::supervise(shared.clone(), spec.clone(), stop_rx));
-                slot.insert(Supervised { stop, task });
+            match supervised.entry(spec.id) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let (stop, stop_rx) = watch::channel(false);
+                    let (grace, grace_rx) = watch::channel(spec.stop_grace_secs);
+                    let task = tokio::spawn(instance::supervise(
+                        shared.clone(),
+                        spec.clone(),
+                        instance::Control {
+                            stop: stop_rx,
+                            grace: grace_rx,
+                        },
+                    ));
+                    slot.insert(Supervised { stop, grace, task });
+                }
+                std::collections::hash_map::Entry::Occupied(running) => {
+                    running.get().grace.send_if_modified(|g| {
+                        let changed = *g != spec.stop_grace_secs;
+                        *g = spec.stop_grace_secs;
+                        changed
+                    });
+                }
             }
         }
         for (id, s) in &supervised {

@@ -54,6 +54,8 @@ const LIMITS: cgroups::Limits = cgroups::Limits {
     memory_bytes: 512 << 20,
     cpu_millicores: 1000,
     pids_max: 256,
+    // crun's bundle sets no io weight either.
+    io_weight: None,
 };
 
 /// One start, in milliseconds from just before the runtime was asked to start it.

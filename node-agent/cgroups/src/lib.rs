@@ -43,6 +43,27 @@ pub struct Limits {
     pub cpu_millicores: u32,
     /// Processes and threads together.
     pub pids_max: u32,
+    /// Relative share of block IO under contention, [`IO_WEIGHTS`] (the kernel's default is 100); `None`
+    /// leaves the default. Set where the kernel offers a weight (v1 `blkio.bfq.weight` or `blkio.weight`, v2
+    /// `io.weight` or `io.bfq.weight`), skipped otherwise.
+    pub io_weight: Option<u16>,
+}
+
+/// The io weights accepted: the range every weight file takes (v2's `io.weight` goes up to 10000).
+pub const IO_WEIGHTS: std::ops::RangeInclusive<u16> = 1..=1000;
+
+/// Where a weight is written, by preference: v1 then v2 files, per IO scheduler.
+const IO_WEIGHT_FILES: [&str; 4] = ["blkio.bfq.weight", "blkio.weight", "io.weight", "io.bfq.weight"];
+
+/// Whether the block IO controller can be used: on v1 when its hierarchy is mounted (the others are
+/// filtered out by cgroups-rs anyway), on v2 when the root offers `io`.
+fn io_controller(v2: bool) -> bool {
+    if !v2 {
+        return true;
+    }
+    let root = hierarchies::auto().root();
+    std::fs::read_to_string(root.join("cgroup.controllers"))
+        .is_ok_and(|c| c.split_whitespace().any(|n| n == "io"))
 }
 
 fn controllers(v2: bool) -> Vec<String> {
@@ -51,7 +72,11 @@ fn controllers(v2: bool) -> Vec<String> {
     } else {
         &["memory", "pids", "cpu", "cpuacct"]
     };
-    names.iter().map(|s| s.to_string()).collect()
+    let mut names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    if io_controller(v2) {
+        names.push(if v2 { "io" } else { "blkio" }.into());
+    }
+    names
 }
 
 /// The directories of `path` in every hierarchy we use (one per v1 controller, one on v2).
@@ -86,6 +111,16 @@ impl Cgroup {
     /// Creates `parent/name` (and `parent` when missing) with `limits`.
     pub fn create(parent: &str, name: &str, limits: &Limits) -> Result<Self, CgroupError> {
         let path = format!("{parent}/{name}");
+        if let Some(weight) = limits.io_weight.filter(|w| !IO_WEIGHTS.contains(w)) {
+            return Err(CgroupError::Create {
+                path,
+                reason: format!(
+                    "io weight {weight} is outside {}..={}",
+                    IO_WEIGHTS.start(),
+                    IO_WEIGHTS.end()
+                ),
+            });
+        }
         let hier = hierarchies::auto();
         let v2 = hier.v2();
         let quota = i64::from(limits.cpu_millicores) * CPU_PERIOD_US as i64 / 1000;
@@ -120,7 +155,7 @@ impl Cgroup {
             memory_dir,
             v2,
         };
-        if let Err(e) = cgroup.no_swap(limits) {
+        if let Err(e) = cgroup.no_swap(limits).and_then(|()| cgroup.io_weight(limits)) {
             let _ = remove_now(&cgroup.path, &cgroup.dirs);
             return Err(e);
         }
@@ -154,6 +189,39 @@ impl Cgroup {
             })?;
         }
         Ok(())
+    }
+
+    /// Writes the io weight into the first weight file the kernel offers (which depends on the cgroup version
+    /// and the block devices' IO schedulers); without one, the weight is skipped.
+    fn io_weight(&self, limits: &Limits) -> Result<(), CgroupError> {
+        let Some(weight) = limits.io_weight else {
+            return Ok(());
+        };
+        let Some((target, file)) = self.io_weight_file() else {
+            tracing::debug!(cgroup = %self.path, "no io weight file (no blkio/io controller or IO scheduler with weights): io weight skipped");
+            return Ok(());
+        };
+        std::fs::write(&target, weight.to_string()).map_err(|source| CgroupError::Write {
+            path: self.path.clone(),
+            file,
+            source,
+        })
+    }
+
+    /// The io weight file in use and its value, if the cgroup has one (`("blkio.bfq.weight", "300")`).
+    pub fn io_weight_setting(&self) -> Option<(&'static str, String)> {
+        let (path, file) = self.io_weight_file()?;
+        let text = std::fs::read_to_string(path).ok()?;
+        Some((file, text.trim().to_owned()))
+    }
+
+    fn io_weight_file(&self) -> Option<(PathBuf, &'static str)> {
+        self.dirs.iter().find_map(|dir| {
+            IO_WEIGHT_FILES
+                .into_iter()
+                .find(|f| dir.join(f).exists())
+                .map(|f| (dir.join(f), f))
+        })
     }
 
     /// The cgroup's path under the hierarchies' roots (`parent/name`).

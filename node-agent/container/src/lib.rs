@@ -11,6 +11,7 @@
 //! hidden argument [`INIT_ARG`]; `berth`'s `main` calls [`init::main`] for it before starting any runtime.
 
 pub mod init;
+pub mod mountinfo;
 pub mod seccomp;
 pub mod security;
 pub mod user;

@@ -72,6 +72,9 @@ pub struct AppInfo {
     /// Seconds a whole build may take; `None` is the platform's default (900).
     #[serde(default)]
     pub build_timeout: Option<u32>,
+    /// Seconds a stopping instance gets between SIGTERM and SIGKILL; `None` is the platform's default (30).
+    #[serde(default)]
+    pub stop_grace: Option<u32>,
 }
 
 /// `PATCH /v1/apps/{name}`: the router settings to change; fields left out keep their value.
@@ -96,6 +99,14 @@ pub struct AppUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub build_timeout: Option<Option<i64>>,
+    /// Seconds a stopping instance gets between SIGTERM and SIGKILL, [`STOP_GRACE_SECS`]; `null` and absence
+    /// as for `first_byte_timeout`. Applies to running instances too.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub stop_grace: Option<Option<i64>>,
 }
 
 /// Deserializes a field that is present (so `null` is `Some(None)`); with `#[serde(default)]` an absent field
@@ -113,6 +124,9 @@ pub const FIRST_BYTE_TIMEOUT_SECS: std::ops::RangeInclusive<i64> = 1..=300;
 
 /// The range of `AppUpdate::build_timeout`, in seconds: a minute to two hours.
 pub const BUILD_TIMEOUT_SECS: std::ops::RangeInclusive<i64> = 60..=7200;
+
+/// The range of `AppUpdate::stop_grace`, in seconds: a second to ten minutes.
+pub const STOP_GRACE_SECS: std::ops::RangeInclusive<i64> = 1..=600;
 
 /// `PATCH /v1/apps/{name}/formation`: process type → wanted quantity, e.g. `{"web": 2, "worker": 1}`.
 /// Types not named keep their quantity.
@@ -168,6 +182,17 @@ pub struct InstanceInfo {
     pub address: Option<SocketAddr>,
     pub restarts: u32,
     pub created_at: DateTime<Utc>,
+    /// Why and when it last ended, if it ever did.
+    #[serde(default)]
+    pub last_exit: Option<InstanceExitInfo>,
+}
+
+/// An instance's most recent exit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceExitInfo {
+    /// `exited with code 3`, `killed by SIGKILL`, `out of memory`, `failed to start: ...`
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 /// One release of an app. Config values are not shown (they may be secrets), only their names.

@@ -197,6 +197,10 @@ pub enum AppsCommand {
         /// How long a whole build may take (1m to 2h: `30m`, `1h`, `90s`, or seconds), or `default` (15m).
         #[arg(long, value_name = "DURATION|default", value_parser = parse_duration)]
         build_timeout: Option<Timeout>,
+        /// How long a stopping instance gets between SIGTERM and SIGKILL (1s to 10m: `45s`, `2m`), or
+        /// `default` (30s). Applies to running instances too.
+        #[arg(long, value_name = "DURATION|default", value_parser = parse_duration)]
+        stop_grace: Option<Timeout>,
     },
 }
 
@@ -406,19 +410,22 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                     redirect_https,
                     first_byte_timeout,
                     build_timeout,
+                    stop_grace,
                 }) => {
                     let name = required_app(name.or(app))?;
-                    if redirect_https.is_none() && first_byte_timeout.is_none() && build_timeout.is_none() {
-                        bail!(
-                            "nothing to change: pass --redirect-https on|off, --first-byte-timeout \
-                             SECONDS|default and/or --build-timeout DURATION|default"
-                        );
-                    }
                     let update = AppUpdate {
                         redirect_https,
                         first_byte_timeout: first_byte_timeout.map(Timeout::to_api),
                         build_timeout: build_timeout.map(Timeout::to_api),
+                        stop_grace: stop_grace.map(Timeout::to_api),
                     };
+                    if update == AppUpdate::default() {
+                        bail!(
+                            "nothing to change: pass --redirect-https on|off, --first-byte-timeout \
+                             SECONDS|default, --build-timeout DURATION|default and/or --stop-grace \
+                             DURATION|default"
+                        );
+                    }
                     let path = format!("/v1/apps/{name}");
                     let app: AppInfo = client.send(Method::PATCH, &path, &update).await?;
                     print!("{}", output::app_info(&app, &client.git_url(app.name.as_str())));
@@ -723,6 +730,7 @@ mod tests {
                         redirect_https: Some(true),
                         first_byte_timeout: Some(Timeout::Seconds(90)),
                         build_timeout: None,
+                        stop_grace: None,
                     }),
                 ..
             }) => assert_eq!(name, "shop"),
@@ -737,6 +745,7 @@ mod tests {
                         redirect_https: None,
                         first_byte_timeout: Some(Timeout::Default),
                         build_timeout: None,
+                        stop_grace: None,
                     }),
                 ..
             }) => assert_eq!(app, "shop"),
@@ -755,6 +764,18 @@ mod tests {
         ];
         for (arg, want) in durations {
             assert_eq!(parse_duration(arg).ok(), want, "{arg}");
+        }
+        match parse(&["apps", "update", "shop", "--stop-grace", "45s"]) {
+            Ok(ClientCommand::Apps {
+                command:
+                    Some(AppsCommand::Update {
+                        stop_grace: Some(Timeout::Seconds(45)),
+                        build_timeout: None,
+                        ..
+                    }),
+                ..
+            }) => {}
+            other => panic!("{other:?}"),
         }
         assert_eq!(Timeout::Default.to_api(), None);
         assert_eq!(Timeout::Seconds(60).to_api(), Some(60));

@@ -478,7 +478,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         bridge: args.node.bridge.clone(),
         subnet: args.node.subnet.parse().context("--subnet")?,
         netns_prefix: format!("{}-", args.node.cgroup_parent),
-        stop_grace: Duration::from_secs(10),
+        // The default; an app's `stop_grace` setting overrides it per instance.
+        stop_grace: Duration::from_secs(30),
     })
     .await
     .context("starting the node agent")?;

@@ -196,6 +196,7 @@ impl Controller {
                     address: None,
                     hostname: None,
                     restarts: 0,
+                    last_exit: None,
                     created_at: now,
                 };
                 tracing::info!(app = %p.app, release = %p.release, instance = %instance.id, node = %p.node,
@@ -299,6 +300,7 @@ impl Controller {
             apps.insert(app.id, app);
         }
         let id_ranges = self.store.id_ranges().await?;
+        let stop_graces = self.store.stop_graces().await?;
         let mut desired: HashMap<NodeId, Vec<InstanceSpec>> =
             self.nodes.keys().map(|n| (*n, Vec::new())).collect();
         for instance in instances
@@ -343,8 +345,12 @@ impl Controller {
                     memory_bytes: instance.memory_bytes,
                     cpu_millicores: self.config.cpu_millicores,
                     pids_max: self.config.pids_max,
+                    // Every instance the same share of the disks (the kernel's default, set explicitly).
+                    io_weight: Some(100),
+                    disk_bytes: agent_contract::DEFAULT_DISK_BYTES,
                 },
                 id_range: id_ranges.get(&app.owner).copied(),
+                stop_grace_secs: stop_graces.get(&app.id).copied(),
             });
         }
         for (node, specs) in desired {

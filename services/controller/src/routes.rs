@@ -148,6 +148,7 @@ mod tests {
             address: Some(format!("10.0.0.{}:5000", index + 10).parse().unwrap()),
             hostname: None,
             restarts: 0,
+            last_exit: None,
             created_at: Utc::now(),
         }
     }

@@ -140,22 +140,51 @@ impl Store {
 
     /// The app's build time limit in seconds; `None` is the platform's default (also for a missing app).
     pub async fn build_timeout_secs(&self, id: AppId) -> Result<Option<u32>, StoreError> {
+        self.app_secs(id, SecsColumn::BuildTimeout).await
+    }
+
+    pub async fn set_build_timeout_secs(&self, id: AppId, secs: Option<u32>) -> Result<(), StoreError> {
+        self.set_app_secs(id, SecsColumn::BuildTimeout, secs).await
+    }
+
+    /// The app's grace between SIGTERM and SIGKILL when an instance stops, in seconds; `None` is the agent's
+    /// default (also for a missing app).
+    pub async fn stop_grace_secs(&self, id: AppId) -> Result<Option<u32>, StoreError> {
+        self.app_secs(id, SecsColumn::StopGrace).await
+    }
+
+    pub async fn set_stop_grace_secs(&self, id: AppId, secs: Option<u32>) -> Result<(), StoreError> {
+        self.set_app_secs(id, SecsColumn::StopGrace, secs).await
+    }
+
+    /// Every app's stop grace that is set (the controller puts it in each instance's spec).
+    pub async fn stop_graces(&self) -> Result<HashMap<AppId, u32>, StoreError> {
         use sqlx::Row;
-        let row = sqlx::query("SELECT build_timeout_secs FROM apps WHERE id = ?")
+        let rows = sqlx::query("SELECT id, stop_grace_secs FROM apps WHERE stop_grace_secs IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let secs: i64 = row.try_get("stop_grace_secs")?;
+                Ok((rows::parsed(row, "id")?, secs_of(SecsColumn::StopGrace, secs)?))
+            })
+            .collect()
+    }
+
+    async fn app_secs(&self, id: AppId, column: SecsColumn) -> Result<Option<u32>, StoreError> {
+        use sqlx::Row;
+        let name = column.name();
+        let row = sqlx::query(&format!("SELECT {name} FROM apps WHERE id = ?"))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let secs: Option<i64> = row.try_get("build_timeout_secs")?;
-        secs.map(|t| {
-            u32::try_from(t)
-                .map_err(|_| StoreError::Corrupt(format!("column build_timeout_secs = {t} is out of range")))
-        })
-        .transpose()
+        let secs: Option<i64> = row.try_get(name)?;
+        secs.map(|t| secs_of(column, t)).transpose()
     }
 
-    pub async fn set_build_timeout_secs(&self, id: AppId, secs: Option<u32>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE apps SET build_timeout_secs = ? WHERE id = ?")
+    async fn set_app_secs(&self, id: AppId, column: SecsColumn, secs: Option<u32>) -> Result<(), StoreError> {
+        sqlx::query(&format!("UPDATE apps SET {} = ? WHERE id = ?", column.name()))
             .bind(secs.map(i64::from))
             .bind(id.to_string())
             .execute(&self.pool)
@@ -171,4 +200,25 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// The apps columns that hold a number of seconds (a closed set: column names are not bound parameters).
+#[derive(Clone, Copy)]
+enum SecsColumn {
+    BuildTimeout,
+    StopGrace,
+}
+
+impl SecsColumn {
+    fn name(self) -> &'static str {
+        match self {
+            Self::BuildTimeout => "build_timeout_secs",
+            Self::StopGrace => "stop_grace_secs",
+        }
+    }
+}
+
+fn secs_of(column: SecsColumn, value: i64) -> Result<u32, StoreError> {
+    u32::try_from(value)
+        .map_err(|_| StoreError::Corrupt(format!("column {} = {value} is out of range", column.name())))
 }

@@ -4,15 +4,17 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use agent_contract::{InstanceState, InstanceStatus};
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 use vocabulary::{AppId, InstanceId, NodeId};
 
 use crate::rows::{self, now, time_text, to_i64};
-use crate::{Instance, InstanceRowState, Store, StoreError};
+use crate::{Instance, InstanceExit, InstanceRowState, Store, StoreError};
 
 const INSTANCE_COLUMNS: &str = "id, app_id, release_id, process_type, idx, node_id, memory_bytes, state, \
-                                stop_requested, address, hostname, restarts, created_at";
+                                stop_requested, address, hostname, restarts, created_at, last_exit, \
+                                last_exit_at";
 
 fn instance_from_row(row: &SqliteRow) -> Result<Instance, StoreError> {
     Ok(Instance {
@@ -29,7 +31,14 @@ fn instance_from_row(row: &SqliteRow) -> Result<Instance, StoreError> {
         hostname: row.try_get("hostname")?,
         restarts: rows::unsigned(row, "restarts")?,
         created_at: rows::time(row, "created_at")?,
+        last_exit: last_exit_of(row)?,
     })
+}
+
+fn last_exit_of(row: &SqliteRow) -> Result<Option<InstanceExit>, StoreError> {
+    let reason: Option<String> = row.try_get("last_exit")?;
+    let at: Option<DateTime<Utc>> = rows::optional_parsed(row, "last_exit_at")?;
+    Ok(reason.zip(at).map(|(reason, at)| InstanceExit { reason, at }))
 }
 
 /// The reported fields of a row, to tell whether a report changes anything.
@@ -39,6 +48,7 @@ struct Reported {
     address: Option<SocketAddr>,
     hostname: Option<String>,
     restarts: u32,
+    last_exit: Option<InstanceExit>,
 }
 
 impl Store {
@@ -46,7 +56,7 @@ impl Store {
         let created_at = time_text(instance.created_at);
         sqlx::query(&format!(
             "INSERT INTO instances ({INSTANCE_COLUMNS}, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(instance.id.to_string())
         .bind(instance.app.to_string())
@@ -61,6 +71,8 @@ impl Store {
         .bind(&instance.hostname)
         .bind(i64::from(instance.restarts))
         .bind(&created_at)
+        .bind(instance.last_exit.as_ref().map(|e| e.reason.clone()))
+        .bind(instance.last_exit.as_ref().map(|e| time_text(e.at)))
         .bind(&created_at)
         .execute(&self.pool)
         .await
@@ -129,7 +141,8 @@ impl Store {
         // IMMEDIATE takes the write lock before reading, so the rows cannot change between read and write.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let rows = sqlx::query(
-            "SELECT id, state, address, hostname, restarts, stop_requested FROM instances WHERE node_id = ?",
+            "SELECT id, state, address, hostname, restarts, stop_requested, last_exit, last_exit_at FROM instances \
+             WHERE node_id = ?",
         )
         .bind(node.to_string())
         .fetch_all(&mut *tx)
@@ -141,6 +154,7 @@ impl Store {
                 address: rows::optional_parsed(row, "address")?,
                 hostname: row.try_get("hostname")?,
                 restarts: rows::unsigned(row, "restarts")?,
+                last_exit: last_exit_of(row)?,
             };
             current.insert(
                 rows::parsed(row, "id")?,
@@ -165,18 +179,28 @@ impl Store {
                     InstanceState::Crashed { restarts, .. } => restarts,
                     _ => old.restarts,
                 },
+                // An older agent reports none: keep what is known.
+                last_exit: match &status.last_exit {
+                    Some(e) => Some(InstanceExit {
+                        reason: e.reason.to_string(),
+                        at: e.at,
+                    }),
+                    None => old.last_exit.clone(),
+                },
             };
             if new == *old {
                 continue;
             }
             sqlx::query(
-                "UPDATE instances SET state = ?, address = ?, hostname = ?, restarts = ?, updated_at = ? \
-                 WHERE id = ?",
+                "UPDATE instances SET state = ?, address = ?, hostname = ?, restarts = ?, last_exit = ?, \
+                 last_exit_at = ?, updated_at = ? WHERE id = ?",
             )
             .bind(new.state.as_str())
             .bind(new.address.map(|a| a.to_string()))
             .bind(&new.hostname)
             .bind(i64::from(new.restarts))
+            .bind(new.last_exit.as_ref().map(|e| e.reason.clone()))
+            .bind(new.last_exit.as_ref().map(|e| time_text(e.at)))
             .bind(&updated_at)
             .bind(status.id.to_string())
             .execute(&mut *tx)

@@ -186,5 +186,15 @@ pub struct Instance {
     pub address: Option<SocketAddr>,
     pub hostname: Option<String>,
     pub restarts: u32,
+    /// Its most recent exit, as its agent last reported it.
+    pub last_exit: Option<InstanceExit>,
     pub created_at: DateTime<Utc>,
+}
+
+/// Why and when an instance last ended (`agent_contract::LastExit`, its reason as text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceExit {
+    /// `exited with code 3`, `killed by SIGKILL`, `out of memory`, `failed to start: ...`
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }

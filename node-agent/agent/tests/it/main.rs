@@ -2,6 +2,9 @@
 //! own names and subnet so that it never touches a running server. A custom `main` (no libtest harness)
 //! because the test binary is also the container init program.
 
+mod disk;
+mod exits;
+mod leak;
 mod node;
 
 fn main() {
@@ -30,7 +33,24 @@ fn main() {
         "nft (nftables)",
         std::process::Command::new("nft").arg("-v").output().is_ok(),
     );
-    println!("test node::instance_lifecycle ...");
-    node::instance_lifecycle();
-    println!("test node::instance_lifecycle ... ok");
+    let tests: &[(&str, fn())] = &[
+        ("node::instance_lifecycle", node::instance_lifecycle),
+        ("exits::exit_reasons", exits::exit_reasons),
+        ("exits::stop_grace", exits::stop_grace),
+        (
+            "disk::writes_past_the_disk_bound_fail",
+            disk::writes_past_the_disk_bound_fail,
+        ),
+        (
+            "leak::two_hundred_instances_leave_nothing",
+            leak::two_hundred_instances_leave_nothing,
+        ),
+    ];
+    // `it NAME` runs the tests whose names contain NAME.
+    let filter = std::env::args().nth(1).unwrap_or_default();
+    for (name, test) in tests.iter().filter(|(n, _)| n.contains(&filter)) {
+        println!("test {name} ...");
+        test();
+        println!("test {name} ... ok");
+    }
 }

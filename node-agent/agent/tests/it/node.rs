@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use agent::{Agent, AgentConfig, Ipv4Net};
-use agent_contract::{ImageRef, InstanceSpec, InstanceState, Limits, NodeReport};
+use agent_contract::{ExitReason, ImageRef, InstanceSpec, InstanceState, Limits, NodeReport};
 use image_store::{ImageConfig, ImageExtras, ImageStore, LayerMode};
 use tokio::sync::watch;
 use vocabulary::{
@@ -16,14 +16,14 @@ use vocabulary::{
 };
 
 const APPLETS: &[&str] = &[
-    "sh", "cat", "echo", "hostname", "ls", "grep", "sleep", "httpd", "nc",
+    "sh", "cat", "echo", "hostname", "ls", "grep", "sleep", "httpd", "nc", "dd", "rm",
 ];
 
-struct Names {
-    bridge: String,
-    cgroup_parent: String,
-    netns_prefix: String,
-    subnet: Ipv4Net,
+pub struct Names {
+    pub bridge: String,
+    pub cgroup_parent: String,
+    pub netns_prefix: String,
+    pub subnet: Ipv4Net,
 }
 
 fn unused_subnet() -> Ipv4Net {
@@ -40,7 +40,7 @@ fn unused_subnet() -> Ipv4Net {
     }
 }
 
-fn image(store: &ImageStore, dir: &Path) -> String {
+pub fn image(store: &ImageStore, dir: &Path) -> String {
     let root = dir.join("image-root");
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::create_dir_all(root.join("www")).unwrap();
@@ -105,7 +105,7 @@ fn image_as_nobody(store: &ImageStore, dir: &Path) -> (String, String) {
     (digest, image_store::shell_command(&argv).unwrap())
 }
 
-fn spec(digest: &str, command: &str) -> InstanceSpec {
+pub fn spec(digest: &str, command: &str) -> InstanceSpec {
     InstanceSpec {
         id: InstanceId::new(),
         app_id: AppId::new(),
@@ -125,13 +125,16 @@ fn spec(digest: &str, command: &str) -> InstanceSpec {
             memory_bytes: 96 * 1024 * 1024,
             cpu_millicores: 500,
             pids_max: 64,
+            io_weight: Some(100),
+            disk_bytes: 64 * 1024 * 1024,
         },
         // As the control plane sends it: every instance runs in its account's user namespace.
         id_range: Some(IdRange::from_slot(3).unwrap()),
+        stop_grace_secs: None,
     }
 }
 
-async fn wait_for(
+pub async fn wait_for(
     reports: &mut watch::Receiver<NodeReport>,
     what: &str,
     mut done: impl FnMut(&NodeReport) -> bool,
@@ -156,14 +159,14 @@ async fn wait_for(
 }
 
 /// Cgroups, namespaces, veths and directories of `instance`, or of any instance if `None`.
-fn leftovers(names: &Names, data_dir: &Path, instance: Option<InstanceId>) -> Vec<String> {
+pub fn leftovers(names: &Names, data_dir: &Path, instance: Option<InstanceId>) -> Vec<String> {
     let short = instance.map(|i| i.short()).unwrap_or_default();
     let veth = instance
         .map(|i| format!("bv{}", &i.as_uuid().simple().to_string()[..10]))
         .unwrap_or_default();
     let mine = |line: &str| instance.is_none() || line.contains(&short) || line.contains(&veth);
     let mut found = Vec::new();
-    for controller in ["memory", "pids", "cpu", "cpuacct", "unified"] {
+    for controller in ["memory", "pids", "cpu", "cpuacct", "blkio", "unified"] {
         // Instances' cgroups are PARENT/account-ID/SHORT; an account's goes with its last instance.
         let parent = Path::new("/sys/fs/cgroup")
             .join(controller)
@@ -210,7 +213,16 @@ fn http_get(address: std::net::SocketAddr) -> String {
     body
 }
 
-pub fn instance_lifecycle() {
+/// A test agent's names, image store with the busybox image, and config.
+pub struct Setup {
+    pub names: Names,
+    pub dir: tempfile::TempDir,
+    pub digest: String,
+    pub data_dir: std::path::PathBuf,
+    pub cfg: AgentConfig,
+}
+
+pub fn setup(stop_grace: Duration) -> Setup {
     let tag = &uuid::Uuid::new_v4().simple().to_string()[..6];
     let names = Names {
         bridge: format!("bt{tag}"),
@@ -221,7 +233,6 @@ pub fn instance_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let store = ImageStore::open(&dir.path().join("images")).unwrap();
     let digest = image(&store, dir.path());
-    let (nobody_digest, nobody_command) = image_as_nobody(&store, dir.path());
     let data_dir = dir.path().join("agent");
     let cfg = AgentConfig {
         node: NodeId::new(),
@@ -232,14 +243,35 @@ pub fn instance_lifecycle() {
         bridge: names.bridge.clone(),
         subnet: names.subnet,
         netns_prefix: names.netns_prefix.clone(),
-        stop_grace: Duration::from_secs(2),
+        stop_grace,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    Setup {
+        names,
+        dir,
+        digest,
+        data_dir,
+        cfg,
+    }
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(async {
+        .unwrap()
+}
+
+pub fn instance_lifecycle() {
+    let Setup {
+        names,
+        dir,
+        digest,
+        data_dir,
+        cfg,
+    } = setup(Duration::from_secs(2));
+    let (nobody_digest, nobody_command) = image_as_nobody(&cfg.image_store, dir.path());
+    runtime().block_on(async {
         let (agent, mut reports) = Agent::start(cfg).await.unwrap();
         let web = spec(
             &digest,
@@ -301,7 +333,7 @@ pub fn instance_lifecycle() {
         // The crasher is reported crashed with its exit code, and restarted with backoff.
         wait_for(&mut reports, "crasher restarted twice", |r| {
             r.instances.iter().any(|i| {
-                i.id == crasher_id && matches!(i.state, InstanceState::Crashed { exit_code: Some(3), restarts } if restarts >= 2)
+                i.id == crasher_id && matches!(&i.state, InstanceState::Crashed { exit_code: Some(3), restarts, reason: Some(ExitReason::Exited { code: 3 }) } if *restarts >= 2)
             })
         })
         .await;
@@ -364,9 +396,15 @@ pub fn instance_lifecycle() {
 
         agent.shutdown().await;
     });
-    let left = leftovers(&names, &data_dir, None);
+    assert_nothing_left(&names, &data_dir);
+}
+
+/// After an agent's shutdown: no instance's cgroup, namespace, veth, directory or mount, no cgroup parent,
+/// bridge or nftables table.
+pub fn assert_nothing_left(names: &Names, data_dir: &Path) {
+    let left = leftovers(names, data_dir, None);
     assert!(left.is_empty(), "left after shutdown: {left:?}");
-    for controller in ["memory", "pids", "cpu"] {
+    for controller in ["memory", "pids", "cpu", "blkio"] {
         let parent = Path::new("/sys/fs/cgroup")
             .join(controller)
             .join(&names.cgroup_parent);

@@ -10,6 +10,7 @@ const LIMITS: Limits = Limits {
     memory_bytes: 64 << 20,
     cpu_millicores: 500,
     pids_max: 32,
+    io_weight: None,
 };
 
 fn root_or_skip(test: &str) -> bool {
@@ -125,5 +126,46 @@ async fn nested_cgroups_are_removed_with_their_processes() {
     cgroups::remove_children(&parent, true).await.unwrap();
     assert!(!sleeper.wait().unwrap().success(), "the sleeper was killed");
     assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?}");
+    assert!(cgroups::dirs_of_path(&parent).iter().all(|d| !d.exists()));
+}
+
+#[tokio::test]
+async fn the_io_weight_is_set_where_the_kernel_offers_one() {
+    if !root_or_skip("the_io_weight_is_set_where_the_kernel_offers_one") {
+        return;
+    }
+    let parent = parent("io");
+    let weighted = Limits {
+        io_weight: Some(300),
+        ..LIMITS
+    };
+    let cgroup = Cgroup::create(&parent, "one", &weighted).unwrap();
+    match cgroup.io_weight_setting() {
+        Some((file, value)) => {
+            println!("io weight in {file}: {value}");
+            // v2's io.weight reads back as `default 300`.
+            assert!(value == "300" || value == "default 300", "{file}: {value}");
+        }
+        None => {
+            // Only acceptable where no hierarchy has a weight file at all.
+            let offered = ["blkio", "unified", ""].iter().any(|h| {
+                let dir = Path::new("/sys/fs/cgroup").join(h).join(&parent).join("one");
+                ["blkio.bfq.weight", "blkio.weight", "io.weight", "io.bfq.weight"]
+                    .iter()
+                    .any(|f| dir.join(f).exists())
+            });
+            assert!(!offered, "a weight file exists but was not used");
+            println!("skipping the io weight check: no io weight file on this kernel");
+        }
+    }
+    // A weight outside the range is refused before anything is made.
+    let bad = Limits {
+        io_weight: Some(0),
+        ..LIMITS
+    };
+    let err = Cgroup::create(&parent, "two", &bad).unwrap_err();
+    assert!(err.to_string().contains("io weight 0"), "{err}");
+    cgroup.remove().await.unwrap();
+    cgroups::remove_children(&parent, true).await.unwrap();
     assert!(cgroups::dirs_of_path(&parent).iter().all(|d| !d.exists()));
 }

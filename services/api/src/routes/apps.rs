@@ -13,6 +13,7 @@ async fn info(state: &ApiState, app: store::App) -> Result<AppInfo, ApiError> {
     let release = state.store.latest_release(app.id).await?.map(|r| r.version);
     let settings = state.store.router_settings(app.id).await?;
     let build_timeout = state.store.build_timeout_secs(app.id).await?;
+    let stop_grace = state.store.stop_grace_secs(app.id).await?;
     Ok(AppInfo {
         url: state.app_url(&app.name),
         name: app.name,
@@ -21,6 +22,7 @@ async fn info(state: &ApiState, app: store::App) -> Result<AppInfo, ApiError> {
         redirect_https: settings.redirect_https,
         first_byte_timeout: settings.first_byte_timeout_secs,
         build_timeout,
+        stop_grace,
     })
 }
 
@@ -84,7 +86,8 @@ fn seconds_in(field: &str, timeout: i64, range: std::ops::RangeInclusive<i64>) -
         })
 }
 
-/// `PATCH /v1/apps/{name}`: router settings (HTTPS redirect, first-byte timeout) and the build time limit;
+/// `PATCH /v1/apps/{name}`: router settings (HTTPS redirect, first-byte timeout), the build time limit and the
+/// instances' stop grace;
 /// `null` resets a timeout to its default.
 pub async fn update(
     State(state): State<ApiState>,
@@ -115,6 +118,13 @@ pub async fn update(
             .transpose()?;
         state.store.set_build_timeout_secs(app.id, secs).await?;
         tracing::info!(app = %app.name, build_timeout_secs = ?secs, "build time limit changed");
+    }
+    if let Some(grace) = body.stop_grace {
+        let secs = grace
+            .map(|t| seconds_in("stop_grace", t, api_contract::STOP_GRACE_SECS))
+            .transpose()?;
+        state.store.set_stop_grace_secs(app.id, secs).await?;
+        tracing::info!(app = %app.name, stop_grace_secs = ?secs, "stop grace changed");
     }
     state.store.set_router_settings(app.id, settings).await?;
     tracing::info!(app = %app.name, redirect_https = settings.redirect_https,

@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use api_contract::{InstanceInfo, InstanceStateInfo};
+use api_contract::{InstanceExitInfo, InstanceInfo, InstanceStateInfo};
 use axum::extract::{Path, State};
 use store::InstanceRowState;
 
@@ -49,6 +49,10 @@ pub async fn list(
             address: instance.address,
             restarts: instance.restarts,
             created_at: instance.created_at,
+            last_exit: instance.last_exit.map(|e| InstanceExitInfo {
+                reason: e.reason,
+                at: e.at,
+            }),
             process_type: instance.process_type,
         });
     }

@@ -259,38 +259,51 @@ async fn an_explicit_null_resets_the_first_byte_timeout_and_an_absent_field_keep
     assert!(events.iter().all(|e| matches!(e, Event::RoutesChanged(_))));
 }
 
+/// The app settings in seconds: (field, a good value, values out of range, its range in words).
+const SECONDS_SETTINGS: &[(&str, i64, &[i64], &str)] = &[
+    (
+        "build_timeout",
+        1800,
+        &[59, 7201, -1],
+        "between 60 and 7200 seconds",
+    ),
+    ("stop_grace", 45, &[0, 601, -1], "between 1 and 600 seconds"),
+];
+
 #[tokio::test]
-async fn the_build_timeout_is_patched_shown_validated_and_reset() {
+async fn seconds_settings_are_patched_shown_validated_and_reset() {
     let mut h = Harness::new().await;
     let alice = h.tenant("alice").await;
     h.create_app("shop", &alice).await;
-    assert_eq!(
-        h.get("/v1/apps/shop", &alice).await.body["build_timeout"],
-        Value::Null
-    );
-    let patch = |body| h.call(Method::PATCH, "/v1/apps/shop", Some(&alice), Some(body));
-
-    let reply = patch(json!({ "build_timeout": 1800 })).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert_eq!(reply.body["build_timeout"], 1800);
     let app = h.store.all_apps().await.unwrap().remove(0);
-    assert_eq!(h.store.build_timeout_secs(app.id).await.unwrap(), Some(1800));
-    // Other changes keep it.
-    let reply = patch(json!({ "redirect_https": true })).await;
-    assert_eq!(reply.body["build_timeout"], 1800, "{}", reply.body);
+    for (field, good, bads, range) in SECONDS_SETTINGS {
+        let stored = || async {
+            match *field {
+                "build_timeout" => h.store.build_timeout_secs(app.id).await.unwrap(),
+                _ => h.store.stop_grace_secs(app.id).await.unwrap(),
+            }
+        };
+        assert_eq!(h.get("/v1/apps/shop", &alice).await.body[field], Value::Null);
+        let patch = |body| h.call(Method::PATCH, "/v1/apps/shop", Some(&alice), Some(body));
 
-    for bad in [59, 7201, -1] {
-        let reply = patch(json!({ "build_timeout": bad })).await;
-        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(
-            reply.error(),
-            format!("build_timeout must be between 60 and 7200 seconds, got {bad}")
-        );
+        let reply = patch(json!({ *field: good })).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.body[field], *good);
+        assert_eq!(stored().await, Some(*good as u32), "{field}");
+        // Other changes keep it.
+        let reply = patch(json!({ "redirect_https": true })).await;
+        assert_eq!(reply.body[field], *good, "{}", reply.body);
+
+        for bad in *bads {
+            let reply = patch(json!({ *field: bad })).await;
+            assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(reply.error(), format!("{field} must be {range}, got {bad}"));
+        }
+        assert_eq!(stored().await, Some(*good as u32), "{field}");
+
+        let reply = patch(json!({ *field: null })).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert_eq!(reply.body[field], Value::Null);
+        assert_eq!(stored().await, None, "{field}");
     }
-    assert_eq!(h.store.build_timeout_secs(app.id).await.unwrap(), Some(1800));
-
-    let reply = patch(json!({ "build_timeout": null })).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    assert_eq!(reply.body["build_timeout"], Value::Null);
-    assert_eq!(h.store.build_timeout_secs(app.id).await.unwrap(), None);
 }

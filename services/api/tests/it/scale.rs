@@ -160,9 +160,15 @@ async fn instances_and_releases_are_listed() {
         address: Some("10.0.0.2:5000".parse().unwrap()),
         hostname: Some("web-1".to_owned()),
         restarts: 1,
+        last_exit: None,
         created_at: chrono::Utc::now(),
     };
-    h.store.insert_instance(&instance(&v2, 2, false)).await.unwrap();
+    let mut web2 = instance(&v2, 2, false);
+    web2.last_exit = Some(store::InstanceExit {
+        reason: "out of memory".into(),
+        at: "2026-11-30T01:02:03Z".parse().unwrap(),
+    });
+    h.store.insert_instance(&web2).await.unwrap();
     h.store.insert_instance(&instance(&v1, 1, true)).await.unwrap();
 
     let reply = h.get("/v1/apps/shop/instances", &alice).await;
@@ -179,6 +185,11 @@ async fn instances_and_releases_are_listed() {
     );
     assert_eq!(list[1]["address"], "10.0.0.2:5000");
     assert_eq!(list[1]["restarts"], 1);
+    assert_eq!(
+        list[1]["last_exit"],
+        json!({ "reason": "out of memory", "at": "2026-11-30T01:02:03Z" })
+    );
+    assert_eq!(list[0]["last_exit"], serde_json::Value::Null);
 
     let reply = h.get("/v1/apps/shop/releases", &alice).await;
     let list = reply.body.as_array().unwrap();

@@ -61,9 +61,13 @@ pub fn app_info(app: &AppInfo, git_url: &str) -> String {
     let build_timeout = app
         .build_timeout
         .map_or_else(|| "default (900 s)".to_owned(), |s| format!("{s} s"));
+    let stop_grace = app
+        .stop_grace
+        .map_or_else(|| "default (30 s)".to_owned(), |s| format!("{s} s"));
     format!(
         "=== {name}\nURL:         {url}\nGit remote:  {git_url}\nRelease:     {release}\nCreated:     {created}\n\
-         HTTPS redirect:      {redirect}\nFirst-byte timeout:  {timeout}\nBuild timeout:       {build_timeout}\n",
+         HTTPS redirect:      {redirect}\nFirst-byte timeout:  {timeout}\nBuild timeout:       {build_timeout}\n\
+         Stop grace:          {stop_grace}\n",
         name = app.name,
         url = app.url,
         created = app.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
@@ -85,7 +89,13 @@ pub fn instances(app: &str, instances: &[InstanceInfo]) -> String {
         return format!("{app} has no instances. Start one with `berth scale web=1 -a {app}`.\n");
     }
     let mut rows = vec![header(&[
-        "INSTANCE", "STATE", "RELEASE", "ADDRESS", "RESTARTS", "HOSTNAME",
+        "INSTANCE",
+        "STATE",
+        "RELEASE",
+        "ADDRESS",
+        "RESTARTS",
+        "HOSTNAME",
+        "LAST EXIT",
     ])];
     for i in instances {
         rows.push(vec![
@@ -95,6 +105,10 @@ pub fn instances(app: &str, instances: &[InstanceInfo]) -> String {
             i.address.map_or_else(|| "-".to_owned(), |a| a.to_string()),
             i.restarts.to_string(),
             i.hostname.clone().unwrap_or_else(|| "-".to_owned()),
+            i.last_exit.as_ref().map_or_else(
+                || "-".to_owned(),
+                |e| format!("{} ({})", e.reason, e.at.format("%Y-%m-%d %H:%M:%S UTC")),
+            ),
         ]);
     }
     table(&rows)
@@ -196,16 +210,23 @@ mod tests {
             address: address.map(|a| a.parse().unwrap()),
             restarts: 0,
             created_at: app().created_at,
+            last_exit: None,
         };
+        let mut crashed = instance(2, InstanceStateInfo::Crashed, None);
+        crashed.restarts = 2;
+        crashed.last_exit = Some(api_contract::InstanceExitInfo {
+            reason: "out of memory".into(),
+            at: app().created_at,
+        });
         let list = [
             instance(1, InstanceStateInfo::Running, Some("10.0.0.2:5000")),
-            instance(2, InstanceStateInfo::Starting, None),
+            crashed,
         ];
         assert_eq!(
             instances("shop", &list),
-            "INSTANCE  STATE     RELEASE  ADDRESS        RESTARTS  HOSTNAME\n\
-             web.1     running   v3       10.0.0.2:5000  0         shop-web-1\n\
-             web.2     starting  v3       -              0         shop-web-2\n"
+            "INSTANCE  STATE    RELEASE  ADDRESS        RESTARTS  HOSTNAME    LAST EXIT\n\
+             web.1     running  v3       10.0.0.2:5000  0         shop-web-1  -\n\
+             web.2     crashed  v3       -              2         shop-web-2  out of memory (2024-05-01 12:30:00 UTC)\n"
         );
         assert!(instances("shop", &[]).contains("berth scale web=1 -a shop"));
     }

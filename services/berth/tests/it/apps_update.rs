@@ -70,5 +70,17 @@ async fn the_first_byte_timeout_is_set_and_put_back_to_the_default_from_the_cli(
     let shown = ok(berth(&["apps", "update", "shop", "--build-timeout", "default"]).await);
     assert!(shown.contains("Build timeout:       default (900 s)"), "{shown}");
     assert_eq!(store.build_timeout_secs(app.id).await.unwrap(), None);
+
+    // The stop grace, as a duration too.
+    let shown = ok(berth(&["apps", "update", "shop", "--stop-grace", "45s"]).await);
+    assert!(shown.contains("Stop grace:          45 s"), "{shown}");
+    assert_eq!(store.stop_grace_secs(app.id).await.unwrap(), Some(45));
+    let bad = berth(&["apps", "update", "shop", "--stop-grace", "11m"]).await;
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("between 1 and 600 seconds"), "{stderr}");
+    let shown = ok(berth(&["apps", "update", "shop", "--stop-grace", "default"]).await);
+    assert!(shown.contains("Stop grace:          default (30 s)"), "{shown}");
+    assert_eq!(store.stop_grace_secs(app.id).await.unwrap(), None);
     api_task.abort();
 }

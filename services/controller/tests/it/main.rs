@@ -144,6 +144,8 @@ impl World {
                 state: InstanceState::Running,
                 address: Some(address(spec.index)),
                 hostname: format!("shop-web-{}", spec.index),
+                last_exit: None,
+                oom_kills: 0,
             })
             .collect();
         self.store.apply_node_report(self.node, &statuses).await.unwrap();
@@ -162,4 +164,23 @@ impl World {
 
 pub fn address(index: u32) -> SocketAddr {
     format!("10.0.0.{}:5000", index + 1).parse().unwrap()
+}
+
+#[tokio::test]
+async fn the_apps_stop_grace_goes_into_its_instances_specs() {
+    let w = World::new(controller::DrainPolicy::default()).await;
+    w.scale(1).await;
+    let graces = || -> Vec<Option<u32>> {
+        w.link
+            .desired
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.stop_grace_secs)
+            .collect()
+    };
+    assert_eq!(graces(), [None], "unset: the agent's default");
+    w.store.set_stop_grace_secs(w.app, Some(45)).await.unwrap();
+    w.controller.reconcile().await.unwrap();
+    assert_eq!(graces(), [Some(45)]);
 }

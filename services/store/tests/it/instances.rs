@@ -1,5 +1,5 @@
-use agent_contract::{InstanceState, InstanceStatus};
-use store::{App, Instance, InstanceRowState, Node, Release, Store};
+use agent_contract::{ExitReason, InstanceState, InstanceStatus, LastExit};
+use store::{App, Instance, InstanceExit, InstanceRowState, Node, Release, Store};
 use vocabulary::{InstanceId, NodeId, ProcessType};
 
 use crate::{account, app, release, temp_store};
@@ -28,6 +28,7 @@ pub fn instance(app: &App, release: &Release, node: &Node, index: u32) -> Instan
         address: None,
         hostname: None,
         restarts: 0,
+        last_exit: None,
         created_at: chrono::Utc::now(),
     }
 }
@@ -38,6 +39,8 @@ fn status(id: InstanceId, state: InstanceState, addr: &str) -> InstanceStatus {
         state,
         address: Some(addr.parse().unwrap()),
         hostname: format!("host-{}", id.short()),
+        last_exit: None,
+        oom_kills: 0,
     }
 }
 
@@ -124,19 +127,32 @@ async fn node_reports_update_rows_and_reap_stopped_ones() {
     // The same report again changes nothing.
     assert!(!store.apply_node_report(n1.id, &report).await.unwrap());
 
-    // A crash records the restart count; running again keeps it.
+    // A crash records the restart count and the last exit; running again keeps both (a report without a
+    // last exit, from an older agent, does not erase it).
     let crashed = InstanceState::Crashed {
-        exit_code: Some(1),
+        exit_code: Some(137),
+        reason: Some(ExitReason::OutOfMemory),
         restarts: 2,
     };
-    assert!(store
-        .apply_node_report(n1.id, &[status(web1.id, crashed, "10.0.0.2:5000")])
-        .await
-        .unwrap());
+    let at = chrono::DateTime::parse_from_rfc3339("2026-11-30T01:02:03.456789Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let mut crash = status(web1.id, crashed, "10.0.0.2:5000");
+    crash.last_exit = Some(LastExit {
+        reason: ExitReason::OutOfMemory,
+        at,
+    });
+    assert!(store.apply_node_report(n1.id, &[crash]).await.unwrap());
     let row = get(web1.id).await.unwrap();
     assert_eq!((row.state, row.restarts), (InstanceRowState::Crashed, 2));
+    let want = Some(InstanceExit {
+        reason: "out of memory".into(),
+        at,
+    });
+    assert_eq!(row.last_exit, want);
     assert!(store.apply_node_report(n1.id, &report).await.unwrap());
-    assert_eq!(get(web1.id).await.unwrap().restarts, 2);
+    let row = get(web1.id).await.unwrap();
+    assert_eq!((row.restarts, row.last_exit), (2, want));
 
     // A report from n1 cannot touch an instance placed on n2, and unknown IDs are ignored.
     let foreign = [
