@@ -7,13 +7,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agent_contract::OutputLine;
 use agent_contract::{InstanceSpec, InstanceState, InstanceStatus};
 use container::{BindMount, ContainerSpec, Network, Output};
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::AsyncRead;
 use tokio::sync::watch;
 
-use crate::{layers, AgentError, Event, Shared};
+use crate::{layers, output, AgentError, Event, Shared};
 use cgroups::Cgroup;
 use netns::{Attachment, EtcFiles};
 
@@ -90,6 +91,16 @@ pub async fn supervise(shared: Arc<Shared>, spec: InstanceSpec, mut stop: watch:
         step += 1;
         restarts += 1;
         tracing::info!(app = %sup.spec.app, instance = %sup.short, exit_code = ?code, restarts, delay_ms = delay.as_millis() as u64, "instance crashed");
+        sup.platform_line(match code {
+            Some(code) => format!(
+                "Process exited with status {code}, restarting in {} s",
+                delay.as_secs()
+            ),
+            None => format!(
+                "Process ended without an exit status (killed or failed to start), restarting in {} s",
+                delay.as_secs()
+            ),
+        });
         sup.report(InstanceState::Crashed {
             exit_code: code,
             restarts,
@@ -100,11 +111,25 @@ pub async fn supervise(shared: Arc<Shared>, spec: InstanceSpec, mut stop: watch:
         }
     }
     sup.report(InstanceState::Stopping);
+    sup.platform_line("Stopping".into());
     sup.release().await;
     let _ = sup.shared.events.send(Event::Gone(sup.spec.id));
 }
 
 impl Supervisor {
+    fn forwarder(&self) -> output::Forwarder {
+        output::Forwarder::new(
+            self.shared.cfg.output.clone(),
+            self.spec.app_id,
+            self.spec.dyno_name(),
+        )
+    }
+
+    /// A line about this instance in the app's log (`berth[web.1]: ...`).
+    fn platform_line(&self, text: String) {
+        self.forwarder().send(OutputLine::Platform(text));
+    }
+
     fn report(&self, state: InstanceState) {
         let address = self
             .res
@@ -235,6 +260,7 @@ impl Supervisor {
         self.prepare().await?;
         let spec = self.container_spec();
         let log_path = self.res.dir.as_ref().expect("prepared").join("output.log");
+        self.platform_line(format!("Starting process with command `{}`", self.spec.command));
         let mut c = container::spawn(&self.shared.cfg.init_program, &spec, Output::Piped).await?;
         let started = Instant::now();
         self.report(InstanceState::Starting);
@@ -256,12 +282,11 @@ impl Supervisor {
             ),
         ] {
             if let Some(reader) = reader {
-                pumps.push(tokio::spawn(pump(
+                pumps.push(tokio::spawn(output::pump(
                     reader,
                     log_path.clone(),
                     stream,
-                    self.spec.app.to_string(),
-                    self.short.clone(),
+                    self.forwarder(),
                 )));
             }
         }
@@ -281,6 +306,7 @@ impl Supervisor {
                     if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), connect).await {
                         running = true;
                         tracing::info!(app = %self.spec.app, instance = %self.short, %target, "instance accepts connections");
+                        self.platform_line(format!("Up: accepting connections on port {}", self.spec.port));
                         self.report(InstanceState::Running);
                     }
                 }
@@ -333,42 +359,6 @@ impl Supervisor {
                 tracing::error!(app = %fields.0, instance = %fields.1, error = %e, "removing instance directory");
             }
         }
-    }
-}
-
-/// Copies an output stream line by line to the instance's log file and to tracing.
-async fn pump(
-    reader: Box<dyn AsyncRead + Send + Unpin>,
-    log: PathBuf,
-    stream: &'static str,
-    app: String,
-    instance: String,
-) {
-    let file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .await;
-    let mut file = match file {
-        Ok(f) => Some(f),
-        Err(e) => {
-            tracing::error!(app, instance, path = %log.display(), error = %e, "opening output log");
-            None
-        }
-    };
-    let mut reader = BufReader::new(reader);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        if let Some(f) = file.as_mut() {
-            let _ = f.write_all(&line).await;
-        }
-        let text = String::from_utf8_lossy(&line);
-        tracing::info!(app, instance, stream, "{}", text.trim_end_matches('\n'));
     }
 }
 

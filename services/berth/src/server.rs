@@ -256,6 +256,8 @@ struct DataLayout {
     pulls: PathBuf,
     node: PathBuf,
     tls: PathBuf,
+    /// The apps' logs, a directory per app (`app-logs`).
+    logs: PathBuf,
 }
 
 impl DataLayout {
@@ -274,6 +276,7 @@ impl DataLayout {
             pulls: root.join("pulls"),
             node: root.join("node"),
             tls: root.join("tls"),
+            logs: root.join("logs"),
             root,
         };
         for dir in [
@@ -284,6 +287,7 @@ impl DataLayout {
             &layout.pulls,
             &layout.node,
             &layout.tls,
+            &layout.logs,
         ] {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -445,6 +449,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .context("opening the database")?;
     ensure_admin(&store, &layout).await?;
+    let logs = app_logs::AppLogs::open(app_logs::LogsConfig::new(layout.logs.clone()))
+        .context("opening the apps' logs")?;
+    crate::app_logging::forward_events(logs.clone(), &store);
+    let (output_tx, output_rx) = mpsc::channel(crate::app_logging::OUTPUT_CHANNEL_LINES);
+    crate::app_logging::forward_instance_output(logs.clone(), output_rx);
 
     // The container init re-executes this very binary through /proc/self/exe, which keeps working even if the
     // file is replaced while the server runs. git's hook is run by git, so it needs the binary's real path.
@@ -479,6 +488,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         subnet: args.node.subnet.parse().context("--subnet")?,
         netns_prefix: format!("{}-", args.node.cgroup_parent),
         stop_grace: Duration::from_secs(10),
+        output: Some(output_tx),
     })
     .await
     .context("starting the node agent")?;
@@ -503,7 +513,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     links.insert(node, Arc::new(InProcessAgent(agent.clone())));
     // The router's listeners first, so a port already in use fails the start instead of a later request.
     let router_listeners = crate::router::RouterListeners::bind(args.router_addr, &args.router).await?;
-    let router_config = router_listeners.config(&args.domain, &args.router);
+    let mut router_config = router_listeners.config(&args.domain, &args.router);
+    let (access_tx, access_rx) = mpsc::channel(crate::app_logging::ACCESS_CHANNEL_RECORDS);
+    router_config.access_log = Some(access_tx);
+    crate::app_logging::forward_access_records(logs.clone(), store.clone(), access_rx, routes_rx.clone());
     let controller = controller::Controller::new(
         controller::ControllerConfig {
             domain: args.domain.clone(),
@@ -605,6 +618,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         images: images.clone(),
         stacks_dir: layout.stacks.clone(),
         image_deploys: Some(image_deploys),
+        logs: logs.clone(),
     })
     .merge(git_receive::routes(git));
     tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");

@@ -12,7 +12,7 @@ use std::path::Path;
 use buildpacks::{BuildRequest, Builder};
 use dockerfile::{DockerfileBuilder, DockerfileRequest};
 use git_receive::{DeployRequest, Deployer};
-use store::{InstanceRowState, NewRelease, Release, Store};
+use store::{EventKind, InstanceRowState, NewRelease, Release, Store};
 use tokio::sync::{mpsc, watch};
 use vocabulary::{IdRange, ProcessType};
 
@@ -172,7 +172,7 @@ impl Inner {
         let id_range = self.rollout.store.id_range(app.owner).await.map_err(internal)?;
         let build = if builds_with_dockerfile(&req.source_dir) {
             self.build_dockerfile(app.name.clone(), id_range, &req.source_dir, tag, timeout, &log)
-                .await?
+                .await
         } else {
             let build = self
                 .builder
@@ -187,10 +187,25 @@ impl Inner {
                     log.clone(),
                 )
                 .await
-                .map_err(|e| format!("build failed: {}", error_chain(&e)))?;
-            Built {
+                .map_err(|e| format!("build failed: {}", error_chain(&e)));
+            build.map(|build| Built {
                 image_digest: build.image.manifest_digest,
                 processes: build.processes,
+            })
+        };
+        let build = match build {
+            Ok(build) => build,
+            Err(reason) => {
+                let description = format!("Build of {short_commit} failed: {reason}");
+                record(
+                    &self.rollout.store,
+                    app.id,
+                    EventKind::DeployFailed,
+                    &description,
+                    req.account.name.as_str(),
+                )
+                .await;
+                return Err(reason);
             }
         };
 
@@ -235,6 +250,16 @@ impl Rollout {
             .await
             .map_err(internal)?;
         say(log, format!("-----> Released {}", release.version)).await;
+        let actor = account.name.as_str();
+        let description = format!("Deploying {} ({})", release.version, release.description);
+        record(
+            &self.store,
+            app.id,
+            EventKind::ReleaseCreated,
+            &description,
+            actor,
+        )
+        .await;
 
         // Like Heroku: the first deploy of an app with a web process scales web to 1.
         let web = ProcessType::web();
@@ -264,7 +289,13 @@ impl Rollout {
             format!("-----> Starting {wanted} instance(s) of {}", release.version),
         )
         .await;
-        self.wait_for_rollout(&release, wanted).await?;
+        if let Err(reason) = self.wait_for_rollout(&release, wanted).await {
+            let description = format!("{} failed: {reason}", release.version);
+            record(&self.store, app.id, EventKind::DeployFailed, &description, actor).await;
+            return Err(reason);
+        }
+        let description = format!("{} deployed", release.version);
+        record(&self.store, app.id, EventKind::Deployed, &description, actor).await;
         let port = if self.config.router_port == 80 {
             String::new()
         } else {
@@ -309,6 +340,19 @@ impl Rollout {
                 ));
             }
         }
+    }
+}
+
+/// Records an event; a failure is logged: the deploy goes on either way.
+pub(crate) async fn record(
+    store: &Store,
+    app: vocabulary::AppId,
+    kind: EventKind,
+    description: &str,
+    actor: &str,
+) {
+    if let Err(error) = store.record_event(app, kind, description, actor).await {
+        tracing::error!(%app, kind = kind.as_str(), error = %error_chain(&error), "recording an event");
     }
 }
 

@@ -61,6 +61,8 @@ pub struct Controller {
     /// Apps' certificates as of the last table: when the next one expires, and which expired ones were
     /// already warned about.
     certificates: Mutex<CertificateWatch>,
+    /// Each crashed instance's restart count already recorded as an event.
+    crashes: Mutex<HashMap<InstanceId, u32>>,
 }
 
 #[derive(Default)]
@@ -96,6 +98,7 @@ impl Controller {
             drain_probe,
             draining: Mutex::new(HashMap::new()),
             certificates: Mutex::new(CertificateWatch::default()),
+            crashes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -111,6 +114,57 @@ impl Controller {
     fn is_draining(&self) -> bool {
         let draining = self.draining.lock().expect("draining lock");
         draining.values().any(|d| matches!(d, Draining::Since(_)))
+    }
+
+    /// Records an event for each crash in `report` not recorded yet (a crashed instance is reported again
+    /// after each restart, with a higher restart count).
+    async fn record_crashes(&self, report: &NodeReport) {
+        let new: Vec<(InstanceId, Option<i32>, u32)> = {
+            let mut seen = self.crashes.lock().expect("crashes lock");
+            seen.retain(|id, _| report.instances.iter().any(|i| i.id == *id));
+            report
+                .instances
+                .iter()
+                .filter_map(|status| match status.state {
+                    agent_contract::InstanceState::Crashed { exit_code, restarts }
+                        if seen.insert(status.id, restarts) != Some(restarts) =>
+                    {
+                        Some((status.id, exit_code, restarts))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        if new.is_empty() {
+            return;
+        }
+        let instances = match self.store.instances_on_node(report.node).await {
+            Ok(instances) => instances,
+            Err(error) => {
+                tracing::error!(node = %report.node, error = %error_chain(&error), "reading instances for crash events");
+                return;
+            }
+        };
+        for (id, exit_code, restarts) in new {
+            let Some(instance) = instances.iter().find(|i| i.id == id) else {
+                continue;
+            };
+            let status = exit_code.map_or("no exit status (killed)".to_owned(), |c| {
+                format!("exit status {c}")
+            });
+            let description = format!(
+                "{}.{} crashed with {status} (restart {restarts})",
+                instance.process_type, instance.index
+            );
+            crate::deploy::record(
+                &self.store,
+                instance.app,
+                store::EventKind::Crashed,
+                &description,
+                store::Event::BERTH,
+            )
+            .await;
+        }
     }
 
     /// A receiver that changes after every reconcile pass.
@@ -133,6 +187,7 @@ impl Controller {
                 _ = &mut shutdown => break,
                 Some(event) = events.recv() => tracing::debug!(?event, "controller event"),
                 Some(report) = reports.recv() => {
+                    self.record_crashes(&report).await;
                     if let Err(error) = self.store.apply_node_report(report.node, &report.instances).await {
                         tracing::error!(node = %report.node, error = %error_chain(&error), "applying node report");
                     }

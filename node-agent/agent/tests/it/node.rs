@@ -226,6 +226,7 @@ pub fn instance_lifecycle() {
         subnet: names.subnet,
         netns_prefix: names.netns_prefix.clone(),
         stop_grace: Duration::from_secs(2),
+        output: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

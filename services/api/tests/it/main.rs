@@ -81,6 +81,7 @@ impl Harness {
             images: images.clone(),
             stacks_dir: dir.path().join("stacks"),
             image_deploys: None,
+            logs: app_logs::AppLogs::open(app_logs::LogsConfig::new(dir.path().join("logs"))).unwrap(),
         };
         Self {
             router: api::router(state),
