@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use vocabulary::AppId;
 
 use segments::Segments;
@@ -102,6 +102,8 @@ pub struct AppLogs {
     queue: mpsc::Sender<Job>,
     /// Lines [`AppLogs::try_log`] dropped per app, not yet reported by a marker line.
     dropped: Arc<Mutex<HashMap<AppId, u64>>>,
+    /// Set by [`AppLogs::end_followers`].
+    ended: Arc<watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for AppLogs {
@@ -136,6 +138,7 @@ impl AppLogs {
             apps,
             queue,
             dropped: Arc::default(),
+            ended: Arc::new(watch::channel(false).0),
         })
     }
 
@@ -194,13 +197,21 @@ impl AppLogs {
         // Lines queued before this call are written before this barrier is.
         self.barrier().await;
         let apps = self.apps.clone();
+        let ended = self.ended.subscribe();
         tokio::task::spawn_blocking(move || {
             let log = apps.get(app)?;
             let mut segments = log.segments.lock().expect("segments lock");
             // Subscribed under the writer's lock: the lines read now and the lines received later meet exactly.
             let receiver = follow.then(|| log.follow.subscribe());
             let lines = last_matching(segments.read_all()?, &filter, n);
-            Ok((lines, receiver.map(|receiver| Follower { receiver, filter })))
+            Ok((
+                lines,
+                receiver.map(|receiver| Follower {
+                    receiver,
+                    filter,
+                    ended,
+                }),
+            ))
         })
         .await
         .map_err(|e| LogsError::Task(e.to_string()))?
@@ -212,6 +223,12 @@ impl AppLogs {
         if self.queue.send(Job::Barrier(tx)).await.is_ok() {
             let _ = rx.await;
         }
+    }
+
+    /// Ends every follower, now and later ([`Follower::next`] returns `None`): the server is shutting down
+    /// and must not wait for clients that follow forever.
+    pub fn end_followers(&self) {
+        self.ended.send_replace(true);
     }
 
     /// Deletes an app's kept lines (the app was deleted).
@@ -237,6 +254,7 @@ enum Job {
 pub struct Follower {
     receiver: broadcast::Receiver<LogLine>,
     filter: Filter,
+    ended: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Follower {
@@ -247,10 +265,14 @@ impl std::fmt::Debug for Follower {
 
 impl Follower {
     /// The next line that matches, or a dropped-lines marker when this follower fell behind; `None` once the
-    /// logs are closed.
+    /// logs are closed or [`AppLogs::end_followers`] was called.
     pub async fn next(&mut self) -> Option<LogLine> {
         loop {
-            match self.receiver.recv().await {
+            let received = tokio::select! {
+                received = self.receiver.recv() => received,
+                _ = self.ended.wait_for(|ended| *ended) => return None,
+            };
+            match received {
                 Ok(line) if self.filter.matches(&line) => return Some(line),
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(missed)) => return Some(dropped_marker(missed)),

@@ -631,6 +631,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down: stopping instances and removing what they used");
     let _ = shutdown_tx.send(true);
+    // `berth logs -f` would hold the API's graceful shutdown open forever.
+    logs.end_followers();
     let _ = api_task.await;
     let _ = controller_task.await;
     match router_task.await {

@@ -74,6 +74,12 @@ async fn a_follower_sees_new_lines_once_and_a_slow_one_gets_a_marker() {
     );
     let rest: Vec<String> = futures_lines(&mut follower, 8).await;
     assert_eq!(rest, (12..20).map(|i| i.to_string()).collect::<Vec<_>>());
+
+    // A server shutting down ends its followers, also ones that start later.
+    logs.end_followers();
+    assert!(follower.next().await.is_none());
+    let (_, mut late) = logs.follow(app, 0, Filter::default()).await.unwrap();
+    assert!(late.next().await.is_none());
 }
 
 async fn futures_lines(follower: &mut app_logs::Follower, n: usize) -> Vec<String> {
