@@ -566,6 +566,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             router_port: args.router_addr.port(),
             default_memory_bytes: args.node.instance_memory_mib * 1024 * 1024,
             rollout_timeout: Duration::from_secs(120),
+            app_logs: Some(logs.clone()),
         },
         store.clone(),
         builder,

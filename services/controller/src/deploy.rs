@@ -29,6 +29,8 @@ pub struct DeployConfig {
     pub default_memory_bytes: u64,
     /// How long a push waits for the new release's instances to run.
     pub rollout_timeout: Duration,
+    /// Where a push's progress and build output also go, as `berth[build]` lines of the app's log.
+    pub app_logs: Option<app_logs::AppLogs>,
 }
 
 /// Runs deploys. Cheap to clone.
@@ -85,7 +87,26 @@ impl Deployer for Deployments {
         log: mpsc::Sender<String>,
     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> {
         let inner = self.inner.clone();
-        Box::pin(async move { inner.deploy(req, log).await })
+        let Some(logs) = inner.rollout.config.app_logs.clone() else {
+            return Box::pin(async move { inner.deploy(req, log).await });
+        };
+        Box::pin(async move {
+            let app = req.app.id;
+            let (tee, mut lines) = mpsc::channel::<String>(256);
+            let forward = tokio::spawn(async move {
+                while let Some(line) = lines.recv().await {
+                    let entry = app_logs::line(app_logs::LogSource::Berth, "build", line.as_bytes());
+                    logs.log(app, entry).await;
+                    // A push that went away still gets its build logged.
+                    let _ = log.send(line).await;
+                }
+            });
+            let result = inner.deploy(req, tee).await;
+            // Every progress line reaches the push before its summary does. A sender kept by a build task
+            // that outlives the deploy would hold this open: it gets a moment, not forever.
+            let _ = tokio::time::timeout(Duration::from_secs(10), forward).await;
+            result
+        })
     }
 }
 

@@ -97,6 +97,7 @@ fn logs_gather_output_router_lines_events_and_crashes() {
         "app[web.1]: starting on port",
         "berth[web.1]: Up: accepting connections",
         "berth[deploy]: Deploying v1",
+        "berth[build]: -----> Released v1",
         "berth[deploy]: v1 deployed by alice",
         "berth[api]: Created app chatty by alice",
         &format!("host={APP}.{}", server.domain),
