@@ -76,13 +76,20 @@ struct AppLog {
 struct Apps {
     cfg: LogsConfig,
     open: Mutex<HashMap<AppId, Arc<AppLog>>>,
+    /// Apps whose logs were removed: lines still arriving for them (from instances being stopped) are
+    /// ignored rather than making their directory again. App ids are never reused.
+    removed: Mutex<std::collections::HashSet<AppId>>,
 }
 
 impl Apps {
-    fn get(&self, app: AppId) -> Result<Arc<AppLog>, LogsError> {
+    /// The app's open log, opened now if need be; `None` once it was removed.
+    fn get(&self, app: AppId) -> Result<Option<Arc<AppLog>>, LogsError> {
+        if self.removed.lock().expect("removed apps lock").contains(&app) {
+            return Ok(None);
+        }
         let mut open = self.open.lock().expect("app logs lock");
         if let Some(log) = open.get(&app) {
-            return Ok(log.clone());
+            return Ok(Some(log.clone()));
         }
         let segments = Segments::open(&self.cfg.dir.join(app.to_string()), self.cfg.segment_lines)?;
         let log = Arc::new(AppLog {
@@ -90,7 +97,7 @@ impl Apps {
             follow: broadcast::channel(self.cfg.follow_lines.max(1)).0,
         });
         open.insert(app, log.clone());
-        Ok(log)
+        Ok(Some(log))
     }
 }
 
@@ -128,6 +135,7 @@ impl AppLogs {
         let apps = Arc::new(Apps {
             cfg,
             open: Mutex::default(),
+            removed: Mutex::default(),
         });
         let writer = apps.clone();
         std::thread::Builder::new()
@@ -199,7 +207,16 @@ impl AppLogs {
         let apps = self.apps.clone();
         let ended = self.ended.subscribe();
         tokio::task::spawn_blocking(move || {
-            let log = apps.get(app)?;
+            let Some(log) = apps.get(app)? else {
+                // Removed: nothing kept, and a follower that ends at once.
+                let (_, receiver) = broadcast::channel(1);
+                let follower = Follower {
+                    receiver,
+                    filter,
+                    ended,
+                };
+                return Ok((Vec::new(), follow.then_some(follower)));
+            };
             let mut segments = log.segments.lock().expect("segments lock");
             // Subscribed under the writer's lock: the lines read now and the lines received later meet exactly.
             let receiver = follow.then(|| log.follow.subscribe());
@@ -235,6 +252,7 @@ impl AppLogs {
     pub async fn remove(&self, app: AppId) -> Result<(), LogsError> {
         self.barrier().await;
         let dir = self.apps.cfg.dir.join(app.to_string());
+        self.apps.removed.lock().expect("removed apps lock").insert(app);
         self.apps.open.lock().expect("app logs lock").remove(&app);
         match tokio::fs::remove_dir_all(&dir).await {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(LogsError::Io { path: dir, source: e }),
@@ -316,6 +334,7 @@ fn write_one(
     failing: &mut HashMap<AppId, ()>,
 ) {
     let result = apps.get(app).and_then(|log| {
+        let Some(log) = log else { return Ok(()) };
         let mut segments = log.segments.lock().expect("segments lock");
         segments.append(&line)?;
         let _ = log.follow.send(line);

@@ -40,6 +40,10 @@ async fn lines_are_kept_per_app_across_a_reopen() {
 
     logs.remove(a).await.unwrap();
     assert!(logs.tail(a, 10, Filter::default()).await.unwrap().is_empty());
+    // Lines that still arrive for a removed app (its instances stopping) do not bring it back.
+    logs.log(a, app_line("late")).await;
+    assert!(logs.tail(a, 10, Filter::default()).await.unwrap().is_empty());
+    assert!(!dir.path().join("logs").join(a.to_string()).exists());
 }
 
 #[tokio::test]
