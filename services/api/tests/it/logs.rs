@@ -126,3 +126,34 @@ async fn events_list_creates_and_scales_newest_first() {
         .status
         .is_client_error());
 }
+
+#[tokio::test]
+async fn following_streams_new_lines_and_keep_alives() {
+    let mut h = Harness::new().await;
+    let alice = h.tenant("alice").await;
+    h.create_app("shop", &alice).await;
+    let shop = h.app("shop").await;
+    h.logs.log(shop.id, line(LogSource::App, "web.1", b"old")).await;
+    let (status, content_type, mut lines) =
+        crate::route_watch::Lines::open(&h, "/v1/apps/shop/logs?follow=true&lines=1&source=app", &alice)
+            .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "application/x-ndjson");
+    let text = |raw: String| serde_json::from_str::<Value>(&raw).unwrap()["text"].clone();
+    assert_eq!(text(lines.next_raw().await), "old");
+    h.logs
+        .log(shop.id, line(LogSource::Router, "", b"filtered out"))
+        .await;
+    h.logs.log(shop.id, line(LogSource::App, "web.1", b"new")).await;
+    assert_eq!(text(lines.next_raw().await), "new");
+    // Quiet: keep-alives (the harness's heartbeat is short).
+    assert_eq!(lines.next_raw().await, api_contract::LOG_KEEPALIVE_LINE);
+    // A server shutting down ends the stream.
+    h.logs.end_followers();
+    loop {
+        match http_body_util::BodyExt::frame(&mut lines.body).await {
+            None => break,
+            Some(frame) => assert!(frame.unwrap().into_data().is_ok_and(|d| &d[..] == b"{}\n")),
+        }
+    }
+}
