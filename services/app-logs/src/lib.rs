@@ -242,6 +242,12 @@ impl AppLogs {
         }
     }
 
+    /// Returns once every line queued before the call is in its file (not necessarily on disk: the page
+    /// cache survives the process). For a server about to exit.
+    pub async fn flush(&self) {
+        self.barrier().await;
+    }
+
     /// Ends every follower, now and later ([`Follower::next`] returns `None`): the server is shutting down
     /// and must not wait for clients that follow forever.
     pub fn end_followers(&self) {
@@ -310,6 +316,7 @@ fn write_loop(apps: &Apps, mut rx: mpsc::Receiver<Job>) {
             match job {
                 Job::Line(app, line) => write_one(apps, app, line, &mut dirty, &mut failing),
                 Job::Barrier(done) => {
+                    flush(&mut dirty);
                     let _ = done.send(());
                 }
             }
@@ -318,10 +325,14 @@ fn write_loop(apps: &Apps, mut rx: mpsc::Receiver<Job>) {
                 next = rx.try_recv().ok();
             }
         }
-        for (app, log) in dirty.drain() {
-            if let Err(error) = log.segments.lock().expect("segments lock").flush() {
-                tracing::warn!(%app, error = %error_chain(&error), "flushing an app's log");
-            }
+        flush(&mut dirty);
+    }
+}
+
+fn flush(dirty: &mut HashMap<AppId, Arc<AppLog>>) {
+    for (app, log) in dirty.drain() {
+        if let Err(error) = log.segments.lock().expect("segments lock").flush() {
+            tracing::warn!(%app, error = %error_chain(&error), "flushing an app's log");
         }
     }
 }

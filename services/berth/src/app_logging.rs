@@ -18,8 +18,11 @@ pub(crate) const OUTPUT_CHANNEL_LINES: usize = 8192;
 pub(crate) const ACCESS_CHANNEL_RECORDS: usize = 8192;
 
 /// Instances' lines as `app[web.1]`, the agent's lines about them as `berth[web.1]`, its drop counts as
-/// `berth[logs]`.
-pub(crate) fn forward_instance_output(logs: AppLogs, mut output: mpsc::Receiver<InstanceOutput>) {
+/// `berth[logs]`. The task ends once the agent is gone (its sender dropped) and everything it sent is queued.
+pub(crate) fn forward_instance_output(
+    logs: AppLogs,
+    mut output: mpsc::Receiver<InstanceOutput>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(out) = output.recv().await {
             let entry = match out.line {
@@ -29,7 +32,7 @@ pub(crate) fn forward_instance_output(logs: AppLogs, mut output: mpsc::Receiver<
             };
             logs.log(out.app, entry).await;
         }
-    });
+    })
 }
 
 /// The router's access records as `router` lines of the app whose host was asked for. App names are looked

@@ -453,7 +453,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .context("opening the apps' logs")?;
     crate::app_logging::forward_events(logs.clone(), &store);
     let (output_tx, output_rx) = mpsc::channel(crate::app_logging::OUTPUT_CHANNEL_LINES);
-    crate::app_logging::forward_instance_output(logs.clone(), output_rx);
+    let instance_output = crate::app_logging::forward_instance_output(logs.clone(), output_rx);
 
     // The container init re-executes this very binary through /proc/self/exe, which keeps working even if the
     // file is replaced while the server runs. git's hook is run by git, so it needs the binary's real path.
@@ -645,6 +645,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         Ok(agent) => agent.shutdown().await,
         Err(_) => bail!("the node agent is still in use at shutdown"),
     }
+    // The instances' last lines, and the agent's about stopping them, are kept for the next start.
+    let _ = tokio::time::timeout(Duration::from_secs(5), instance_output).await;
+    logs.flush().await;
     tracing::info!("berth server stopped");
     Ok(())
 }

@@ -261,6 +261,12 @@ fn logs_gather_output_router_lines_events_and_crashes() {
     for line in before.lines() {
         assert!(after.contains(line), "{line:?} lost in the restart");
     }
+    // Down to the agent's lines about stopping the instance at shutdown.
+    assert!(
+        after.contains("berth[web.1]: Stopping"),
+        "the shutdown's last lines were lost:\n{}",
+        after.lines().rev().take(20).collect::<Vec<_>>().join("\n")
+    );
     assert!(
         after.contains("Deploying v1") || after.lines().count() >= 10_000,
         "either nothing was rotated away yet, or at least the last 10,000 lines are kept"
