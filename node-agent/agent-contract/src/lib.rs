@@ -184,6 +184,27 @@ pub struct NodeRegistration {
     pub memory_capacity_bytes: u64,
 }
 
+/// One line an instance wrote, or a line about it, forwarded by the agent to the platform's app logs
+/// (`AgentConfig::output`). The receiver stamps the time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceOutput {
+    pub app: AppId,
+    /// The instance's name as users see it (`web.1`).
+    pub process: String,
+    pub line: OutputLine,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputLine {
+    /// A line of its stdout or stderr, without the newline (lossy UTF-8).
+    Text(String),
+    /// This many lines were dropped because the channel was full (the app wrote faster than logs are kept).
+    Dropped(u64),
+    /// What happened to it, from the agent (`Process exited with status 1`).
+    Platform(String),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

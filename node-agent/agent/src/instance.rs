@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agent_contract::{ExitReason, InstanceSpec, InstanceState, InstanceStatus, LastExit};
+use agent_contract::{ExitReason, InstanceSpec, InstanceState, InstanceStatus, LastExit, OutputLine};
 use container::{BindMount, ContainerSpec, Network, Output};
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::AsyncRead;
 use tokio::sync::watch;
 
-use crate::{disk, layers, AgentError, Event, Shared};
+use crate::{disk, layers, output, AgentError, Event, Shared};
 use cgroups::Cgroup;
 use netns::{Attachment, EtcFiles};
 
@@ -182,6 +182,7 @@ pub async fn supervise(shared: Arc<Shared>, spec: InstanceSpec, control: Control
         step += 1;
         restarts += 1;
         tracing::info!(app = %sup.spec.app, instance = %sup.short, exit_code = ?code, reason = %reason, restarts, delay_ms = delay.as_millis() as u64, "instance crashed");
+        sup.platform_line(crash_line(&reason, sup.spec.limits.memory_bytes, delay));
         sup.last_exit = Some(LastExit {
             reason: reason.clone(),
             at: chrono::Utc::now(),
@@ -197,11 +198,25 @@ pub async fn supervise(shared: Arc<Shared>, spec: InstanceSpec, control: Control
         }
     }
     sup.report(InstanceState::Stopping);
+    sup.platform_line("Stopping".into());
     sup.release().await;
     let _ = sup.shared.events.send(Event::Gone(sup.spec.id));
 }
 
 impl Supervisor {
+    fn forwarder(&self) -> output::Forwarder {
+        output::Forwarder::new(
+            self.shared.cfg.output.clone(),
+            self.spec.app_id,
+            self.spec.dyno_name(),
+        )
+    }
+
+    /// A line about this instance in the app's log (`berth[web.1]: ...`).
+    fn platform_line(&self, text: String) {
+        self.forwarder().send(OutputLine::Platform(text));
+    }
+
     fn report(&self, state: InstanceState) {
         let address = self
             .res
@@ -330,6 +345,7 @@ impl Supervisor {
         let spec = self.container_spec();
         let log_path = self.res.dir.as_ref().expect("prepared").join("output.log");
         let oom_kills_before = self.res.cgroup.as_ref().map_or(0, |c| c.oom_kills());
+        self.platform_line(format!("Starting process with command `{}`", self.spec.command));
         let mut c = container::spawn(&self.shared.cfg.init_program, &spec, Output::Piped).await?;
         let started = Instant::now();
         self.report(InstanceState::Starting);
@@ -351,12 +367,11 @@ impl Supervisor {
             ),
         ] {
             if let Some(reader) = reader {
-                pumps.push(tokio::spawn(pump(
+                pumps.push(tokio::spawn(output::pump(
                     reader,
                     log_path.clone(),
                     stream,
-                    self.spec.app.to_string(),
-                    self.short.clone(),
+                    self.forwarder(),
                 )));
             }
         }
@@ -388,6 +403,7 @@ impl Supervisor {
                     if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), connect).await {
                         running = true;
                         tracing::info!(app = %self.spec.app, instance = %self.short, %target, "instance accepts connections");
+                        self.platform_line(format!("Up: accepting connections on port {}", self.spec.port));
                         self.report(InstanceState::Running);
                     }
                 }
@@ -478,45 +494,44 @@ pub(crate) fn account_cgroup(parent: &str, account: vocabulary::AccountId) -> St
     format!("{parent}/account-{}", account.as_uuid().simple())
 }
 
-/// Copies an output stream line by line to the instance's log file and to tracing.
-async fn pump(
-    reader: Box<dyn AsyncRead + Send + Unpin>,
-    log: PathBuf,
-    stream: &'static str,
-    app: String,
-    instance: String,
-) {
-    let file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .await;
-    let mut file = match file {
-        Ok(f) => Some(f),
-        Err(e) => {
-            tracing::error!(app, instance, path = %log.display(), error = %e, "opening output log");
-            None
-        }
-    };
-    let mut reader = BufReader::new(reader);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        match reader.read_until(b'\n', &mut line).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        if let Some(f) = file.as_mut() {
-            let _ = f.write_all(&line).await;
-        }
-        let text = String::from_utf8_lossy(&line);
-        tracing::info!(app, instance, stream, "{}", text.trim_end_matches('\n'));
+/// The line an instance's crash writes to its app's log, Heroku style: what ended it and when it restarts. A
+/// failure to start names no host paths (its error does); `berth ps` shows the reason.
+fn crash_line(reason: &ExitReason, memory_bytes: u64, delay: Duration) -> String {
+    let restart = format!("restarting in {} s", delay.as_secs());
+    match reason {
+        ExitReason::Exited { code } => format!("Process exited with status {code}, {restart}"),
+        ExitReason::Signaled { signal } => format!("Process killed by {signal}, {restart}"),
+        ExitReason::OutOfMemory => format!(
+            "Error R14 (Memory quota exceeded): process killed at its memory limit of {} MiB, {restart}",
+            memory_bytes >> 20
+        ),
+        ExitReason::FailedToStart { .. } => format!("Process failed to start, {restart}"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crash_lines_say_why_in_heroku_words() {
+        let delay = Duration::from_secs(4);
+        let cases = [
+            (ExitReason::Exited { code: 3 }, "Process exited with status 3, restarting in 4 s"),
+            (
+                ExitReason::OutOfMemory,
+                "Error R14 (Memory quota exceeded): process killed at its memory limit of 256 MiB, restarting in 4 s",
+            ),
+            (ExitReason::Signaled { signal: "SIGKILL".into() }, "Process killed by SIGKILL, restarting in 4 s"),
+            (
+                ExitReason::FailedToStart { error: "/data/layers/x: missing".into() },
+                "Process failed to start, restarting in 4 s",
+            ),
+        ];
+        for (reason, want) in cases {
+            assert_eq!(crash_line(&reason, 256 << 20, delay), want);
+        }
+    }
 
     #[test]
     fn exit_reasons() {

@@ -3,8 +3,9 @@
 //!
 //! Per instance it unpacks the image's layers (once per digest), creates a cgroup with the instance's limits
 //! (cgroups-rs, v1 or v2), a network namespace joined to the node's bridge by a veth pair, and runs the
-//! container through the `container` crate; it probes the port, keeps stdout/stderr (a log file per instance
-//! and tracing events), restarts crashed instances with backoff, and removes everything on stop. On start it
+//! container through the `container` crate; it probes the port, forwards stdout/stderr lines to
+//! `AgentConfig::output` (never waiting; drops counted) and keeps the last of them in a small rotated file per
+//! instance, restarts crashed instances with backoff, and removes everything on stop. On start it
 //! removes what a crashed previous run with the same names left behind.
 //!
 //! It does not decide placement (the scheduler does), talk to a database or build images. The all-in-one
@@ -13,6 +14,7 @@
 mod disk;
 mod instance;
 mod layers;
+mod output;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -46,6 +48,10 @@ pub struct AgentConfig {
     /// How long a stopping instance gets between SIGTERM and SIGKILL when its spec does not say
     /// (`InstanceSpec::stop_grace_secs`).
     pub stop_grace: Duration,
+    /// Where instances' output lines (and the agent's lines about them: exits, restarts) go, if anywhere.
+    /// Sending never waits: when the channel is full lines are dropped and counted, and the count is sent
+    /// (`OutputLine::Dropped`) as soon as there is room again, so an app never blocks on its logs.
+    pub output: Option<mpsc::Sender<agent_contract::InstanceOutput>>,
 }
 
 #[derive(Debug, thiserror::Error)]

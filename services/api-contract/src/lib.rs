@@ -292,6 +292,71 @@ fn default_tls_verify() -> bool {
 /// How the last line of a failed deploy's stream starts.
 pub const DEPLOY_ERROR_PREFIX: &str = "error: ";
 
+/// Where a log line comes from: the app's own output, the router's access lines, or the platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogSource {
+    App,
+    Router,
+    Berth,
+}
+
+impl LogSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::App => "app",
+            Self::Router => "router",
+            Self::Berth => "berth",
+        }
+    }
+
+    /// `app`, `router` or `berth`, as `--source` and `?source=` take it.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::App, Self::Router, Self::Berth]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// One line of an app's log, as `GET /v1/apps/{name}/logs` streams them (newline-delimited JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub at: DateTime<Utc>,
+    pub source: LogSource,
+    /// `web.1`, `deploy`, `build`, `logs`; empty for router lines.
+    pub process: String,
+    pub text: String,
+}
+
+impl std::fmt::Display for LogLine {
+    /// `TIMESTAMP SOURCE[PROCESS]: TEXT`, as `berth logs` prints it (`router: TEXT` without a process).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = self.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        match self.process.as_str() {
+            "" => write!(f, "{at} {}: {}", self.source.as_str(), self.text),
+            process => write!(f, "{at} {}[{process}]: {}", self.source.as_str(), self.text),
+        }
+    }
+}
+
+/// A line of the logs stream that is not a log line: sent every [`LOG_KEEPALIVE_SECS`] while following, so
+/// proxies and clients can tell a quiet app from a dead connection. Clients skip it.
+pub const LOG_KEEPALIVE_LINE: &str = "{}";
+
+/// How often a followed logs stream sends [`LOG_KEEPALIVE_LINE`] while nothing is logged.
+pub const LOG_KEEPALIVE_SECS: u64 = 15;
+
+/// One entry of `GET /v1/apps/{name}/events`, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventInfo {
+    /// `app_created`, `release_created`, `deployed`, `deploy_failed`, `scaled`, `crashed`, ...
+    pub kind: String,
+    pub description: String,
+    /// The account that did it, or `berth` for the platform itself.
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +369,40 @@ mod tests {
             BTreeMap::from([("web".to_owned(), 2), ("worker".to_owned(), 0)])
         );
         assert_eq!(serde_json::to_string(&req).unwrap(), r#"{"web":2,"worker":0}"#);
+    }
+
+    #[test]
+    fn log_lines_print_like_heroku() {
+        let at = DateTime::parse_from_rfc3339("2026-11-30T01:02:03.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let line = |source, process: &str| LogLine {
+            at,
+            source,
+            process: process.into(),
+            text: "hello".into(),
+        };
+        let cases = [
+            (
+                line(LogSource::App, "web.1"),
+                "2026-11-30T01:02:03.500000Z app[web.1]: hello",
+            ),
+            (
+                line(LogSource::Router, ""),
+                "2026-11-30T01:02:03.500000Z router: hello",
+            ),
+            (
+                line(LogSource::Berth, "deploy"),
+                "2026-11-30T01:02:03.500000Z berth[deploy]: hello",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(line.to_string(), want);
+            let json = serde_json::to_string(&line).unwrap();
+            assert_eq!(serde_json::from_str::<LogLine>(&json).unwrap(), line);
+        }
+        assert_eq!(LogSource::parse("router"), Some(LogSource::Router));
+        assert_eq!(LogSource::parse("App"), None);
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub enum ApiError {
     Store(#[source] StoreError),
     #[error("removing the app's git repository")]
     DeleteRepo(#[source] git_receive::GitReceiveError),
+    #[error("reading the app's logs")]
+    Logs(#[from] app_logs::LogsError),
 }
 
 impl From<StoreError> for ApiError {
@@ -74,7 +76,9 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::BadBody { status, .. } => *status,
             Self::Rebase(e) if e.is_client_error() => StatusCode::CONFLICT,
-            Self::Store(_) | Self::DeleteRepo(_) | Self::Rebase(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Store(_) | Self::DeleteRepo(_) | Self::Rebase(_) | Self::Logs(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 mod client;
 mod image_deploy;
 mod images;
+mod logs;
 mod output;
 
 use std::path::PathBuf;
@@ -93,6 +94,35 @@ pub enum ClientCommand {
     },
     /// List an app's releases, newest first.
     Releases {
+        /// The app.
+        #[arg(short, long)]
+        app: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show an app's log: its instances' output, the router's lines and the platform's events
+    /// (`TIMESTAMP SOURCE[PROCESS]: TEXT`); `-f` keeps printing new lines as they come.
+    Logs {
+        /// The app.
+        #[arg(short, long)]
+        app: String,
+        /// How many of the most recent lines to show first.
+        #[arg(short = 'n', long = "num", default_value_t = 100)]
+        lines: usize,
+        /// Keep following: print new lines as they are written, until interrupted.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only this process (`web.1`), or every instance of a type (`web`).
+        #[arg(long)]
+        ps: Option<String>,
+        /// Only lines from `app`, `router` or `berth`.
+        #[arg(long, value_parser = ["app", "router", "berth"])]
+        source: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List an app's events (deploys, scale changes, crashes, ...), newest first.
+    Events {
         /// The app.
         #[arg(short, long)]
         app: String,
@@ -458,6 +488,30 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
             print!("{}", output::releases(&app, &releases));
         }
         ClientCommand::Rebase { app, api } => rebase(&app, &api).await?,
+        ClientCommand::Logs {
+            app,
+            lines,
+            follow,
+            ps,
+            source,
+            api,
+        } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            let request = logs::LogsRequest {
+                lines,
+                follow,
+                ps,
+                source,
+            };
+            logs::logs(&client, &app_name(&app)?, &request).await?;
+        }
+        ClientCommand::Events { app, api } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            let events: Vec<api_contract::EventInfo> = client
+                .get(&format!("/v1/apps/{}/events", app_name(&app)?))
+                .await?;
+            print!("{}", logs::events(&events));
+        }
         ClientCommand::Domains { command, app, api } => {
             let app = required_app(app)?;
             let client = Client::new(&api.api, api.token()?)?;

@@ -2,6 +2,7 @@
 //! client, which talks to the API over HTTP. Configuration is read here, once (flags and `BERTH_*` env vars),
 //! and passed down as typed structs: no other crate reads the environment.
 
+mod app_logging;
 mod cli;
 mod logging;
 mod router;

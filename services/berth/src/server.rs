@@ -256,6 +256,8 @@ struct DataLayout {
     pulls: PathBuf,
     node: PathBuf,
     tls: PathBuf,
+    /// The apps' logs, a directory per app (`app-logs`).
+    logs: PathBuf,
 }
 
 impl DataLayout {
@@ -274,6 +276,7 @@ impl DataLayout {
             pulls: root.join("pulls"),
             node: root.join("node"),
             tls: root.join("tls"),
+            logs: root.join("logs"),
             root,
         };
         for dir in [
@@ -284,6 +287,7 @@ impl DataLayout {
             &layout.pulls,
             &layout.node,
             &layout.tls,
+            &layout.logs,
         ] {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -445,6 +449,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         .await
         .context("opening the database")?;
     ensure_admin(&store, &layout).await?;
+    let logs = app_logs::AppLogs::open(app_logs::LogsConfig::new(layout.logs.clone()))
+        .context("opening the apps' logs")?;
+    crate::app_logging::forward_events(logs.clone(), &store);
+    let (output_tx, output_rx) = mpsc::channel(crate::app_logging::OUTPUT_CHANNEL_LINES);
+    let instance_output = crate::app_logging::forward_instance_output(logs.clone(), output_rx);
 
     // The container init re-executes this very binary through /proc/self/exe, which keeps working even if the
     // file is replaced while the server runs. git's hook is run by git, so it needs the binary's real path.
@@ -480,6 +489,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         netns_prefix: format!("{}-", args.node.cgroup_parent),
         // The default; an app's `stop_grace` setting overrides it per instance.
         stop_grace: Duration::from_secs(30),
+        output: Some(output_tx),
     })
     .await
     .context("starting the node agent")?;
@@ -504,7 +514,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     links.insert(node, Arc::new(InProcessAgent(agent.clone())));
     // The router's listeners first, so a port already in use fails the start instead of a later request.
     let router_listeners = crate::router::RouterListeners::bind(args.router_addr, &args.router).await?;
-    let router_config = router_listeners.config(&args.domain, &args.router);
+    let mut router_config = router_listeners.config(&args.domain, &args.router);
+    let (access_tx, access_rx) = mpsc::channel(crate::app_logging::ACCESS_CHANNEL_RECORDS);
+    router_config.access_log = Some(access_tx);
+    crate::app_logging::forward_access_records(logs.clone(), store.clone(), access_rx, routes_rx.clone());
     let controller = controller::Controller::new(
         controller::ControllerConfig {
             domain: args.domain.clone(),
@@ -554,6 +567,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             router_port: args.router_addr.port(),
             default_memory_bytes: args.node.instance_memory_mib * 1024 * 1024,
             rollout_timeout: Duration::from_secs(120),
+            app_logs: Some(logs.clone()),
         },
         store.clone(),
         builder,
@@ -606,6 +620,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         images: images.clone(),
         stacks_dir: layout.stacks.clone(),
         image_deploys: Some(image_deploys),
+        logs: logs.clone(),
     })
     .merge(git_receive::routes(git));
     tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");
@@ -618,6 +633,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down: stopping instances and removing what they used");
     let _ = shutdown_tx.send(true);
+    // `berth logs -f` would hold the API's graceful shutdown open forever.
+    logs.end_followers();
     let _ = api_task.await;
     let _ = controller_task.await;
     match router_task.await {
@@ -629,6 +646,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         Ok(agent) => agent.shutdown().await,
         Err(_) => bail!("the node agent is still in use at shutdown"),
     }
+    // The instances' last lines, and the agent's about stopping them, are kept for the next start.
+    let _ = tokio::time::timeout(Duration::from_secs(5), instance_output).await;
+    logs.flush().await;
     tracing::info!("berth server stopped");
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use buildpacks::{BuildRequest, Builder};
 use dockerfile::{DockerfileBuilder, DockerfileRequest};
 use git_receive::{DeployRequest, Deployer};
-use store::{InstanceRowState, NewRelease, Release, Store};
+use store::{EventKind, InstanceRowState, NewRelease, Release, Store};
 use tokio::sync::{mpsc, watch};
 use vocabulary::{IdRange, ProcessType};
 
@@ -29,6 +29,8 @@ pub struct DeployConfig {
     pub default_memory_bytes: u64,
     /// How long a push waits for the new release's instances to run.
     pub rollout_timeout: Duration,
+    /// Where a push's progress and build output also go, as `berth[build]` lines of the app's log.
+    pub app_logs: Option<app_logs::AppLogs>,
 }
 
 /// Runs deploys. Cheap to clone.
@@ -85,7 +87,26 @@ impl Deployer for Deployments {
         log: mpsc::Sender<String>,
     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>> {
         let inner = self.inner.clone();
-        Box::pin(async move { inner.deploy(req, log).await })
+        let Some(logs) = inner.rollout.config.app_logs.clone() else {
+            return Box::pin(async move { inner.deploy(req, log).await });
+        };
+        Box::pin(async move {
+            let app = req.app.id;
+            let (tee, mut lines) = mpsc::channel::<String>(256);
+            let forward = tokio::spawn(async move {
+                while let Some(line) = lines.recv().await {
+                    let entry = app_logs::line(app_logs::LogSource::Berth, "build", line.as_bytes());
+                    logs.log(app, entry).await;
+                    // A push that went away still gets its build logged.
+                    let _ = log.send(line).await;
+                }
+            });
+            let result = inner.deploy(req, tee).await;
+            // Every progress line reaches the push before its summary does. A sender kept by a build task
+            // that outlives the deploy would hold this open: it gets a moment, not forever.
+            let _ = tokio::time::timeout(Duration::from_secs(10), forward).await;
+            result
+        })
     }
 }
 
@@ -172,7 +193,7 @@ impl Inner {
         let id_range = self.rollout.store.id_range(app.owner).await.map_err(internal)?;
         let build = if builds_with_dockerfile(&req.source_dir) {
             self.build_dockerfile(app.name.clone(), id_range, &req.source_dir, tag, timeout, &log)
-                .await?
+                .await
         } else {
             let build = self
                 .builder
@@ -187,10 +208,25 @@ impl Inner {
                     log.clone(),
                 )
                 .await
-                .map_err(|e| format!("build failed: {}", error_chain(&e)))?;
-            Built {
+                .map_err(|e| format!("build failed: {}", error_chain(&e)));
+            build.map(|build| Built {
                 image_digest: build.image.manifest_digest,
                 processes: build.processes,
+            })
+        };
+        let build = match build {
+            Ok(build) => build,
+            Err(reason) => {
+                let description = format!("Build of {short_commit} failed: {reason}");
+                record(
+                    &self.rollout.store,
+                    app.id,
+                    EventKind::DeployFailed,
+                    &description,
+                    req.account.name.as_str(),
+                )
+                .await;
+                return Err(reason);
             }
         };
 
@@ -235,6 +271,16 @@ impl Rollout {
             .await
             .map_err(internal)?;
         say(log, format!("-----> Released {}", release.version)).await;
+        let actor = account.name.as_str();
+        let description = format!("Deploying {} ({})", release.version, release.description);
+        record(
+            &self.store,
+            app.id,
+            EventKind::ReleaseCreated,
+            &description,
+            actor,
+        )
+        .await;
 
         // Like Heroku: the first deploy of an app with a web process scales web to 1.
         let web = ProcessType::web();
@@ -264,7 +310,13 @@ impl Rollout {
             format!("-----> Starting {wanted} instance(s) of {}", release.version),
         )
         .await;
-        self.wait_for_rollout(&release, wanted).await?;
+        if let Err(reason) = self.wait_for_rollout(&release, wanted).await {
+            let description = format!("{} failed: {reason}", release.version);
+            record(&self.store, app.id, EventKind::DeployFailed, &description, actor).await;
+            return Err(reason);
+        }
+        let description = format!("{} deployed", release.version);
+        record(&self.store, app.id, EventKind::Deployed, &description, actor).await;
         let port = if self.config.router_port == 80 {
             String::new()
         } else {
@@ -309,6 +361,19 @@ impl Rollout {
                 ));
             }
         }
+    }
+}
+
+/// Records an event; a failure is logged: the deploy goes on either way.
+pub(crate) async fn record(
+    store: &Store,
+    app: vocabulary::AppId,
+    kind: EventKind,
+    description: &str,
+    actor: &str,
+) {
+    if let Err(error) = store.record_event(app, kind, description, actor).await {
+        tracing::error!(%app, kind = kind.as_str(), error = %error_chain(&error), "recording an event");
     }
 }
 

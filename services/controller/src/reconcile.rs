@@ -61,6 +61,8 @@ pub struct Controller {
     /// Apps' certificates as of the last table: when the next one expires, and which expired ones were
     /// already warned about.
     certificates: Mutex<CertificateWatch>,
+    /// Each crashed instance's restart count already recorded as an event.
+    crashes: Mutex<HashMap<InstanceId, u32>>,
 }
 
 #[derive(Default)]
@@ -96,6 +98,7 @@ impl Controller {
             drain_probe,
             draining: Mutex::new(HashMap::new()),
             certificates: Mutex::new(CertificateWatch::default()),
+            crashes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -111,6 +114,59 @@ impl Controller {
     fn is_draining(&self) -> bool {
         let draining = self.draining.lock().expect("draining lock");
         draining.values().any(|d| matches!(d, Draining::Since(_)))
+    }
+
+    /// Records an event for each crash in `report` not recorded yet (a crashed instance is reported again
+    /// after each restart, with a higher restart count).
+    async fn record_crashes(&self, report: &NodeReport) {
+        let new: Vec<(InstanceId, Option<i32>, Option<agent_contract::ExitReason>, u32)> = {
+            let mut seen = self.crashes.lock().expect("crashes lock");
+            seen.retain(|id, _| report.instances.iter().any(|i| i.id == *id));
+            report
+                .instances
+                .iter()
+                .filter_map(|status| match &status.state {
+                    agent_contract::InstanceState::Crashed {
+                        exit_code,
+                        restarts,
+                        reason,
+                    } if seen.insert(status.id, *restarts) != Some(*restarts) => {
+                        Some((status.id, *exit_code, reason.clone(), *restarts))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        if new.is_empty() {
+            return;
+        }
+        let instances = match self.store.instances_on_node(report.node).await {
+            Ok(instances) => instances,
+            Err(error) => {
+                tracing::error!(node = %report.node, error = %error_chain(&error), "reading instances for crash events");
+                return;
+            }
+        };
+        for (id, exit_code, reason, restarts) in new {
+            let Some(instance) = instances.iter().find(|i| i.id == id) else {
+                continue;
+            };
+            let description = crash_description(
+                &format!("{}.{}", instance.process_type, instance.index),
+                exit_code,
+                reason.as_ref(),
+                instance.memory_bytes,
+                restarts,
+            );
+            crate::deploy::record(
+                &self.store,
+                instance.app,
+                store::EventKind::Crashed,
+                &description,
+                store::Event::BERTH,
+            )
+            .await;
+        }
     }
 
     /// A receiver that changes after every reconcile pass.
@@ -133,6 +189,7 @@ impl Controller {
                 _ = &mut shutdown => break,
                 Some(event) = events.recv() => tracing::debug!(?event, "controller event"),
                 Some(report) = reports.recv() => {
+                    self.record_crashes(&report).await;
                     if let Err(error) = self.store.apply_node_report(report.node, &report.instances).await {
                         tracing::error!(node = %report.node, error = %error_chain(&error), "applying node report");
                     }
@@ -442,4 +499,74 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+/// A crash event's text: which instance, why (an out-of-memory kill is Heroku's R14), its restart count.
+/// "Failed to start" leaves out its error, which names host paths.
+fn crash_description(
+    instance: &str,
+    exit_code: Option<i32>,
+    reason: Option<&agent_contract::ExitReason>,
+    memory_bytes: u64,
+    restarts: u32,
+) -> String {
+    use agent_contract::ExitReason;
+    let why = match (reason, exit_code) {
+        (Some(ExitReason::OutOfMemory), _) => format!(
+            "was killed out of memory (R14, memory quota of {} MiB exceeded)",
+            memory_bytes >> 20
+        ),
+        (Some(ExitReason::Exited { code }), _) => format!("crashed with exit status {code}"),
+        (None, Some(code)) => format!("crashed with exit status {code}"),
+        (Some(ExitReason::Signaled { signal }), _) => format!("was killed by {signal}"),
+        (Some(ExitReason::FailedToStart { .. }), _) => "failed to start".to_owned(),
+        (None, None) => "crashed with no exit status (killed)".to_owned(),
+    };
+    format!("{instance} {why} (restart {restarts})")
+}
+
+#[cfg(test)]
+mod crash_description_tests {
+    use super::crash_description;
+    use agent_contract::ExitReason;
+
+    #[test]
+    fn says_why_and_hides_start_errors() {
+        let mib = 512 << 20;
+        let cases = [
+            (
+                Some(3),
+                Some(ExitReason::Exited { code: 3 }),
+                "web.1 crashed with exit status 3 (restart 2)",
+            ),
+            (
+                None,
+                Some(ExitReason::OutOfMemory),
+                "web.1 was killed out of memory (R14, memory quota of 512 MiB exceeded) (restart 2)",
+            ),
+            (
+                None,
+                Some(ExitReason::Signaled {
+                    signal: "SIGKILL".into(),
+                }),
+                "web.1 was killed by SIGKILL (restart 2)",
+            ),
+            (
+                None,
+                Some(ExitReason::FailedToStart {
+                    error: "/var/lib/berth/layers: gone".into(),
+                }),
+                "web.1 failed to start (restart 2)",
+            ),
+            (Some(1), None, "web.1 crashed with exit status 1 (restart 2)"),
+            (
+                None,
+                None,
+                "web.1 crashed with no exit status (killed) (restart 2)",
+            ),
+        ];
+        for (code, reason, want) in cases {
+            assert_eq!(crash_description("web.1", code, reason.as_ref(), mib, 2), want);
+        }
+    }
 }

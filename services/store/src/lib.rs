@@ -1,5 +1,5 @@
-//! Berth's durable state: accounts, tokens (hashed), apps, custom domains, TLS certificates, releases, formations, nodes and
-//! instance placements, kept in SQLite through sqlx (PostgreSQL later, behind the same functions).
+//! Berth's durable state: accounts, tokens (hashed), apps, custom domains, TLS certificates, releases, formations, nodes,
+//! instance placements and apps' events (announced to subscribers as they are recorded), kept in SQLite through sqlx (PostgreSQL later, behind the same functions).
 //!
 //! This is the only crate that runs SQL. It validates nothing that the vocabulary types already prove, decides
 //! nothing (no scheduling, no permissions beyond "who owns this app"), and knows nothing of HTTP.
@@ -14,6 +14,7 @@ mod apps;
 mod certificates;
 mod domains;
 mod error;
+mod events;
 mod formation;
 mod instances;
 mod models;
@@ -22,6 +23,7 @@ mod releases;
 mod rows;
 
 pub use error::StoreError;
+pub use events::MAX_EVENTS;
 pub use models::*;
 
 use std::path::Path;
@@ -39,6 +41,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Announces each recorded event ([`Store::subscribe_events`]).
+    events: tokio::sync::broadcast::Sender<Event>,
 }
 
 impl Store {
@@ -67,7 +71,10 @@ impl Store {
             })?;
         sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
         tracing::debug!(path = %path.display(), "database open");
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            events: events::announcer(),
+        })
     }
 
     /// Closes every connection; later calls fail. Waits for running queries to finish.

@@ -198,3 +198,81 @@ pub struct InstanceExit {
     pub reason: String,
     pub at: DateTime<Utc>,
 }
+
+/// What kind of thing happened to an app ([`Event`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    AppCreated,
+    /// A release was made and is being rolled out ("Deploying v5").
+    ReleaseCreated,
+    /// A release serves ("v5 deployed").
+    Deployed,
+    /// A build or a rollout failed; the previous release keeps serving.
+    DeployFailed,
+    Scaled,
+    /// An instance exited on its own (with its exit code in the description).
+    Crashed,
+    ConfigChanged,
+    Rollback,
+}
+
+impl EventKind {
+    pub const ALL: [Self; 8] = [
+        Self::AppCreated,
+        Self::ReleaseCreated,
+        Self::Deployed,
+        Self::DeployFailed,
+        Self::Scaled,
+        Self::Crashed,
+        Self::ConfigChanged,
+        Self::Rollback,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AppCreated => "app_created",
+            Self::ReleaseCreated => "release_created",
+            Self::Deployed => "deployed",
+            Self::DeployFailed => "deploy_failed",
+            Self::Scaled => "scaled",
+            Self::Crashed => "crashed",
+            Self::ConfigChanged => "config_changed",
+            Self::Rollback => "rollback",
+        }
+    }
+
+    /// The process an event's log line names: `berth[deploy]`, `berth[api]`, `berth[ps]`.
+    pub fn log_process(self) -> &'static str {
+        match self {
+            Self::ReleaseCreated | Self::Deployed | Self::DeployFailed | Self::Rollback => "deploy",
+            Self::AppCreated | Self::Scaled | Self::ConfigChanged => "api",
+            Self::Crashed => "ps",
+        }
+    }
+}
+
+impl std::str::FromStr for EventKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown event kind {s:?}"))
+    }
+}
+
+/// Something that happened to an app, by whom and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub app: AppId,
+    pub kind: EventKind,
+    pub description: String,
+    /// An account's name, or [`Event::BERTH`].
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+impl Event {
+    /// The actor of what the platform did by itself (a crash, a failed rollout).
+    pub const BERTH: &'static str = "berth";
+}

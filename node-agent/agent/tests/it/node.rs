@@ -244,6 +244,7 @@ pub fn setup(stop_grace: Duration) -> Setup {
         subnet: names.subnet,
         netns_prefix: names.netns_prefix.clone(),
         stop_grace,
+        output: None,
     };
     Setup {
         names,

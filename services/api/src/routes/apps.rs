@@ -57,6 +57,15 @@ pub async fn create(
             err => err.into(),
         })?;
     tracing::info!(app = %app.name, account = %caller.0.name, "app created");
+    let description = format!("Created app {}", app.name);
+    super::events::record(
+        &state,
+        app.id,
+        store::EventKind::AppCreated,
+        &description,
+        caller.0.name.as_str(),
+    )
+    .await;
     // The router learns the new host at once (503 until something runs, rather than 404).
     state.controller.notify(Event::AppCreated(app.id));
     Ok((StatusCode::CREATED, axum::Json(info(&state, app).await?)))
@@ -144,6 +153,7 @@ pub async fn delete(
     git_receive::delete_repo(&state.repos_dir, &app.name).map_err(ApiError::DeleteRepo)?;
     state.store.delete_app(app.id).await?;
     state.controller.notify(Event::AppDeleted(app.id));
+    state.logs.remove(app.id).await?;
     tracing::info!(app = %app.name, account = %caller.0.name, "app deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -103,5 +103,15 @@ pub async fn scale(
         .await?;
     state.controller.notify(Event::FormationChanged(app.id));
     tracing::info!(app = %app.name, account = %caller.0.name, ?quantities, "formation changed");
+    let scaled: Vec<String> = quantities.iter().map(|(t, q)| format!("{t}={q}")).collect();
+    let description = format!("Scaled to {}", scaled.join(", "));
+    super::events::record(
+        &state,
+        app.id,
+        store::EventKind::Scaled,
+        &description,
+        caller.0.name.as_str(),
+    )
+    .await;
     Ok(axum::Json(view(&state, &app).await?))
 }

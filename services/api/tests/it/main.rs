@@ -7,6 +7,7 @@ mod auth;
 mod certificates;
 mod domains;
 mod image_deploys;
+mod logs;
 mod rebase;
 mod registry;
 mod route_watch;
@@ -38,6 +39,8 @@ pub struct Harness {
     pub images: image_store::ImageStore,
     /// Where the current stack is recorded (empty until a test records one).
     pub stacks_dir: std::path::PathBuf,
+    /// The apps' logs the API reads.
+    pub logs: app_logs::AppLogs,
     _dir: TempDir,
 }
 
@@ -69,6 +72,7 @@ impl Harness {
         let images = image_store::ImageStore::open(&dir.path().join("images")).unwrap();
         let (tx, events) = mpsc::unbounded_channel();
         let (routes, routes_rx) = watch::channel(Arc::new(RouteTable::default()));
+        let logs = app_logs::AppLogs::open(app_logs::LogsConfig::new(dir.path().join("logs"))).unwrap();
         let state = api::ApiState {
             store: store.clone(),
             controller: ControllerHandle::new(tx),
@@ -81,6 +85,7 @@ impl Harness {
             images: images.clone(),
             stacks_dir: dir.path().join("stacks"),
             image_deploys: None,
+            logs: logs.clone(),
         };
         Self {
             router: api::router(state),
@@ -90,6 +95,7 @@ impl Harness {
             admin,
             images,
             stacks_dir: dir.path().join("stacks"),
+            logs,
             _dir: dir,
         }
     }

@@ -13,13 +13,13 @@ use tower::ServiceExt;
 use crate::Harness;
 
 /// An open stream and the bytes read past the last full line.
-struct Lines {
-    body: Body,
+pub(crate) struct Lines {
+    pub(crate) body: Body,
     buffer: Vec<u8>,
 }
 
 impl Lines {
-    async fn open(h: &Harness, uri: &str, token: &str) -> (StatusCode, String, Self) {
+    pub(crate) async fn open(h: &Harness, uri: &str, token: &str) -> (StatusCode, String, Self) {
         let req = Request::get(uri)
             .header("authorization", format!("Bearer {token}"))
             .body(Body::empty())
@@ -39,11 +39,16 @@ impl Lines {
     }
 
     async fn next(&mut self) -> RouteStreamLine {
+        let line = self.next_raw().await;
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad line {line:?}: {e}"))
+    }
+
+    /// The next line, without its newline.
+    pub(crate) async fn next_raw(&mut self) -> String {
         loop {
             if let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = self.buffer.drain(..=end).collect();
-                return serde_json::from_slice(&line)
-                    .unwrap_or_else(|e| panic!("bad line {:?}: {e}", String::from_utf8_lossy(&line)));
+                return String::from_utf8_lossy(&line[..end]).into_owned();
             }
             let frame = self.body.frame().await.expect("stream ended").unwrap();
             if let Ok(data) = frame.into_data() {

@@ -64,6 +64,11 @@ impl Client {
             .await
     }
 
+    /// GETs `path` and returns the response for its body to be read as it streams (logs).
+    pub async fn get_stream(&self, path: &str, timeout: Duration) -> anyhow::Result<reqwest::Response> {
+        self.call(self.http.get(self.url(path)).timeout(timeout)).await
+    }
+
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
         self.call(self.http.delete(self.url(path))).await?;
         Ok(())

@@ -12,6 +12,7 @@ mod hostile_build;
 mod image_deploy;
 mod images_push;
 mod logging;
+mod logs;
 mod rebase;
 mod standalone_router;
 mod support;

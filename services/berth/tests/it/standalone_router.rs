@@ -78,6 +78,7 @@ pub(crate) async fn serve_api(
         images: image_store::ImageStore::open(&dir.join("images")).unwrap(),
         stacks_dir: dir.join("stacks"),
         image_deploys: None,
+        logs: app_logs::AppLogs::open(app_logs::LogsConfig::new(dir.join("logs"))).unwrap(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -3,6 +3,7 @@
 mod accounts;
 mod apps;
 mod domains;
+mod events;
 mod formation;
 mod instances;
 mod releases;
