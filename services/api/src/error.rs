@@ -21,6 +21,10 @@ pub enum ApiError {
     AppNotFound { name: String },
     #[error("app {app:?} has no domain {domain:?}")]
     DomainNotFound { app: String, domain: String },
+    #[error("app {app:?} has no release {version:?}")]
+    ReleaseNotFound { app: String, version: String },
+    #[error(transparent)]
+    Lifecycle(controller::LifecycleError),
     #[error("app {app:?} has no certificate {id:?}")]
     CertificateNotFound { app: String, id: String },
     #[error(transparent)]
@@ -59,6 +63,12 @@ impl From<controller::RebaseError> for ApiError {
     }
 }
 
+impl From<controller::LifecycleError> for ApiError {
+    fn from(err: controller::LifecycleError) -> Self {
+        Self::Lifecycle(err)
+    }
+}
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -67,6 +77,7 @@ impl ApiError {
             Self::AppNotFound { .. }
             | Self::DomainNotFound { .. }
             | Self::CertificateNotFound { .. }
+            | Self::ReleaseNotFound { .. }
             | Self::NoRoute { .. } => StatusCode::NOT_FOUND,
             Self::InvalidName(_) | Self::Invalid(_) | Self::BadCertificate(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -74,7 +85,10 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::BadBody { status, .. } => *status,
             Self::Rebase(e) if e.is_client_error() => StatusCode::CONFLICT,
-            Self::Store(_) | Self::DeleteRepo(_) | Self::Rebase(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Lifecycle(controller::LifecycleError::Refused(_)) => StatusCode::CONFLICT,
+            Self::Store(_) | Self::DeleteRepo(_) | Self::Rebase(_) | Self::Lifecycle(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }

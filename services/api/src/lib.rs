@@ -1,6 +1,7 @@
 //! The public HTTP API (axum, JSON): whoami, accounts (admin only), apps, custom domains, TLS certificates,
-//! formation (scaling), instances, releases, rebases onto the current stack, the route table's watch stream for routers (admin only), and the
-//! formation (scaling), instances, releases, deploys of existing images, the route table's watch stream for routers (admin only), and the
+//! formation (scaling), instances, releases, config vars, rollbacks, stopping/starting/restarting apps,
+//! rebases onto the current stack, deploys of existing images, the route table's watch stream for routers
+//! (admin only), and the
 //! OCI distribution pull API (`/v2/...`) for apps' images, in the registry clients' own auth and errors. Every
 //! `/v1` route authenticates the caller by bearer token, and an app another account owns is answered exactly
 //! like an app that does not exist (404), so tenants cannot even learn each other's app names beyond "taken"
@@ -54,6 +55,8 @@ pub struct ApiState {
     pub stacks_dir: std::path::PathBuf,
     /// Deploys of existing images (`POST /v1/apps/{name}/deploys`); `None` refuses them.
     pub image_deploys: Option<controller::ImageDeploys>,
+    /// Config changes, rollbacks, stop/start and restarts.
+    pub lifecycle: controller::Lifecycle,
 }
 
 impl ApiState {
@@ -100,6 +103,24 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/apps/{name}/instances", get(routes::instances::list))
         .route("/apps/{name}/releases", get(routes::releases::list))
+        .route("/apps/{name}/releases/{version}", get(routes::releases::show))
+        .route(
+            "/apps/{name}/config",
+            get(routes::config::show).patch(routes::config::update),
+        )
+        .route(
+            "/apps/{name}/rollback",
+            axum::routing::post(routes::lifecycle::rollback),
+        )
+        .route("/apps/{name}/stop", axum::routing::post(routes::lifecycle::stop))
+        .route(
+            "/apps/{name}/start",
+            axum::routing::post(routes::lifecycle::start),
+        )
+        .route(
+            "/apps/{name}/restart",
+            axum::routing::post(routes::lifecycle::restart),
+        )
         .route("/apps/{name}/rebase", axum::routing::post(routes::rebase::rebase))
         .route(
             "/apps/{name}/deploys",

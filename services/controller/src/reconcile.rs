@@ -193,6 +193,7 @@ impl Controller {
                     memory_bytes: p.memory_bytes,
                     state: InstanceRowState::Starting,
                     stop_requested: false,
+                    replace_requested: false,
                     address: None,
                     hostname: None,
                     restarts: 0,
@@ -259,7 +260,11 @@ impl Controller {
         let mut demands = Vec::new();
         for app in self.store.all_apps().await? {
             let release = self.store.latest_release(app.id).await?;
-            let formation = self.store.formation(app.id).await?;
+            let mut formation = self.store.formation(app.id).await?;
+            // A stopped app keeps its formation in the store but wants nothing running.
+            if self.store.app_stopped(app.id).await? {
+                formation.values_mut().for_each(|f| f.quantity = 0);
+            }
             let demand = AppDemand {
                 app: app.id,
                 release: release.as_ref().map(|r| r.id),
@@ -423,6 +428,7 @@ fn existing_of(instance: &Instance) -> Existing {
         memory_bytes: instance.memory_bytes,
         running: instance.state == InstanceRowState::Running,
         stopping: instance.stop_requested,
+        replace: instance.replace_requested,
     }
 }
 

@@ -13,7 +13,9 @@ async fn info(state: &ApiState, app: store::App) -> Result<AppInfo, ApiError> {
     let release = state.store.latest_release(app.id).await?.map(|r| r.version);
     let settings = state.store.router_settings(app.id).await?;
     let build_timeout = state.store.build_timeout_secs(app.id).await?;
+    let stopped = state.store.app_stopped(app.id).await?;
     Ok(AppInfo {
+        stopped,
         url: state.app_url(&app.name),
         name: app.name,
         release,

@@ -3,10 +3,12 @@
 pub mod accounts;
 pub mod apps;
 pub mod certificates;
+pub mod config;
 pub mod domains;
 pub mod formation;
 pub mod image_deploys;
 pub mod instances;
+pub mod lifecycle;
 pub mod rebase;
 pub mod releases;
 pub mod route_watch;

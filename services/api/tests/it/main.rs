@@ -5,6 +5,7 @@ mod accounts;
 mod apps;
 mod auth;
 mod certificates;
+mod config;
 mod domains;
 mod image_deploys;
 mod rebase;
@@ -38,6 +39,8 @@ pub struct Harness {
     pub images: image_store::ImageStore,
     /// Where the current stack is recorded (empty until a test records one).
     pub stacks_dir: std::path::PathBuf,
+    /// The controller's pass counter, held so that waits in the API see a live (if silent) controller.
+    _passes: watch::Sender<u64>,
     _dir: TempDir,
 }
 
@@ -69,6 +72,20 @@ impl Harness {
         let images = image_store::ImageStore::open(&dir.path().join("images")).unwrap();
         let (tx, events) = mpsc::unbounded_channel();
         let (routes, routes_rx) = watch::channel(Arc::new(RouteTable::default()));
+        // No controller runs here: a change that needs instances to start waits for passes that never
+        // come, and says so after the (short) rollout timeout.
+        let (passes, passes_rx) = watch::channel(0);
+        let lifecycle = controller::Lifecycle::new(
+            controller::DeployConfig {
+                domain: "berth.test".to_owned(),
+                router_port: 8080,
+                default_memory_bytes: DEFAULT_MEMORY,
+                rollout_timeout: Duration::from_millis(300),
+            },
+            store.clone(),
+            ControllerHandle::new(tx.clone()),
+            passes_rx,
+        );
         let state = api::ApiState {
             store: store.clone(),
             controller: ControllerHandle::new(tx),
@@ -81,6 +98,7 @@ impl Harness {
             images: images.clone(),
             stacks_dir: dir.path().join("stacks"),
             image_deploys: None,
+            lifecycle,
         };
         Self {
             router: api::router(state),
@@ -90,6 +108,7 @@ impl Harness {
             admin,
             images,
             stacks_dir: dir.path().join("stacks"),
+            _passes: passes,
             _dir: dir,
         }
     }

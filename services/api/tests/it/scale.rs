@@ -157,6 +157,7 @@ async fn instances_and_releases_are_listed() {
         memory_bytes: DEFAULT_MEMORY,
         state: InstanceRowState::Running,
         stop_requested,
+        replace_requested: false,
         address: Some("10.0.0.2:5000".parse().unwrap()),
         hostname: Some("web-1".to_owned()),
         restarts: 1,
@@ -179,6 +180,8 @@ async fn instances_and_releases_are_listed() {
     );
     assert_eq!(list[1]["address"], "10.0.0.2:5000");
     assert_eq!(list[1]["restarts"], 1);
+    assert_eq!(list[1]["node"], node.name.as_str());
+    assert_eq!(list[1]["memory_bytes"], DEFAULT_MEMORY);
 
     let reply = h.get("/v1/apps/shop/releases", &alice).await;
     let list = reply.body.as_array().unwrap();
