@@ -423,7 +423,11 @@ impl Rollout {
             if let Some(answer) = done(&instances) {
                 return Ok(answer);
             }
-            if tokio::time::timeout_at(deadline, passes.changed()).await.is_err() {
+            // Out of time, or the controller is gone (the server is stopping): nothing will change any more.
+            if !matches!(
+                tokio::time::timeout_at(deadline, passes.changed()).await,
+                Ok(Ok(()))
+            ) {
                 return Err(());
             }
         }

@@ -80,21 +80,52 @@ pub fn formation(formation: &[FormationInfo]) -> String {
         .join(", ")
 }
 
-pub fn instances(app: &str, instances: &[InstanceInfo]) -> String {
+/// `3d4h`, `2h5m`, `4m10s`, `9s`: the two largest units.
+pub fn duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s}s"),
+        (0, _, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
+/// `512M`, `1G`, `1.5G`.
+pub fn memory(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
+        format!("{}G", bytes >> 30)
+    } else if bytes >= 1 << 30 {
+        format!("{:.1}G", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{}M", bytes.div_ceil(MIB))
+    }
+}
+
+pub fn instances(app: &str, instances: &[InstanceInfo], now: chrono::DateTime<chrono::Utc>) -> String {
     if instances.is_empty() {
-        return format!("{app} has no instances. Start one with `berth scale web=1 -a {app}`.\n");
+        return format!(
+            "{app} has no instances. Start one with `berth scale web=1 -a {app}` \
+             (or `berth apps start {app}` if it is stopped).\n"
+        );
     }
     let mut rows = vec![header(&[
-        "INSTANCE", "STATE", "RELEASE", "ADDRESS", "RESTARTS", "HOSTNAME",
+        "INSTANCE", "STATE", "RELEASE", "NODE", "UPTIME", "RESTARTS", "MEMORY", "ADDRESS", "HOSTNAME",
     ])];
+    let dash = || "-".to_owned();
     for i in instances {
         rows.push(vec![
             i.name.clone(),
             i.state.as_str().to_owned(),
             i.release.to_string(),
-            i.address.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            i.node.clone().unwrap_or_else(dash),
+            duration((now - i.created_at).num_seconds()),
             i.restarts.to_string(),
-            i.hostname.clone().unwrap_or_else(|| "-".to_owned()),
+            i.memory_bytes.map_or_else(dash, memory),
+            i.address.map_or_else(dash, |a| a.to_string()),
+            i.hostname.clone().unwrap_or_else(dash),
         ]);
     }
     table(&rows)
@@ -194,20 +225,43 @@ mod tests {
             release: ReleaseVersion(3),
             hostname: Some(format!("shop-web-{index}")),
             address: address.map(|a| a.parse().unwrap()),
-            restarts: 0,
+            restarts: index - 1,
             created_at: app().created_at,
+            node: (index == 1).then(|| "node-1".to_owned()),
+            memory_bytes: Some(512 << 20),
         };
         let list = [
             instance(1, InstanceStateInfo::Running, Some("10.0.0.2:5000")),
             instance(2, InstanceStateInfo::Starting, None),
         ];
+        let now = app().created_at + chrono::Duration::seconds(3 * 3600 + 7 * 60 + 5);
         assert_eq!(
-            instances("shop", &list),
-            "INSTANCE  STATE     RELEASE  ADDRESS        RESTARTS  HOSTNAME\n\
-             web.1     running   v3       10.0.0.2:5000  0         shop-web-1\n\
-             web.2     starting  v3       -              0         shop-web-2\n"
+            instances("shop", &list, now),
+            "INSTANCE  STATE     RELEASE  NODE    UPTIME  RESTARTS  MEMORY  ADDRESS        HOSTNAME\n\
+             web.1     running   v3       node-1  3h7m    0         512M    10.0.0.2:5000  shop-web-1\n\
+             web.2     starting  v3       -       3h7m    1         512M    -              shop-web-2\n"
         );
-        assert!(instances("shop", &[]).contains("berth scale web=1 -a shop"));
+        assert!(instances("shop", &[], now).contains("berth scale web=1 -a shop"));
+        let durations = [
+            (0, "0s"),
+            (59, "59s"),
+            (61, "1m1s"),
+            (3600, "1h0m"),
+            (90_061, "1d1h"),
+            (-5, "0s"),
+        ];
+        for (seconds, want) in durations {
+            assert_eq!(duration(seconds), want, "{seconds}");
+        }
+        let sizes = [
+            (256 << 20, "256M"),
+            (1 << 30, "1G"),
+            (3 << 29, "1.5G"),
+            (1000, "1M"),
+        ];
+        for (bytes, want) in sizes {
+            assert_eq!(memory(bytes), want, "{bytes}");
+        }
     }
 
     fn app() -> AppInfo {
