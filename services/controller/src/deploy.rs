@@ -366,8 +366,10 @@ impl Rollout {
         format!("http://{}.{}{port}", app.name, self.config.domain)
     }
 
-    /// Waits until `wanted` instances of `release` run. A crash of a new instance ends the wait early: the
-    /// previous release's instances keep serving (the scheduler stops them only once the new ones run).
+    /// Waits until `wanted` instances of `release` run and every other instance of the app is on its way out
+    /// (out of the route table), so that the answer means the release serves every request. A crash of a new
+    /// instance ends the wait early: the previous release's instances keep serving (the scheduler stops
+    /// them only once the new ones run).
     pub(crate) async fn wait_for_rollout(&self, release: &Release, wanted: u32) -> Result<(), String> {
         self.wait_until(
             |instances| {
@@ -379,7 +381,10 @@ impl Rollout {
                     .iter()
                     .filter(|i| i.state == InstanceRowState::Running)
                     .count() as u32;
-                if running >= wanted {
+                let others_leaving = instances
+                    .iter()
+                    .all(|i| i.stop_requested || (i.release == release.id && !i.replace_requested));
+                if running >= wanted && others_leaving {
                     return Some(Ok(()));
                 }
                 if let Some(crashed) = new.iter().find(|i| i.state == InstanceRowState::Crashed) {
@@ -421,6 +426,9 @@ impl Rollout {
                 }
             };
             if let Some(answer) = done(&instances) {
+                // What was read may be a pass's writes before that pass published its route table: one more
+                // pass makes sure routers have what the answer claims (bounded by the same deadline).
+                let _ = tokio::time::timeout_at(deadline, passes.changed()).await;
                 return Ok(answer);
             }
             // Out of time, or the controller is gone (the server is stopping): nothing will change any more.

@@ -63,8 +63,10 @@ pub fn app_info(app: &AppInfo, git_url: &str) -> String {
         .map_or_else(|| "default (900 s)".to_owned(), |s| format!("{s} s"));
     format!(
         "=== {name}\nURL:         {url}\nGit remote:  {git_url}\nRelease:     {release}\nCreated:     {created}\n\
+         Stopped:     {stopped}\n\
          HTTPS redirect:      {redirect}\nFirst-byte timeout:  {timeout}\nBuild timeout:       {build_timeout}\n",
         name = app.name,
+        stopped = if app.stopped { "yes (`berth apps start` runs it again)" } else { "no" },
         url = app.url,
         created = app.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
         redirect = if app.redirect_https { "on" } else { "off" },
