@@ -258,11 +258,12 @@ impl Controller {
         releases: &mut HashMap<ReleaseId, Release>,
     ) -> Result<Vec<AppDemand>, StoreError> {
         let mut demands = Vec::new();
+        let stopped = self.store.stopped_apps().await?;
         for app in self.store.all_apps().await? {
             let release = self.store.latest_release(app.id).await?;
             let mut formation = self.store.formation(app.id).await?;
             // A stopped app keeps its formation in the store but wants nothing running.
-            if self.store.app_stopped(app.id).await? {
+            if stopped.contains(&app.id) {
                 formation.values_mut().for_each(|f| f.quantity = 0);
             }
             let demand = AppDemand {

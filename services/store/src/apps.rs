@@ -172,6 +172,14 @@ impl Store {
         Ok(stopped.unwrap_or(false))
     }
 
+    /// Every stopped app (for the controller's plan, once a pass).
+    pub async fn stopped_apps(&self) -> Result<std::collections::HashSet<AppId>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM apps WHERE stopped = 1")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| rows::parsed(row, "id")).collect()
+    }
+
     pub async fn set_app_stopped(&self, id: AppId, stopped: bool) -> Result<(), StoreError> {
         sqlx::query("UPDATE apps SET stopped = ? WHERE id = ?")
             .bind(stopped)

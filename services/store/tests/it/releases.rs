@@ -139,6 +139,7 @@ async fn kinds_pending_config_and_stopped_apps() {
     assert!(!store.app_stopped(shop.id).await.unwrap());
     store.set_app_stopped(shop.id, true).await.unwrap();
     assert!(store.app_stopped(shop.id).await.unwrap());
+    assert_eq!(store.stopped_apps().await.unwrap(), [shop.id].into());
     store.set_app_stopped(shop.id, false).await.unwrap();
     assert!(!store.app_stopped(shop.id).await.unwrap());
 }
