@@ -348,3 +348,79 @@ impl Lifecycle {
         Ok(outcome.map(|()| format!("Restarted {marked} instance(s) of {}", app.name)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changes(pairs: &[(&str, Option<&str>)]) -> BTreeMap<String, Option<String>> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+            .collect()
+    }
+
+    #[test]
+    fn descriptions_name_variables_never_values() {
+        let cases = [
+            (changes(&[("B", Some("secret")), ("A", Some("x"))]), "Set A, B"),
+            (changes(&[("A", None)]), "Unset A"),
+            (changes(&[("A", Some("secret")), ("B", None)]), "Set A; unset B"),
+            (changes(&[]), "Change no config vars"),
+        ];
+        for (change, want) in cases {
+            let got = config_change_description(&change);
+            assert_eq!(got, want);
+            assert!(!got.contains("secret"));
+        }
+    }
+
+    #[test]
+    fn changes_apply_over_the_current_config() {
+        let current = BTreeMap::from([
+            ("KEEP".to_owned(), "1".to_owned()),
+            ("DROP".to_owned(), "2".to_owned()),
+            ("EDIT".to_owned(), "3".to_owned()),
+        ]);
+        let after = apply_config_changes(
+            current,
+            &changes(&[
+                ("DROP", None),
+                ("EDIT", Some("three")),
+                ("NEW", Some("")),
+                ("ABSENT", None),
+            ]),
+        );
+        assert_eq!(
+            after,
+            BTreeMap::from([
+                ("EDIT".to_owned(), "three".to_owned()),
+                ("KEEP".to_owned(), "1".to_owned()),
+                ("NEW".to_owned(), String::new()),
+            ])
+        );
+    }
+
+    #[test]
+    fn restart_targets() {
+        let web = ProcessType::web();
+        let cases = [
+            ("web", Some(RestartTarget::Type(web.clone()))),
+            ("web.1", Some(RestartTarget::One(web.clone(), 1))),
+            (
+                "worker.12",
+                Some(RestartTarget::One(ProcessType::new("worker").unwrap(), 12)),
+            ),
+            ("web.0", None),
+            ("web.", None),
+            ("web.x", None),
+            (".1", None),
+            ("", None),
+            ("Web!", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(RestartTarget::parse(text), want, "{text}");
+        }
+        assert_eq!(RestartTarget::One(web, 2).to_string(), "web.2");
+    }
+}
