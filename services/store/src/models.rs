@@ -84,7 +84,7 @@ impl std::fmt::Debug for StoredCertificate {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct NewRelease {
     pub app: AppId,
     /// `sha256:...` of the image manifest in the image store.
@@ -143,7 +143,7 @@ impl std::fmt::Display for ReleaseKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Release {
     pub id: ReleaseId,
     pub app: AppId,
@@ -155,6 +155,45 @@ pub struct Release {
     pub description: String,
     pub created_by: AccountId,
     pub created_at: DateTime<Utc>,
+}
+
+/// Config values may be secrets: `Debug` shows their names only.
+struct ConfigNames<'a>(&'a BTreeMap<String, String>);
+
+impl std::fmt::Debug for ConfigNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl std::fmt::Debug for NewRelease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewRelease")
+            .field("app", &self.app)
+            .field("image_digest", &self.image_digest)
+            .field("processes", &self.processes)
+            .field("config", &ConfigNames(&self.config))
+            .field("description", &self.description)
+            .field("created_by", &self.created_by)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Release")
+            .field("id", &self.id)
+            .field("app", &self.app)
+            .field("version", &self.version)
+            .field("kind", &self.kind)
+            .field("image_digest", &self.image_digest)
+            .field("processes", &self.processes)
+            .field("config", &ConfigNames(&self.config))
+            .field("description", &self.description)
+            .field("created_by", &self.created_by)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -94,7 +94,7 @@ pub async fn change_config(
     app: &AppName,
     changes: BTreeMap<String, Option<String>>,
 ) -> anyhow::Result<()> {
-    let names: Vec<&str> = changes.keys().map(String::as_str).collect();
+    let names = changes.keys().cloned().collect::<Vec<_>>().join(", ");
     let verb = if changes.values().all(Option::is_some) {
         "Set"
     } else if changes.values().all(Option::is_none) {
@@ -102,9 +102,9 @@ pub async fn change_config(
     } else {
         "Changed"
     };
-    println!("{verb} {} on {app}; restarting...", names.join(", "));
     let path = format!("/v1/apps/{app}/config");
     let updated: ConfigUpdated = client.send(Method::PATCH, &path, &ConfigUpdate(changes)).await?;
+    println!("{verb} {names} on {app}.");
     match &updated.rollout {
         Some(rollout) => rolled(rollout),
         None => {

@@ -143,3 +143,15 @@ async fn kinds_pending_config_and_stopped_apps() {
     store.set_app_stopped(shop.id, false).await.unwrap();
     assert!(!store.app_stopped(shop.id).await.unwrap());
 }
+
+#[tokio::test]
+async fn debug_output_names_config_vars_without_values() {
+    let (store, _dir) = temp_store().await;
+    let (alice, _) = account(&store, "alice").await;
+    let shop = app(&store, &alice, "shop").await;
+    // The helper's release has GREETING = "hi".
+    let v1 = release(&store, &shop, &alice, &["web"]).await;
+    let text = format!("{v1:?}");
+    assert!(text.contains("GREETING"), "{text}");
+    assert!(!text.contains("\"hi\""), "{text}");
+}
