@@ -66,7 +66,7 @@ impl BuilderConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct BuildRequest {
     pub app: AppName,
     /// The checked-out tree to build (a `.git` inside it is left out of the image).
@@ -79,6 +79,23 @@ pub struct BuildRequest {
     /// The app's account's host id range: build steps run as root of a user namespace mapped onto it (what
     /// they write keeps container uids on disk). `None`: as host root.
     pub id_range: Option<IdRange>,
+    /// The app's config vars: `BUILDPACK_URL` picks a classic buildpack, and classic buildpacks see them all
+    /// as files in their `ENV_DIR`. The built-in buildpacks do not use them (nor put them in the image).
+    pub config_vars: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for BuildRequest {
+    /// Config var names only: values may be secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuildRequest")
+            .field("app", &self.app)
+            .field("source_dir", &self.source_dir)
+            .field("tag", &self.tag)
+            .field("timeout", &self.timeout)
+            .field("id_range", &self.id_range)
+            .field("config_vars", &self.config_vars.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,10 +159,10 @@ impl Builder {
             }
         };
 
-        // Buildpacks the app names (`.buildpacks`; `BUILDPACK_URL` once apps have config vars) replace
-        // detection, as on Heroku. (A Dockerfile build is chosen by the caller before this; see `detect`.)
+        // Buildpacks the app names (its `BUILDPACK_URL` config var, else `.buildpacks`) replace detection, as
+        // on Heroku. (A Dockerfile build is chosen by the caller before this; see `detect`.)
         let src = &req.source_dir;
-        let config_vars = BTreeMap::new();
+        let config_vars = req.config_vars.clone();
         if let Some(buildpacks) = classic::requested_buildpacks(src, &config_vars, cfg.buildpack_sources)? {
             return self
                 .build_classic(&req, buildpacks, config_vars, sandbox, &log)

@@ -75,6 +75,9 @@ pub struct AppInfo {
     /// Seconds a stopping instance gets between SIGTERM and SIGKILL; `None` is the platform's default (30).
     #[serde(default)]
     pub stop_grace: Option<u32>,
+    /// Stopped with `berth apps stop`: the formation is kept but nothing runs.
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 /// `PATCH /v1/apps/{name}`: the router settings to change; fields left out keep their value.
@@ -182,6 +185,12 @@ pub struct InstanceInfo {
     pub address: Option<SocketAddr>,
     pub restarts: u32,
     pub created_at: DateTime<Utc>,
+    /// The name of the node it runs on.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Its memory limit.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
     /// Why and when it last ended, if it ever did.
     #[serde(default)]
     pub last_exit: Option<InstanceExitInfo>,
@@ -195,10 +204,42 @@ pub struct InstanceExitInfo {
     pub at: DateTime<Utc>,
 }
 
+/// What made a release.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseKindInfo {
+    /// A git push, built.
+    #[default]
+    Build,
+    /// Config vars changed.
+    Config,
+    /// An earlier release again.
+    Rollback,
+    /// Moved onto a newer stack.
+    Rebase,
+    /// An existing image deployed.
+    Image,
+}
+
+impl ReleaseKindInfo {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Build => "build",
+            Self::Config => "config",
+            Self::Rollback => "rollback",
+            Self::Rebase => "rebase",
+            Self::Image => "image",
+        }
+    }
+}
+
 /// One release of an app. Config values are not shown (they may be secrets), only their names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseInfo {
     pub version: ReleaseVersion,
+    /// What made it (older servers did not say: a build).
+    #[serde(default)]
+    pub kind: ReleaseKindInfo,
     pub description: String,
     /// `sha256:...` of the image manifest.
     pub image_digest: String,
@@ -208,6 +249,105 @@ pub struct ReleaseInfo {
     /// The account that made it, if it still exists.
     pub created_by: Option<AccountName>,
     pub created_at: DateTime<Utc>,
+}
+
+/// `GET /v1/apps/{name}/releases/{version}` (the app's owner): one release with its config values.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseDetail {
+    #[serde(flatten)]
+    pub info: ReleaseInfo,
+    pub config: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ReleaseDetail {
+    /// Config names only: values may be secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReleaseDetail")
+            .field("info", &self.info)
+            .field("config", &self.config.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// An app's config vars (`GET /v1/apps/{name}/config`, the app's owner): name → value.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConfigVars(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for ConfigVars {
+    /// Names only: values may be secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+/// `PATCH /v1/apps/{name}/config`: name → new value, or `null` to unset. Names not listed keep their value.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ConfigUpdate(pub BTreeMap<String, Option<String>>);
+
+impl std::fmt::Debug for ConfigUpdate {
+    /// Names only: values may be secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+/// Limits on config vars: a name's length, a value's size, how many an app has and their total size.
+pub const CONFIG_NAME_MAX_CHARS: usize = 256;
+pub const CONFIG_VALUE_MAX_BYTES: usize = 32 * 1024;
+pub const CONFIG_MAX_VARS: usize = 500;
+pub const CONFIG_TOTAL_MAX_BYTES: usize = 64 * 1024;
+
+/// Whether a deploy-like change (config change, rollback, start, restart) serves yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutInfo {
+    /// The release the change made, if it made one.
+    pub release: Option<ReleaseVersion>,
+    /// True once the change serves (or nothing needed to start).
+    pub deployed: bool,
+    /// What happened, for people: "v5 deployed to http://...", or why it does not serve yet.
+    pub message: String,
+}
+
+/// The answer to `PATCH /v1/apps/{name}/config` (`Debug` shows names only, through [`ConfigVars`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigUpdated {
+    pub config: ConfigVars,
+    /// `None` when the app had no release yet: the config waits for its first deploy.
+    pub rollout: Option<RolloutInfo>,
+}
+
+/// `POST /v1/apps/{name}/rollback`: the release to roll back to; `null` or absent is the one before the
+/// latest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    #[serde(default)]
+    pub version: Option<ReleaseVersion>,
+}
+
+/// The answer to `POST /v1/apps/{name}/rollback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackInfo {
+    /// The release whose image, processes and config the new release has.
+    pub to: ReleaseVersion,
+    pub rollout: RolloutInfo,
+}
+
+/// `POST /v1/apps/{name}/restart`: which instances to replace with fresh ones: `web.1`, `web`, or all when
+/// absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartRequest {
+    #[serde(default)]
+    pub instance: Option<String>,
+}
+
+/// The answer to `POST /v1/apps/{name}/stop`, `/start` and `/restart`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleInfo {
+    /// True once done (instances stopped, started or replaced).
+    pub done: bool,
+    pub message: String,
 }
 
 /// The answer to `POST /v1/apps/{name}/rebase`.
@@ -449,6 +589,29 @@ mod tests {
         );
         assert_eq!(serde_json::to_string(&AppUpdate::default()).unwrap(), "{}");
         assert!(serde_json::from_str::<AppUpdate>(r#"{"first_byte_timeout": "90"}"#).is_err());
+    }
+
+    #[test]
+    fn config_updates_tell_unset_from_set() {
+        let update: ConfigUpdate = serde_json::from_str(r#"{"A": "1\nx", "B": null}"#).unwrap();
+        assert_eq!(
+            update.0,
+            BTreeMap::from([("A".to_owned(), Some("1\nx".to_owned())), ("B".to_owned(), None)])
+        );
+        assert_eq!(format!("{update:?}"), r#"["A", "B"]"#);
+        let vars = ConfigVars(BTreeMap::from([("TOKEN".to_owned(), "hunter2".to_owned())]));
+        assert!(!format!("{vars:?}").contains("hunter2"));
+        let rollback: RollbackRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(rollback.version, None);
+        let rollback: RollbackRequest = serde_json::from_str(r#"{"version": 2}"#).unwrap();
+        assert_eq!(rollback.version, Some(ReleaseVersion(2)));
+        // Releases listed by an older server have no kind: builds.
+        let info: ReleaseInfo = serde_json::from_str(
+            r#"{"version":1,"description":"Deploy x","image_digest":"sha256:a","processes":{},
+                "config_keys":[],"created_by":null,"created_at":"2026-11-30T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(info.kind, ReleaseKindInfo::Build);
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub enum ApiError {
     AppNotFound { name: String },
     #[error("app {app:?} has no domain {domain:?}")]
     DomainNotFound { app: String, domain: String },
+    #[error("app {app:?} has no release {version:?}")]
+    ReleaseNotFound { app: String, version: String },
+    #[error(transparent)]
+    Lifecycle(controller::LifecycleError),
     #[error("app {app:?} has no certificate {id:?}")]
     CertificateNotFound { app: String, id: String },
     #[error(transparent)]
@@ -61,6 +65,12 @@ impl From<controller::RebaseError> for ApiError {
     }
 }
 
+impl From<controller::LifecycleError> for ApiError {
+    fn from(err: controller::LifecycleError) -> Self {
+        Self::Lifecycle(err)
+    }
+}
+
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -69,6 +79,7 @@ impl ApiError {
             Self::AppNotFound { .. }
             | Self::DomainNotFound { .. }
             | Self::CertificateNotFound { .. }
+            | Self::ReleaseNotFound { .. }
             | Self::NoRoute { .. } => StatusCode::NOT_FOUND,
             Self::InvalidName(_) | Self::Invalid(_) | Self::BadCertificate(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -76,7 +87,8 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::BadBody { status, .. } => *status,
             Self::Rebase(e) if e.is_client_error() => StatusCode::CONFLICT,
-            Self::Store(_) | Self::DeleteRepo(_) | Self::Rebase(_) | Self::Logs(_) => {
+            Self::Lifecycle(controller::LifecycleError::Refused(_)) => StatusCode::CONFLICT,
+            Self::Store(_) | Self::DeleteRepo(_) | Self::Rebase(_) | Self::Logs(_) | Self::Lifecycle(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         }

@@ -1,6 +1,7 @@
 //! The public HTTP API (axum, JSON): whoami, accounts (admin only), apps, custom domains, TLS certificates,
-//! formation (scaling), instances, releases, rebases onto the current stack, the route table's watch stream for routers (admin only), and the
-//! formation (scaling), instances, releases, logs (followed live), events, deploys of existing images, the route table's watch stream for routers (admin only), and the
+//! formation (scaling), instances, releases, config vars, rollbacks, stopping/starting/restarting apps,
+//! logs (followed live), events, rebases onto the current stack, deploys of existing images, the route
+//! table's watch stream for routers (admin only), and the
 //! OCI distribution pull API (`/v2/...`) for apps' images, in the registry clients' own auth and errors. Every
 //! `/v1` route authenticates the caller by bearer token, and an app another account owns is answered exactly
 //! like an app that does not exist (404), so tenants cannot even learn each other's app names beyond "taken"
@@ -56,6 +57,8 @@ pub struct ApiState {
     pub image_deploys: Option<controller::ImageDeploys>,
     /// The apps' logs (`GET /v1/apps/{name}/logs`).
     pub logs: app_logs::AppLogs,
+    /// Config changes, rollbacks, stop/start and restarts.
+    pub lifecycle: controller::Lifecycle,
 }
 
 impl ApiState {
@@ -104,6 +107,24 @@ pub fn router(state: ApiState) -> Router {
         .route("/apps/{name}/releases", get(routes::releases::list))
         .route("/apps/{name}/logs", get(routes::logs::show))
         .route("/apps/{name}/events", get(routes::events::list))
+        .route("/apps/{name}/releases/{version}", get(routes::releases::show))
+        .route(
+            "/apps/{name}/config",
+            get(routes::config::show).patch(routes::config::update),
+        )
+        .route(
+            "/apps/{name}/rollback",
+            axum::routing::post(routes::lifecycle::rollback),
+        )
+        .route("/apps/{name}/stop", axum::routing::post(routes::lifecycle::stop))
+        .route(
+            "/apps/{name}/start",
+            axum::routing::post(routes::lifecycle::start),
+        )
+        .route(
+            "/apps/{name}/restart",
+            axum::routing::post(routes::lifecycle::restart),
+        )
         .route("/apps/{name}/rebase", axum::routing::post(routes::rebase::rebase))
         .route(
             "/apps/{name}/deploys",

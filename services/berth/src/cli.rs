@@ -7,6 +7,7 @@
 mod client;
 mod image_deploy;
 mod images;
+mod lifecycle;
 mod logs;
 mod output;
 
@@ -84,16 +85,46 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// List an app's instances.
+    /// List an app's instances, or restart them (`berth ps restart [web.1] -a NAME`).
     Ps {
+        #[command(subcommand)]
+        command: Option<PsCommand>,
         /// The app.
-        #[arg(short, long)]
-        app: String,
+        #[arg(short, long, global = true)]
+        app: Option<String>,
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// List an app's releases, newest first.
+    /// List an app's releases, newest first, or show one (`berth releases info v3 -a NAME`).
     Releases {
+        #[command(subcommand)]
+        command: Option<ReleasesCommand>,
+        /// The app.
+        #[arg(short, long, global = true)]
+        app: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Show an app's config vars as KEY=VALUE lines, or change them (`berth config set K=V -a NAME`). Each
+    /// change makes a new release and restarts the app with it.
+    Config {
+        #[command(subcommand)]
+        command: Option<ConfigCommand>,
+        /// The app.
+        #[arg(short, long, global = true)]
+        app: Option<String>,
+        /// Print them as a JSON object instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Make a new release with an earlier release's image, processes and config, and deploy it
+    /// (default: the release before the current one).
+    Rollback {
+        /// The release to go back to, such as v3.
+        #[arg(value_name = "vN", value_parser = lifecycle::parse_version)]
+        version: Option<vocabulary::ReleaseVersion>,
         /// The app.
         #[arg(short, long)]
         app: String,
@@ -210,6 +241,10 @@ pub enum AppsCommand {
     Delete { name: String },
     /// Show one app.
     Info { name: String },
+    /// Stop every instance of an app; its formation is kept for `berth apps start`.
+    Stop { name: String },
+    /// Run a stopped app's formation again.
+    Start { name: String },
     /// Change how routers serve an app (`berth apps update NAME ...` or `berth apps update -a NAME ...`).
     Update {
         #[arg(required_unless_present = "app", conflicts_with = "app")]
@@ -269,6 +304,42 @@ fn parse_on_off(arg: &str) -> Result<bool, String> {
         "off" | "false" | "no" => Ok(false),
         _ => Err(format!("expected on or off, got {arg:?}")),
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PsCommand {
+    /// Replace instances with fresh ones of the same release: one (`web.1`), a process type (`web`) or all.
+    /// Each fresh instance starts before the one it replaces stops.
+    Restart {
+        /// `web.1` or `web` (default: every instance).
+        instance: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleasesCommand {
+    /// Show one release: kind, image, processes and config vars.
+    Info {
+        /// The release, such as v3.
+        #[arg(value_name = "vN", value_parser = lifecycle::parse_version)]
+        version: vocabulary::ReleaseVersion,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Set config vars: `berth config set GREETING=hello LEVEL=3 -a NAME` (one new release).
+    Set {
+        #[arg(required = true, value_name = "NAME=VALUE", value_parser = lifecycle::parse_assignment)]
+        assignments: Vec<(String, String)>,
+    },
+    /// Remove config vars: `berth config unset GREETING -a NAME` (one new release).
+    Unset {
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Print one config var's value exactly as set.
+    Get { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -464,6 +535,12 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                     let app: AppInfo = client.get(&format!("/v1/apps/{}", app_name(&name)?)).await?;
                     print!("{}", output::app_info(&app, &client.git_url(app.name.as_str())));
                 }
+                Some(AppsCommand::Stop { name }) => {
+                    lifecycle::act(&client, &app_name(&name)?, "stop", None).await?;
+                }
+                Some(AppsCommand::Start { name }) => {
+                    lifecycle::act(&client, &app_name(&name)?, "start", None).await?;
+                }
             }
         }
         ClientCommand::Scale { changes, app, api } => {
@@ -473,19 +550,60 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
             let formation: Vec<FormationInfo> = client.send(Method::PATCH, &path, &request).await?;
             println!("Scaled {app}: {}", output::formation(&formation));
         }
-        ClientCommand::Ps { app, api } => {
+        ClientCommand::Ps { command, app, api } => {
+            let app = required_app(app)?;
             let client = Client::new(&api.api, api.token()?)?;
-            let instances: Vec<InstanceInfo> = client
-                .get(&format!("/v1/apps/{}/instances", app_name(&app)?))
-                .await?;
-            print!("{}", output::instances(&app, &instances));
+            match command {
+                None => {
+                    let instances: Vec<InstanceInfo> =
+                        client.get(&format!("/v1/apps/{app}/instances")).await?;
+                    print!(
+                        "{}",
+                        output::instances(app.as_str(), &instances, chrono::Utc::now())
+                    );
+                }
+                Some(PsCommand::Restart { instance }) => {
+                    lifecycle::act(&client, &app, "restart", instance).await?;
+                }
+            }
         }
-        ClientCommand::Releases { app, api } => {
+        ClientCommand::Releases { command, app, api } => {
+            let app = required_app(app)?;
             let client = Client::new(&api.api, api.token()?)?;
-            let releases: Vec<ReleaseInfo> = client
-                .get(&format!("/v1/apps/{}/releases", app_name(&app)?))
-                .await?;
-            print!("{}", output::releases(&app, &releases));
+            match command {
+                None => {
+                    let releases: Vec<ReleaseInfo> = client.get(&format!("/v1/apps/{app}/releases")).await?;
+                    print!("{}", output::releases(app.as_str(), &releases));
+                }
+                Some(ReleasesCommand::Info { version }) => {
+                    lifecycle::release_info(&client, &app, version).await?;
+                }
+            }
+        }
+        ClientCommand::Config {
+            command,
+            app,
+            json,
+            api,
+        } => {
+            let app = required_app(app)?;
+            let client = Client::new(&api.api, api.token()?)?;
+            match command {
+                None => lifecycle::show_config(&client, &app, json).await?,
+                Some(ConfigCommand::Get { name }) => lifecycle::get_config(&client, &app, &name).await?,
+                Some(ConfigCommand::Set { assignments }) => {
+                    let changes = assignments.into_iter().map(|(k, v)| (k, Some(v))).collect();
+                    lifecycle::change_config(&client, &app, changes).await?;
+                }
+                Some(ConfigCommand::Unset { names }) => {
+                    let changes = names.into_iter().map(|k| (k, None)).collect();
+                    lifecycle::change_config(&client, &app, changes).await?;
+                }
+            }
+        }
+        ClientCommand::Rollback { version, app, api } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            lifecycle::rollback(&client, &app_name(&app)?, version).await?;
         }
         ClientCommand::Rebase { app, api } => rebase(&app, &api).await?,
         ClientCommand::Logs {

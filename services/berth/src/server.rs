@@ -575,6 +575,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         controller_handle.clone(),
         passes,
     );
+    let lifecycle = deployments.lifecycle();
     let image_deploys = deployments.image_deploys(
         controller::ImageDeployConfig {
             skopeo: PathBuf::from("skopeo"),
@@ -621,6 +622,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         stacks_dir: layout.stacks.clone(),
         image_deploys: Some(image_deploys),
         logs: logs.clone(),
+        lifecycle,
     })
     .merge(git_receive::routes(git));
     tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");

@@ -12,10 +12,11 @@ use std::path::Path;
 use buildpacks::{BuildRequest, Builder};
 use dockerfile::{DockerfileBuilder, DockerfileRequest};
 use git_receive::{DeployRequest, Deployer};
-use store::{EventKind, InstanceRowState, NewRelease, Release, Store};
+use store::{EventKind, InstanceRowState, NewRelease, Release, ReleaseKind, Store, StoreError};
 use tokio::sync::{mpsc, watch};
-use vocabulary::{IdRange, ProcessType};
+use vocabulary::{AppId, IdRange, ProcessType, ReleaseVersion};
 
+use crate::lifecycle::LifecycleError;
 use crate::reconcile::error_chain;
 use crate::{ControllerHandle, Event};
 
@@ -65,9 +66,15 @@ impl Deployments {
                     store,
                     controller,
                     passes,
+                    releasing: Arc::default(),
                 },
             }),
         }
+    }
+
+    /// Config changes, rollbacks, stop/start and restarts, rolled out like pushes.
+    pub fn lifecycle(&self) -> crate::lifecycle::Lifecycle {
+        crate::lifecycle::Lifecycle::from_rollout(self.inner.rollout.clone())
     }
 
     /// Deploys of existing images (`berth deploy --image`), rolled out like pushes.
@@ -191,7 +198,11 @@ impl Inner {
             .map(|secs| Duration::from_secs(u64::from(secs)));
         // Builds run in the user namespace of the app's account (its owner, not whoever pushed).
         let id_range = self.rollout.store.id_range(app.owner).await.map_err(internal)?;
-        let build = if builds_with_dockerfile(&req.source_dir) {
+        // The app's current config: classic buildpacks see it (and `BUILDPACK_URL` picks one); a Dockerfile
+        // build does not (like Heroku, config vars never reach `RUN`), unless BUILDPACK_URL forces buildpacks.
+        let config_vars = self.rollout.current_config(app.id).await.map_err(internal)?;
+        let forced = config_vars.contains_key(buildpacks::classic::BUILDPACK_URL_VAR);
+        let build = if !forced && builds_with_dockerfile(&req.source_dir) {
             self.build_dockerfile(app.name.clone(), id_range, &req.source_dir, tag, timeout, &log)
                 .await
         } else {
@@ -204,6 +215,7 @@ impl Inner {
                         tag,
                         timeout,
                         id_range,
+                        config_vars,
                     },
                     log.clone(),
                 )
@@ -231,22 +243,49 @@ impl Inner {
         };
 
         self.rollout
-            .release(app, &req.account, build, format!("Deploy {short_commit}"), &log)
+            .release(
+                app,
+                &req.account,
+                build,
+                (ReleaseKind::Build, format!("Deploy {short_commit}")),
+                &log,
+            )
             .await
     }
 }
 
 /// What every kind of deploy does once it has an image: create the release, scale web to 1 on the first
-/// deploy, tell the controller, and wait until the release serves. Shared by git pushes and image deploys.
+/// deploy, tell the controller, and wait until the release serves. Shared by git pushes, image deploys, config
+/// changes, rollbacks and restarts.
 #[derive(Clone)]
 pub(crate) struct Rollout {
-    config: DeployConfig,
-    store: Store,
-    controller: ControllerHandle,
-    passes: watch::Receiver<u64>,
+    pub(crate) config: DeployConfig,
+    pub(crate) store: Store,
+    pub(crate) controller: ControllerHandle,
+    pub(crate) passes: watch::Receiver<u64>,
+    /// Held while a release is made from the latest one (its config read, the new one written), so that two
+    /// changes at once (a push and a `config set`, two `config set`s) cannot each miss the other's.
+    pub(crate) releasing: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// What a release that was rolled out came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolledOut {
+    /// The new release; `None` when it could not be made.
+    pub release: Option<ReleaseVersion>,
+    /// The summary for the person who asked, or why the release does not serve (yet).
+    pub outcome: Result<String, String>,
 }
 
 impl Rollout {
+    /// The config vars the app has now: its latest release's, or those set before its first.
+    pub(crate) async fn current_config(&self, app: AppId) -> Result<BTreeMap<String, String>, StoreError> {
+        match self.store.latest_release(app).await? {
+            Some(release) => Ok(release.config),
+            None => self.store.pending_config(app).await,
+        }
+    }
+
     /// Creates the release of `build` for `app` (keeping the previous release's config) and rolls it out;
     /// returns the summary for the person deploying.
     pub(crate) async fn release(
@@ -254,33 +293,81 @@ impl Rollout {
         app: &store::App,
         account: &store::Account,
         build: Built,
-        description: String,
+        (kind, description): (ReleaseKind, String),
         log: &mpsc::Sender<String>,
     ) -> Result<String, String> {
-        let previous = self.store.latest_release(app.id).await.map_err(internal)?;
-        let release = self
-            .store
-            .create_release(NewRelease {
-                app: app.id,
-                image_digest: build.image_digest.clone(),
-                processes: build.processes.clone(),
-                config: previous.map(|r| r.config).unwrap_or_default(),
-                description,
-                created_by: account.id,
-            })
-            .await
-            .map_err(internal)?;
+        let made = {
+            let _releasing = self.releasing.lock().await;
+            let previous = self.store.latest_release(app.id).await.map_err(internal)?;
+            self.store
+                .create_release_of_kind(
+                    NewRelease {
+                        app: app.id,
+                        image_digest: build.image_digest.clone(),
+                        processes: build.processes.clone(),
+                        config: previous.map(|r| r.config).unwrap_or_default(),
+                        description,
+                        created_by: account.id,
+                    },
+                    kind,
+                )
+                .await
+                .map_err(internal)?
+        };
+        self.roll_out(app, made, log).await
+    }
+
+    /// Makes a release from the app's latest one (`make` gets it and returns the new release's fields, or
+    /// refuses with a message for the person asking), then rolls it out like a deploy.
+    pub(crate) async fn release_from_latest(
+        &self,
+        app: &store::App,
+        kind: ReleaseKind,
+        make: impl FnOnce(Release) -> NewRelease,
+    ) -> Result<RolledOut, LifecycleError> {
+        let made = {
+            let _releasing = self.releasing.lock().await;
+            let latest = self
+                .store
+                .latest_release(app.id)
+                .await?
+                .ok_or_else(|| LifecycleError::no_release(app))?;
+            self.store.create_release_of_kind(make(latest), kind).await?
+        };
+        let version = made.version;
+        let (log, mut lines) = mpsc::channel(16);
+        // Nobody streams these lines (the API answers once); drain them so sending never waits.
+        tokio::spawn(async move { while lines.recv().await.is_some() {} });
+        let outcome = self.roll_out(app, made, &log).await;
+        Ok(RolledOut {
+            release: Some(version),
+            outcome,
+        })
+    }
+
+    /// Scales web to 1 on the app's first release, tells the controller, and waits until `release` serves.
+    async fn roll_out(
+        &self,
+        app: &store::App,
+        release: Release,
+        log: &mpsc::Sender<String>,
+    ) -> Result<String, String> {
         say(log, format!("-----> Released {}", release.version)).await;
-        let actor = account.name.as_str();
+        // Events name who made the release (a push, a config change, a rollback).
+        let actor = match self.store.account(release.created_by).await {
+            Ok(Some(account)) => account.name.to_string(),
+            _ => store::Event::BERTH.to_owned(),
+        };
+        let actor = actor.as_str();
         let description = format!("Deploying {} ({})", release.version, release.description);
-        record(
-            &self.store,
-            app.id,
-            EventKind::ReleaseCreated,
-            &description,
-            actor,
-        )
-        .await;
+        // A config change or a rollback is its own kind of event (its description names what changed: config
+        // var names, never values); anything else is a release being deployed.
+        let kind = match release.kind {
+            ReleaseKind::Config => EventKind::ConfigChanged,
+            ReleaseKind::Rollback => EventKind::Rollback,
+            ReleaseKind::Build | ReleaseKind::Rebase | ReleaseKind::Image => EventKind::ReleaseCreated,
+        };
+        record(&self.store, app.id, kind, &description, actor).await;
 
         // Like Heroku: the first deploy of an app with a web process scales web to 1.
         let web = ProcessType::web();
@@ -294,6 +381,12 @@ impl Rollout {
         }
         self.controller.notify(Event::ReleaseCreated(app.id));
 
+        if self.store.app_stopped(app.id).await.map_err(internal)? {
+            return Ok(format!(
+                "{} released; the app is stopped: run `berth apps start {}` to run it",
+                release.version, app.name
+            ));
+        }
         let wanted: u32 = formation
             .iter()
             .filter(|(t, _)| release.processes.contains_key(*t))
@@ -317,48 +410,90 @@ impl Rollout {
         }
         let description = format!("{} deployed", release.version);
         record(&self.store, app.id, EventKind::Deployed, &description, actor).await;
+        Ok(format!("{} deployed to {}", release.version, self.app_url(app)))
+    }
+
+    /// `http://NAME.DOMAIN[:PORT]`
+    pub(crate) fn app_url(&self, app: &store::App) -> String {
         let port = if self.config.router_port == 80 {
             String::new()
         } else {
             format!(":{}", self.config.router_port)
         };
-        Ok(format!(
-            "{} deployed to http://{}.{}{port}",
-            release.version, app.name, self.config.domain
-        ))
+        format!("http://{}.{}{port}", app.name, self.config.domain)
     }
 
-    /// Waits until `wanted` instances of `release` run. A crash of a new instance ends the wait early: the
-    /// previous release's instances keep serving (the scheduler stops them only once the new ones run).
-    async fn wait_for_rollout(&self, release: &Release, wanted: u32) -> Result<(), String> {
+    /// Waits until `wanted` instances of `release` run and every other instance of the app is on its way out
+    /// (out of the route table), so that the answer means the release serves every request. A crash of a new
+    /// instance ends the wait early: the previous release's instances keep serving (the scheduler stops
+    /// them only once the new ones run).
+    pub(crate) async fn wait_for_rollout(&self, release: &Release, wanted: u32) -> Result<(), String> {
+        self.wait_until(
+            |instances| {
+                let new: Vec<_> = instances
+                    .iter()
+                    .filter(|i| i.release == release.id && !i.stop_requested && !i.replace_requested)
+                    .collect();
+                let running = new
+                    .iter()
+                    .filter(|i| i.state == InstanceRowState::Running)
+                    .count() as u32;
+                let others_leaving = instances
+                    .iter()
+                    .all(|i| i.stop_requested || (i.release == release.id && !i.replace_requested));
+                if running >= wanted && others_leaving {
+                    return Some(Ok(()));
+                }
+                if let Some(crashed) = new.iter().find(|i| i.state == InstanceRowState::Crashed) {
+                    return Some(Err(format!(
+                        "{}.{} of {} crashed while starting; the previous release keeps serving. \
+                     Check that the Procfile's command starts a server on $PORT",
+                        crashed.process_type, crashed.index, release.version
+                    )));
+                }
+                None
+            },
+            release.app,
+        )
+        .await
+        .map_err(|()| {
+            format!(
+                "{} did not start within {} s; the previous release keeps serving",
+                release.version,
+                self.config.rollout_timeout.as_secs()
+            )
+        })?
+    }
+
+    /// Re-reads the app's instances after every controller pass until `done` says something, or the rollout
+    /// timeout passes (`Err(())`).
+    pub(crate) async fn wait_until<T>(
+        &self,
+        mut done: impl FnMut(&[store::Instance]) -> Option<T>,
+        app: AppId,
+    ) -> Result<T, ()> {
         let mut passes = self.passes.clone();
         let deadline = tokio::time::Instant::now() + self.config.rollout_timeout;
         loop {
-            let instances = self.store.instances_of_app(release.app).await.map_err(internal)?;
-            let new: Vec<_> = instances
-                .iter()
-                .filter(|i| i.release == release.id && !i.stop_requested)
-                .collect();
-            let running = new
-                .iter()
-                .filter(|i| i.state == InstanceRowState::Running)
-                .count() as u32;
-            if running >= wanted {
-                return Ok(());
+            let instances = match self.store.instances_of_app(app).await {
+                Ok(instances) => instances,
+                Err(error) => {
+                    tracing::warn!(app = %app, error = %error_chain(&error), "reading instances while waiting");
+                    Vec::new()
+                }
+            };
+            if let Some(answer) = done(&instances) {
+                // What was read may be a pass's writes before that pass published its route table: one more
+                // pass makes sure routers have what the answer claims (bounded by the same deadline).
+                let _ = tokio::time::timeout_at(deadline, passes.changed()).await;
+                return Ok(answer);
             }
-            if let Some(crashed) = new.iter().find(|i| i.state == InstanceRowState::Crashed) {
-                return Err(format!(
-                    "{}.{} of {} crashed while starting; the previous release keeps serving. \
-                     Check that the Procfile's command starts a server on $PORT",
-                    crashed.process_type, crashed.index, release.version
-                ));
-            }
-            if tokio::time::timeout_at(deadline, passes.changed()).await.is_err() {
-                return Err(format!(
-                    "{} did not start within {} s ({running} of {wanted} running); the previous release keeps serving",
-                    release.version,
-                    self.config.rollout_timeout.as_secs()
-                ));
+            // Out of time, or the controller is gone (the server is stopping): nothing will change any more.
+            if !matches!(
+                tokio::time::timeout_at(deadline, passes.changed()).await,
+                Ok(Ok(()))
+            ) {
+                return Err(());
             }
         }
     }
@@ -381,7 +516,7 @@ async fn say(log: &mpsc::Sender<String>, line: String) {
     let _ = log.send(line).await;
 }
 
-fn internal(error: store::StoreError) -> String {
+pub(crate) fn internal(error: store::StoreError) -> String {
     tracing::error!(error = %error_chain(&error), "deploy failed on the store");
     "internal error while recording the release; the previous release keeps serving".to_owned()
 }

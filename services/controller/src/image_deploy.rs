@@ -162,7 +162,7 @@ impl ImageDeploys {
                     image_digest: imported.manifest_digest,
                     processes,
                 },
-                format!("Deploy image {}", req.image),
+                (store::ReleaseKind::Image, format!("Deploy image {}", req.image)),
                 &log,
             )
             .await

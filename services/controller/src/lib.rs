@@ -8,18 +8,23 @@
 //! It owns no HTTP: the API tells it about changes through [`ControllerHandle`], git receive calls it through
 //! the [`git_receive::Deployer`] it implements ([`Deployments`]). It talks to node agents only through
 //! [`NodeLink`] and `agent_contract` types, so an agent in another process (later, over HTTP) fits the same
-//! seam. [`ImageDeploys`] deploys an existing image from a registry (pulled with skopeo) instead of a push.
+//! seam. [`ImageDeploys`] deploys an existing image from a registry (pulled with skopeo) instead of a push;
+//! [`Lifecycle`] makes releases without a build (config changes, rollbacks) and stops, starts and restarts apps.
 
 mod deploy;
 mod drain;
 mod image_deploy;
+mod lifecycle;
 mod rebase;
 mod reconcile;
 mod routes;
 
-pub use deploy::{DeployConfig, Deployments};
+pub use deploy::{DeployConfig, Deployments, RolledOut};
 pub use drain::{decide as drain_decision, DrainDecision, DrainPolicy, DrainProbe, NothingInFlight};
 pub use image_deploy::{image_processes, ImageDeployConfig, ImageDeployRequest, ImageDeploys, ImageRef};
+pub use lifecycle::{
+    apply_config_changes, config_change_description, ConfigChanged, Lifecycle, LifecycleError, RestartTarget,
+};
 pub use rebase::{rebase, RebaseContext, RebaseError, RebaseOutcome};
 pub use reconcile::{Controller, ControllerConfig, ControllerError, NodeLink};
 pub use routes::{build_table, certificate_expired, next_certificate_expiry, RouteInputs};

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use image_store::{ImageStore, ImageStoreError, LayerInfo, Rebase};
 use stack::StackConfig;
-use store::{App, NewRelease, Store, StoreError};
+use store::{App, NewRelease, ReleaseKind, Store, StoreError};
 use vocabulary::{AccountId, ReleaseVersion};
 
 use crate::{ControllerHandle, Event};
@@ -110,14 +110,17 @@ pub async fn rebase(
         } => (manifest_digest, old_stack_digest),
     };
     let release = store
-        .create_release(NewRelease {
-            app: app.id,
-            image_digest: manifest_digest,
-            processes: current.processes,
-            config: current.config,
-            description: format!("Rebase onto stack {}", short_hex(&stack.digest)),
-            created_by: by,
-        })
+        .create_release_of_kind(
+            NewRelease {
+                app: app.id,
+                image_digest: manifest_digest,
+                processes: current.processes,
+                config: current.config,
+                description: format!("Rebase onto stack {}", short_hex(&stack.digest)),
+                created_by: by,
+            },
+            ReleaseKind::Rebase,
+        )
         .await
         .map_err(RebaseError::Store)?;
     tracing::info!(app = %app.name, release = %release.version, old = %old_stack, new = %stack.digest, "rebased");

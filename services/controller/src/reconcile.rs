@@ -250,6 +250,7 @@ impl Controller {
                     memory_bytes: p.memory_bytes,
                     state: InstanceRowState::Starting,
                     stop_requested: false,
+                    replace_requested: false,
                     address: None,
                     hostname: None,
                     restarts: 0,
@@ -315,9 +316,14 @@ impl Controller {
         releases: &mut HashMap<ReleaseId, Release>,
     ) -> Result<Vec<AppDemand>, StoreError> {
         let mut demands = Vec::new();
+        let stopped = self.store.stopped_apps().await?;
         for app in self.store.all_apps().await? {
             let release = self.store.latest_release(app.id).await?;
-            let formation = self.store.formation(app.id).await?;
+            let mut formation = self.store.formation(app.id).await?;
+            // A stopped app keeps its formation in the store but wants nothing running.
+            if stopped.contains(&app.id) {
+                formation.values_mut().for_each(|f| f.quantity = 0);
+            }
             let demand = AppDemand {
                 app: app.id,
                 release: release.as_ref().map(|r| r.id),
@@ -486,6 +492,7 @@ fn existing_of(instance: &Instance) -> Existing {
         memory_bytes: instance.memory_bytes,
         running: instance.state == InstanceRowState::Running,
         stopping: instance.stop_requested,
+        replace: instance.replace_requested,
     }
 }
 

@@ -145,6 +145,7 @@ mod tests {
             memory_bytes: 1 << 20,
             state,
             stop_requested: stopping,
+            replace_requested: false,
             address: Some(format!("10.0.0.{}:5000", index + 10).parse().unwrap()),
             hostname: None,
             restarts: 0,

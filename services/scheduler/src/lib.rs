@@ -5,7 +5,8 @@
 //!
 //! Rolling replacement falls out of the rules: a new release's instances are placed beside the old ones,
 //! and the old ones are stopped only once as many new ones are running as the formation asks for. A failed
-//! start therefore never takes down the instances that serve.
+//! start therefore never takes down the instances that serve. A restart is the same rolling replacement: an
+//! instance marked `replace` counts as old.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -43,6 +44,9 @@ pub struct Existing {
     pub running: bool,
     /// Already asked to stop: it still uses memory but no longer counts as serving.
     pub stopping: bool,
+    /// Asked to be replaced by a fresh instance (a restart): treated like an instance of an older release,
+    /// so its replacement starts beside it and it stops once the replacements run.
+    pub replace: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,14 +127,14 @@ pub fn plan(apps: &[AppDemand], existing: &[Existing], nodes: &[NodeCapacity]) -
             let mut current: Vec<&Existing> = live
                 .iter()
                 .filter(of_type)
-                .filter(|e| e.release == release)
+                .filter(|e| e.release == release && !e.replace)
                 .copied()
                 .collect();
             current.sort_by_key(|e| e.index);
             let old: Vec<&Existing> = live
                 .iter()
                 .filter(of_type)
-                .filter(|e| e.release != release)
+                .filter(|e| e.release != release || e.replace)
                 .copied()
                 .collect();
 

@@ -53,6 +53,7 @@ fn existing(w: &World, release: ReleaseId, index: u32, node: NodeId, running: bo
         memory_bytes: 256 * MIB,
         running,
         stopping: false,
+        replace: false,
     }
 }
 
@@ -202,4 +203,32 @@ fn process_types_missing_from_the_release_are_not_placed() {
     let plan = plan(&[d], &[], &nodes(&w, 1024, 1024));
     assert_eq!(plan.place.len(), 1);
     assert!(plan.place[0].process_type.is_web());
+}
+
+#[test]
+fn a_restart_starts_a_fresh_instance_before_stopping_the_old_one() {
+    let w = world();
+    let mut old = existing(&w, w.v1, 1, w.node_a, true);
+    old.replace = true;
+    let other = existing(&w, w.v1, 2, w.node_b, true);
+    let demands = [demand(&w, Some(w.v1), 2)];
+    let caps = nodes(&w, 1024, 1024);
+
+    // The fresh web.1 is placed; nothing stops while it is not running.
+    let first = plan(&demands, &[old.clone(), other.clone()], &caps);
+    assert_eq!(first.place.len(), 1, "{first:?}");
+    assert_eq!(first.place[0].index, 1);
+    assert_eq!(first.place[0].release, w.v1);
+    assert!(first.stop.is_empty(), "{first:?}");
+
+    // Starting: still nothing stops, and nothing more is placed.
+    let fresh_starting = existing(&w, w.v1, 1, first.place[0].node, false);
+    let second = plan(&demands, &[old.clone(), other.clone(), fresh_starting], &caps);
+    assert!(second.is_empty(), "{second:?}");
+
+    // Running: the marked one stops, the untouched web.2 keeps running.
+    let fresh = existing(&w, w.v1, 1, first.place[0].node, true);
+    let third = plan(&demands, &[old.clone(), other, fresh], &caps);
+    assert!(third.place.is_empty(), "{third:?}");
+    assert_eq!(third.stop, vec![old.id]);
 }

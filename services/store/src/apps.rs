@@ -192,6 +192,32 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the app is stopped (`berth apps stop`): it keeps its formation but runs nothing.
+    pub async fn app_stopped(&self, id: AppId) -> Result<bool, StoreError> {
+        let stopped: Option<bool> = sqlx::query_scalar("SELECT stopped FROM apps WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(stopped.unwrap_or(false))
+    }
+
+    /// Every stopped app (for the controller's plan, once a pass).
+    pub async fn stopped_apps(&self) -> Result<std::collections::HashSet<AppId>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM apps WHERE stopped = 1")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|row| rows::parsed(row, "id")).collect()
+    }
+
+    pub async fn set_app_stopped(&self, id: AppId, stopped: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE apps SET stopped = ? WHERE id = ?")
+            .bind(stopped)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes the app and, by cascade, its releases, formation and instance rows.
     pub async fn delete_app(&self, id: AppId) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM apps WHERE id = ?")

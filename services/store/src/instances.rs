@@ -13,8 +13,8 @@ use crate::rows::{self, now, time_text, to_i64};
 use crate::{Instance, InstanceExit, InstanceRowState, Store, StoreError};
 
 const INSTANCE_COLUMNS: &str = "id, app_id, release_id, process_type, idx, node_id, memory_bytes, state, \
-                                stop_requested, address, hostname, restarts, created_at, last_exit, \
-                                last_exit_at";
+                                stop_requested, replace_requested, address, hostname, restarts, created_at, \
+                                last_exit, last_exit_at";
 
 fn instance_from_row(row: &SqliteRow) -> Result<Instance, StoreError> {
     Ok(Instance {
@@ -27,6 +27,7 @@ fn instance_from_row(row: &SqliteRow) -> Result<Instance, StoreError> {
         memory_bytes: rows::unsigned(row, "memory_bytes")?,
         state: rows::parsed(row, "state")?,
         stop_requested: row.try_get("stop_requested")?,
+        replace_requested: row.try_get("replace_requested")?,
         address: rows::optional_parsed(row, "address")?,
         hostname: row.try_get("hostname")?,
         restarts: rows::unsigned(row, "restarts")?,
@@ -56,7 +57,7 @@ impl Store {
         let created_at = time_text(instance.created_at);
         sqlx::query(&format!(
             "INSERT INTO instances ({INSTANCE_COLUMNS}, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(instance.id.to_string())
         .bind(instance.app.to_string())
@@ -67,6 +68,7 @@ impl Store {
         .bind(to_i64(instance.memory_bytes, "instance memory bytes")?)
         .bind(instance.state.as_str())
         .bind(instance.stop_requested)
+        .bind(instance.replace_requested)
         .bind(instance.address.map(|a| a.to_string()))
         .bind(&instance.hostname)
         .bind(i64::from(instance.restarts))
@@ -125,6 +127,28 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Asks for fresh instances in place of these (`berth ps restart`); the old ones stop once the fresh ones
+    /// run. Only the app's own instances that are not already on their way out are marked; returns how many.
+    pub async fn request_replace(&self, app: AppId, ids: &[InstanceId]) -> Result<u64, StoreError> {
+        let updated_at = time_text(now());
+        let mut tx = self.pool.begin().await?;
+        let mut marked = 0;
+        for id in ids {
+            marked += sqlx::query(
+                "UPDATE instances SET replace_requested = 1, updated_at = ? \
+                 WHERE id = ? AND app_id = ? AND stop_requested = 0",
+            )
+            .bind(&updated_at)
+            .bind(id.to_string())
+            .bind(app.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(marked)
     }
 
     /// Applies a node's full report: updates state, address, hostname and restarts of the instances it lists;

@@ -84,7 +84,7 @@ impl std::fmt::Debug for StoredCertificate {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct NewRelease {
     pub app: AppId,
     /// `sha256:...` of the image manifest in the image store.
@@ -96,17 +96,104 @@ pub struct NewRelease {
     pub created_by: AccountId,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What made a release. Stored beside the free-text description so that listing releases never parses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReleaseKind {
+    /// A git push built by buildpacks or a Dockerfile.
+    Build,
+    /// Config vars were set or unset: same image and processes.
+    Config,
+    /// An earlier release's image, processes and config again.
+    Rollback,
+    /// The same image moved onto a newer stack.
+    Rebase,
+    /// An existing image deployed from a registry.
+    Image,
+}
+
+impl ReleaseKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Build => "build",
+            Self::Config => "config",
+            Self::Rollback => "rollback",
+            Self::Rebase => "rebase",
+            Self::Image => "image",
+        }
+    }
+}
+
+impl std::str::FromStr for ReleaseKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "build" => Ok(Self::Build),
+            "config" => Ok(Self::Config),
+            "rollback" => Ok(Self::Rollback),
+            "rebase" => Ok(Self::Rebase),
+            "image" => Ok(Self::Image),
+            other => Err(format!("unknown release kind {other:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for ReleaseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
 pub struct Release {
     pub id: ReleaseId,
     pub app: AppId,
     pub version: ReleaseVersion,
+    pub kind: ReleaseKind,
     pub image_digest: String,
     pub processes: BTreeMap<ProcessType, String>,
     pub config: BTreeMap<String, String>,
     pub description: String,
     pub created_by: AccountId,
     pub created_at: DateTime<Utc>,
+}
+
+/// Config values may be secrets: `Debug` shows their names only.
+struct ConfigNames<'a>(&'a BTreeMap<String, String>);
+
+impl std::fmt::Debug for ConfigNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl std::fmt::Debug for NewRelease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewRelease")
+            .field("app", &self.app)
+            .field("image_digest", &self.image_digest)
+            .field("processes", &self.processes)
+            .field("config", &ConfigNames(&self.config))
+            .field("description", &self.description)
+            .field("created_by", &self.created_by)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Release")
+            .field("id", &self.id)
+            .field("app", &self.app)
+            .field("version", &self.version)
+            .field("kind", &self.kind)
+            .field("image_digest", &self.image_digest)
+            .field("processes", &self.processes)
+            .field("config", &ConfigNames(&self.config))
+            .field("description", &self.description)
+            .field("created_by", &self.created_by)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +270,8 @@ pub struct Instance {
     pub memory_bytes: u64,
     pub state: InstanceRowState,
     pub stop_requested: bool,
+    /// `berth ps restart` asked for a fresh instance in its place (the scheduler treats it as outdated).
+    pub replace_requested: bool,
     pub address: Option<SocketAddr>,
     pub hostname: Option<String>,
     pub restarts: u32,

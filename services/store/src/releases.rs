@@ -1,19 +1,22 @@
 //! Releases: immutable, numbered v1, v2, ... within their app.
 
+use std::collections::BTreeMap;
+
 use sqlx::sqlite::SqliteRow;
 use vocabulary::{AppId, ReleaseId, ReleaseVersion};
 
 use crate::rows::{self, now, time_text};
-use crate::{NewRelease, Release, Store, StoreError};
+use crate::{NewRelease, Release, ReleaseKind, Store, StoreError};
 
 const RELEASE_COLUMNS: &str =
-    "id, app_id, version, image_digest, processes, config, description, created_by, created_at";
+    "id, app_id, version, kind, image_digest, processes, config, description, created_by, created_at";
 
 fn release_from_row(row: &SqliteRow) -> Result<Release, StoreError> {
     Ok(Release {
         id: rows::parsed(row, "id")?,
         app: rows::parsed(row, "app_id")?,
         version: ReleaseVersion(rows::unsigned(row, "version")?),
+        kind: rows::parsed(row, "kind")?,
         image_digest: sqlx::Row::try_get(row, "image_digest")?,
         processes: rows::json(row, "processes")?,
         config: rows::json(row, "config")?,
@@ -24,8 +27,38 @@ fn release_from_row(row: &SqliteRow) -> Result<Release, StoreError> {
 }
 
 impl Store {
-    /// Creates the next release (version = latest + 1, v1 for the first) in one transaction.
+    /// Creates the next release of a build (see [`Store::create_release_of_kind`]).
     pub async fn create_release(&self, new: NewRelease) -> Result<Release, StoreError> {
+        self.create_release_of_kind(new, ReleaseKind::Build).await
+    }
+
+    /// Creates the next release (version = latest + 1, v1 for the first) in one transaction. The first
+    /// release takes over config vars set before it ([`Store::pending_config`]) under its own, and clears them.
+    pub async fn create_release_of_kind(
+        &self,
+        mut new: NewRelease,
+        kind: ReleaseKind,
+    ) -> Result<Release, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let pending: Option<String> = sqlx::query_scalar(
+            "SELECT pending_config FROM apps WHERE id = ?1 \
+             AND NOT EXISTS (SELECT 1 FROM releases WHERE app_id = ?1)",
+        )
+        .bind(new.app.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .flatten();
+        if let Some(pending) = pending {
+            let pending: BTreeMap<String, String> = serde_json::from_str(&pending)
+                .map_err(|e| StoreError::Corrupt(format!("column pending_config: {e}")))?;
+            for (name, value) in pending {
+                new.config.entry(name).or_insert(value);
+            }
+            sqlx::query("UPDATE apps SET pending_config = NULL WHERE id = ?")
+                .bind(new.app.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         let id = ReleaseId::new();
         let created_at = now();
         let processes = serde_json::to_string(&new.processes)
@@ -36,8 +69,8 @@ impl Store {
         // latest version (SQLite runs a statement atomically; UNIQUE (app_id, version) backs this up).
         let version: i64 = sqlx::query_scalar(
             "INSERT INTO releases (id, app_id, version, image_digest, processes, config, description, \
-                                   created_by, created_at) \
-             SELECT ?1, ?2, COALESCE(MAX(version), 0) + 1, ?3, ?4, ?5, ?6, ?7, ?8 \
+                                   created_by, created_at, kind) \
+             SELECT ?1, ?2, COALESCE(MAX(version), 0) + 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
              FROM releases WHERE app_id = ?2 \
              RETURNING version",
         )
@@ -49,14 +82,17 @@ impl Store {
         .bind(&new.description)
         .bind(new.created_by.to_string())
         .bind(time_text(created_at))
-        .fetch_one(&self.pool)
+        .bind(kind.as_str())
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         let version = u32::try_from(version)
             .map_err(|_| StoreError::Corrupt(format!("release version {version} is out of range")))?;
         Ok(Release {
             id,
             app: new.app,
             version: ReleaseVersion(version),
+            kind,
             image_digest: new.image_digest,
             processes: new.processes,
             config: new.config,
@@ -108,5 +144,41 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(release_from_row).transpose()
+    }
+}
+
+impl Store {
+    /// Config vars set before the app's first release (empty once it has one, or for a missing app).
+    pub async fn pending_config(&self, app: AppId) -> Result<BTreeMap<String, String>, StoreError> {
+        let text: Option<String> = sqlx::query_scalar("SELECT pending_config FROM apps WHERE id = ?")
+            .bind(app.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+            .flatten();
+        text.map(|t| {
+            serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("column pending_config: {e}")))
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
+    }
+
+    /// Replaces the config kept for the app's first release. Returns false, changing nothing, when the app
+    /// already has a release (its config then lives in releases: make a new one instead).
+    pub async fn set_pending_config(
+        &self,
+        app: AppId,
+        config: &BTreeMap<String, String>,
+    ) -> Result<bool, StoreError> {
+        let text = serde_json::to_string(config)
+            .map_err(|e| StoreError::Corrupt(format!("config does not serialize: {e}")))?;
+        let done = sqlx::query(
+            "UPDATE apps SET pending_config = ?1 WHERE id = ?2 \
+             AND NOT EXISTS (SELECT 1 FROM releases WHERE app_id = ?2)",
+        )
+        .bind(text)
+        .bind(app.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

@@ -101,6 +101,7 @@ pub fn build_within(
             timeout,
             // As the control plane asks: build steps in the account's user namespace.
             id_range: Some(vocabulary::IdRange::from_slot(9).unwrap()),
+            config_vars: Default::default(),
         };
         let result = builder.build(req, tx).await;
         (result, collector.await.unwrap())

@@ -14,7 +14,9 @@ async fn info(state: &ApiState, app: store::App) -> Result<AppInfo, ApiError> {
     let settings = state.store.router_settings(app.id).await?;
     let build_timeout = state.store.build_timeout_secs(app.id).await?;
     let stop_grace = state.store.stop_grace_secs(app.id).await?;
+    let stopped = state.store.app_stopped(app.id).await?;
     Ok(AppInfo {
+        stopped,
         url: state.app_url(&app.name),
         name: app.name,
         release,

@@ -34,6 +34,13 @@ pub async fn list(
         .into_iter()
         .map(|r| (r.id, r.version))
         .collect();
+    let nodes: HashMap<_, _> = state
+        .store
+        .nodes()
+        .await?
+        .into_iter()
+        .map(|n| (n.id, n.name))
+        .collect();
     let mut instances = Vec::new();
     for instance in state.store.instances_of_app(app.id).await? {
         // Rows cascade with their release, so the release is there unless it went in between two queries.
@@ -54,6 +61,8 @@ pub async fn list(
                 at: e.at,
             }),
             process_type: instance.process_type,
+            node: nodes.get(&instance.node).cloned(),
+            memory_bytes: Some(instance.memory_bytes),
         });
     }
     Ok(axum::Json(instances))

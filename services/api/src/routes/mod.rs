@@ -3,11 +3,13 @@
 pub mod accounts;
 pub mod apps;
 pub mod certificates;
+pub mod config;
 pub mod domains;
 pub mod events;
 pub mod formation;
 pub mod image_deploys;
 pub mod instances;
+pub mod lifecycle;
 pub mod logs;
 pub mod rebase;
 pub mod releases;

@@ -5,6 +5,7 @@ mod accounts;
 mod apps;
 mod auth;
 mod certificates;
+mod config;
 mod domains;
 mod image_deploys;
 mod logs;
@@ -41,6 +42,8 @@ pub struct Harness {
     pub stacks_dir: std::path::PathBuf,
     /// The apps' logs the API reads.
     pub logs: app_logs::AppLogs,
+    /// The controller's pass counter, held so that waits in the API see a live (if silent) controller.
+    _passes: watch::Sender<u64>,
     _dir: TempDir,
 }
 
@@ -73,6 +76,21 @@ impl Harness {
         let (tx, events) = mpsc::unbounded_channel();
         let (routes, routes_rx) = watch::channel(Arc::new(RouteTable::default()));
         let logs = app_logs::AppLogs::open(app_logs::LogsConfig::new(dir.path().join("logs"))).unwrap();
+        // No controller runs here: a change that needs instances to start waits for passes that never
+        // come, and says so after the (short) rollout timeout.
+        let (passes, passes_rx) = watch::channel(0);
+        let lifecycle = controller::Lifecycle::new(
+            controller::DeployConfig {
+                domain: "berth.test".to_owned(),
+                router_port: 8080,
+                default_memory_bytes: DEFAULT_MEMORY,
+                rollout_timeout: Duration::from_millis(300),
+                app_logs: None,
+            },
+            store.clone(),
+            ControllerHandle::new(tx.clone()),
+            passes_rx,
+        );
         let state = api::ApiState {
             store: store.clone(),
             controller: ControllerHandle::new(tx),
@@ -86,6 +104,7 @@ impl Harness {
             stacks_dir: dir.path().join("stacks"),
             image_deploys: None,
             logs: logs.clone(),
+            lifecycle,
         };
         Self {
             router: api::router(state),
@@ -96,6 +115,7 @@ impl Harness {
             images,
             stacks_dir: dir.path().join("stacks"),
             logs,
+            _passes: passes,
             _dir: dir,
         }
     }

@@ -157,6 +157,7 @@ async fn instances_and_releases_are_listed() {
         memory_bytes: DEFAULT_MEMORY,
         state: InstanceRowState::Running,
         stop_requested,
+        replace_requested: false,
         address: Some("10.0.0.2:5000".parse().unwrap()),
         hostname: Some("web-1".to_owned()),
         restarts: 1,
@@ -190,6 +191,8 @@ async fn instances_and_releases_are_listed() {
         json!({ "reason": "out of memory", "at": "2026-11-30T01:02:03Z" })
     );
     assert_eq!(list[0]["last_exit"], serde_json::Value::Null);
+    assert_eq!(list[1]["node"], node.name.as_str());
+    assert_eq!(list[1]["memory_bytes"], DEFAULT_MEMORY);
 
     let reply = h.get("/v1/apps/shop/releases", &alice).await;
     let list = reply.body.as_array().unwrap();

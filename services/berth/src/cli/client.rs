@@ -23,7 +23,9 @@ impl Client {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
+            // Config changes, rollbacks and restarts answer once the change serves, which the server waits
+            // up to its rollout timeout (120 s) for.
+            .timeout(Duration::from_secs(180))
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("setting up the HTTP client")?;

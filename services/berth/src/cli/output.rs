@@ -66,9 +66,11 @@ pub fn app_info(app: &AppInfo, git_url: &str) -> String {
         .map_or_else(|| "default (30 s)".to_owned(), |s| format!("{s} s"));
     format!(
         "=== {name}\nURL:         {url}\nGit remote:  {git_url}\nRelease:     {release}\nCreated:     {created}\n\
+         Stopped:     {stopped}\n\
          HTTPS redirect:      {redirect}\nFirst-byte timeout:  {timeout}\nBuild timeout:       {build_timeout}\n\
          Stop grace:          {stop_grace}\n",
         name = app.name,
+        stopped = if app.stopped { "yes (`berth apps start` runs it again)" } else { "no" },
         url = app.url,
         created = app.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
         redirect = if app.redirect_https { "on" } else { "off" },
@@ -84,31 +86,64 @@ pub fn formation(formation: &[FormationInfo]) -> String {
         .join(", ")
 }
 
-pub fn instances(app: &str, instances: &[InstanceInfo]) -> String {
+/// `3d4h`, `2h5m`, `4m10s`, `9s`: the two largest units.
+pub fn duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m{s}s"),
+        (0, _, _) => format!("{h}h{m}m"),
+        _ => format!("{d}d{h}h"),
+    }
+}
+
+/// `512M`, `1G`, `1.5G`.
+pub fn memory(bytes: u64) -> String {
+    const MIB: u64 = 1 << 20;
+    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
+        format!("{}G", bytes >> 30)
+    } else if bytes >= 1 << 30 {
+        format!("{:.1}G", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{}M", bytes.div_ceil(MIB))
+    }
+}
+
+pub fn instances(app: &str, instances: &[InstanceInfo], now: chrono::DateTime<chrono::Utc>) -> String {
     if instances.is_empty() {
-        return format!("{app} has no instances. Start one with `berth scale web=1 -a {app}`.\n");
+        return format!(
+            "{app} has no instances. Start one with `berth scale web=1 -a {app}` \
+             (or `berth apps start {app}` if it is stopped).\n"
+        );
     }
     let mut rows = vec![header(&[
         "INSTANCE",
         "STATE",
         "RELEASE",
-        "ADDRESS",
+        "NODE",
+        "UPTIME",
         "RESTARTS",
+        "MEMORY",
+        "ADDRESS",
         "HOSTNAME",
         "LAST EXIT",
     ])];
+    let dash = || "-".to_owned();
     for i in instances {
         rows.push(vec![
             i.name.clone(),
             i.state.as_str().to_owned(),
             i.release.to_string(),
-            i.address.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+            i.node.clone().unwrap_or_else(dash),
+            duration((now - i.created_at).num_seconds()),
             i.restarts.to_string(),
-            i.hostname.clone().unwrap_or_else(|| "-".to_owned()),
-            i.last_exit.as_ref().map_or_else(
-                || "-".to_owned(),
-                |e| format!("{} ({})", e.reason, e.at.format("%Y-%m-%d %H:%M:%S UTC")),
-            ),
+            i.memory_bytes.map_or_else(dash, memory),
+            i.address.map_or_else(dash, |a| a.to_string()),
+            i.hostname.clone().unwrap_or_else(dash),
+            i.last_exit.as_ref().map_or_else(dash, |e| {
+                format!("{} ({})", e.reason, e.at.format("%Y-%m-%d %H:%M:%S UTC"))
+            }),
         ]);
     }
     table(&rows)
@@ -208,9 +243,11 @@ mod tests {
             release: ReleaseVersion(3),
             hostname: Some(format!("shop-web-{index}")),
             address: address.map(|a| a.parse().unwrap()),
-            restarts: 0,
+            restarts: index - 1,
             created_at: app().created_at,
             last_exit: None,
+            node: (index == 1).then(|| "node-1".to_owned()),
+            memory_bytes: Some(512 << 20),
         };
         let mut crashed = instance(2, InstanceStateInfo::Crashed, None);
         crashed.restarts = 2;
@@ -222,13 +259,34 @@ mod tests {
             instance(1, InstanceStateInfo::Running, Some("10.0.0.2:5000")),
             crashed,
         ];
+        let now = app().created_at + chrono::Duration::seconds(3 * 3600 + 7 * 60 + 5);
         assert_eq!(
-            instances("shop", &list),
-            "INSTANCE  STATE    RELEASE  ADDRESS        RESTARTS  HOSTNAME    LAST EXIT\n\
-             web.1     running  v3       10.0.0.2:5000  0         shop-web-1  -\n\
-             web.2     crashed  v3       -              2         shop-web-2  out of memory (2024-05-01 12:30:00 UTC)\n"
+            instances("shop", &list, now),
+            "INSTANCE  STATE    RELEASE  NODE    UPTIME  RESTARTS  MEMORY  ADDRESS        HOSTNAME    LAST EXIT\n\
+             web.1     running  v3       node-1  3h7m    0         512M    10.0.0.2:5000  shop-web-1  -\n\
+             web.2     crashed  v3       -       3h7m    2         512M    -              shop-web-2  out of memory (2024-05-01 12:30:00 UTC)\n"
         );
-        assert!(instances("shop", &[]).contains("berth scale web=1 -a shop"));
+        assert!(instances("shop", &[], now).contains("berth scale web=1 -a shop"));
+        let durations = [
+            (0, "0s"),
+            (59, "59s"),
+            (61, "1m1s"),
+            (3600, "1h0m"),
+            (90_061, "1d1h"),
+            (-5, "0s"),
+        ];
+        for (seconds, want) in durations {
+            assert_eq!(duration(seconds), want, "{seconds}");
+        }
+        let sizes = [
+            (256 << 20, "256M"),
+            (1 << 30, "1G"),
+            (3 << 29, "1.5G"),
+            (1000, "1M"),
+        ];
+        for (bytes, want) in sizes {
+            assert_eq!(memory(bytes), want, "{bytes}");
+        }
     }
 
     fn app() -> AppInfo {

@@ -11,7 +11,7 @@ use crate::support::*;
 const APP: &str = "hello";
 const SERVE_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn push(server: &Server, token: &str, app: &str, repo: &Path) -> std::process::Output {
+pub(crate) fn push(server: &Server, token: &str, app: &str, repo: &Path) -> std::process::Output {
     let url = format!("http://user:{token}@{}/git/{app}.git", server.api);
     git(repo, &["push", &url, "main"])
 }

@@ -66,6 +66,18 @@ pub(crate) async fn serve_api(
     routes: watch::Receiver<Arc<RouteTable>>,
 ) -> (SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>) {
     let (events, _events_rx) = mpsc::unbounded_channel();
+    let lifecycle = controller::Lifecycle::new(
+        controller::DeployConfig {
+            domain: "apps.test".into(),
+            router_port: 80,
+            default_memory_bytes: 1 << 26,
+            rollout_timeout: Duration::from_secs(1),
+            app_logs: None,
+        },
+        store.clone(),
+        controller::ControllerHandle::new(events.clone()),
+        watch::channel(0).1,
+    );
     let api_app = api::router(api::ApiState {
         store,
         controller: controller::ControllerHandle::new(events),
@@ -79,6 +91,7 @@ pub(crate) async fn serve_api(
         stacks_dir: dir.join("stacks"),
         image_deploys: None,
         logs: app_logs::AppLogs::open(app_logs::LogsConfig::new(dir.join("logs"))).unwrap(),
+        lifecycle,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

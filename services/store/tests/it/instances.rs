@@ -25,6 +25,7 @@ pub fn instance(app: &App, release: &Release, node: &Node, index: u32) -> Instan
         memory_bytes: 256 << 20,
         state: InstanceRowState::Starting,
         stop_requested: false,
+        replace_requested: false,
         address: None,
         hostname: None,
         restarts: 0,
@@ -178,4 +179,37 @@ async fn node_reports_update_rows_and_reap_stopped_ones() {
     // Not asked to stop: an unreported row stays.
     assert!(get(web2.id).await.is_some());
     assert!(get(elsewhere.id).await.is_some());
+}
+
+#[tokio::test]
+async fn replacing_marks_only_the_apps_own_live_instances() {
+    let (store, _dir) = temp_store().await;
+    let (alice, _) = account(&store, "alice").await;
+    let shop = app(&store, &alice, "shop").await;
+    let blog = app(&store, &alice, "blog").await;
+    let n = node(&store).await;
+    let shop_v1 = release(&store, &shop, &alice, &["web"]).await;
+    let blog_v1 = release(&store, &blog, &alice, &["web"]).await;
+    let web1 = instance(&shop, &shop_v1, &n, 1);
+    let mut leaving = instance(&shop, &shop_v1, &n, 2);
+    leaving.stop_requested = true;
+    let other = instance(&blog, &blog_v1, &n, 1);
+    for i in [&web1, &leaving, &other] {
+        store.insert_instance(i).await.unwrap();
+    }
+    // Another app's instance and one already stopping are left alone.
+    let marked = store
+        .request_replace(shop.id, &[web1.id, leaving.id, other.id])
+        .await
+        .unwrap();
+    assert_eq!(marked, 1);
+    let marked: Vec<_> = store
+        .all_instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.replace_requested)
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(marked, vec![web1.id]);
 }

@@ -83,3 +83,75 @@ async fn a_release_for_a_missing_app_is_refused() {
         .await;
     assert!(result.is_err(), "foreign keys must be on");
 }
+
+#[tokio::test]
+async fn kinds_pending_config_and_stopped_apps() {
+    use std::collections::BTreeMap;
+    use store::{NewRelease, ReleaseKind};
+
+    let (store, _dir) = temp_store().await;
+    let (alice, _) = account(&store, "alice").await;
+    let shop = app(&store, &alice, "shop").await;
+
+    // Config set before the first release is kept for it; the release's own config wins on a clash.
+    let pending = BTreeMap::from([
+        ("A".to_owned(), "from pending".to_owned()),
+        ("GREETING".to_owned(), "pending".to_owned()),
+    ]);
+    assert!(store.set_pending_config(shop.id, &pending).await.unwrap());
+    assert_eq!(store.pending_config(shop.id).await.unwrap(), pending);
+    let v1 = release(&store, &shop, &alice, &["web"]).await;
+    assert_eq!(v1.kind, ReleaseKind::Build);
+    assert_eq!(
+        v1.config,
+        BTreeMap::from([
+            ("A".to_owned(), "from pending".to_owned()),
+            ("GREETING".to_owned(), "hi".to_owned()),
+        ])
+    );
+    assert_eq!(store.latest_release(shop.id).await.unwrap(), Some(v1.clone()));
+    // Gone once taken, and not settable any more: releases carry config from now on.
+    assert!(store.pending_config(shop.id).await.unwrap().is_empty());
+    assert!(!store.set_pending_config(shop.id, &pending).await.unwrap());
+
+    let v2 = store
+        .create_release_of_kind(
+            NewRelease {
+                app: shop.id,
+                image_digest: v1.image_digest.clone(),
+                processes: v1.processes.clone(),
+                config: BTreeMap::new(),
+                description: "Rollback to v1".to_owned(),
+                created_by: alice.id,
+            },
+            ReleaseKind::Rollback,
+        )
+        .await
+        .unwrap();
+    assert_eq!(v2.kind, ReleaseKind::Rollback);
+    assert_eq!(v2.version, ReleaseVersion(2));
+    assert_eq!(store.release(v2.id).await.unwrap(), Some(v2.clone()));
+    for kind in ["build", "config", "rollback", "rebase", "image"] {
+        assert_eq!(kind.parse::<ReleaseKind>().unwrap().as_str(), kind);
+    }
+    assert!("scale".parse::<ReleaseKind>().is_err());
+
+    assert!(!store.app_stopped(shop.id).await.unwrap());
+    store.set_app_stopped(shop.id, true).await.unwrap();
+    assert!(store.app_stopped(shop.id).await.unwrap());
+    assert_eq!(store.stopped_apps().await.unwrap(), [shop.id].into());
+    store.set_app_stopped(shop.id, false).await.unwrap();
+    assert!(!store.app_stopped(shop.id).await.unwrap());
+}
+
+#[tokio::test]
+async fn debug_output_names_config_vars_without_values() {
+    let (store, _dir) = temp_store().await;
+    let (alice, _) = account(&store, "alice").await;
+    let shop = app(&store, &alice, "shop").await;
+    // The helper's release has GREETING = "hi".
+    let v1 = release(&store, &shop, &alice, &["web"]).await;
+    let text = format!("{v1:?}");
+    assert!(text.contains("GREETING"), "{text}");
+    assert!(!text.contains("\"hi\""), "{text}");
+}
