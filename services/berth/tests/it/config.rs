@@ -53,11 +53,16 @@ fn buildpack(dir: &Path) {
     commit_all(dir, "the env buildpack");
 }
 
-/// The first column of `berth ps`'s rows with their hostname (last column).
+/// The HOSTNAME column of `berth ps`'s rows (the ninth; LAST EXIT after it may hold spaces).
 fn hostnames(ps: &str) -> Vec<String> {
+    let column = ps
+        .lines()
+        .next()
+        .and_then(|header| header.split_whitespace().position(|c| c == "HOSTNAME"))
+        .expect("ps has a HOSTNAME column");
     ps.lines()
         .skip(1)
-        .filter_map(|l| l.split_whitespace().last().map(str::to_owned))
+        .filter_map(|l| l.split_whitespace().nth(column).map(str::to_owned))
         .collect()
 }
 
