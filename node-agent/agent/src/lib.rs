@@ -208,6 +208,7 @@ fn network_config(cfg: &AgentConfig) -> NetworkConfig {
         subnet: cfg.subnet,
         netns_prefix: cfg.netns_prefix.clone(),
         host_dns: Default::default(),
+        address_state: Some(cfg.data_dir.join("addresses")),
     }
 }
 

@@ -54,6 +54,8 @@ pub struct NetworkConfig {
     pub netns_prefix: String,
     /// Where the host's nameservers are read from.
     pub host_dns: HostDns,
+    /// Where the address pool keeps its position between runs (see `addresses`); `None`: in memory only.
+    pub address_state: Option<PathBuf>,
 }
 
 /// The host's resolver files (see [`dns`]).
@@ -141,7 +143,7 @@ impl NodeNetwork {
     /// namespaces or veths: call [`remove_leftovers`] first.
     pub async fn install(cfg: NetworkConfig) -> Result<NodeNetwork, NetError> {
         cfg.check()?;
-        let pool = AddressPool::new(cfg.subnet)
+        let pool = AddressPool::new(cfg.subnet, cfg.address_state.clone())
             .ok_or_else(|| NetError::Config(format!("subnet {} is too small", cfg.subnet)))?;
         ip::ensure_bridge(&cfg.bridge, pool.gateway(), cfg.subnet.prefix_len()).await?;
         enable_ip_forward()?;
@@ -179,7 +181,7 @@ impl NodeNetwork {
         &self.0.resolv_conf
     }
 
-    /// Creates the namespace `netns` with `eth0` at the lowest free address, the veth `veth` (≤ 15
+    /// Creates the namespace `netns` with `eth0` at the next free address (round robin, see `addresses`), the veth `veth` (≤ 15
     /// characters) on the bridge, and the rules' set elements; on failure removes what it made.
     pub async fn attach(&self, netns: &str, veth: &str) -> Result<Attachment, NetError> {
         if !name_ok(netns) || !name_ok(veth) || veth.len() > 15 {
@@ -329,6 +331,7 @@ mod tests {
             subnet: subnet.parse().unwrap(),
             netns_prefix: prefix.into(),
             host_dns: HostDns::default(),
+            address_state: None,
         };
         let cases = [
             (cfg("berth0", "10.203.0.0/24", "berth-"), None),

@@ -154,6 +154,7 @@ fn isolation() {
             resolv_conf,
             upstreams: dns_dir.path().join("absent"),
         },
+        address_state: None,
     };
     let gateway = Ipv4Addr::new(10, 251, x, 1);
 
