@@ -108,8 +108,23 @@ impl Server {
         Self::start_with(data_dir, names, &[])
     }
 
-    /// [`Server::start`] with more `berth server` flags.
+    /// [`Server::start`] with more `berth server` flags. The loopback ports are picked free but may be taken
+    /// by another test before the server binds them: then it starts again on other ports (at most 3 times).
     pub fn start_with(data_dir: &Path, names: &HostNames, extra_args: &[&str]) -> Self {
+        for attempt in 1.. {
+            let mut server = Self::spawn(data_dir, names, extra_args);
+            match server.wait_healthy(Duration::from_secs(60)) {
+                Ok(()) => return server,
+                Err(log) if attempt < 3 && log.contains("Address already in use") => {
+                    eprintln!("berth server lost a port to another test; starting it again on other ports");
+                }
+                Err(log) => panic!("berth server exited before it was ready:\n{log}"),
+            }
+        }
+        unreachable!("the loop returns or panics")
+    }
+
+    fn spawn(data_dir: &Path, names: &HostNames, extra_args: &[&str]) -> Self {
         let api = free_addr();
         let router = free_addr();
         let router_tls = free_addr();
@@ -141,7 +156,7 @@ impl Server {
             .stderr(log)
             .spawn()
             .expect("spawning berth server");
-        let mut server = Self {
+        Self {
             data_dir: data_dir.to_owned(),
             api,
             router,
@@ -149,21 +164,18 @@ impl Server {
             router_admin,
             domain,
             child: Some(child),
-        };
-        server.wait_healthy(Duration::from_secs(60));
-        server
+        }
     }
 
-    fn wait_healthy(&mut self, timeout: Duration) {
+    /// Waits for `/healthz`; `Err` with the server's log (and its exit status) if it exited first.
+    fn wait_healthy(&mut self, timeout: Duration) -> Result<(), String> {
         let client = http();
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait().expect("try_wait") {
-                    panic!(
-                        "berth server exited with {status} before it was ready:\n{}",
-                        self.log()
-                    );
+                    self.child = None;
+                    return Err(format!("exit {status}\n{}", self.log()));
                 }
             }
             let ok = client
@@ -171,7 +183,7 @@ impl Server {
                 .send()
                 .is_ok_and(|r| r.status().is_success());
             if ok {
-                return;
+                return Ok(());
             }
             assert!(
                 Instant::now() < deadline,
