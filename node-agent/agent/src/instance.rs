@@ -285,6 +285,11 @@ impl Supervisor {
                     io_weight: limits.io_weight,
                 },
             )?);
+            let account = account_cgroup(&cfg.cgroup_parent, self.spec.account);
+            let cap = account_cpu_cap(available_cpus(), limits.cpu_millicores);
+            if let Err(e) = cgroups::cap_cpu(&account, cap) {
+                tracing::warn!(app = %self.spec.app, instance = %self.short, error = %e, "capping the account's CPU");
+            }
         }
         if self.res.net.is_none() {
             let netns = format!("{}{}", cfg.netns_prefix, self.short);
@@ -494,6 +499,19 @@ pub(crate) fn account_cgroup(parent: &str, account: vocabulary::AccountId) -> St
     format!("{parent}/account-{}", account.as_uuid().simple())
 }
 
+/// The CPUs this process may run on (the node's, unless the agent is confined).
+fn available_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// What all of one account's instances on a node may use together, in millicores: every CPU but one, so that
+/// however busy a tenant's instances are, a core's worth of time is left for the router, the agent and the
+/// other tenants (whose share of the rest the equal account weights keep fair); never below one core, nor
+/// below a single instance's own quota (on cgroup v1 a parent's cap may not be lower than a child's).
+fn account_cpu_cap(cpus: u32, instance_millicores: u32) -> u32 {
+    (cpus.saturating_sub(1) * 1000).max(1000).max(instance_millicores)
+}
+
 /// The line an instance's crash writes to its app's log, Heroku style: what ended it and when it restarts. A
 /// failure to start names no host paths (its error does); `berth ps` shows the reason.
 fn crash_line(reason: &ExitReason, memory_bytes: u64, delay: Duration) -> String {
@@ -512,6 +530,24 @@ fn crash_line(reason: &ExitReason, memory_bytes: u64, delay: Duration) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_account_may_use_every_cpu_but_one() {
+        let cases = [
+            (1, 1000, 1000),
+            (2, 1000, 1000),
+            (4, 1000, 3000),
+            (32, 500, 31_000),
+            (2, 2000, 2000),
+        ];
+        for (cpus, instance, want) in cases {
+            assert_eq!(
+                account_cpu_cap(cpus, instance),
+                want,
+                "{cpus} CPUs, instance {instance}m"
+            );
+        }
+    }
 
     #[test]
     fn crash_lines_say_why_in_heroku_words() {

@@ -388,6 +388,28 @@ pub fn remove_if_empty(path: &str) -> bool {
     gone
 }
 
+/// Caps the CPU time of the existing cgroup `path` and everything below it at `millicores` (v1
+/// `cpu.cfs_quota_us`, v2 `cpu.max`), for a parent shared by several instances such as an account's. Fails where
+/// the kernel refuses it (on v1, a child already allowed more than the cap).
+pub fn cap_cpu(path: &str, millicores: u32) -> Result<(), CgroupError> {
+    let quota = u64::from(millicores) * CPU_PERIOD_US / 1000;
+    let failed = |dir: &Path, e: std::io::Error| CgroupError::Create {
+        path: path.to_owned(),
+        reason: format!("capping CPU in {}: {e}", dir.display()),
+    };
+    for dir in dirs_of_path(path) {
+        if dir.join("cpu.max").exists() {
+            std::fs::write(dir.join("cpu.max"), format!("{quota} {CPU_PERIOD_US}"))
+                .map_err(|e| failed(&dir, e))?;
+        } else if dir.join("cpu.cfs_quota_us").exists() {
+            std::fs::write(dir.join("cpu.cfs_period_us"), CPU_PERIOD_US.to_string())
+                .map_err(|e| failed(&dir, e))?;
+            std::fs::write(dir.join("cpu.cfs_quota_us"), quota.to_string()).map_err(|e| failed(&dir, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Whether this process may create cgroups (root with a writable cgroup filesystem).
 pub fn available() -> bool {
     nix::unistd::geteuid().is_root() && Path::new("/sys/fs/cgroup").is_dir()

@@ -384,6 +384,23 @@ pub fn instance_lifecycle() {
             "web's cgroup is below its account's: {:?}",
             account_cgroup(web.account)
         );
+        // The account's CPU is capped at every CPU but one (at least one core): v1 cpu hierarchy or v2.
+        let cpus = std::thread::available_parallelism().unwrap().get() as u64;
+        let cap_us = (cpus.saturating_sub(1) * 100_000).max(100_000);
+        let account_dir = |hierarchy: &str| {
+            Path::new("/sys/fs/cgroup")
+                .join(hierarchy)
+                .join(&names.cgroup_parent)
+                .join(format!("account-{}", web.account.as_uuid().simple()))
+        };
+        let quota = std::fs::read_to_string(account_dir("cpu").join("cpu.cfs_quota_us"))
+            .or_else(|_| std::fs::read_to_string(account_dir("").join("cpu.max")))
+            .expect("the account's cgroup has a CPU quota file");
+        assert_eq!(
+            quota.split_whitespace().next(),
+            Some(cap_us.to_string().as_str()),
+            "account CPU cap: {quota}"
+        );
 
         // Stopping the web instance removes its cgroup, namespace, veth and directory, and its account's
         // cgroup with it (its last instance here); the crasher's account keeps its own.
