@@ -454,14 +454,22 @@ impl Supervisor {
             .grace
             .borrow()
             .map_or(self.shared.cfg.stop_grace, |s| Duration::from_secs(s.into()));
+        self.platform_line("Stopping all processes with SIGTERM".into());
         let _ = c.signal(Signal::SIGTERM);
-        if tokio::time::timeout(grace, c.wait()).await.is_err() {
-            tracing::info!(app = %self.spec.app, instance = %self.short, grace_secs = grace.as_secs(), "grace period over, killing");
-            let _ = c.signal(Signal::SIGKILL);
-            if let Some(cgroup) = &self.res.cgroup {
-                cgroup.kill_all();
+        let status = match tokio::time::timeout(grace, c.wait()).await {
+            Ok(status) => status,
+            Err(_) => {
+                tracing::info!(app = %self.spec.app, instance = %self.short, grace_secs = grace.as_secs(), "grace period over, killing");
+                self.platform_line(exit_timeout_line(grace));
+                let _ = c.signal(Signal::SIGKILL);
+                if let Some(cgroup) = &self.res.cgroup {
+                    cgroup.kill_all();
+                }
+                c.wait().await
             }
-            let _ = c.wait().await;
+        };
+        if let Ok(status) = status {
+            self.platform_line(stopped_line(status));
         }
     }
 
@@ -514,6 +522,27 @@ fn account_cpu_cap(cpus: u32, instance_millicores: u32) -> u32 {
 
 /// The line an instance's crash writes to its app's log, Heroku style: what ended it and when it restarts. A
 /// failure to start names no host paths (its error does); `berth ps` shows the reason.
+/// Heroku's R12: the app ignored SIGTERM for the whole grace period.
+fn exit_timeout_line(grace: Duration) -> String {
+    format!(
+        "Error R12 (Exit timeout): the process did not exit within {} s of SIGTERM, stopping it with SIGKILL",
+        grace.as_secs()
+    )
+}
+
+/// How a stopped instance's process ended (the init passes on the app's exit status).
+fn stopped_line(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("Process exited with status {code}"),
+        (None, Some(signal)) => match Signal::try_from(signal) {
+            Ok(signal) => format!("Process killed by {signal}"),
+            Err(_) => format!("Process killed by signal {signal}"),
+        },
+        (None, None) => "Process ended".to_owned(),
+    }
+}
+
 fn crash_line(reason: &ExitReason, memory_bytes: u64, delay: Duration) -> String {
     let restart = format!("restarting in {} s", delay.as_secs());
     match reason {
@@ -567,6 +596,28 @@ mod tests {
         for (reason, want) in cases {
             assert_eq!(crash_line(&reason, 256 << 20, delay), want);
         }
+    }
+
+    #[test]
+    fn stop_lines_say_how_the_process_ended() {
+        use std::os::unix::process::ExitStatusExt;
+        let cases = [
+            (0, "Process exited with status 0"),
+            (143 << 8, "Process exited with status 143"),
+            (9, "Process killed by SIGKILL"),
+            (15, "Process killed by SIGTERM"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(
+                stopped_line(std::process::ExitStatus::from_raw(raw)),
+                want,
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            exit_timeout_line(Duration::from_secs(2)),
+            "Error R12 (Exit timeout): the process did not exit within 2 s of SIGTERM, stopping it with SIGKILL"
+        );
     }
 
     #[test]

@@ -46,21 +46,38 @@ pub fn run(
 }
 
 /// Reaps every process that ends up as our child, forwards signals, and returns when the app exits.
+///
+/// Once SIGTERM came (the instance is being stopped), every process got it, as on Heroku, and each may take
+/// its time to finish: the app's exit then waits for the rest, up to the caller's grace period (it sends
+/// SIGKILL after it). This matters because the app is usually `/bin/sh -c CMD`, and Debian's dash does not
+/// exec the last command: the shell dies of SIGTERM at once while the server it started shuts down cleanly.
 fn supervise(app: Pid, waited: &SigSet) -> Result<i32, SetupError> {
+    let mut stopping = false;
+    let mut app_exit = None;
     loop {
         let signal = waited.wait().ctx(|| "waiting for signals".into())?;
         if signal != Signal::SIGCHLD {
+            stopping |= signal == Signal::SIGTERM;
             // Everything in the namespace but us: the app and whatever it started, in any process group.
             let _ = kill(Pid::from_raw(-1), signal);
             continue;
         }
-        if let Some(code) = signals::reap(Some(app))? {
-            // The app is gone: nothing it left behind may outlive it.
-            let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
-            // Until ECHILD: all reaped.
-            while matches!(waitpid(None, None), Ok(_) | Err(Errno::EINTR)) {}
-            return Ok(code);
+        let others_left = match app_exit {
+            None => {
+                app_exit = signals::reap(Some(app))?;
+                true
+            }
+            Some(_) => signals::reap_all()?,
+        };
+        let Some(code) = app_exit else { continue };
+        if stopping && others_left && signals::reap_all()? {
+            continue;
         }
+        // The app is gone (and, when stopping, so is everything else): nothing it left behind may outlive it.
+        let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+        // Until ECHILD: all reaped.
+        while matches!(waitpid(None, None), Ok(_) | Err(Errno::EINTR)) {}
+        return Ok(code);
     }
 }
 

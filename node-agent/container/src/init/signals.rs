@@ -73,5 +73,18 @@ pub fn reap(watched: Option<Pid>) -> Result<Option<i32>, SetupError> {
     }
 }
 
+/// Reaps every child that has exited, without blocking. Returns whether any child is left: every process of
+/// the PID namespace has PID 1 or one of its children as an ancestor, so none left means none at all.
+pub fn reap_all() -> Result<bool, SetupError> {
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return Ok(true),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => return Ok(false),
+            Err(e) => return Err(e).ctx(|| "waiting for children".into()),
+        }
+    }
+}
+
 /// Reported if the watched child vanished without a status we saw (should not happen).
 const LOST: i32 = 255;

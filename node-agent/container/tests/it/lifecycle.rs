@@ -13,6 +13,10 @@ pub const TESTS: &[crate::Test] = &[
     ("missing_program_is_127", missing_program_is_127),
     ("sigterm_is_forwarded", sigterm_is_forwarded),
     (
+        "on_sigterm_the_shells_child_may_finish",
+        on_sigterm_the_shells_child_may_finish,
+    ),
+    (
         "orphans_are_killed_when_the_app_exits",
         orphans_are_killed_when_the_app_exits,
     ),
@@ -50,22 +54,55 @@ fn sigterm_is_forwarded() {
     let f = Fixture::new();
     let spec = f.spec("trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.1; done");
     runtime().block_on(async {
-        let init = std::env::current_exe().unwrap();
-        let mut c = container::spawn(&init, &spec, Output::Piped).await.unwrap();
-        let mut lines = BufReader::new(c.child.stdout.take().unwrap()).lines();
-        let ready = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(ready.as_deref(), Some("ready"));
-        c.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
-        let status = tokio::time::timeout(Duration::from_secs(10), c.wait())
-            .await
-            .unwrap()
-            .unwrap();
+        let (status, mut lines) = terminate_when_ready(&spec).await;
         assert_eq!(status.code(), Some(42));
         assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("got-term"));
     });
+}
+
+/// A Procfile command runs under `/bin/sh -c`, which dies of SIGTERM at once; the server it started got SIGTERM
+/// too and must be allowed to finish its shutdown instead of being killed with the shell.
+fn on_sigterm_the_shells_child_may_finish() {
+    let f = Fixture::new();
+    // The outer shell cannot exec the inner one (a command follows), so it stays the app's process.
+    let spec = f.spec(
+        "sh -c 'trap \"echo child-got-term; sleep 0.3; echo child-done; exit 0\" TERM; echo ready; \
+         while true; do sleep 0.1; done'; echo outer-after",
+    );
+    runtime().block_on(async {
+        let (status, mut lines) = terminate_when_ready(&spec).await;
+        let mut rest: Vec<String> = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push(line);
+        }
+        // The exit code is still the app's: its shell's, killed by SIGTERM.
+        assert_eq!(status.code(), Some(128 + 15), "{rest:?}");
+        assert_eq!(rest, ["child-got-term", "child-done"]);
+    });
+}
+
+/// Starts `spec`, waits for its first output line to be `ready`, sends SIGTERM and waits for the exit; returns
+/// the exit status and the rest of the output.
+async fn terminate_when_ready(
+    spec: &container::ContainerSpec,
+) -> (
+    std::process::ExitStatus,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) {
+    let init = std::env::current_exe().unwrap();
+    let mut c = container::spawn(&init, spec, Output::Piped).await.unwrap();
+    let mut lines = BufReader::new(c.child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ready.as_deref(), Some("ready"));
+    c.signal(nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), c.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    (status, lines)
 }
 
 fn orphans_are_killed_when_the_app_exits() {

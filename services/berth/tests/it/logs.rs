@@ -45,6 +45,22 @@ fn wait_for_logs(server: &Server, token: &str, args: &[&str], wanted: &[&str]) -
     }
 }
 
+/// Waits until `berth events -a APP` shows `wanted`.
+fn wait_for_event(server: &Server, token: &str, wanted: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let events = server.berth_ok(token, &["events", "-a", APP]);
+        if events.contains(wanted) {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{wanted:?} never in the events:\n{events}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 /// Lines of a followed stream, read on their own thread so the test can give up waiting.
 fn lines_of(reader: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
@@ -197,6 +213,52 @@ fn logs_gather_output_router_lines_events_and_crashes() {
         "newest first:\n{events}"
     );
     server.wait_for_app(APP, "/", WAIT, "the app to be restarted", |s, _| s == 200);
+
+    // An OOM kill: Heroku's R14 in the log, and an event.
+    server.get_app(APP, "/hog");
+    wait_for_logs(
+        &server,
+        &alice,
+        &["-n", "1000"],
+        &[
+            "app[web.1]: allocating until the memory limit",
+            "berth[web.1]: Error R14 (Memory quota exceeded)",
+        ],
+    );
+    wait_for_event(&server, &alice, "killed out of memory (R14");
+    server.wait_for_app(
+        APP,
+        "/",
+        WAIT,
+        "the app to be restarted after its OOM kill",
+        |s, _| s == 200,
+    );
+
+    // An app that ignores SIGTERM is killed with SIGKILL once the app's stop grace is over (Heroku's R12).
+    server.berth_ok(&alice, &["apps", "update", APP, "--stop-grace", "2s"]);
+    server.wait_for_app(APP, "/ignore-term", WAIT, "the app to ignore SIGTERM", |s, _| {
+        s == 200
+    });
+    wait_for_logs(
+        &server,
+        &alice,
+        &["-n", "1000"],
+        &["app[web.1]: ignoring SIGTERM from now on"],
+    );
+    server.berth_ok(&alice, &["ps", "restart", "web.1", "-a", APP]);
+    let out = wait_for_logs(
+        &server,
+        &alice,
+        &["-n", "1000", "--ps", "web.1", "--source", "berth"],
+        &[
+            "berth[web.1]: Stopping all processes with SIGTERM",
+            "berth[web.1]: Error R12 (Exit timeout): the process did not exit within 2 s of SIGTERM, stopping it with SIGKILL",
+            "berth[web.1]: Process killed by SIGKILL",
+        ],
+    );
+    let sigterm = out.rfind("Stopping all processes with SIGTERM").unwrap();
+    assert!(out.rfind("Error R12").unwrap() > sigterm, "{out}");
+    server.wait_for_app(APP, "/", WAIT, "the restarted app to serve", |s, _| s == 200);
 
     // 20,000 lines as fast as the app can write them: every one is received by a follower or counted in a
     // `N lines dropped` marker (by the agent's channel, or by this follower falling behind).
