@@ -414,6 +414,8 @@ impl Controller {
                 },
                 id_range: id_ranges.get(&app.owner).copied(),
                 stop_grace_secs: stop_graces.get(&app.id).copied(),
+                boot_timeout_secs: None,
+                health_check: None,
             });
         }
         for (node, specs) in desired {
@@ -527,6 +529,12 @@ fn crash_description(
         (None, Some(code)) => format!("crashed with exit status {code}"),
         (Some(ExitReason::Signaled { signal }), _) => format!("was killed by {signal}"),
         (Some(ExitReason::FailedToStart { .. }), _) => "failed to start".to_owned(),
+        (Some(ExitReason::BootTimeout { secs }), _) => {
+            format!("did not listen on PORT within {secs} s (R10, boot timeout) and was stopped")
+        }
+        (Some(ExitReason::HealthCheckFailed { path, error }), _) => {
+            format!("failed its health check GET {path} ({error}) and was stopped")
+        }
         (None, None) => "crashed with no exit status (killed)".to_owned(),
     };
     format!("{instance} {why} (restart {restarts})")
