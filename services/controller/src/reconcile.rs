@@ -364,6 +364,8 @@ impl Controller {
         }
         let id_ranges = self.store.id_ranges().await?;
         let stop_graces = self.store.stop_graces().await?;
+        let boot_timeouts = self.store.boot_timeouts().await?;
+        let check_paths = self.store.health_check_paths().await?;
         let mut desired: HashMap<NodeId, Vec<InstanceSpec>> =
             self.nodes.keys().map(|n| (*n, Vec::new())).collect();
         for instance in instances
@@ -414,8 +416,8 @@ impl Controller {
                 },
                 id_range: id_ranges.get(&app.owner).copied(),
                 stop_grace_secs: stop_graces.get(&app.id).copied(),
-                boot_timeout_secs: None,
-                health_check: None,
+                boot_timeout_secs: boot_timeouts.get(&app.id).copied(),
+                health_check: health_check(&instance.process_type, check_paths.get(&app.id), release),
             });
         }
         for (node, specs) in desired {
@@ -495,6 +497,19 @@ fn existing_of(instance: &Instance) -> Existing {
         running: instance.state == InstanceRowState::Running,
         stopping: instance.stop_requested,
         replace: instance.replace_requested,
+    }
+}
+
+/// The check an instance must pass before it counts as up: for web, the app's own path wins over what its
+/// release's app.json declared.
+fn health_check(
+    process_type: &vocabulary::ProcessType,
+    app_path: Option<&String>,
+    release: &Release,
+) -> Option<agent_contract::HealthCheck> {
+    match app_path {
+        Some(path) if process_type.is_web() => Some(agent_contract::HealthCheck::of_path(path.clone())),
+        _ => release.health_checks.get(process_type).cloned(),
     }
 }
 

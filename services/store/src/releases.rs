@@ -9,7 +9,8 @@ use crate::rows::{self, now, time_text};
 use crate::{NewRelease, Release, ReleaseKind, Store, StoreError};
 
 const RELEASE_COLUMNS: &str =
-    "id, app_id, version, kind, image_digest, processes, config, description, created_by, created_at";
+    "id, app_id, version, kind, image_digest, processes, config, description, created_by, created_at, \
+     health_checks";
 
 fn release_from_row(row: &SqliteRow) -> Result<Release, StoreError> {
     Ok(Release {
@@ -23,6 +24,11 @@ fn release_from_row(row: &SqliteRow) -> Result<Release, StoreError> {
         description: sqlx::Row::try_get(row, "description")?,
         created_by: rows::parsed(row, "created_by")?,
         created_at: rows::time(row, "created_at")?,
+        health_checks: match sqlx::Row::try_get::<Option<String>, _>(row, "health_checks")? {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("column health_checks: {e}")))?,
+            None => BTreeMap::new(),
+        },
     })
 }
 
@@ -99,7 +105,30 @@ impl Store {
             description: new.description,
             created_by: new.created_by,
             created_at,
+            health_checks: BTreeMap::new(),
         })
+    }
+
+    /// Records the health checks a release declared (empty: none).
+    pub async fn set_release_health_checks(
+        &self,
+        id: ReleaseId,
+        checks: &BTreeMap<vocabulary::ProcessType, agent_contract::HealthCheck>,
+    ) -> Result<(), StoreError> {
+        let text = if checks.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::to_string(checks)
+                    .map_err(|e| StoreError::Corrupt(format!("health checks do not serialize: {e}")))?,
+            )
+        };
+        sqlx::query("UPDATE releases SET health_checks = ? WHERE id = ?")
+            .bind(text)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn latest_release(&self, app: AppId) -> Result<Option<Release>, StoreError> {
