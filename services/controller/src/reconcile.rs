@@ -317,6 +317,7 @@ impl Controller {
     ) -> Result<Vec<AppDemand>, StoreError> {
         let mut demands = Vec::new();
         let stopped = self.store.stopped_apps().await?;
+        let strategies = self.store.deploy_strategies().await?;
         for app in self.store.all_apps().await? {
             let release = self.store.latest_release(app.id).await?;
             let mut formation = self.store.formation(app.id).await?;
@@ -325,6 +326,7 @@ impl Controller {
                 formation.values_mut().for_each(|f| f.quantity = 0);
             }
             let demand = AppDemand {
+                strategy: strategies.get(&app.id).copied().unwrap_or_default(),
                 app: app.id,
                 release: release.as_ref().map(|r| r.id),
                 release_processes: release
