@@ -145,6 +145,49 @@ fn failing_health_checks_and_r10_roll_back() {
     assert!(events.contains("R10, boot timeout"), "{events}");
     assert!(berth(&["releases"]).contains("Rollback to v3 (v4 failed"));
 
+    // The deploy timeout: an instance that would bind PORT only after a minute is not up within 8 s.
+    server.berth_ok(
+        &token,
+        &[
+            "apps",
+            "update",
+            APP,
+            "--boot-timeout",
+            "default",
+            "--deploy-timeout",
+            "8s",
+        ],
+    );
+    let out = server.berth(&token, &["config", "set", "SLOW_START=1", "-a", APP]);
+    let said = text(&out.stderr);
+    assert!(!out.status.success(), "config set must fail:\n{said}");
+    assert!(
+        said.contains(
+            "v6 failed: its instances were not up within the deploy timeout of 8 s; rolled back to v5, which keeps serving"
+        ),
+        "{said}\n{}",
+        server.log()
+    );
+    assert_eq!(server.get_app(APP, "/"), Some((200, "first body".to_owned())));
+    // The failed releases' instances are gone: only the last rollback's runs.
+    let deadline = Instant::now() + SERVE_TIMEOUT;
+    loop {
+        let ps = berth(&["ps"]);
+        let releases: Vec<&str> = ps
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(2))
+            .collect();
+        if releases == ["v7"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "instances of failed releases left:\n{ps}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
     let status = server.stop();
     assert!(status.success(), "server exit: {status:?}\n{}", server.log());
 }
