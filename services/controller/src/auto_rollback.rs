@@ -63,7 +63,7 @@ impl Rollout {
             };
             let made = self
                 .store
-                .create_release_of_kind(
+                .create_release_with_checks(
                     NewRelease {
                         app: app.id,
                         image_digest: previous.image_digest.clone(),
@@ -73,22 +73,13 @@ impl Rollout {
                         created_by: failed.created_by,
                     },
                     ReleaseKind::Rollback,
+                    previous.health_checks.clone(),
                 )
                 .await;
-            let mut made = match made {
+            let made = match made {
                 Ok(made) => made,
                 Err(error) => return format!("{failure}; {}", internal(error)),
             };
-            if !previous.health_checks.is_empty() {
-                if let Err(error) = self
-                    .store
-                    .set_release_health_checks(made.id, &previous.health_checks)
-                    .await
-                {
-                    return format!("{failure}; {}", internal(error));
-                }
-                made.health_checks = previous.health_checks.clone();
-            }
             (made, previous)
         };
         let _ = log

@@ -335,11 +335,11 @@ impl Rollout {
         (kind, description): (ReleaseKind, String),
         log: &mpsc::Sender<String>,
     ) -> Result<String, String> {
-        let mut made = {
+        let made = {
             let _releasing = self.releasing.lock().await;
             let previous = self.store.latest_release(app.id).await.map_err(internal)?;
             self.store
-                .create_release_of_kind(
+                .create_release_with_checks(
                     NewRelease {
                         app: app.id,
                         image_digest: build.image_digest.clone(),
@@ -349,17 +349,11 @@ impl Rollout {
                         created_by: account.id,
                     },
                     kind,
+                    health_checks,
                 )
                 .await
                 .map_err(internal)?
         };
-        if !health_checks.is_empty() {
-            self.store
-                .set_release_health_checks(made.id, &health_checks)
-                .await
-                .map_err(internal)?;
-            made.health_checks = health_checks;
-        }
         self.roll_out(app, made, log).await
     }
 
@@ -394,12 +388,7 @@ impl Rollout {
                 .await?
                 .ok_or_else(|| LifecycleError::no_release(app))?;
             let (new, checks) = make(latest);
-            let mut made = self.store.create_release_of_kind(new, kind).await?;
-            if !checks.is_empty() {
-                self.store.set_release_health_checks(made.id, &checks).await?;
-                made.health_checks = checks;
-            }
-            made
+            self.store.create_release_with_checks(new, kind, checks).await?
         };
         let version = made.version;
         let (log, mut lines) = mpsc::channel(16);

@@ -192,8 +192,8 @@ async fn boot_timeout_and_health_checks_go_into_specs() {
     w.scale(1).await;
     let spec = || w.link.desired.lock().unwrap()[0].clone();
     assert_eq!((spec().boot_timeout_secs, spec().health_check), (None, None));
-    // What the release's app.json declared...
-    let release = w.store.latest_release(w.app).await.unwrap().unwrap();
+    // What a new release's app.json declared...
+    let v1 = w.store.latest_release(w.app).await.unwrap().unwrap();
     let declared = HealthCheck {
         path: "/health".into(),
         timeout_secs: 2,
@@ -201,12 +201,26 @@ async fn boot_timeout_and_health_checks_go_into_specs() {
         wait_secs: 1,
     };
     let checks = BTreeMap::from([(ProcessType::web(), declared.clone())]);
-    w.store
-        .set_release_health_checks(release.id, &checks)
+    let new = NewRelease {
+        app: w.app,
+        image_digest: v1.image_digest.clone(),
+        processes: v1.processes.clone(),
+        config: v1.config.clone(),
+        description: "Deploy with app.json".to_owned(),
+        created_by: v1.created_by,
+    };
+    let v2 = w
+        .store
+        .create_release_with_checks(new, store::ReleaseKind::Build, checks)
         .await
         .unwrap();
     w.store.set_boot_timeout_secs(w.app, Some(7)).await.unwrap();
     w.controller.reconcile().await.unwrap();
+    // (v1's instance keeps running beside it until v2's runs.)
+    let spec = || {
+        let desired = w.link.desired.lock().unwrap();
+        desired.iter().find(|s| s.release == v2.id).unwrap().clone()
+    };
     assert_eq!(
         (spec().boot_timeout_secs, spec().health_check),
         (Some(7), Some(declared))

@@ -166,21 +166,36 @@ async fn health_checks_and_deploy_settings_read_back() {
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
     let v1 = release(&store, &shop, &alice, &["web"]).await;
-    assert!(v1.health_checks.is_empty());
-    let checks = BTreeMap::from([(ProcessType::web(), HealthCheck::of_path("/health"))]);
-    store.set_release_health_checks(v1.id, &checks).await.unwrap();
-    assert_eq!(store.release(v1.id).await.unwrap().unwrap().health_checks, checks);
-    store
-        .set_release_health_checks(v1.id, &BTreeMap::new())
-        .await
-        .unwrap();
     assert!(store
-        .latest_release(shop.id)
+        .release(v1.id)
         .await
         .unwrap()
         .unwrap()
         .health_checks
         .is_empty());
+    let checks = BTreeMap::from([(ProcessType::web(), HealthCheck::of_path("/health"))]);
+    let new = store::NewRelease {
+        app: shop.id,
+        image_digest: v1.image_digest.clone(),
+        processes: v1.processes.clone(),
+        config: v1.config.clone(),
+        description: "Deploy 2b3c4d5".to_owned(),
+        created_by: alice.id,
+    };
+    let v2 = store
+        .create_release_with_checks(new, store::ReleaseKind::Build, checks.clone())
+        .await
+        .unwrap();
+    assert_eq!(v2.health_checks, checks);
+    assert_eq!(
+        store
+            .latest_release(shop.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .health_checks,
+        checks
+    );
 
     assert_eq!(store.boot_timeout_secs(shop.id).await.unwrap(), None);
     store.set_boot_timeout_secs(shop.id, Some(90)).await.unwrap();
