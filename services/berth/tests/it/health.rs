@@ -1,7 +1,8 @@
 //! Health checks, automatic rollback and R10, end to end: a push whose web instances fail their app.json
 //! health check is never routed (the old body is served throughout, under load), the push says it rolled
 //! back and exits non-zero, and `berth releases`, events and logs show it; an instance that never binds PORT
-//! gets R10 in `berth logs` with a short boot timeout, and that config change is rolled back too.
+//! gets R10 in `berth logs` with a short boot timeout, and that config change is rolled back too; so is one
+//! whose instance binds PORT after the deploy timeout; a failing first release stops the app.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -187,6 +188,23 @@ fn failing_health_checks_and_r10_roll_back() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+
+    // A first release that fails its check has nothing to roll back to: its instances are stopped.
+    server.berth_ok(&token, &["apps", "create", "checked-first"]);
+    let out = push(&server, &token, "checked-first", &repo);
+    let said = text(&out.stderr);
+    assert!(!out.status.success(), "the push must fail:\n{said}");
+    assert!(
+        said.contains(
+            "v1 failed: web.1's health check GET /health failed: 500 Internal Server Error; there is no earlier \
+             release to roll back to, so its instances were stopped"
+        ),
+        "{said}\n{}",
+        server.log()
+    );
+    let info = server.berth_ok(&token, &["apps", "info", "checked-first"]);
+    assert!(info.contains("Stopped:     yes"), "{info}");
+    assert_eq!(server.get_app("checked-first", "/").map(|(s, _)| s), Some(503));
 
     let status = server.stop();
     assert!(status.success(), "server exit: {status:?}\n{}", server.log());
