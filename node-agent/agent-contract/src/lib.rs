@@ -89,6 +89,44 @@ pub struct InstanceSpec {
     /// agent's default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_grace_secs: Option<u32>,
+    /// Seconds a `web` instance has to accept connections on `port` before it is killed (Heroku's R10);
+    /// `None`: [`DEFAULT_BOOT_TIMEOUT_SECS`]. Other process types never bind a port and count as up once
+    /// started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_timeout_secs: Option<u32>,
+    /// An HTTP check the instance must pass, once its port accepts connections, before it counts as up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+}
+
+/// The boot timeout of specs that do not say, in seconds (Heroku's 60).
+pub const DEFAULT_BOOT_TIMEOUT_SECS: u32 = 60;
+
+/// An HTTP check of a starting instance (Dokku's `startup` check): `GET path` answered 2xx within `timeout_secs`,
+/// tried up to `attempts` times with `wait_secs` between tries. Redirects are not followed (a 3xx fails).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// Starts with `/`.
+    pub path: String,
+    pub timeout_secs: u32,
+    pub attempts: u32,
+    pub wait_secs: u32,
+}
+
+impl HealthCheck {
+    pub const DEFAULT_TIMEOUT_SECS: u32 = 5;
+    pub const DEFAULT_ATTEMPTS: u32 = 3;
+    pub const DEFAULT_WAIT_SECS: u32 = 2;
+
+    /// A check of `path` with the default timeout, attempts and wait.
+    pub fn of_path(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            timeout_secs: Self::DEFAULT_TIMEOUT_SECS,
+            attempts: Self::DEFAULT_ATTEMPTS,
+            wait_secs: Self::DEFAULT_WAIT_SECS,
+        }
+    }
 }
 
 impl InstanceSpec {
@@ -131,6 +169,11 @@ pub enum ExitReason {
     OutOfMemory,
     /// It never ran: setting up the container or starting the command failed.
     FailedToStart { error: String },
+    /// A `web` instance did not accept connections on its port within its boot timeout and was stopped
+    /// (Heroku's R10).
+    BootTimeout { secs: u32 },
+    /// Its HTTP health check failed every attempt and it was stopped; `error` is the last attempt's.
+    HealthCheckFailed { path: String, error: String },
 }
 
 impl std::fmt::Display for ExitReason {
@@ -140,6 +183,10 @@ impl std::fmt::Display for ExitReason {
             Self::Signaled { signal } => write!(f, "killed by {signal}"),
             Self::OutOfMemory => f.write_str("out of memory"),
             Self::FailedToStart { error } => write!(f, "failed to start: {error}"),
+            Self::BootTimeout { secs } => write!(f, "did not listen on its port within {secs} s (R10)"),
+            Self::HealthCheckFailed { path, error } => {
+                write!(f, "health check GET {path} failed: {error}")
+            }
         }
     }
 }
@@ -246,6 +293,17 @@ mod tests {
             (
                 ExitReason::FailedToStart { error: "x".into() },
                 r#"{"kind":"failed_to_start","error":"x"}"#,
+            ),
+            (
+                ExitReason::BootTimeout { secs: 60 },
+                r#"{"kind":"boot_timeout","secs":60}"#,
+            ),
+            (
+                ExitReason::HealthCheckFailed {
+                    path: "/health".into(),
+                    error: "500 Internal Server Error".into(),
+                },
+                r#"{"kind":"health_check_failed","path":"/health","error":"500 Internal Server Error"}"#,
             ),
         ];
         for (reason, json) in cases {

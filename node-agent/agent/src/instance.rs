@@ -2,6 +2,7 @@
 //! its port, keeps its output, restarts it with backoff when it exits, and tears everything down on stop.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,6 +51,9 @@ fn argv(command: &str, entrypoint: &[String], cmd: &[String]) -> Vec<String> {
         vec!["/bin/sh".into(), "-c".into(), command.into()]
     }
 }
+
+/// A health check under way: the last attempt's error once every attempt failed.
+type Checking = std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 enum RunEnd {
     Stopped,
@@ -384,7 +388,23 @@ impl Supervisor {
             self.res.net.as_ref().expect("prepared").address.into(),
             self.spec.port,
         );
+        // Only `web` instances bind a port (Heroku): any other process type is up once started.
+        let mut listening = !self.spec.process_type.is_web();
         let mut running = false;
+        if listening {
+            running = true;
+            self.platform_line("Up".into());
+            self.report(InstanceState::Running);
+        }
+        let boot_secs = self
+            .spec
+            .boot_timeout_secs
+            .unwrap_or(agent_contract::DEFAULT_BOOT_TIMEOUT_SECS);
+        let boot = tokio::time::sleep(Duration::from_secs(boot_secs.into()));
+        tokio::pin!(boot);
+        let mut checking: Option<Checking> = None;
+        // Why the agent ended the run itself (R10, a failed health check), if it did.
+        let mut failure: Option<ExitReason> = None;
         let mut probe = tokio::time::interval(PROBE_INTERVAL);
         let mut oom_check = tokio::time::interval(OOM_CHECK_INTERVAL);
         let mut oom_kills = oom_kills_before;
@@ -403,13 +423,54 @@ impl Supervisor {
                 status = c.wait() => {
                     break Some((status?, started.elapsed()));
                 }
-                _ = probe.tick(), if !running => {
+                _ = probe.tick(), if !listening => {
                     let connect = tokio::net::TcpStream::connect(target);
                     if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(500), connect).await {
-                        running = true;
+                        listening = true;
                         tracing::info!(app = %self.spec.app, instance = %self.short, %target, "instance accepts connections");
-                        self.platform_line(format!("Up: accepting connections on port {}", self.spec.port));
-                        self.report(InstanceState::Running);
+                        match self.spec.health_check.clone() {
+                            Some(check) => {
+                                self.platform_line(format!(
+                                    "Accepting connections on port {}; checking GET {}", self.spec.port, check.path
+                                ));
+                                checking = Some(Box::pin(self.health_check(check, target)));
+                            }
+                            None => {
+                                running = true;
+                                self.platform_line(format!("Up: accepting connections on port {}", self.spec.port));
+                                self.report(InstanceState::Running);
+                            }
+                        }
+                    }
+                }
+                _ = &mut boot, if !listening => {
+                    tracing::warn!(app = %self.spec.app, instance = %self.short, boot_secs, "boot timeout (R10)");
+                    let dyno = self.spec.dyno_name();
+                    self.platform_line(format!(
+                        "Error R10 (Boot timeout): {dyno} did not listen on PORT {} within {boot_secs} s, stopping it",
+                        self.spec.port
+                    ));
+                    failure = Some(ExitReason::BootTimeout { secs: boot_secs });
+                    self.stop_container(&mut c).await;
+                    break Some((c.wait().await?, started.elapsed()));
+                }
+                result = async { checking.as_mut().expect("checking").await }, if checking.is_some() => {
+                    checking = None;
+                    match result {
+                        Ok(()) => {
+                            running = true;
+                            tracing::info!(app = %self.spec.app, instance = %self.short, "health check passed");
+                            self.platform_line("Up: health check passed".into());
+                            self.report(InstanceState::Running);
+                        }
+                        Err(error) => {
+                            let path = self.spec.health_check.as_ref().map(|h| h.path.clone()).unwrap_or_default();
+                            tracing::warn!(app = %self.spec.app, instance = %self.short, path, error, "health check failed");
+                            self.platform_line(format!("Health check GET {path} failed, stopping it"));
+                            failure = Some(ExitReason::HealthCheckFailed { path, error });
+                            self.stop_container(&mut c).await;
+                            break Some((c.wait().await?, started.elapsed()));
+                        }
                     }
                 }
                 _ = stop.changed() => {
@@ -418,6 +479,7 @@ impl Supervisor {
                 }
             }
         };
+        drop(checking);
         // The init killed everything in its PID namespace when it exited; this covers a killed init.
         if let Some(cgroup) = &self.res.cgroup {
             cgroup.kill_all();
@@ -428,6 +490,13 @@ impl Supervisor {
         let Some((status, ran_for)) = end else {
             return Ok(RunEnd::Stopped);
         };
+        if let Some(reason) = failure {
+            return Ok(RunEnd::Exited {
+                code: status.code(),
+                reason,
+                ran_for,
+            });
+        }
         let code = status.code();
         let setup_error = if code == Some(container::SETUP_FAILED_EXIT_CODE) {
             let log = tokio::fs::read(&log_path).await.unwrap_or_default();
@@ -446,6 +515,26 @@ impl Supervisor {
             reason: exit_reason(&ending),
             ran_for,
         })
+    }
+
+    /// The instance's health check: each failed attempt is a line in the app's log.
+    fn health_check(
+        &self,
+        check: agent_contract::HealthCheck,
+        target: SocketAddr,
+    ) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let mut forwarder = self.forwarder();
+        let host = self.spec.app.to_string();
+        async move {
+            let attempts = check.attempts.max(1);
+            crate::health::run(&check, target, &host, |attempt, error| {
+                forwarder.send(OutputLine::Platform(format!(
+                    "health check GET {} failed: {error} (attempt {attempt} of {attempts})",
+                    check.path
+                )));
+            })
+            .await
+        }
     }
 
     /// SIGTERM, then SIGKILL after the grace period (the spec's, else the agent's).
@@ -553,6 +642,10 @@ fn crash_line(reason: &ExitReason, memory_bytes: u64, delay: Duration) -> String
             memory_bytes >> 20
         ),
         ExitReason::FailedToStart { .. } => format!("Process failed to start, {restart}"),
+        ExitReason::BootTimeout { .. } => format!("Process stopped at its boot timeout, {restart}"),
+        ExitReason::HealthCheckFailed { .. } => {
+            format!("Process stopped after failing its health check, {restart}")
+        }
     }
 }
 

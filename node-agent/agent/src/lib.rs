@@ -12,6 +12,7 @@
 //! server depends on it; nothing in the control plane's crates is used here.
 
 mod disk;
+mod health;
 mod instance;
 mod layers;
 mod output;

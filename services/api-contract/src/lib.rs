@@ -78,6 +78,24 @@ pub struct AppInfo {
     /// Stopped with `berth apps stop`: the formation is kept but nothing runs.
     #[serde(default)]
     pub stopped: bool,
+    /// Seconds a web instance has to listen on PORT before it is stopped (R10); `None` is the platform's
+    /// default (60).
+    #[serde(default)]
+    pub boot_timeout: Option<u32>,
+    /// Seconds a deploy waits for the new release's instances before it rolls back; `None` is the platform's
+    /// default (120).
+    #[serde(default)]
+    pub deploy_timeout: Option<u32>,
+    /// The app's own health check path for web instances (wins over app.json's); `None`: app.json's, if any.
+    #[serde(default)]
+    pub health_check: Option<String>,
+    /// `all-at-once` (the default) or `rolling`.
+    #[serde(default = "default_strategy")]
+    pub deploy_strategy: String,
+}
+
+fn default_strategy() -> String {
+    "all-at-once".into()
 }
 
 /// `PATCH /v1/apps/{name}`: the router settings to change; fields left out keep their value.
@@ -110,6 +128,33 @@ pub struct AppUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub stop_grace: Option<Option<i64>>,
+    /// Seconds a web instance has to listen on PORT, [`BOOT_TIMEOUT_SECS`]; `null` and absence as for
+    /// `first_byte_timeout`. Applies to instances started from then on.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub boot_timeout: Option<Option<i64>>,
+    /// Seconds a deploy waits for its instances before rolling back, [`DEPLOY_TIMEOUT_SECS`]; `null` and
+    /// absence as for `first_byte_timeout`.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deploy_timeout: Option<Option<i64>>,
+    /// A path such as `/health` that web instances must answer with 2xx before they count as up; `null`
+    /// clears the app's own check (app.json's applies again).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub health_check: Option<Option<String>>,
+    /// `rolling` or `all-at-once`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_strategy: Option<String>,
 }
 
 /// Deserializes a field that is present (so `null` is `Some(None)`); with `#[serde(default)]` an absent field
@@ -130,6 +175,12 @@ pub const BUILD_TIMEOUT_SECS: std::ops::RangeInclusive<i64> = 60..=7200;
 
 /// The range of `AppUpdate::stop_grace`, in seconds: a second to ten minutes.
 pub const STOP_GRACE_SECS: std::ops::RangeInclusive<i64> = 1..=600;
+
+/// The range of `AppUpdate::boot_timeout`, in seconds: a second to ten minutes.
+pub const BOOT_TIMEOUT_SECS: std::ops::RangeInclusive<i64> = 1..=600;
+
+/// The range of `AppUpdate::deploy_timeout`, in seconds: a second to an hour.
+pub const DEPLOY_TIMEOUT_SECS: std::ops::RangeInclusive<i64> = 1..=3600;
 
 /// `PATCH /v1/apps/{name}/formation`: process type → wanted quantity, e.g. `{"web": 2, "worker": 1}`.
 /// Types not named keep their quantity.

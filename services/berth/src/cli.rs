@@ -266,7 +266,38 @@ pub enum AppsCommand {
         /// `default` (30s). Applies to running instances too.
         #[arg(long, value_name = "DURATION|default", value_parser = parse_duration)]
         stop_grace: Option<Timeout>,
+        #[command(flatten)]
+        deploys: DeployArgs,
     },
+}
+
+/// How deploys of an app go (`berth apps update`).
+#[derive(Debug, Args, Default, PartialEq, Eq)]
+pub struct DeployArgs {
+    /// How long a web instance has to listen on PORT before it is stopped with R10 (1s to 10m), or
+    /// `default` (60s).
+    #[arg(long, value_name = "DURATION|default", value_parser = parse_duration)]
+    boot_timeout: Option<Timeout>,
+    /// How long a deploy waits for its new instances before rolling back (1s to 1h), or `default` (2m).
+    #[arg(long, value_name = "DURATION|default", value_parser = parse_duration)]
+    deploy_timeout: Option<Timeout>,
+    /// A path such as /health that web instances must answer with 2xx before they get traffic (wins over
+    /// app.json's check), or `none` to clear it.
+    #[arg(long, value_name = "PATH|none")]
+    health_check: Option<String>,
+    /// rolling (one new instance at a time, an old one stopped as each comes up) or all-at-once (default).
+    #[arg(long, value_name = "rolling|all-at-once")]
+    deploy_strategy: Option<String>,
+}
+
+impl DeployArgs {
+    /// Fills the deploy fields of an API update.
+    fn apply(self, update: &mut AppUpdate) {
+        update.boot_timeout = self.boot_timeout.map(Timeout::to_api);
+        update.deploy_timeout = self.deploy_timeout.map(Timeout::to_api);
+        update.health_check = self.health_check.map(|p| (p != "none").then_some(p));
+        update.deploy_strategy = self.deploy_strategy;
+    }
 }
 
 /// An image to deploy (`--image REF`), for `apps create` and `deploy`.
@@ -512,19 +543,24 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                     first_byte_timeout,
                     build_timeout,
                     stop_grace,
+                    deploys,
                 }) => {
                     let name = required_app(name.or(app))?;
-                    let update = AppUpdate {
+                    let mut update = AppUpdate {
                         redirect_https,
                         first_byte_timeout: first_byte_timeout.map(Timeout::to_api),
                         build_timeout: build_timeout.map(Timeout::to_api),
                         stop_grace: stop_grace.map(Timeout::to_api),
+                        ..AppUpdate::default()
                     };
+                    deploys.apply(&mut update);
                     if update == AppUpdate::default() {
                         bail!(
                             "nothing to change: pass --redirect-https on|off, --first-byte-timeout \
-                             SECONDS|default, --build-timeout DURATION|default and/or --stop-grace \
-                             DURATION|default"
+                             SECONDS|default, --build-timeout DURATION|default, --stop-grace \
+                             DURATION|default, --boot-timeout DURATION|default, --deploy-timeout \
+                             DURATION|default, --health-check PATH|none and/or --deploy-strategy \
+                             rolling|all-at-once"
                         );
                     }
                     let path = format!("/v1/apps/{name}");
@@ -903,6 +939,7 @@ mod tests {
                         first_byte_timeout: Some(Timeout::Seconds(90)),
                         build_timeout: None,
                         stop_grace: None,
+                        ..
                     }),
                 ..
             }) => assert_eq!(name, "shop"),
@@ -918,6 +955,7 @@ mod tests {
                         first_byte_timeout: Some(Timeout::Default),
                         build_timeout: None,
                         stop_grace: None,
+                        ..
                     }),
                 ..
             }) => assert_eq!(app, "shop"),
@@ -947,6 +985,32 @@ mod tests {
                     }),
                 ..
             }) => {}
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "apps",
+            "update",
+            "shop",
+            "--boot-timeout",
+            "90s",
+            "--deploy-timeout",
+            "5m",
+            "--health-check",
+            "none",
+            "--deploy-strategy",
+            "rolling",
+        ]) {
+            Ok(ClientCommand::Apps {
+                command: Some(AppsCommand::Update { deploys, .. }),
+                ..
+            }) => {
+                let mut update = AppUpdate::default();
+                deploys.apply(&mut update);
+                assert_eq!(update.boot_timeout, Some(Some(90)));
+                assert_eq!(update.deploy_timeout, Some(Some(300)));
+                assert_eq!(update.health_check, Some(None));
+                assert_eq!(update.deploy_strategy.as_deref(), Some("rolling"));
+            }
             other => panic!("{other:?}"),
         }
         assert_eq!(Timeout::Default.to_api(), None);

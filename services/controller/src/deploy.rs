@@ -179,6 +179,19 @@ impl Inner {
         })
     }
 
+    /// Records that the push failed before making a release; returns `reason` for the pusher.
+    async fn failed(&self, req: &DeployRequest, description: &str, reason: String) -> String {
+        record(
+            &self.rollout.store,
+            req.app.id,
+            EventKind::DeployFailed,
+            description,
+            req.account.name.as_str(),
+        )
+        .await;
+        reason
+    }
+
     async fn deploy(&self, req: DeployRequest, log: mpsc::Sender<String>) -> Result<String, String> {
         let app = &req.app;
         let short_commit: String = req.commit.chars().take(7).collect();
@@ -187,6 +200,25 @@ impl Inner {
             format!("-----> Deploying {} (commit {short_commit})", app.name),
         )
         .await;
+
+        // Health checks are read before the build, so that a bad app.json fails the push at once.
+        let health_checks = match crate::app_json::read(&req.source_dir) {
+            Ok(checks) => checks,
+            Err(reason) => {
+                let description = format!("Deploy of {short_commit} failed: {reason}");
+                return Err(self.failed(&req, &description, reason).await);
+            }
+        };
+        for (process_type, check) in &health_checks {
+            say(
+                &log,
+                format!(
+                    "-----> app.json: {process_type} instances must answer GET {} with 2xx ({} attempts)",
+                    check.path, check.attempts
+                ),
+            )
+            .await;
+        }
 
         let tag = format!("{}-{short_commit}", app.name);
         let timeout = self
@@ -230,23 +262,16 @@ impl Inner {
             Ok(build) => build,
             Err(reason) => {
                 let description = format!("Build of {short_commit} failed: {reason}");
-                record(
-                    &self.rollout.store,
-                    app.id,
-                    EventKind::DeployFailed,
-                    &description,
-                    req.account.name.as_str(),
-                )
-                .await;
-                return Err(reason);
+                return Err(self.failed(&req, &description, reason).await);
             }
         };
 
         self.rollout
-            .release(
+            .release_with_checks(
                 app,
                 &req.account,
                 build,
+                health_checks,
                 (ReleaseKind::Build, format!("Deploy {short_commit}")),
                 &log,
             )
@@ -293,6 +318,20 @@ impl Rollout {
         app: &store::App,
         account: &store::Account,
         build: Built,
+        what: (ReleaseKind, String),
+        log: &mpsc::Sender<String>,
+    ) -> Result<String, String> {
+        self.release_with_checks(app, account, build, BTreeMap::new(), what, log)
+            .await
+    }
+
+    /// [`Rollout::release`] of a build whose tree declared `health_checks` (app.json).
+    pub(crate) async fn release_with_checks(
+        &self,
+        app: &store::App,
+        account: &store::Account,
+        build: Built,
+        health_checks: BTreeMap<ProcessType, agent_contract::HealthCheck>,
         (kind, description): (ReleaseKind, String),
         log: &mpsc::Sender<String>,
     ) -> Result<String, String> {
@@ -300,7 +339,7 @@ impl Rollout {
             let _releasing = self.releasing.lock().await;
             let previous = self.store.latest_release(app.id).await.map_err(internal)?;
             self.store
-                .create_release_of_kind(
+                .create_release_with_checks(
                     NewRelease {
                         app: app.id,
                         image_digest: build.image_digest.clone(),
@@ -310,6 +349,7 @@ impl Rollout {
                         created_by: account.id,
                     },
                     kind,
+                    health_checks,
                 )
                 .await
                 .map_err(internal)?
@@ -325,6 +365,21 @@ impl Rollout {
         kind: ReleaseKind,
         make: impl FnOnce(Release) -> NewRelease,
     ) -> Result<RolledOut, LifecycleError> {
+        self.release_from_latest_with_checks(app, kind, |latest| {
+            let checks = latest.health_checks.clone();
+            (make(latest), checks)
+        })
+        .await
+    }
+
+    /// [`Rollout::release_from_latest`] where `make` also says which health checks the new release keeps
+    /// (a rollback keeps its target's).
+    pub(crate) async fn release_from_latest_with_checks(
+        &self,
+        app: &store::App,
+        kind: ReleaseKind,
+        make: impl FnOnce(Release) -> (NewRelease, BTreeMap<ProcessType, agent_contract::HealthCheck>),
+    ) -> Result<RolledOut, LifecycleError> {
         let made = {
             let _releasing = self.releasing.lock().await;
             let latest = self
@@ -332,7 +387,8 @@ impl Rollout {
                 .latest_release(app.id)
                 .await?
                 .ok_or_else(|| LifecycleError::no_release(app))?;
-            self.store.create_release_of_kind(make(latest), kind).await?
+            let (new, checks) = make(latest);
+            self.store.create_release_with_checks(new, kind, checks).await?
         };
         let version = made.version;
         let (log, mut lines) = mpsc::channel(16);
@@ -345,12 +401,25 @@ impl Rollout {
         })
     }
 
-    /// Scales web to 1 on the app's first release, tells the controller, and waits until `release` serves.
-    async fn roll_out(
+    /// Scales web to 1 on the app's first release, tells the controller, and waits until `release` serves;
+    /// when it does not, rolls back to the release before it ([`Rollout::roll_back_failed`]).
+    pub(crate) async fn roll_out(
         &self,
         app: &store::App,
         release: Release,
         log: &mpsc::Sender<String>,
+    ) -> Result<String, String> {
+        self.roll_out_then(app, release, log, OnFailure::RollBack).await
+    }
+
+    /// [`Rollout::roll_out`], rolling back on failure only when `on_failure` says so (a rollback that fails
+    /// stops there).
+    pub(crate) async fn roll_out_then(
+        &self,
+        app: &store::App,
+        release: Release,
+        log: &mpsc::Sender<String>,
+        on_failure: OnFailure,
     ) -> Result<String, String> {
         say(log, format!("-----> Released {}", release.version)).await;
         // Events name who made the release (a push, a config change, a rollback).
@@ -406,7 +475,10 @@ impl Rollout {
         if let Err(reason) = self.wait_for_rollout(&release, wanted).await {
             let description = format!("{} failed: {reason}", release.version);
             record(&self.store, app.id, EventKind::DeployFailed, &description, actor).await;
-            return Err(reason);
+            return Err(match on_failure {
+                OnFailure::RollBack => Box::pin(self.roll_back_failed(app, &release, &reason, log)).await,
+                OnFailure::Stop => description,
+            });
         }
         let description = format!("{} deployed", release.version);
         record(&self.store, app.id, EventKind::Deployed, &description, actor).await;
@@ -428,7 +500,8 @@ impl Rollout {
     /// instance ends the wait early: the previous release's instances keep serving (the scheduler stops
     /// them only once the new ones run).
     pub(crate) async fn wait_for_rollout(&self, release: &Release, wanted: u32) -> Result<(), String> {
-        self.wait_until(
+        let timeout = self.deploy_timeout(release.app).await;
+        self.wait_until_within(
             |instances| {
                 let new: Vec<_> = instances
                     .iter()
@@ -445,22 +518,18 @@ impl Rollout {
                     return Some(Ok(()));
                 }
                 if let Some(crashed) = new.iter().find(|i| i.state == InstanceRowState::Crashed) {
-                    return Some(Err(format!(
-                        "{}.{} of {} crashed while starting; the previous release keeps serving. \
-                     Check that the Procfile's command starts a server on $PORT",
-                        crashed.process_type, crashed.index, release.version
-                    )));
+                    return Some(Err(crate::auto_rollback::crash_reason(crashed)));
                 }
                 None
             },
             release.app,
+            timeout,
         )
         .await
         .map_err(|()| {
             format!(
-                "{} did not start within {} s; the previous release keeps serving",
-                release.version,
-                self.config.rollout_timeout.as_secs()
+                "its instances were not up within the deploy timeout of {} s",
+                timeout.as_secs()
             )
         })?
     }
@@ -469,11 +538,22 @@ impl Rollout {
     /// timeout passes (`Err(())`).
     pub(crate) async fn wait_until<T>(
         &self,
-        mut done: impl FnMut(&[store::Instance]) -> Option<T>,
+        done: impl FnMut(&[store::Instance]) -> Option<T>,
         app: AppId,
     ) -> Result<T, ()> {
+        self.wait_until_within(done, app, self.config.rollout_timeout)
+            .await
+    }
+
+    /// [`Rollout::wait_until`] with its own timeout.
+    pub(crate) async fn wait_until_within<T>(
+        &self,
+        mut done: impl FnMut(&[store::Instance]) -> Option<T>,
+        app: AppId,
+        timeout: Duration,
+    ) -> Result<T, ()> {
         let mut passes = self.passes.clone();
-        let deadline = tokio::time::Instant::now() + self.config.rollout_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let instances = match self.store.instances_of_app(app).await {
                 Ok(instances) => instances,
@@ -497,6 +577,15 @@ impl Rollout {
             }
         }
     }
+}
+
+/// What a rollout that fails does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnFailure {
+    /// Rolls back to the release before it.
+    RollBack,
+    /// Says why and stops (the rollout of a rollback).
+    Stop,
 }
 
 /// Records an event; a failure is logged: the deploy goes on either way.

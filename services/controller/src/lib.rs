@@ -11,6 +11,8 @@
 //! seam. [`ImageDeploys`] deploys an existing image from a registry (pulled with skopeo) instead of a push;
 //! [`Lifecycle`] makes releases without a build (config changes, rollbacks) and stops, starts and restarts apps.
 
+pub mod app_json;
+mod auto_rollback;
 mod deploy;
 mod drain;
 mod image_deploy;

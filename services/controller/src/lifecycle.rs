@@ -221,13 +221,16 @@ impl Lifecycle {
             .ok_or_else(|| LifecycleError::Refused(format!("app {} has no release {version}", app.name)))?;
         let rolled = self
             .rollout
-            .release_from_latest(app, ReleaseKind::Rollback, |_| NewRelease {
-                app: app.id,
-                image_digest: target.image_digest,
-                processes: target.processes,
-                config: target.config,
-                description: format!("Rollback to {version}"),
-                created_by: by,
+            .release_from_latest_with_checks(app, ReleaseKind::Rollback, |_| {
+                let new = NewRelease {
+                    app: app.id,
+                    image_digest: target.image_digest,
+                    processes: target.processes,
+                    config: target.config,
+                    description: format!("Rollback to {version}"),
+                    created_by: by,
+                };
+                (new, target.health_checks)
             })
             .await?;
         tracing::info!(app = %app.name, to = %version, release = ?rolled.release, "rolled back");

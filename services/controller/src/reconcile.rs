@@ -317,6 +317,7 @@ impl Controller {
     ) -> Result<Vec<AppDemand>, StoreError> {
         let mut demands = Vec::new();
         let stopped = self.store.stopped_apps().await?;
+        let strategies = self.store.deploy_strategies().await?;
         for app in self.store.all_apps().await? {
             let release = self.store.latest_release(app.id).await?;
             let mut formation = self.store.formation(app.id).await?;
@@ -325,6 +326,7 @@ impl Controller {
                 formation.values_mut().for_each(|f| f.quantity = 0);
             }
             let demand = AppDemand {
+                strategy: strategies.get(&app.id).copied().unwrap_or_default(),
                 app: app.id,
                 release: release.as_ref().map(|r| r.id),
                 release_processes: release
@@ -364,6 +366,8 @@ impl Controller {
         }
         let id_ranges = self.store.id_ranges().await?;
         let stop_graces = self.store.stop_graces().await?;
+        let boot_timeouts = self.store.boot_timeouts().await?;
+        let check_paths = self.store.health_check_paths().await?;
         let mut desired: HashMap<NodeId, Vec<InstanceSpec>> =
             self.nodes.keys().map(|n| (*n, Vec::new())).collect();
         for instance in instances
@@ -414,6 +418,8 @@ impl Controller {
                 },
                 id_range: id_ranges.get(&app.owner).copied(),
                 stop_grace_secs: stop_graces.get(&app.id).copied(),
+                boot_timeout_secs: boot_timeouts.get(&app.id).copied(),
+                health_check: health_check(&instance.process_type, check_paths.get(&app.id), release),
             });
         }
         for (node, specs) in desired {
@@ -496,6 +502,19 @@ fn existing_of(instance: &Instance) -> Existing {
     }
 }
 
+/// The check an instance must pass before it counts as up: for web, the app's own path wins over what its
+/// release's app.json declared.
+fn health_check(
+    process_type: &vocabulary::ProcessType,
+    app_path: Option<&String>,
+    release: &Release,
+) -> Option<agent_contract::HealthCheck> {
+    match app_path {
+        Some(path) if process_type.is_web() => Some(agent_contract::HealthCheck::of_path(path.clone())),
+        _ => release.health_checks.get(process_type).cloned(),
+    }
+}
+
 /// An error and its sources on one line, for logs.
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut out = error.to_string();
@@ -527,6 +546,12 @@ fn crash_description(
         (None, Some(code)) => format!("crashed with exit status {code}"),
         (Some(ExitReason::Signaled { signal }), _) => format!("was killed by {signal}"),
         (Some(ExitReason::FailedToStart { .. }), _) => "failed to start".to_owned(),
+        (Some(ExitReason::BootTimeout { secs }), _) => {
+            format!("did not listen on PORT within {secs} s (R10, boot timeout) and was stopped")
+        }
+        (Some(ExitReason::HealthCheckFailed { path, error }), _) => {
+            format!("failed its health check GET {path} ({error}) and was stopped")
+        }
         (None, None) => "crashed with no exit status (killed)".to_owned(),
     };
     format!("{instance} {why} (restart {restarts})")

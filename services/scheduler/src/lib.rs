@@ -6,11 +6,12 @@
 //! Rolling replacement falls out of the rules: a new release's instances are placed beside the old ones,
 //! and the old ones are stopped only once as many new ones are running as the formation asks for. A failed
 //! start therefore never takes down the instances that serve. A restart is the same rolling replacement: an
-//! instance marked `replace` counts as old.
+//! instance marked `replace` counts as old. With [`DeployStrategy::Rolling`] a replacement goes one instance
+//! at a time: at most one new instance is starting, and each new one that runs lets one old one stop.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use vocabulary::{AppId, InstanceId, NodeId, ProcessType, ReleaseId};
+use vocabulary::{AppId, DeployStrategy, InstanceId, NodeId, ProcessType, ReleaseId};
 
 /// What one app wants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub struct AppDemand {
     pub release_processes: BTreeSet<ProcessType>,
     /// process type → wanted quantity and memory per instance.
     pub formation: BTreeMap<ProcessType, Want>,
+    /// How a new release (or a restart) replaces the old instances.
+    pub strategy: DeployStrategy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,9 +151,17 @@ pub fn plan(apps: &[AppDemand], existing: &[Existing], nodes: &[NodeCapacity]) -
 
             // Too few: place the missing indexes on the node with the most free memory.
             let taken: BTreeSet<u32> = current.iter().map(|e| e.index).collect();
+            let running_current = current.iter().filter(|e| e.running).count();
+            let rolling = demand.strategy == DeployStrategy::Rolling && !old.is_empty();
+            // Rolling: while old instances remain, one new instance starts at a time.
+            let room = if rolling {
+                usize::from(current.len() == running_current)
+            } else {
+                usize::MAX
+            };
             let missing = (1..=want.quantity)
                 .filter(|i| !taken.contains(i))
-                .take(wanted - current.len());
+                .take((wanted - current.len()).min(room));
             for index in missing {
                 match pick_node(&free, want.memory_bytes) {
                     Some(node) => {
@@ -173,10 +184,16 @@ pub fn plan(apps: &[AppDemand], existing: &[Existing], nodes: &[NodeCapacity]) -
                 }
             }
 
-            // The old release's instances keep serving until the new ones all run.
-            let running_current = current.iter().filter(|e| e.running).count();
+            // The old release's instances keep serving until the new ones all run; rolling, each new one that
+            // runs lets one old one go (lowest index first).
             if running_current >= wanted {
                 plan.stop.extend(old.iter().map(|e| e.id));
+            } else if rolling {
+                let mut old = old;
+                old.sort_by_key(|e| (e.index, e.id));
+                let keep = wanted - running_current;
+                let leave = old.len().saturating_sub(keep);
+                plan.stop.extend(old.iter().take(leave).map(|e| e.id));
             }
         }
     }

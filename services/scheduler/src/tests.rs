@@ -39,6 +39,7 @@ fn demand(w: &World, release: Option<ReleaseId>, web_quantity: u32) -> AppDemand
             },
         )]
         .into(),
+        strategy: DeployStrategy::AllAtOnce,
     }
 }
 
@@ -231,4 +232,69 @@ fn a_restart_starts_a_fresh_instance_before_stopping_the_old_one() {
     let third = plan(&demands, &[old.clone(), other, fresh], &caps);
     assert!(third.place.is_empty(), "{third:?}");
     assert_eq!(third.stop, vec![old.id]);
+}
+
+/// Rolling: (old instances and whether each runs, new instances and whether each runs) → how many new ones are
+/// placed and which old ones (by index) stop, for web=3 moving from v1 to v2.
+#[test]
+fn rolling_replaces_one_instance_at_a_time() {
+    type Case = (&'static [bool], &'static [bool], usize, &'static [u32]);
+    let cases: &[Case] = &[
+        // The deploy starts: one new instance, nothing stops yet.
+        (&[true, true, true], &[], 1, &[]),
+        // It is starting: nothing more.
+        (&[true, true, true], &[false], 0, &[]),
+        // It runs: the next one starts and old web.1 goes.
+        (&[true, true, true], &[true], 1, &[1]),
+        // Old web.1 is gone (stopping instances are not listed here), new 2 starting.
+        (&[true, true], &[true, false], 0, &[]),
+        (&[true, true], &[true, true], 1, &[2]),
+        // The last new one runs: the last old one goes.
+        (&[true], &[true, true, true], 0, &[3]),
+        // A new instance that never comes up holds the rollout where it is: the old ones keep serving.
+        (&[true, true], &[true, false], 0, &[]),
+    ];
+    for (old_running, new_running, placed, stopped) in cases {
+        let w = world();
+        let first_old = 4 - old_running.len() as u32;
+        let mut have: Vec<Existing> = old_running
+            .iter()
+            .enumerate()
+            .map(|(i, running)| existing(&w, w.v1, first_old + i as u32, w.node_a, *running))
+            .collect();
+        have.extend(
+            new_running
+                .iter()
+                .enumerate()
+                .map(|(i, running)| existing(&w, w.v2, i as u32 + 1, w.node_b, *running)),
+        );
+        let demand = AppDemand {
+            strategy: DeployStrategy::Rolling,
+            ..demand(&w, Some(w.v2), 3)
+        };
+        let plan = plan(&[demand], &have, &nodes(&w, 4096, 4096));
+        let case = format!("old {old_running:?}, new {new_running:?}");
+        assert_eq!(plan.place.len(), *placed, "{case}: {plan:?}");
+        if let Some(p) = plan.place.first() {
+            assert_eq!(
+                (p.release, p.index),
+                (w.v2, new_running.len() as u32 + 1),
+                "{case}"
+            );
+        }
+        let mut want: Vec<InstanceId> = have
+            .iter()
+            .filter(|e| e.release == w.v1 && stopped.contains(&e.index))
+            .map(|e| e.id)
+            .collect();
+        want.sort();
+        assert_eq!(plan.stop, want, "{case}");
+    }
+    // Without old instances (a first deploy, a scale-up) rolling places everything at once.
+    let w = world();
+    let demand = AppDemand {
+        strategy: DeployStrategy::Rolling,
+        ..demand(&w, Some(w.v1), 3)
+    };
+    assert_eq!(plan(&[demand], &[], &nodes(&w, 4096, 4096)).place.len(), 3);
 }

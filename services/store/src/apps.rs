@@ -1,7 +1,7 @@
 //! Apps, each owned by one account. App names are unique across the whole platform (they are host names).
 
 use sqlx::sqlite::SqliteRow;
-use vocabulary::{AccountId, AppId, AppName};
+use vocabulary::{AccountId, AppId, AppName, DeployStrategy};
 
 use crate::rows::{self, now, time_text};
 use std::collections::HashMap;
@@ -159,14 +159,107 @@ impl Store {
 
     /// Every app's stop grace that is set (the controller puts it in each instance's spec).
     pub async fn stop_graces(&self) -> Result<HashMap<AppId, u32>, StoreError> {
+        self.all_app_secs(SecsColumn::StopGrace).await
+    }
+
+    /// The app's boot timeout (R10) in seconds; `None` is the platform's default (also for a missing app).
+    pub async fn boot_timeout_secs(&self, id: AppId) -> Result<Option<u32>, StoreError> {
+        self.app_secs(id, SecsColumn::BootTimeout).await
+    }
+
+    pub async fn set_boot_timeout_secs(&self, id: AppId, secs: Option<u32>) -> Result<(), StoreError> {
+        self.set_app_secs(id, SecsColumn::BootTimeout, secs).await
+    }
+
+    /// Every app's boot timeout that is set (the controller puts it in each instance's spec).
+    pub async fn boot_timeouts(&self) -> Result<HashMap<AppId, u32>, StoreError> {
+        self.all_app_secs(SecsColumn::BootTimeout).await
+    }
+
+    /// How long a deploy of the app waits for its new instances before rolling back, in seconds; `None` is the
+    /// platform's default (also for a missing app).
+    pub async fn deploy_timeout_secs(&self, id: AppId) -> Result<Option<u32>, StoreError> {
+        self.app_secs(id, SecsColumn::DeployTimeout).await
+    }
+
+    pub async fn set_deploy_timeout_secs(&self, id: AppId, secs: Option<u32>) -> Result<(), StoreError> {
+        self.set_app_secs(id, SecsColumn::DeployTimeout, secs).await
+    }
+
+    /// The app's own health check path (`berth apps update --health-check`), which wins over app.json's.
+    pub async fn health_check_path(&self, id: AppId) -> Result<Option<String>, StoreError> {
+        let path: Option<Option<String>> =
+            sqlx::query_scalar("SELECT health_check_path FROM apps WHERE id = ?")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(path.flatten())
+    }
+
+    pub async fn set_health_check_path(&self, id: AppId, path: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE apps SET health_check_path = ? WHERE id = ?")
+            .bind(path)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every app's own health check path that is set.
+    pub async fn health_check_paths(&self) -> Result<HashMap<AppId, String>, StoreError> {
         use sqlx::Row;
-        let rows = sqlx::query("SELECT id, stop_grace_secs FROM apps WHERE stop_grace_secs IS NOT NULL")
+        let rows = sqlx::query("SELECT id, health_check_path FROM apps WHERE health_check_path IS NOT NULL")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((rows::parsed(row, "id")?, row.try_get("health_check_path")?)))
+            .collect()
+    }
+
+    /// How deploys replace the app's instances (the default for a missing app).
+    pub async fn deploy_strategy(&self, id: AppId) -> Result<DeployStrategy, StoreError> {
+        Ok(self.deploy_strategies().await?.remove(&id).unwrap_or_default())
+    }
+
+    pub async fn set_deploy_strategy(&self, id: AppId, strategy: DeployStrategy) -> Result<(), StoreError> {
+        // The default is stored as NULL, so that a later change of default reaches apps that never chose.
+        let stored = (strategy != DeployStrategy::default()).then_some(strategy.as_str());
+        sqlx::query("UPDATE apps SET deploy_strategy = ? WHERE id = ?")
+            .bind(stored)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every app's deploy strategy that is not the default.
+    pub async fn deploy_strategies(&self) -> Result<HashMap<AppId, DeployStrategy>, StoreError> {
+        use sqlx::Row;
+        let rows = sqlx::query("SELECT id, deploy_strategy FROM apps WHERE deploy_strategy IS NOT NULL")
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
             .map(|row| {
-                let secs: i64 = row.try_get("stop_grace_secs")?;
-                Ok((rows::parsed(row, "id")?, secs_of(SecsColumn::StopGrace, secs)?))
+                let text: String = row.try_get("deploy_strategy")?;
+                let strategy = text
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("column deploy_strategy: {e}")))?;
+                Ok((rows::parsed(row, "id")?, strategy))
+            })
+            .collect()
+    }
+
+    /// Every app's value of `column` that is set.
+    async fn all_app_secs(&self, column: SecsColumn) -> Result<HashMap<AppId, u32>, StoreError> {
+        use sqlx::Row;
+        let name = column.name();
+        let rows = sqlx::query(&format!("SELECT id, {name} FROM apps WHERE {name} IS NOT NULL"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let secs: i64 = row.try_get(name)?;
+                Ok((rows::parsed(row, "id")?, secs_of(column, secs)?))
             })
             .collect()
     }
@@ -233,6 +326,8 @@ impl Store {
 enum SecsColumn {
     BuildTimeout,
     StopGrace,
+    BootTimeout,
+    DeployTimeout,
 }
 
 impl SecsColumn {
@@ -240,6 +335,8 @@ impl SecsColumn {
         match self {
             Self::BuildTimeout => "build_timeout_secs",
             Self::StopGrace => "stop_grace_secs",
+            Self::BootTimeout => "boot_timeout_secs",
+            Self::DeployTimeout => "deploy_timeout_secs",
         }
     }
 }

@@ -155,6 +155,9 @@ pub struct Release {
     pub description: String,
     pub created_by: AccountId,
     pub created_at: DateTime<Utc>,
+    /// The health checks its tree's `app.json` declared, by process type (set with
+    /// [`crate::Store::set_release_health_checks`]).
+    pub health_checks: BTreeMap<ProcessType, agent_contract::HealthCheck>,
 }
 
 /// Config values may be secrets: `Debug` shows their names only.
@@ -192,6 +195,7 @@ impl std::fmt::Debug for Release {
             .field("description", &self.description)
             .field("created_by", &self.created_by)
             .field("created_at", &self.created_at)
+            .field("health_checks", &self.health_checks)
             .finish()
     }
 }

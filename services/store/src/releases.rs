@@ -9,7 +9,8 @@ use crate::rows::{self, now, time_text};
 use crate::{NewRelease, Release, ReleaseKind, Store, StoreError};
 
 const RELEASE_COLUMNS: &str =
-    "id, app_id, version, kind, image_digest, processes, config, description, created_by, created_at";
+    "id, app_id, version, kind, image_digest, processes, config, description, created_by, created_at, \
+     health_checks";
 
 fn release_from_row(row: &SqliteRow) -> Result<Release, StoreError> {
     Ok(Release {
@@ -23,6 +24,11 @@ fn release_from_row(row: &SqliteRow) -> Result<Release, StoreError> {
         description: sqlx::Row::try_get(row, "description")?,
         created_by: rows::parsed(row, "created_by")?,
         created_at: rows::time(row, "created_at")?,
+        health_checks: match sqlx::Row::try_get::<Option<String>, _>(row, "health_checks")? {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("column health_checks: {e}")))?,
+            None => BTreeMap::new(),
+        },
     })
 }
 
@@ -36,8 +42,19 @@ impl Store {
     /// release takes over config vars set before it ([`Store::pending_config`]) under its own, and clears them.
     pub async fn create_release_of_kind(
         &self,
+        new: NewRelease,
+        kind: ReleaseKind,
+    ) -> Result<Release, StoreError> {
+        self.create_release_with_checks(new, kind, BTreeMap::new()).await
+    }
+
+    /// [`Store::create_release_of_kind`] of a release that declared `health_checks` (its tree's app.json),
+    /// stored in the same transaction, so that no instance of it is ever placed without them.
+    pub async fn create_release_with_checks(
+        &self,
         mut new: NewRelease,
         kind: ReleaseKind,
+        health_checks: BTreeMap<vocabulary::ProcessType, agent_contract::HealthCheck>,
     ) -> Result<Release, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let pending: Option<String> = sqlx::query_scalar(
@@ -65,12 +82,20 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(format!("release processes do not serialize: {e}")))?;
         let config = serde_json::to_string(&new.config)
             .map_err(|e| StoreError::Corrupt(format!("release config does not serialize: {e}")))?;
+        let checks = if health_checks.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::to_string(&health_checks)
+                    .map_err(|e| StoreError::Corrupt(format!("health checks do not serialize: {e}")))?,
+            )
+        };
         // One statement picks the number and inserts, so two deploys of the same app cannot both read the same
         // latest version (SQLite runs a statement atomically; UNIQUE (app_id, version) backs this up).
         let version: i64 = sqlx::query_scalar(
             "INSERT INTO releases (id, app_id, version, image_digest, processes, config, description, \
-                                   created_by, created_at, kind) \
-             SELECT ?1, ?2, COALESCE(MAX(version), 0) + 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9 \
+                                   created_by, created_at, kind, health_checks) \
+             SELECT ?1, ?2, COALESCE(MAX(version), 0) + 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
              FROM releases WHERE app_id = ?2 \
              RETURNING version",
         )
@@ -83,6 +108,7 @@ impl Store {
         .bind(new.created_by.to_string())
         .bind(time_text(created_at))
         .bind(kind.as_str())
+        .bind(checks)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -99,6 +125,7 @@ impl Store {
             description: new.description,
             created_by: new.created_by,
             created_at,
+            health_checks,
         })
     }
 

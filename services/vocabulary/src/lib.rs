@@ -8,7 +8,9 @@
 mod id_range;
 mod ids;
 mod names;
+mod strategy;
 
 pub use id_range::{IdRange, IdRangeError};
 pub use ids::{AccountId, AppId, CertificateId, InstanceId, NodeId, ReleaseId};
 pub use names::{AccountName, AppName, DomainName, NameError, ProcessType, ReleaseVersion};
+pub use strategy::DeployStrategy;

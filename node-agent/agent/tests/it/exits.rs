@@ -11,7 +11,11 @@ use vocabulary::InstanceId;
 use crate::node::{assert_nothing_left, runtime, setup, spec, wait_for};
 
 /// Waits until `id` is reported crashed and returns its reason, checking that `last_exit` agrees.
-async fn crash_reason(reports: &mut watch::Receiver<NodeReport>, id: InstanceId, what: &str) -> ExitReason {
+pub async fn crash_reason(
+    reports: &mut watch::Receiver<NodeReport>,
+    id: InstanceId,
+    what: &str,
+) -> ExitReason {
     let report = wait_for(reports, what, |r| {
         r.instances
             .iter()

@@ -4,6 +4,7 @@
 
 mod disk;
 mod exits;
+mod health;
 mod leak;
 mod node;
 
@@ -37,6 +38,11 @@ fn main() {
         ("node::instance_lifecycle", node::instance_lifecycle),
         ("exits::exit_reasons", exits::exit_reasons),
         ("exits::stop_grace", exits::stop_grace),
+        (
+            "health::boot_timeout_and_workers",
+            health::boot_timeout_and_workers,
+        ),
+        ("health::health_checks", health::health_checks),
         (
             "disk::writes_past_the_disk_bound_fail",
             disk::writes_past_the_disk_bound_fail,

@@ -131,6 +131,8 @@ pub fn spec(digest: &str, command: &str) -> InstanceSpec {
         // As the control plane sends it: every instance runs in its account's user namespace.
         id_range: Some(IdRange::from_slot(3).unwrap()),
         stop_grace_secs: None,
+        boot_timeout_secs: None,
+        health_check: None,
     }
 }
 
@@ -205,9 +207,15 @@ pub fn leftovers(names: &Names, data_dir: &Path, instance: Option<InstanceId>) -
 }
 
 fn http_get(address: std::net::SocketAddr) -> String {
+    http_get_path(address, "/index.html")
+}
+
+pub fn http_get_path(address: std::net::SocketAddr, path: &str) -> String {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5)).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    stream.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .unwrap();
     let mut body = String::new();
     stream.read_to_string(&mut body).unwrap();
     body

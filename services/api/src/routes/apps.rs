@@ -15,7 +15,15 @@ async fn info(state: &ApiState, app: store::App) -> Result<AppInfo, ApiError> {
     let build_timeout = state.store.build_timeout_secs(app.id).await?;
     let stop_grace = state.store.stop_grace_secs(app.id).await?;
     let stopped = state.store.app_stopped(app.id).await?;
+    let boot_timeout = state.store.boot_timeout_secs(app.id).await?;
+    let deploy_timeout = state.store.deploy_timeout_secs(app.id).await?;
+    let health_check = state.store.health_check_path(app.id).await?;
+    let deploy_strategy = state.store.deploy_strategy(app.id).await?.to_string();
     Ok(AppInfo {
+        boot_timeout,
+        deploy_timeout,
+        health_check,
+        deploy_strategy,
         stopped,
         url: state.app_url(&app.name),
         name: app.name,
@@ -137,11 +145,49 @@ pub async fn update(
         state.store.set_stop_grace_secs(app.id, secs).await?;
         tracing::info!(app = %app.name, stop_grace_secs = ?secs, "stop grace changed");
     }
+    update_deploy_settings(&state, &app, &body).await?;
     state.store.set_router_settings(app.id, settings).await?;
     tracing::info!(app = %app.name, redirect_https = settings.redirect_https,
         first_byte_timeout_secs = ?settings.first_byte_timeout_secs, "router settings changed");
     state.controller.notify(Event::RoutesChanged(app.id));
     Ok(axum::Json(info(&state, app).await?))
+}
+
+/// The deploy settings of an `AppUpdate`: boot and deploy timeouts, health check, strategy.
+async fn update_deploy_settings(
+    state: &ApiState,
+    app: &store::App,
+    body: &AppUpdate,
+) -> Result<(), ApiError> {
+    if let Some(timeout) = body.boot_timeout {
+        let secs = timeout
+            .map(|t| seconds_in("boot_timeout", t, api_contract::BOOT_TIMEOUT_SECS))
+            .transpose()?;
+        state.store.set_boot_timeout_secs(app.id, secs).await?;
+        tracing::info!(app = %app.name, boot_timeout_secs = ?secs, "boot timeout changed");
+    }
+    if let Some(timeout) = body.deploy_timeout {
+        let secs = timeout
+            .map(|t| seconds_in("deploy_timeout", t, api_contract::DEPLOY_TIMEOUT_SECS))
+            .transpose()?;
+        state.store.set_deploy_timeout_secs(app.id, secs).await?;
+        tracing::info!(app = %app.name, deploy_timeout_secs = ?secs, "deploy timeout changed");
+    }
+    if let Some(path) = &body.health_check {
+        if let Some(path) = path {
+            controller::app_json::check_path(path)
+                .map_err(|e| ApiError::Invalid(format!("health_check {e}")))?;
+        }
+        state.store.set_health_check_path(app.id, path.as_deref()).await?;
+        tracing::info!(app = %app.name, health_check = ?path, "health check changed");
+    }
+    if let Some(strategy) = &body.deploy_strategy {
+        let strategy: vocabulary::DeployStrategy = strategy.parse().map_err(ApiError::Invalid)?;
+        state.store.set_deploy_strategy(app.id, strategy).await?;
+        tracing::info!(app = %app.name, %strategy, "deploy strategy changed");
+        state.controller.notify(Event::FormationChanged(app.id));
+    }
+    Ok(())
 }
 
 /// `DELETE /v1/apps/{name}`: removes the app from the store, then tells the controller to stop its instances.

@@ -268,6 +268,13 @@ const SECONDS_SETTINGS: &[(&str, i64, &[i64], &str)] = &[
         "between 60 and 7200 seconds",
     ),
     ("stop_grace", 45, &[0, 601, -1], "between 1 and 600 seconds"),
+    ("boot_timeout", 90, &[0, 601, -1], "between 1 and 600 seconds"),
+    (
+        "deploy_timeout",
+        300,
+        &[0, 3601, -1],
+        "between 1 and 3600 seconds",
+    ),
 ];
 
 #[tokio::test]
@@ -280,6 +287,8 @@ async fn seconds_settings_are_patched_shown_validated_and_reset() {
         let stored = || async {
             match *field {
                 "build_timeout" => h.store.build_timeout_secs(app.id).await.unwrap(),
+                "boot_timeout" => h.store.boot_timeout_secs(app.id).await.unwrap(),
+                "deploy_timeout" => h.store.deploy_timeout_secs(app.id).await.unwrap(),
                 _ => h.store.stop_grace_secs(app.id).await.unwrap(),
             }
         };
@@ -306,4 +315,55 @@ async fn seconds_settings_are_patched_shown_validated_and_reset() {
         assert_eq!(reply.body[field], Value::Null);
         assert_eq!(stored().await, None, "{field}");
     }
+}
+
+#[tokio::test]
+async fn health_check_and_deploy_strategy_are_patched_validated_and_reset() {
+    let mut h = Harness::new().await;
+    let alice = h.tenant("alice").await;
+    h.create_app("shop", &alice).await;
+    let app = h.store.all_apps().await.unwrap().remove(0);
+    let patch = |body| h.call(Method::PATCH, "/v1/apps/shop", Some(&alice), Some(body));
+    let shown = h.get("/v1/apps/shop", &alice).await.body;
+    assert_eq!(
+        (&shown["health_check"], &shown["deploy_strategy"]),
+        (&Value::Null, &json!("all-at-once"))
+    );
+
+    let reply = patch(json!({ "health_check": "/health", "deploy_strategy": "rolling" })).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        (&reply.body["health_check"], &reply.body["deploy_strategy"]),
+        (&json!("/health"), &json!("rolling"))
+    );
+    assert_eq!(
+        h.store.health_check_path(app.id).await.unwrap().as_deref(),
+        Some("/health")
+    );
+
+    for (body, error) in [
+        (
+            json!({ "health_check": "health" }),
+            "health_check must start with /, got \"health\"",
+        ),
+        (
+            json!({ "health_check": "/a\r\nX: y" }),
+            "health_check must hold only visible ASCII characters, got '\\r'",
+        ),
+        (
+            json!({ "deploy_strategy": "blue-green" }),
+            "unknown deploy strategy \"blue-green\": expected rolling or all-at-once",
+        ),
+    ] {
+        let reply = patch(body).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(reply.error(), error);
+    }
+    let reply = patch(json!({ "health_check": null, "deploy_strategy": "all-at-once" })).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        (&reply.body["health_check"], &reply.body["deploy_strategy"]),
+        (&Value::Null, &json!("all-at-once"))
+    );
+    assert_eq!(h.store.health_check_path(app.id).await.unwrap(), None);
 }

@@ -140,7 +140,23 @@ async fn a_config_change_makes_a_release_with_the_same_image() {
     assert_eq!(reply.body["rollout"]["release"], 5);
     assert_eq!(reply.body["rollout"]["deployed"], false);
     let message = reply.body["rollout"]["message"].as_str().unwrap();
-    assert!(message.contains("did not start"), "{message}");
+    // It is rolled back to v4 (as v6), which does not start either: that stops there.
+    assert!(
+        message.starts_with("v5 failed: its instances were not up within the deploy timeout"),
+        "{message}"
+    );
+    assert!(
+        message.contains("the rollback to v4 (v6) failed too"),
+        "{message}"
+    );
+    assert!(message.ends_with("not rolling back again"), "{message}");
+    let latest = h.store.latest_release(app.id).await.unwrap().unwrap();
+    assert_eq!((latest.version.0, latest.kind), (6, store::ReleaseKind::Rollback));
+    assert!(
+        latest.description.starts_with("Rollback to v4 (v5 failed: "),
+        "{}",
+        latest.description
+    );
 }
 
 #[tokio::test]

@@ -59,6 +59,10 @@ fn rolled(rollout: &RolloutInfo) -> anyhow::Result<()> {
         Ok(())
     } else {
         match rollout.release {
+            // "v5 failed: ...; rolled back to v4": the message says it all.
+            Some(version) if rollout.message.starts_with(&format!("{version} failed")) => {
+                bail!("{}", rollout.message)
+            }
             Some(version) => bail!("{version} was released but does not serve: {}", rollout.message),
             None => bail!("{}", rollout.message),
         }

@@ -64,11 +64,24 @@ pub fn app_info(app: &AppInfo, git_url: &str) -> String {
     let stop_grace = app
         .stop_grace
         .map_or_else(|| "default (30 s)".to_owned(), |s| format!("{s} s"));
+    let boot_timeout = app
+        .boot_timeout
+        .map_or_else(|| "default (60 s)".to_owned(), |s| format!("{s} s"));
+    let deploy_timeout = app
+        .deploy_timeout
+        .map_or_else(|| "default (120 s)".to_owned(), |s| format!("{s} s"));
+    let health_check = app
+        .health_check
+        .as_ref()
+        .map_or_else(|| "app.json's, if any".to_owned(), |p| format!("GET {p}"));
     format!(
         "=== {name}\nURL:         {url}\nGit remote:  {git_url}\nRelease:     {release}\nCreated:     {created}\n\
          Stopped:     {stopped}\n\
          HTTPS redirect:      {redirect}\nFirst-byte timeout:  {timeout}\nBuild timeout:       {build_timeout}\n\
-         Stop grace:          {stop_grace}\n",
+         Stop grace:          {stop_grace}\nBoot timeout:        {boot_timeout}\n\
+         Deploy timeout:      {deploy_timeout}\nHealth check:        {health_check}\n\
+         Deploy strategy:     {strategy}\n",
+        strategy = app.deploy_strategy,
         name = app.name,
         stopped = if app.stopped { "yes (`berth apps start` runs it again)" } else { "no" },
         url = app.url,

@@ -82,5 +82,56 @@ async fn the_first_byte_timeout_is_set_and_put_back_to_the_default_from_the_cli(
     let shown = ok(berth(&["apps", "update", "shop", "--stop-grace", "default"]).await);
     assert!(shown.contains("Stop grace:          default (30 s)"), "{shown}");
     assert_eq!(store.stop_grace_secs(app.id).await.unwrap(), None);
+
+    // How deploys go: boot and deploy timeouts, the app's health check, the strategy.
+    let shown = ok(berth(&[
+        "apps",
+        "update",
+        "shop",
+        "--boot-timeout",
+        "90s",
+        "--deploy-timeout",
+        "5m",
+        "--health-check",
+        "/health",
+        "--deploy-strategy",
+        "rolling",
+    ])
+    .await);
+    for want in [
+        "Boot timeout:        90 s",
+        "Deploy timeout:      300 s",
+        "Health check:        GET /health",
+        "Deploy strategy:     rolling",
+    ] {
+        assert!(shown.contains(want), "{want}: {shown}");
+    }
+    assert_eq!(store.deploy_timeout_secs(app.id).await.unwrap(), Some(300));
+    let bad = berth(&["apps", "update", "shop", "--deploy-strategy", "blue-green"]).await;
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(stderr.contains("expected rolling or all-at-once"), "{stderr}");
+    let shown = ok(berth(&[
+        "apps",
+        "update",
+        "shop",
+        "--boot-timeout",
+        "default",
+        "--deploy-timeout",
+        "default",
+        "--health-check",
+        "none",
+        "--deploy-strategy",
+        "all-at-once",
+    ])
+    .await);
+    for want in [
+        "Boot timeout:        default (60 s)",
+        "Deploy timeout:      default (120 s)",
+        "Health check:        app.json's, if any",
+        "Deploy strategy:     all-at-once",
+    ] {
+        assert!(shown.contains(want), "{want}: {shown}");
+    }
     api_task.abort();
 }

@@ -9,6 +9,7 @@ mod config;
 mod dockerfile_from;
 mod dockerfile_push;
 mod end_to_end;
+mod health;
 mod hostile_build;
 mod image_deploy;
 mod images_push;

@@ -14,13 +14,13 @@ const CLIENTS: usize = 4;
 const REDEPLOYS: usize = 5;
 
 #[derive(Default)]
-struct Tally {
-    sent: AtomicU64,
-    failed: AtomicU64,
+pub(crate) struct Tally {
+    pub(crate) sent: AtomicU64,
+    pub(crate) failed: AtomicU64,
     /// The first few failures, for the assertion message.
-    failures: Mutex<Vec<String>>,
+    pub(crate) failures: Mutex<Vec<String>>,
     /// Bodies seen, in order of first sighting.
-    versions: Mutex<Vec<String>>,
+    pub(crate) versions: Mutex<Vec<String>>,
 }
 
 impl Tally {
@@ -34,7 +34,12 @@ impl Tally {
 }
 
 /// One client: GET / through the router as fast as answers come, until `stop`.
-fn client(server_router: std::net::SocketAddr, host: String, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
+pub(crate) fn client(
+    server_router: std::net::SocketAddr,
+    host: String,
+    stop: Arc<AtomicBool>,
+    tally: Arc<Tally>,
+) {
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .no_proxy()

@@ -184,3 +184,101 @@ async fn the_apps_stop_grace_goes_into_its_instances_specs() {
     w.controller.reconcile().await.unwrap();
     assert_eq!(graces(), [Some(45)]);
 }
+
+#[tokio::test]
+async fn boot_timeout_and_health_checks_go_into_specs() {
+    use agent_contract::HealthCheck;
+    let w = World::new(controller::DrainPolicy::default()).await;
+    w.scale(1).await;
+    let spec = || w.link.desired.lock().unwrap()[0].clone();
+    assert_eq!((spec().boot_timeout_secs, spec().health_check), (None, None));
+    // What a new release's app.json declared...
+    let v1 = w.store.latest_release(w.app).await.unwrap().unwrap();
+    let declared = HealthCheck {
+        path: "/health".into(),
+        timeout_secs: 2,
+        attempts: 9,
+        wait_secs: 1,
+    };
+    let checks = BTreeMap::from([(ProcessType::web(), declared.clone())]);
+    let new = NewRelease {
+        app: w.app,
+        image_digest: v1.image_digest.clone(),
+        processes: v1.processes.clone(),
+        config: v1.config.clone(),
+        description: "Deploy with app.json".to_owned(),
+        created_by: v1.created_by,
+    };
+    let v2 = w
+        .store
+        .create_release_with_checks(new, store::ReleaseKind::Build, checks)
+        .await
+        .unwrap();
+    w.store.set_boot_timeout_secs(w.app, Some(7)).await.unwrap();
+    w.controller.reconcile().await.unwrap();
+    // (v1's instance keeps running beside it until v2's runs.)
+    let spec = || {
+        let desired = w.link.desired.lock().unwrap();
+        desired.iter().find(|s| s.release == v2.id).unwrap().clone()
+    };
+    assert_eq!(
+        (spec().boot_timeout_secs, spec().health_check),
+        (Some(7), Some(declared))
+    );
+    // ...and the app's own path, which wins.
+    w.store.set_health_check_path(w.app, Some("/up")).await.unwrap();
+    w.controller.reconcile().await.unwrap();
+    assert_eq!(spec().health_check, Some(HealthCheck::of_path("/up")));
+}
+
+/// A rolling deploy of web=3 through the reconcile loop: one new instance at a time, and one old one leaves the
+/// route table each time a new one runs.
+#[tokio::test]
+async fn a_rolling_deploy_replaces_one_instance_at_a_time() {
+    let w = World::new(controller::DrainPolicy::default()).await;
+    w.store
+        .set_deploy_strategy(w.app, vocabulary::DeployStrategy::Rolling)
+        .await
+        .unwrap();
+    w.scale(3).await;
+    w.report_running().await;
+    let v1 = w.store.latest_release(w.app).await.unwrap().unwrap();
+    let v2 = w
+        .store
+        .create_release(NewRelease {
+            app: w.app,
+            image_digest: v1.image_digest.clone(),
+            processes: v1.processes.clone(),
+            config: BTreeMap::from([("V".to_owned(), "2".to_owned())]),
+            description: "Set V".to_owned(),
+            created_by: v1.created_by,
+        })
+        .await
+        .unwrap();
+    // (instances of v2, of v1 not asked to stop) after each step.
+    let counts = || async {
+        let instances = w.store.instances_of_app(w.app).await.unwrap();
+        let new = instances.iter().filter(|i| i.release == v2.id).count();
+        let old = instances
+            .iter()
+            .filter(|i| i.release == v1.id && !i.stop_requested)
+            .count();
+        (new, old)
+    };
+    w.controller.reconcile().await.unwrap();
+    assert_eq!(
+        counts().await,
+        (1, 3),
+        "one new instance starts, the old ones stay"
+    );
+    w.controller.reconcile().await.unwrap();
+    assert_eq!(
+        counts().await,
+        (1, 3),
+        "no second one while the first is starting"
+    );
+    for (step, want) in [(1, (2, 2)), (2, (3, 1)), (3, (3, 0))] {
+        w.report_running().await;
+        assert_eq!(counts().await, want, "after new instance {step} runs");
+    }
+}

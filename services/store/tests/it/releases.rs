@@ -155,3 +155,88 @@ async fn debug_output_names_config_vars_without_values() {
     assert!(text.contains("GREETING"), "{text}");
     assert!(!text.contains("\"hi\""), "{text}");
 }
+
+#[tokio::test]
+async fn health_checks_and_deploy_settings_read_back() {
+    use agent_contract::HealthCheck;
+    use std::collections::BTreeMap;
+    use vocabulary::{DeployStrategy, ProcessType};
+
+    let (store, _dir) = temp_store().await;
+    let (alice, _) = account(&store, "alice").await;
+    let shop = app(&store, &alice, "shop").await;
+    let v1 = release(&store, &shop, &alice, &["web"]).await;
+    assert!(store
+        .release(v1.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .health_checks
+        .is_empty());
+    let checks = BTreeMap::from([(ProcessType::web(), HealthCheck::of_path("/health"))]);
+    let new = store::NewRelease {
+        app: shop.id,
+        image_digest: v1.image_digest.clone(),
+        processes: v1.processes.clone(),
+        config: v1.config.clone(),
+        description: "Deploy 2b3c4d5".to_owned(),
+        created_by: alice.id,
+    };
+    let v2 = store
+        .create_release_with_checks(new, store::ReleaseKind::Build, checks.clone())
+        .await
+        .unwrap();
+    assert_eq!(v2.health_checks, checks);
+    assert_eq!(
+        store
+            .latest_release(shop.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .health_checks,
+        checks
+    );
+
+    assert_eq!(store.boot_timeout_secs(shop.id).await.unwrap(), None);
+    store.set_boot_timeout_secs(shop.id, Some(90)).await.unwrap();
+    store.set_deploy_timeout_secs(shop.id, Some(300)).await.unwrap();
+    assert_eq!(store.boot_timeout_secs(shop.id).await.unwrap(), Some(90));
+    assert_eq!(store.boot_timeouts().await.unwrap().get(&shop.id), Some(&90));
+    assert_eq!(store.deploy_timeout_secs(shop.id).await.unwrap(), Some(300));
+
+    assert_eq!(store.health_check_path(shop.id).await.unwrap(), None);
+    store.set_health_check_path(shop.id, Some("/up")).await.unwrap();
+    assert_eq!(
+        store.health_check_path(shop.id).await.unwrap().as_deref(),
+        Some("/up")
+    );
+    assert_eq!(
+        store
+            .health_check_paths()
+            .await
+            .unwrap()
+            .get(&shop.id)
+            .map(String::as_str),
+        Some("/up")
+    );
+    store.set_health_check_path(shop.id, None).await.unwrap();
+    assert_eq!(store.health_check_path(shop.id).await.unwrap(), None);
+
+    assert_eq!(
+        store.deploy_strategy(shop.id).await.unwrap(),
+        DeployStrategy::AllAtOnce
+    );
+    store
+        .set_deploy_strategy(shop.id, DeployStrategy::Rolling)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.deploy_strategy(shop.id).await.unwrap(),
+        DeployStrategy::Rolling
+    );
+    store
+        .set_deploy_strategy(shop.id, DeployStrategy::AllAtOnce)
+        .await
+        .unwrap();
+    assert!(store.deploy_strategies().await.unwrap().is_empty());
+}
