@@ -6,6 +6,7 @@ mod disk;
 mod exits;
 mod leak;
 mod node;
+mod one_off;
 
 fn main() {
     if std::env::args().nth(1).as_deref() == Some(container::INIT_ARG) {
@@ -36,6 +37,7 @@ fn main() {
     let tests: &[(&str, fn())] = &[
         ("node::instance_lifecycle", node::instance_lifecycle),
         ("exits::exit_reasons", exits::exit_reasons),
+        ("one_off::one_offs", one_off::one_offs),
         ("exits::stop_grace", exits::stop_grace),
         (
             "disk::writes_past_the_disk_bound_fail",
