@@ -67,9 +67,20 @@ impl Deployments {
                     controller,
                     passes,
                     releasing: Arc::default(),
+                    one_offs: None,
                 },
             }),
         }
+    }
+
+    /// Runs release phases (a Procfile's `release` command) in one-offs, and lets `berth run` start them
+    /// (through [`Deployments::lifecycle`]). Without, a release phase fails the deploy. Call before cloning.
+    pub fn with_one_offs(mut self, one_offs: crate::OneOffs) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_one_offs before the deployments are shared")
+            .rollout
+            .one_offs = Some(one_offs);
+        self
     }
 
     /// Config changes, rollbacks, stop/start and restarts, rolled out like pushes.
@@ -266,6 +277,8 @@ pub(crate) struct Rollout {
     /// Held while a release is made from the latest one (its config read, the new one written), so that two
     /// changes at once (a push and a `config set`, two `config set`s) cannot each miss the other's.
     pub(crate) releasing: Arc<tokio::sync::Mutex<()>>,
+    /// Release phases run here (see [`Deployments::with_one_offs`]).
+    pub(crate) one_offs: Option<crate::OneOffs>,
 }
 
 /// What a release that was rolled out came to.
@@ -299,6 +312,17 @@ impl Rollout {
         let made = {
             let _releasing = self.releasing.lock().await;
             let previous = self.store.latest_release(app.id).await.map_err(internal)?;
+            // Before the release exists (see `release_phase`); with the config it will have.
+            let config = self.current_config(app.id).await.map_err(internal)?;
+            let pending = crate::release_phase::Pending {
+                version: previous.as_ref().map_or(ReleaseVersion(1), |r| r.version.next()),
+                image_digest: &build.image_digest,
+                processes: &build.processes,
+                config: &config,
+                previous: previous.as_ref(),
+            };
+            self.release_phase(app, account.name.as_str(), pending, log)
+                .await?;
             self.store
                 .create_release_of_kind(
                     NewRelease {
@@ -325,6 +349,9 @@ impl Rollout {
         kind: ReleaseKind,
         make: impl FnOnce(Release) -> NewRelease,
     ) -> Result<RolledOut, LifecycleError> {
+        let (log, mut lines) = mpsc::channel(16);
+        // Nobody streams these lines (the API answers once); drain them so sending never waits.
+        tokio::spawn(async move { while lines.recv().await.is_some() {} });
         let made = {
             let _releasing = self.releasing.lock().await;
             let latest = self
@@ -332,12 +359,27 @@ impl Rollout {
                 .latest_release(app.id)
                 .await?
                 .ok_or_else(|| LifecycleError::no_release(app))?;
-            self.store.create_release_of_kind(make(latest), kind).await?
+            let new = make(latest.clone());
+            let actor = match self.store.account(new.created_by).await {
+                Ok(Some(account)) => account.name.to_string(),
+                _ => store::Event::BERTH.to_owned(),
+            };
+            let pending = crate::release_phase::Pending {
+                version: latest.version.next(),
+                image_digest: &new.image_digest,
+                processes: &new.processes,
+                config: &new.config,
+                previous: Some(&latest),
+            };
+            if let Err(reason) = self.release_phase(app, &actor, pending, &log).await {
+                return Ok(RolledOut {
+                    release: None,
+                    outcome: Err(reason),
+                });
+            }
+            self.store.create_release_of_kind(new, kind).await?
         };
         let version = made.version;
-        let (log, mut lines) = mpsc::channel(16);
-        // Nobody streams these lines (the API answers once); drain them so sending never waits.
-        tokio::spawn(async move { while lines.recv().await.is_some() {} });
         let outcome = self.roll_out(app, made, &log).await;
         Ok(RolledOut {
             release: Some(version),

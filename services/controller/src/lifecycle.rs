@@ -131,8 +131,14 @@ impl Lifecycle {
                 controller,
                 passes,
                 releasing: Default::default(),
+                one_offs: None,
             },
         }
+    }
+
+    /// One-off runs (`berth run`), when the server has them.
+    pub fn one_offs(&self) -> Option<&crate::OneOffs> {
+        self.rollout.one_offs.as_ref()
     }
 
     pub(crate) fn from_rollout(rollout: Rollout) -> Self {

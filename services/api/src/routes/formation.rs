@@ -69,6 +69,13 @@ pub async fn scale(
     let mut quantities = BTreeMap::new();
     for (process_type, quantity) in request {
         let process_type = ProcessType::new(process_type)?;
+        if process_type.as_str() == controller::RELEASE_PROCESS {
+            return Err(ApiError::Invalid(
+                "release is not a process type that can be scaled: its command runs once per release, \
+                 before the release's instances start (use `berth run` for a one-off)"
+                    .into(),
+            ));
+        }
         if !QUANTITY_RANGE.contains(&quantity) {
             return Err(ApiError::Invalid(format!(
                 "quantity of {process_type} must be from {} to {}, not {quantity}",
