@@ -1,0 +1,139 @@
+//! `POST /v1/apps/{name}/runs` (the app's owner): a one-off instance of the app's current release running a
+//! command. Detached, it is answered with the instance's name at once and its output goes to the app's log
+//! only. Attached, the request asks `Upgrade: berth-attach/1` and, once answered `101`, the connection carries
+//! the session's frames (`api_contract::attach`); the instance is killed when the connection goes away.
+
+use agent_contract::{OneOffInput, OneOffOutput, WindowSize};
+use api_contract::attach::{Decoder, Frame, PROTOCOL};
+use api_contract::{RunRequest, RunStarted};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use controller::{OneOffs, StartedOneOff};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::owned_app;
+use crate::{ApiError, ApiState, Caller, BODY_LIMIT_BYTES};
+
+pub async fn create(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    mut request: Request,
+) -> Result<Response, ApiError> {
+    let app = owned_app(&state, &caller, &name).await?;
+    let upgrade = request
+        .headers()
+        .get(header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(PROTOCOL.as_bytes()));
+    let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let body = axum::body::to_bytes(request.into_body(), BODY_LIMIT_BYTES)
+        .await
+        .map_err(|e| ApiError::BadBody {
+            status: StatusCode::BAD_REQUEST,
+            message: format!("reading the request body: {e}"),
+        })?;
+    let run: RunRequest = serde_json::from_slice(&body).map_err(|e| ApiError::BadBody {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        message: format!("the body is not a run request: {e}"),
+    })?;
+    let Some(one_offs) = state.lifecycle.one_offs() else {
+        return Err(ApiError::Invalid("this server runs no one-off instances".into()));
+    };
+    if !run.detach && on_upgrade.is_none() {
+        return Err(ApiError::Invalid(format!(
+            "an attached run needs the request header `Upgrade: {PROTOCOL}` (or ask to detach)"
+        )));
+    }
+    let terminal = run.terminal.filter(|_| !run.detach).map(|t| WindowSize {
+        rows: t.rows,
+        cols: t.cols,
+    });
+    let memory = run.memory_mib.map(|mib| mib.saturating_mul(1 << 20));
+    let started = one_offs.run(&app, &run.command, memory, terminal).await?;
+    tracing::info!(app = %app.name, instance = %started.name, detach = run.detach, "one-off run started");
+    let Some(on_upgrade) = on_upgrade.filter(|_| !run.detach) else {
+        let name = started.name.clone();
+        OneOffs::detach(started);
+        return Ok((StatusCode::CREATED, axum::Json(RunStarted { name })).into_response());
+    };
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => attach(TokioIo::new(upgraded), started).await,
+            // Dropping `started` kills the one-off.
+            Err(error) => tracing::info!(%error, "a run's client went away before attaching"),
+        }
+    });
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static(PROTOCOL));
+    Ok(response)
+}
+
+/// Carries one session: frames from the client to the one-off's input, its output to frames. Returns (and so
+/// kills the one-off, if still running) when it exits or the client goes away or breaks the protocol.
+async fn attach(io: impl AsyncRead + AsyncWrite + Unpin, mut started: StartedOneOff) {
+    let (mut reader, mut writer) = tokio::io::split(io);
+    if writer
+        .write_all(&Frame::Started(started.name.clone()).encode())
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut decoder = Decoder::default();
+    let mut buf = vec![0u8; 16 * 1024];
+    let input = started.session.input.clone();
+    loop {
+        tokio::select! {
+            read = reader.read(&mut buf) => {
+                let n = match read {
+                    Ok(0) | Err(_) => {
+                        tracing::info!(instance = %started.name, "a run's client went away: killing it");
+                        return;
+                    }
+                    Ok(n) => n,
+                };
+                decoder.push(&buf[..n]);
+                loop {
+                    let message = match decoder.next_frame() {
+                        Ok(None) => break,
+                        Ok(Some(Frame::Stdin(bytes))) => OneOffInput::Stdin(bytes),
+                        Ok(Some(Frame::StdinClosed)) => OneOffInput::StdinClosed,
+                        Ok(Some(Frame::Resize { rows, cols })) => OneOffInput::Resize(WindowSize { rows, cols }),
+                        Ok(Some(other)) => {
+                            tracing::info!(instance = %started.name, frame = ?other, "a run's client sent a server frame: killing it");
+                            return;
+                        }
+                        Err(error) => {
+                            tracing::info!(instance = %started.name, %error, "a run's client broke the protocol: killing it");
+                            return;
+                        }
+                    };
+                    if input.send(message).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            output = started.session.output.recv() => {
+                let frame = match output {
+                    Some(OneOffOutput::Stdout(bytes)) => Frame::Stdout(bytes),
+                    Some(OneOffOutput::Stderr(bytes)) => Frame::Stderr(bytes),
+                    Some(OneOffOutput::Exited(exit)) => Frame::Exit(exit.code),
+                    None => return,
+                };
+                let last = matches!(frame, Frame::Exit(_));
+                if writer.write_all(&frame.encode()).await.is_err() {
+                    return;
+                }
+                if last {
+                    let _ = writer.flush().await;
+                    let _ = writer.shutdown().await;
+                    return;
+                }
+            }
+        }
+    }
+}
