@@ -72,7 +72,8 @@ pub async fn run(client: &Client, run: Run) -> anyhow::Result<ExitCode> {
         command: run.command,
         detach: false,
         memory_mib: run.memory_mib,
-        terminal: if tty { window_size() } else { None },
+        // A terminal that does not know its size (a pseudo-terminal nobody sized) gets the classic 24x80.
+        terminal: tty.then(|| window_size().unwrap_or(TerminalSize { rows: 24, cols: 80 })),
     };
     let upgraded = client.upgrade(&path, &request, PROTOCOL).await?;
     let _raw = if tty { Some(RawMode::enable()?) } else { None };

@@ -70,6 +70,12 @@ fn berth_run_and_the_release_phase() {
     let web_start = line_of(&logs, "[web.1]: Starting process");
     assert!(release_line < release_exit && release_exit < web_start, "{logs}");
 
+    // A config change is a new release (v2): its release phase runs too.
+    let out = berth(&["config", "set", "FLAVOUR=plain"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let logs = text(&berth(&["logs", "--ps", "release.2"]).stdout);
+    assert!(logs.contains("app[release.2]: migrating the database"), "{logs}");
+
     // Attached: both streams and the exit code, through the real binary with stdin not a terminal.
     let out = run(&["--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
@@ -107,6 +113,63 @@ fn berth_run_and_the_release_phase() {
     let ps = text(&berth(&["ps"]).stdout);
     assert!(!ps.contains("run.") && !ps.contains("release."), "{ps}");
 
+    // On a terminal (script(1) gives `berth` one): the command gets one too, sized, and its code comes back.
+    let script = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "{} run -a {APP} -- sh -c '[ -t 0 ] && echo on-a-tty; stty size; exit 4'",
+                berth_bin()
+            ),
+            "/dev/null",
+        ])
+        .env("BERTH_API", server.api_url())
+        .env("BERTH_TOKEN", &token)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running script");
+    let shown = text(&script.stdout);
+    assert_eq!(script.status.code(), Some(4), "{shown}{}", text(&script.stderr));
+    assert!(shown.contains("on-a-tty\r\n24 80\r\n"), "{shown:?}");
+
+    // A client that goes away: its instance is killed and removed.
+    let mut client = Command::new(berth_bin())
+        .args([
+            "run",
+            "-a",
+            APP,
+            "--",
+            "sh",
+            "-c",
+            "echo started; exec sleep 4242",
+        ])
+        .env("BERTH_API", server.api_url())
+        .env("BERTH_TOKEN", &token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("running berth");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(client.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert_eq!(first, "started\n");
+    assert!(!processes_mentioning("sleep 4242").is_empty());
+    client.kill().unwrap();
+    client.wait().unwrap();
+    let deadline = Instant::now() + SERVE_TIMEOUT;
+    while !processes_mentioning("sleep 4242").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "still running: {:?}",
+            processes_mentioning("sleep 4242")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // `release` is never scaled.
     let out = berth(&["scale", "release=1"]);
     assert!(!out.status.success());
@@ -131,17 +194,31 @@ fn berth_run_and_the_release_phase() {
     assert!(!out.status.success(), "the push must fail:\n{pushed}");
     assert!(pushed.contains("       about to fail"), "{pushed}");
     assert!(
-        pushed.contains("-----> Release command failed (exit 7); v2 not deployed, v1 keeps serving"),
+        pushed.contains("-----> Release command failed (exit 7); v3 not deployed, v2 keeps serving"),
         "{pushed}"
     );
     let (status, body) = server.get_app(APP, "/").expect("router answers");
     assert_eq!(status, 200);
     assert!(body.contains(" v1 "), "the old release serves: {body}");
     let releases = text(&berth(&["releases"]).stdout);
-    assert!(!releases.contains("v2"), "no v2 was written:\n{releases}");
+    assert!(!releases.contains("v3"), "no v3 was written:\n{releases}");
     let events = text(&berth(&["events"]).stdout);
     assert!(events.contains("Release command failed (exit 7)"), "{events}");
 
+    // An account runs at most five at once.
+    for _ in 0..5 {
+        let out = run(&["--detach", "--", "sleep", "600"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let out = run(&["--", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("already runs 5 one-off instances"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The server's stop kills them; nothing is left.
     let status = server.stop();
     assert!(status.success(), "server exit: {status:?}\n{}", server.log());
     let left = leftovers(&names, &data_dir);
