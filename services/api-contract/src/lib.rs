@@ -521,6 +521,16 @@ pub struct TerminalSize {
     pub cols: u16,
 }
 
+/// `GET /v1/apps/{name}/runs`: a one-off running now (`berth run`s and release phases), shown by `berth ps`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// `run.3`, `release.2`
+    pub name: String,
+    pub command: String,
+    pub release: ReleaseVersion,
+    pub started_at: DateTime<Utc>,
+}
+
 /// The answer to a detached run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunStarted {

@@ -605,6 +605,12 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                         "{}",
                         output::instances(app.as_str(), &instances, chrono::Utc::now())
                     );
+                    // One-offs running now, apart from the formation (an older server has no list).
+                    let runs: Vec<api_contract::RunInfo> = client
+                        .get(&format!("/v1/apps/{app}/runs"))
+                        .await
+                        .unwrap_or_default();
+                    print!("{}", output::one_offs(&runs, chrono::Utc::now()));
                 }
                 Some(PsCommand::Restart { instance }) => {
                     lifecycle::act(&client, &app, "restart", instance).await?;

@@ -28,7 +28,8 @@ pub use lifecycle::{
     apply_config_changes, config_change_description, ConfigChanged, Lifecycle, LifecycleError, RestartTarget,
 };
 pub use one_off::{
-    shell_join, OneOffError, OneOffLimits, OneOffs, StartedOneOff, RELEASE_PROCESS, RUN_PROCESS,
+    shell_join, OneOffError, OneOffLimits, OneOffs, RunningOneOff, StartedOneOff, RELEASE_PROCESS,
+    RUN_PROCESS,
 };
 pub use rebase::{rebase, RebaseContext, RebaseError, RebaseOutcome};
 pub use reconcile::{Controller, ControllerConfig, ControllerError, NodeLink, OneOffStart};

@@ -78,6 +78,43 @@ struct Inner {
     numbers: Mutex<HashMap<(AppId, String), u32>>,
     /// `berth run`s running per account.
     running: Mutex<HashMap<AccountId, usize>>,
+    /// What runs now, per app, for `berth ps`.
+    listed: Mutex<HashMap<AppId, Vec<RunningOneOff>>>,
+}
+
+/// A one-off that runs now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningOneOff {
+    /// `run.3`
+    pub name: String,
+    pub command: String,
+    pub release: ReleaseVersion,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Keeps a one-off in the app's running list until dropped.
+struct Listed {
+    inner: Arc<Inner>,
+    app: AppId,
+    name: String,
+}
+
+impl std::fmt::Debug for Listed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listed").field("name", &self.name).finish()
+    }
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        let mut listed = self.inner.listed.lock().expect("one-offs lock");
+        if let Some(list) = listed.get_mut(&self.app) {
+            list.retain(|r| r.name != self.name);
+            if list.is_empty() {
+                listed.remove(&self.app);
+            }
+        }
+    }
 }
 
 /// A started one-off. Keep it until its `Exited` comes: dropping it (its session's input) kills the one-off.
@@ -87,6 +124,7 @@ pub struct StartedOneOff {
     pub name: String,
     pub session: OneOffSession,
     _slot: Option<Slot>,
+    _listed: Listed,
 }
 
 /// One of an account's `berth run` places, given back when dropped.
@@ -131,6 +169,7 @@ impl OneOffs {
                 nodes,
                 numbers: Mutex::default(),
                 running: Mutex::default(),
+                listed: Mutex::default(),
             }),
         }
     }
@@ -193,6 +232,7 @@ impl OneOffs {
                 name,
                 mut session,
                 _slot,
+                _listed,
             } = started;
             while let Some(message) = session.output.recv().await {
                 if let OneOffOutput::Exited(exit) = message {
@@ -201,6 +241,12 @@ impl OneOffs {
                 }
             }
         });
+    }
+
+    /// The app's one-offs running now (`berth run`s and release phases), oldest first.
+    pub fn running(&self, app: AppId) -> Vec<RunningOneOff> {
+        let listed = self.inner.listed.lock().expect("one-offs lock");
+        listed.get(&app).cloned().unwrap_or_default()
     }
 
     fn take_slot(&self, account: AccountId) -> Result<Slot, OneOffError> {
@@ -258,11 +304,29 @@ impl OneOffs {
             },
         );
         tracing::info!(app = %app.name, instance = %spec.id, release = %target.version, "starting one-off {name}");
+        let running = RunningOneOff {
+            name: name.clone(),
+            command: spec.command.clone(),
+            release: target.version,
+            started_at: chrono::Utc::now(),
+        };
         let session = node
             .run_one_off(OneOffRequest { spec, terminal })
             .await
             .map_err(OneOffError::Node)?;
+        self.inner
+            .listed
+            .lock()
+            .expect("one-offs lock")
+            .entry(app.id)
+            .or_default()
+            .push(running);
         Ok(StartedOneOff {
+            _listed: Listed {
+                inner: self.inner.clone(),
+                app: app.id,
+                name: name.clone(),
+            },
             name,
             session,
             _slot: None,

@@ -1,11 +1,12 @@
-//! `POST /v1/apps/{name}/runs` (the app's owner): a one-off instance of the app's current release running a
+//! `GET /v1/apps/{name}/runs` lists an app's one-offs running now. `POST /v1/apps/{name}/runs` (the app's
+//! owner): a one-off instance of the app's current release running a
 //! command. Detached, it is answered with the instance's name at once and its output goes to the app's log
 //! only. Attached, the request asks `Upgrade: berth-attach/1` and, once answered `101`, the connection carries
 //! the session's frames (`api_contract::attach`); the instance is killed when the connection goes away.
 
 use agent_contract::{OneOffInput, OneOffOutput, WindowSize};
 use api_contract::attach::{Decoder, Frame, PROTOCOL};
-use api_contract::{RunRequest, RunStarted};
+use api_contract::{RunInfo, RunRequest, RunStarted};
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +17,32 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::owned_app;
 use crate::{ApiError, ApiState, Caller, BODY_LIMIT_BYTES};
 
+/// `GET /v1/apps/{name}/runs`: the app's one-offs running now.
+pub async fn list(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<axum::Json<Vec<RunInfo>>, ApiError> {
+    let app = owned_app(&state, &caller, &name).await?;
+    let running = state
+        .lifecycle
+        .one_offs()
+        .map(|o| o.running(app.id))
+        .unwrap_or_default();
+    Ok(axum::Json(
+        running
+            .into_iter()
+            .map(|r| RunInfo {
+                name: r.name,
+                command: r.command,
+                release: r.release,
+                started_at: r.started_at,
+            })
+            .collect(),
+    ))
+}
+
+/// `POST /v1/apps/{name}/runs`: see the module's docs.
 pub async fn create(
     State(state): State<ApiState>,
     caller: Caller,

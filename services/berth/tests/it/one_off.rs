@@ -109,9 +109,6 @@ fn berth_run_and_the_release_phase() {
         assert!(Instant::now() < deadline, "no detached output in:\n{logs}");
         std::thread::sleep(Duration::from_millis(200));
     }
-    // One-offs are not formation instances.
-    let ps = text(&berth(&["ps"]).stdout);
-    assert!(!ps.contains("run.") && !ps.contains("release."), "{ps}");
 
     // On a terminal (script(1) gives `berth` one): the command gets one too, sized, and its code comes back.
     let script = Command::new("script")
@@ -158,6 +155,16 @@ fn berth_run_and_the_release_phase() {
     .unwrap();
     assert_eq!(first, "started\n");
     assert!(!processes_mentioning("sleep 4242").is_empty());
+    // `berth ps` shows it apart: not a formation instance.
+    let ps = text(&berth(&["ps"]).stdout);
+    let (formation, one_offs) = ps
+        .split_once("ONE-OFF")
+        .unwrap_or_else(|| panic!("no one-offs in:\n{ps}"));
+    assert!(!formation.contains("run.") && formation.contains("web.1"), "{ps}");
+    assert!(
+        one_offs.contains("run.") && one_offs.contains("exec sleep 4242"),
+        "{ps}"
+    );
     client.kill().unwrap();
     client.wait().unwrap();
     let deadline = Instant::now() + SERVE_TIMEOUT;
