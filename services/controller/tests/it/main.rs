@@ -3,6 +3,7 @@
 
 mod certificates;
 mod drain;
+mod release_phase;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
