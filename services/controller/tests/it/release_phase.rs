@@ -7,9 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agent_contract::{ExitReason, InstanceSpec, OneOffExit, OneOffOutput, OneOffRequest, OneOffSession};
-use controller::{
-    ControllerConfig, DeployConfig, DrainPolicy, Lifecycle, NodeLink, OneOffLimits, OneOffStart, OneOffs,
-};
+use controller::{DeployConfig, DrainPolicy, Lifecycle, NodeLink, OneOffLimits, OneOffStart, OneOffs};
 use store::{EventKind, NewRelease};
 use tokio::sync::{mpsc, watch};
 use vocabulary::{NodeId, ProcessType, ReleaseVersion};
@@ -71,15 +69,7 @@ async fn a_failing_release_command_makes_no_release() {
         requests: Mutex::default(),
     });
     let links = std::collections::HashMap::from([(NodeId::new(), node.clone() as Arc<dyn NodeLink>)]);
-    let config = ControllerConfig {
-        domain: "apps.test".into(),
-        instance_port: 5000,
-        cpu_millicores: 1000,
-        pids_max: 100,
-        tick: Duration::from_secs(3600),
-        platform_certificate: None,
-        drain: DrainPolicy::default(),
-    };
+    let config = crate::config(DrainPolicy::default());
     let one_offs = OneOffs::new(config, OneOffLimits::default(), store.clone(), &links);
     let (events, _events_rx) = mpsc::unbounded_channel();
     let (_passes_tx, passes) = watch::channel(0);
