@@ -2,6 +2,9 @@
 //! one-off of that release (its image and config), before the release is written. Running it first is what
 //! keeps an unproven release from the scheduler: until its row exists nothing can place its instances, so a
 //! failure leaves nothing to undo, and no status column has to be honoured by every reader of releases.
+//! The command runs without `Rollout::releasing` (one lock for every app: one tenant's long migration must not
+//! hold up everybody's deploys); the release is then written only if the app's latest release (and config)
+//! is still the one the command ran against, else the deploy fails and says why.
 //! Pushes, image deploys, config changes and rollbacks all pass through it (as on Heroku).
 
 use std::collections::BTreeMap;
@@ -18,6 +21,19 @@ use crate::one_off::{OneOffRelease, RELEASE_PROCESS};
 
 /// How long a release command may run (the branch has no per-app deploy timeout).
 pub const RELEASE_PHASE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Whether a release with these processes has a release phase.
+pub(crate) fn has_release_phase(processes: &BTreeMap<ProcessType, String>) -> bool {
+    processes.keys().any(|p| p.as_str() == RELEASE_PROCESS)
+}
+
+/// Why a release whose command passed was not made: the app changed meanwhile.
+pub(crate) fn changed_during(version: ReleaseVersion) -> String {
+    format!(
+        "The app changed while its release command ran (another deploy, config change or rollback); \
+         {version} not made: deploy again"
+    )
+}
 
 /// The release about to be made.
 pub(crate) struct Pending<'a> {
