@@ -7,6 +7,7 @@ use agent::Agent;
 use agent_contract::{OneOffExit, OneOffInput, OneOffOutput, OneOffRequest, OneOffSession, WindowSize};
 use vocabulary::ProcessType;
 
+use crate::leak::census;
 use crate::node::{assert_nothing_left, leftovers, runtime, setup, spec, Names};
 
 /// Everything a one-off wrote, until its exit.
@@ -71,6 +72,7 @@ pub fn one_offs() {
     let s = setup(Duration::from_secs(2));
     runtime().block_on(async {
         let (agent, _reports) = Agent::start(s.cfg.clone()).await.unwrap();
+        let before = census(&s.names, &s.data_dir);
 
         // Pipes: stdin reaches the command, both streams come back apart, the exit code is the command's.
         let (id, mut session) = start(&agent, &s.digest, "cat; echo err >&2; exit 3", None).await;
@@ -78,6 +80,18 @@ pub fn one_offs() {
         assert!(
             !leftovers(&s.names, &s.data_dir, Some(id)).is_empty(),
             "a running one-off has a cgroup, netns, ..."
+        );
+        // The leak test's census sees it too (so it can see what one leaves).
+        let up = census(&s.names, &s.data_dir);
+        assert_eq!(
+            (up.netns, up.veths),
+            (before.netns + 1, before.veths + 1),
+            "{up:?}"
+        );
+        assert_eq!(up.set_elements, before.set_elements + 2, "{up:?}");
+        assert!(
+            up.mounts > before.mounts && up.child_processes > before.child_processes,
+            "{up:?}"
         );
         session
             .input
@@ -125,6 +139,8 @@ pub fn one_offs() {
         let (_, _, exit) = collect(&mut session).await;
         assert_eq!(exit.code, 127, "{exit:?}");
         gone(&s.names, &s.data_dir, id).await;
+
+        assert_eq!(census(&s.names, &s.data_dir), before, "left behind by one-offs");
 
         // A one-off still running at shutdown is killed and removed with the rest.
         let (_, _session) = start(&agent, &s.digest, "sleep 1000", None).await;
