@@ -129,7 +129,7 @@ async fn run(
     mut tracker: Tracker,
 ) {
     let oom_kills_before = sup.cgroup().map_or(0, |c| c.oom_kills());
-    let (mut stdin, readers, master): (Option<Writer>, Vec<(bool, Reader)>, Option<OwnedFd>) = match ends {
+    let (stdin, readers, master): (Option<Writer>, Vec<(bool, Reader)>, Option<OwnedFd>) = match ends {
         Ends::Pipes => {
             let stdin = c.child.stdin.take().map(|w| Box::new(w) as Writer);
             let mut readers = Vec::new();
@@ -157,27 +157,26 @@ async fn run(
         .into_iter()
         .map(|(is_stderr, reader)| tokio::spawn(pump(reader, is_stderr, output.clone(), sup.forwarder())))
         .collect();
+    // Stdin is written by a task of its own, so that an app that does not read it never holds up this loop
+    // (its exit, a kill); what waits for room is held here, and no more input is taken meanwhile.
+    let (stdin_tx, stdin_rx) = mpsc::channel::<Option<Vec<u8>>>(16);
+    let writer = stdin.map(|w| tokio::spawn(write_stdin(w, stdin_rx)));
+    let on_terminal = master.is_some();
+    let mut pending: Option<Option<Vec<u8>>> = None;
     let mut killed = false;
     let status = loop {
         tokio::select! {
             status = c.wait() => break status,
-            message = input.recv(), if !killed => match message {
-                Some(OneOffInput::Stdin(bytes)) => {
-                    if let Some(w) = stdin.as_mut() {
-                        let written = async { w.write_all(&bytes).await?; w.flush().await }.await;
-                        if written.is_err() {
-                            stdin = None;
-                        }
-                    }
-                }
-                Some(OneOffInput::StdinClosed) => {
-                    // On a terminal the app reads until the user's Ctrl-D; its writer stays.
-                    if master.is_none() {
-                        if let Some(mut w) = stdin.take() {
-                            let _ = w.shutdown().await;
-                        }
-                    }
-                }
+            permit = stdin_tx.reserve(), if pending.is_some() => match permit {
+                Ok(permit) => permit.send(pending.take().expect("pending")),
+                // The app closed its stdin: what it did not read is dropped.
+                Err(_) => pending = None,
+            },
+            message = input.recv(), if !killed && pending.is_none() => match message {
+                Some(OneOffInput::Stdin(bytes)) => pending = Some(Some(bytes)),
+                // On a terminal the app reads until the user's Ctrl-D; its writer stays.
+                Some(OneOffInput::StdinClosed) if !on_terminal => pending = Some(None),
+                Some(OneOffInput::StdinClosed) => {}
                 Some(OneOffInput::Resize(size)) => {
                     if let Some(m) = &master {
                         resize(m, size);
@@ -189,16 +188,25 @@ async fn run(
                     killed = true;
                 }
             },
+            // The caller dropped its session (even while its input waits for room).
+            _ = output.closed(), if !killed => {
+                tracing::info!(app = %sup.spec.app, instance = %sup.short, "killing one-off: its caller went away");
+                kill(&sup, &c);
+                killed = true;
+            }
             _ = tracker.stop.changed(), if !killed => {
                 kill(&sup, &c);
                 killed = true;
             }
         }
     };
+    drop(stdin_tx);
+    if let Some(writer) = writer {
+        writer.abort();
+    }
     if let Some(cgroup) = sup.cgroup() {
         cgroup.kill_all();
     }
-    drop(stdin);
     drop(master);
     for p in pumps {
         let _ = p.await;
@@ -221,6 +229,19 @@ async fn run(
     // Sent once everything is gone, so a caller that sees the exit sees a clean node.
     let _ = output.send(OneOffOutput::Exited(exit)).await;
     drop(tracker.alive);
+}
+
+/// Writes the caller's stdin to the app; `None` closes it.
+async fn write_stdin(mut w: Writer, mut chunks: mpsc::Receiver<Option<Vec<u8>>>) {
+    while let Some(chunk) = chunks.recv().await {
+        let Some(bytes) = chunk else {
+            let _ = w.shutdown().await;
+            return;
+        };
+        if w.write_all(&bytes).await.is_err() || w.flush().await.is_err() {
+            return;
+        }
+    }
 }
 
 fn kill(sup: &Supervisor, c: &container::Container) {

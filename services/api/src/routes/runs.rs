@@ -99,10 +99,12 @@ pub async fn create(
     Ok(response)
 }
 
-/// Carries one session: frames from the client to the one-off's input, its output to frames. Returns (and so
-/// kills the one-off, if still running) when it exits or the client goes away or breaks the protocol.
-async fn attach(io: impl AsyncRead + AsyncWrite + Unpin, mut started: StartedOneOff) {
-    let (mut reader, mut writer) = tokio::io::split(io);
+/// Carries one session: frames from the client to the one-off's input (in a task of its own, so that a
+/// command that does not read its stdin never stops its output from flowing, nor the other way round), its
+/// output to frames. Returns (and so kills the one-off, if still running) when it exits or the client goes
+/// away or breaks the protocol.
+async fn attach(io: impl AsyncRead + AsyncWrite + Send + 'static, mut started: StartedOneOff) {
+    let (reader, mut writer) = tokio::io::split(io);
     if writer
         .write_all(&Frame::Started(started.name.clone()).encode())
         .await
@@ -110,40 +112,15 @@ async fn attach(io: impl AsyncRead + AsyncWrite + Unpin, mut started: StartedOne
     {
         return;
     }
-    let mut decoder = Decoder::default();
-    let mut buf = vec![0u8; 16 * 1024];
-    let input = started.session.input.clone();
+    let mut upstream = AbortOnDrop(tokio::spawn(upstream(
+        reader,
+        started.session.input.clone(),
+        started.name.clone(),
+    )));
     loop {
         tokio::select! {
-            read = reader.read(&mut buf) => {
-                let n = match read {
-                    Ok(0) | Err(_) => {
-                        tracing::info!(instance = %started.name, "a run's client went away: killing it");
-                        return;
-                    }
-                    Ok(n) => n,
-                };
-                decoder.push(&buf[..n]);
-                loop {
-                    let message = match decoder.next_frame() {
-                        Ok(None) => break,
-                        Ok(Some(Frame::Stdin(bytes))) => OneOffInput::Stdin(bytes),
-                        Ok(Some(Frame::StdinClosed)) => OneOffInput::StdinClosed,
-                        Ok(Some(Frame::Resize { rows, cols })) => OneOffInput::Resize(WindowSize { rows, cols }),
-                        Ok(Some(other)) => {
-                            tracing::info!(instance = %started.name, frame = ?other, "a run's client sent a server frame: killing it");
-                            return;
-                        }
-                        Err(error) => {
-                            tracing::info!(instance = %started.name, %error, "a run's client broke the protocol: killing it");
-                            return;
-                        }
-                    };
-                    if input.send(message).await.is_err() {
-                        return;
-                    }
-                }
-            }
+            // The client went away or broke the protocol: return, which kills the one-off.
+            _ = &mut upstream.0 => return,
             output = started.session.output.recv() => {
                 let frame = match output {
                     Some(OneOffOutput::Stdout(bytes)) => Frame::Stdout(bytes),
@@ -160,6 +137,54 @@ async fn attach(io: impl AsyncRead + AsyncWrite + Unpin, mut started: StartedOne
                     let _ = writer.shutdown().await;
                     return;
                 }
+            }
+        }
+    }
+}
+
+/// A task aborted when this is dropped, so that its hold on the one-off's input ends with the session.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The client's frames to the one-off's input, until the client goes away or sends what it must not.
+async fn upstream(
+    mut reader: impl AsyncRead + Unpin,
+    input: tokio::sync::mpsc::Sender<OneOffInput>,
+    name: String,
+) {
+    let mut decoder = Decoder::default();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                tracing::info!(instance = %name, "a run's client went away: killing it");
+                return;
+            }
+            Ok(n) => n,
+        };
+        decoder.push(&buf[..n]);
+        loop {
+            let message = match decoder.next_frame() {
+                Ok(None) => break,
+                Ok(Some(Frame::Stdin(bytes))) => OneOffInput::Stdin(bytes),
+                Ok(Some(Frame::StdinClosed)) => OneOffInput::StdinClosed,
+                Ok(Some(Frame::Resize { rows, cols })) => OneOffInput::Resize(WindowSize { rows, cols }),
+                Ok(Some(other)) => {
+                    tracing::info!(instance = %name, frame = ?other, "a run's client sent a server frame: killing it");
+                    return;
+                }
+                Err(error) => {
+                    tracing::info!(instance = %name, %error, "a run's client broke the protocol: killing it");
+                    return;
+                }
+            };
+            if input.send(message).await.is_err() {
+                return;
             }
         }
     }

@@ -81,59 +81,87 @@ pub async fn run(client: &Client, run: Run) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
-/// Carries the session until the command's exit code arrives.
+/// Carries the session until the command's exit code arrives: frames down here, stdin and window sizes up in a
+/// task of their own (so that a command not reading its stdin never stops its output from coming).
 async fn session(upgraded: reqwest::Upgraded, shown: &str, app: &str, tty: bool) -> anyhow::Result<i32> {
-    let (mut reader, mut writer) = tokio::io::split(upgraded);
-    let mut stdin = stdin_chunks();
-    let mut stdin_open = true;
-    let mut resized = window_changes()?;
+    let (mut reader, writer) = tokio::io::split(upgraded);
+    let resized = window_changes()?;
+    let mut upstream = tokio::spawn(upstream(writer, stdin_chunks(), resized));
     let mut decoder = Decoder::default();
     let mut buf = vec![0u8; 16 * 1024];
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
-    loop {
-        tokio::select! {
-            read = reader.read(&mut buf) => {
-                let n = read.context("reading from the API")?;
-                if n == 0 {
-                    bail!("the connection to the API closed before the command ended");
-                }
-                decoder.push(&buf[..n]);
-                while let Some(frame) = decoder.next_frame().context("reading the session")? {
-                    match frame {
-                        Frame::Started(name) => {
-                            let end = if tty { "\r\n" } else { "\n" };
-                            let _ = write!(stderr, "Running `{shown}` on {app}... up, {name}{end}");
-                        }
-                        Frame::Stdout(bytes) => {
-                            let _ = stdout.write_all(&bytes);
-                            let _ = stdout.flush();
-                        }
-                        Frame::Stderr(bytes) => {
-                            let _ = stderr.write_all(&bytes);
-                        }
-                        Frame::Exit(code) => return Ok(code),
-                        other => bail!("the API sent an unexpected frame {other:?}"),
-                    }
+    let mut upstream_done = false;
+    let result = loop {
+        let n = tokio::select! {
+            read = reader.read(&mut buf) => read.context("reading from the API")?,
+            sent = &mut upstream, if !upstream_done => {
+                upstream_done = true;
+                match sent {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => break Err(e),
+                    Err(e) => break Err(anyhow::anyhow!("sending to the API failed: {e}")),
                 }
             }
-            chunk = stdin.recv(), if stdin_open => {
-                let frame = match chunk {
-                    Some(bytes) => Frame::Stdin(bytes),
-                    None => {
-                        stdin_open = false;
-                        Frame::StdinClosed
-                    }
-                };
-                writer.write_all(&frame.encode()).await.context("sending to the API")?;
-            }
-            Some(()) = resized.recv() => {
-                if let Some(size) = window_size() {
-                    let frame = Frame::Resize { rows: size.rows, cols: size.cols };
-                    writer.write_all(&frame.encode()).await.context("sending to the API")?;
+        };
+        if n == 0 {
+            break Err(anyhow::anyhow!(
+                "the connection to the API closed before the command ended"
+            ));
+        }
+        decoder.push(&buf[..n]);
+        let mut code = None;
+        while let Some(frame) = decoder.next_frame().context("reading the session")? {
+            match frame {
+                Frame::Started(name) => {
+                    let end = if tty { "\r\n" } else { "\n" };
+                    let _ = write!(stderr, "Running `{shown}` on {app}... up, {name}{end}");
                 }
+                Frame::Stdout(bytes) => {
+                    let _ = stdout.write_all(&bytes);
+                    let _ = stdout.flush();
+                }
+                Frame::Stderr(bytes) => {
+                    let _ = stderr.write_all(&bytes);
+                }
+                Frame::Exit(exit) => code = Some(exit),
+                other => bail!("the API sent an unexpected frame {other:?}"),
             }
         }
+        if let Some(code) = code {
+            break Ok(code);
+        }
+    };
+    upstream.abort();
+    result
+}
+
+/// Stdin's chunks, its end, and the window's new sizes, as frames to the API.
+async fn upstream(
+    mut writer: impl tokio::io::AsyncWrite + Unpin,
+    mut stdin: mpsc::Receiver<Vec<u8>>,
+    mut resized: mpsc::Receiver<()>,
+) -> anyhow::Result<()> {
+    let mut stdin_open = true;
+    loop {
+        let frame = tokio::select! {
+            chunk = stdin.recv(), if stdin_open => match chunk {
+                Some(bytes) => Frame::Stdin(bytes),
+                None => {
+                    stdin_open = false;
+                    Frame::StdinClosed
+                }
+            },
+            Some(()) = resized.recv() => match window_size() {
+                Some(size) => Frame::Resize { rows: size.rows, cols: size.cols },
+                None => continue,
+            },
+            else => return Ok(()),
+        };
+        writer
+            .write_all(&frame.encode())
+            .await
+            .context("sending to the API")?;
     }
 }
 

@@ -24,8 +24,13 @@ fn run_with_stdin(server: &Server, token: &str, args: &[&str], input: &[u8]) -> 
         .stderr(Stdio::piped())
         .spawn()
         .expect("running berth");
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
+    // Written while the output is read, as a pipeline would.
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    out
 }
 
 /// The index of the first line of `log` holding `needle`.
@@ -87,6 +92,16 @@ fn berth_run_and_the_release_phase() {
     let out = run_with_stdin(&server, &token, &["run", "-a", APP, "--", "cat"], b"hi\nthere\n");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "hi\nthere\n");
+    // Megabytes through `cat` both ways at once: neither direction holds up the other.
+    let big: Vec<u8> = (0..4 << 20).map(|i: u32| b'a' + (i % 26) as u8).collect();
+    let out = run_with_stdin(&server, &token, &["run", "-a", APP, "--", "cat"], &big);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        out.stdout == big,
+        "{} bytes came back of {}",
+        out.stdout.len(),
+        big.len()
+    );
     // A command that does not exist: the shell's code.
     let out = run(&["--", "no-such-command"]);
     assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
