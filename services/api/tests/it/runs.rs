@@ -54,4 +54,30 @@ async fn runs_are_refused_clearly() {
         "{}",
         reply.body
     );
+
+    // The formation does not offer it either.
+    let app = h.app("shop").await;
+    h.store
+        .create_release(store::NewRelease {
+            app: app.id,
+            image_digest: "sha256:00".to_owned(),
+            processes: [("web", "serve"), ("release", "migrate")]
+                .into_iter()
+                .map(|(p, c)| (vocabulary::ProcessType::new(p).unwrap(), c.to_owned()))
+                .collect(),
+            config: Default::default(),
+            description: "Deploy".to_owned(),
+            created_by: app.owner,
+        })
+        .await
+        .unwrap();
+    let reply = h.get("/v1/apps/shop/formation", &alice).await;
+    let types: Vec<&str> = reply
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["type"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(types, ["web"], "{}", reply.body);
 }
