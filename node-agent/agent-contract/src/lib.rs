@@ -252,6 +252,88 @@ pub enum OutputLine {
     Platform(String),
 }
 
+/// A one-off run: one instance of a release running a command once (`berth run`, a release phase), isolated
+/// like any instance, never restarted, removed when it exits. `spec.process_type` and `spec.index` name it in
+/// logs (`run.3`, `release.1`); it is not part of any formation and the agent does not report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OneOffRequest {
+    /// `spec.command` is the command, run with `/bin/sh -c`.
+    pub spec: InstanceSpec,
+    /// Run it on a pseudo-terminal of this size (its output then comes as `Stdout` only), else on pipes.
+    #[serde(default)]
+    pub terminal: Option<WindowSize>,
+}
+
+/// A terminal's size in characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowSize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// What the caller of a one-off sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OneOffInput {
+    Stdin(Vec<u8>),
+    /// End of standard input (on a terminal, nothing: the user types Ctrl-D).
+    StdinClosed,
+    Resize(WindowSize),
+    /// Kill it now (as when the caller goes away: dropping the input sender kills it too).
+    Kill,
+}
+
+/// What a one-off sends its caller; `Exited` comes last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OneOffOutput {
+    Stdout(Vec<u8>),
+    Stderr(Vec<u8>),
+    Exited(OneOffExit),
+}
+
+/// How a one-off ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OneOffExit {
+    /// The exit code to pass on, shell style: the command's own, `128 + N` when signal N killed it, 125 when
+    /// it never started.
+    pub code: i32,
+    pub reason: ExitReason,
+}
+
+impl OneOffExit {
+    pub fn of(reason: ExitReason) -> Self {
+        let code = match &reason {
+            ExitReason::Exited { code } => *code,
+            ExitReason::Signaled { signal } => 128 + signal_number(signal).unwrap_or(9),
+            ExitReason::OutOfMemory => 128 + 9,
+            ExitReason::FailedToStart { .. } => 125,
+            // The agent stopped it (one-offs bind no port and have no check, so neither happens to them).
+            ExitReason::BootTimeout { .. } | ExitReason::HealthCheckFailed { .. } => 128 + 15,
+        };
+        Self { code, reason }
+    }
+}
+
+fn signal_number(name: &str) -> Option<i32> {
+    const NAMES: [(&str, i32); 8] = [
+        ("SIGHUP", 1),
+        ("SIGINT", 2),
+        ("SIGQUIT", 3),
+        ("SIGABRT", 6),
+        ("SIGKILL", 9),
+        ("SIGSEGV", 11),
+        ("SIGPIPE", 13),
+        ("SIGTERM", 15),
+    ];
+    NAMES.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+/// A started one-off, in-process: the caller's ends of its channels. Over a wire, each message is one frame.
+#[derive(Debug)]
+pub struct OneOffSession {
+    pub input: tokio::sync::mpsc::Sender<OneOffInput>,
+    pub output: tokio::sync::mpsc::Receiver<OneOffOutput>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

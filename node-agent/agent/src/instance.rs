@@ -66,15 +66,15 @@ enum RunEnd {
 
 /// How a container's run ended, as the agent saw it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Ending {
+pub(crate) struct Ending {
     /// The init's exit code (the app's, `128 + N` for a signal inside, 125 for a failed setup).
-    code: Option<i32>,
+    pub(crate) code: Option<i32>,
     /// The signal that killed the init itself.
-    signal: Option<i32>,
+    pub(crate) signal: Option<i32>,
     /// Whether the cgroup's OOM-kill count rose during the run.
-    oom_killed: bool,
+    pub(crate) oom_killed: bool,
     /// The init's `container setup failed: ...` message, if it printed one.
-    setup_error: Option<String>,
+    pub(crate) setup_error: Option<String>,
 }
 
 fn signal_name(number: i32) -> String {
@@ -85,7 +85,7 @@ fn signal_name(number: i32) -> String {
 
 /// Why a run ended. An OOM kill wins over the signal or code it caused (the init reports a killed app as
 /// `128 + 9`, and an app can die of a killed child in many ways).
-fn exit_reason(end: &Ending) -> ExitReason {
+pub(crate) fn exit_reason(end: &Ending) -> ExitReason {
     if end.oom_killed {
         return ExitReason::OutOfMemory;
     }
@@ -113,7 +113,7 @@ fn exit_reason(end: &Ending) -> ExitReason {
 }
 
 /// An error and its sources, `a: b: c`, for a report (the agent's errors carry no secrets).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -132,10 +132,10 @@ fn setup_error_in(log: &str) -> Option<String> {
         .find_map(|l| l.find(PREFIX).map(|at| l[at + PREFIX.len()..].trim().to_owned()))
 }
 
-struct Supervisor {
+pub(crate) struct Supervisor {
     shared: Arc<Shared>,
-    spec: InstanceSpec,
-    short: String,
+    pub(crate) spec: InstanceSpec,
+    pub(crate) short: String,
     res: Resources,
     last_exit: Option<LastExit>,
     grace: watch::Receiver<Option<u32>>,
@@ -208,7 +208,29 @@ pub async fn supervise(shared: Arc<Shared>, spec: InstanceSpec, control: Control
 }
 
 impl Supervisor {
-    fn forwarder(&self) -> output::Forwarder {
+    /// A supervisor for a one-off run: never restarted, its grace the spec's.
+    pub(crate) fn one_off(shared: Arc<Shared>, spec: InstanceSpec) -> Self {
+        let (_, grace) = watch::channel(spec.stop_grace_secs);
+        Self {
+            short: spec.id.short(),
+            shared,
+            spec,
+            res: Resources::default(),
+            last_exit: None,
+            grace,
+        }
+    }
+
+    pub(crate) fn init_program(&self) -> PathBuf {
+        self.shared.cfg.init_program.clone()
+    }
+
+    /// The instance's cgroup's OOM-kill count, and a way to kill everything in it.
+    pub(crate) fn cgroup(&self) -> Option<&Cgroup> {
+        self.res.cgroup.as_ref()
+    }
+
+    pub(crate) fn forwarder(&self) -> output::Forwarder {
         output::Forwarder::new(
             self.shared.cfg.output.clone(),
             self.spec.app_id,
@@ -217,7 +239,7 @@ impl Supervisor {
     }
 
     /// A line about this instance in the app's log (`berth[web.1]: ...`).
-    fn platform_line(&self, text: String) {
+    pub(crate) fn platform_line(&self, text: String) {
         self.forwarder().send(OutputLine::Platform(text));
     }
 
@@ -238,7 +260,7 @@ impl Supervisor {
         let _ = self.shared.events.send(Event::Status(status));
     }
 
-    async fn prepare(&mut self) -> Result<(), AgentError> {
+    pub(crate) async fn prepare(&mut self) -> Result<(), AgentError> {
         let cfg = &self.shared.cfg;
         if self.res.layers.is_none() {
             let _one_at_a_time = self.shared.unpack_lock.lock().await;
@@ -305,7 +327,7 @@ impl Supervisor {
         Ok(())
     }
 
-    fn container_spec(&self) -> ContainerSpec {
+    pub(crate) fn container_spec(&self) -> ContainerSpec {
         let (layers, config, extras) = self.res.layers.as_ref().expect("prepared");
         let dir = self.res.dir.as_ref().expect("prepared");
         let mut env: BTreeMap<String, String> = config.env.clone();
@@ -562,7 +584,7 @@ impl Supervisor {
         }
     }
 
-    async fn release(&mut self) {
+    pub(crate) async fn release(&mut self) {
         let fields = (self.spec.app.to_string(), self.short.clone());
         if let Some(cgroup) = self.res.cgroup.take() {
             if let Err(e) = cgroup.remove().await {

@@ -15,6 +15,7 @@ mod disk;
 mod health;
 mod instance;
 mod layers;
+mod one_off;
 mod output;
 
 use std::collections::{BTreeMap, HashMap};
@@ -22,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_contract::{InstanceSpec, InstanceState, InstanceStatus, NodeReport};
+use agent_contract::{InstanceSpec, InstanceState, InstanceStatus, NodeReport, OneOffRequest, OneOffSession};
 pub use netns::Ipv4Net;
 use netns::{NetworkConfig, NodeNetwork};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -113,6 +114,21 @@ pub struct AgentHandle {
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<()>,
     network: NodeNetwork,
+    one_offs: OneOffs,
+}
+
+/// The one-offs of an agent: what starts them and what its shutdown waits for.
+struct OneOffs {
+    shared: Arc<Shared>,
+    tracker: one_off::Tracker,
+    stop: watch::Sender<bool>,
+    gone: mpsc::Receiver<()>,
+}
+
+impl std::fmt::Debug for OneOffs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OneOffs").finish_non_exhaustive()
+    }
 }
 
 impl Agent {
@@ -146,6 +162,14 @@ impl Agent {
             unpack_lock: Default::default(),
             events,
         });
+        let (stop, stop_rx) = watch::channel(false);
+        let (alive, gone) = mpsc::channel(1);
+        let one_offs = OneOffs {
+            shared: shared.clone(),
+            tracker: one_off::Tracker { stop: stop_rx, alive },
+            stop,
+            gone,
+        };
         let task = tokio::spawn(run(shared, desired_rx, events_rx, report_tx, shutdown_rx));
         Ok((
             AgentHandle {
@@ -153,6 +177,7 @@ impl Agent {
                 shutdown,
                 task,
                 network,
+                one_offs,
             },
             report_rx,
         ))
@@ -172,9 +197,32 @@ impl AgentHandle {
         self.network.clone()
     }
 
+    /// Starts a one-off run (see [`OneOffRequest`]): set up like any instance, attached to the returned
+    /// channels, never restarted, removed when it exits, killed when the input sender is dropped or
+    /// [`agent_contract::OneOffInput::Kill`] comes. It is not part of the desired set nor of the reports.
+    pub async fn run_one_off(&self, request: OneOffRequest) -> Result<OneOffSession, AgentError> {
+        one_off::start(
+            self.one_offs.shared.clone(),
+            request,
+            self.one_offs.tracker.clone(),
+        )
+        .await
+    }
+
     /// Stops every instance (SIGTERM, grace, SIGKILL) and removes the bridge, the cgroup parent and the
     /// instance directories. Returns when all is gone.
     pub async fn shutdown(self) {
+        // One-offs first: they are killed and removed before the network and cgroups they use go.
+        let OneOffs {
+            shared,
+            tracker,
+            stop,
+            mut gone,
+        } = self.one_offs;
+        stop.send_replace(true);
+        drop(tracker);
+        drop(shared);
+        while gone.recv().await.is_some() {}
         let _ = self.shutdown.send(());
         let _ = self.task.await;
     }

@@ -63,9 +63,19 @@ fn fail<T>(message: String) -> Result<T, SetupError> {
 }
 
 fn run_outer() -> Result<i32, SetupError> {
+    let mode = std::env::args().nth(2);
+    let attached = matches!(
+        mode.as_deref(),
+        Some(crate::ATTACHED_ARG | crate::ATTACHED_TTY_ARG)
+    );
+    let terminal = mode.as_deref() == Some(crate::ATTACHED_TTY_ARG);
+    let spec = if attached { read_spec_from_fd3()? } else { None };
     // Whatever the caller leaked to us (it should have set CLOEXEC everywhere) must not reach the app.
     close_fds_from(3);
-    let spec = read_spec()?;
+    let spec = match spec {
+        Some(spec) => spec,
+        None => read_spec()?,
+    };
     validate(&spec)?;
     // Read while the host's /proc is still ours: where each cgroup directory's hierarchy is mounted.
     let hierarchies = mounts::cgroup_hierarchies(&spec.cgroup_dirs)?;
@@ -106,7 +116,7 @@ fn run_outer() -> Result<i32, SetupError> {
     // arbitrary code, allocation included.
     match unsafe { fork() }.ctx(|| "forking PID 1".into())? {
         ForkResult::Child => {
-            let code = match pid1::run(&spec, &hierarchies, &waited, user_namespace.as_ref()) {
+            let code = match pid1::run(&spec, &hierarchies, &waited, user_namespace.as_ref(), terminal) {
                 Ok(code) => code,
                 Err(e) => {
                     let _ = writeln!(std::io::stderr(), "container setup failed: {e}");
@@ -160,6 +170,20 @@ fn forward_until_exit(pid1: Pid, waited: &nix::sys::signal::SigSet) -> Result<i3
             let _ = kill(pid1, signal);
         }
     }
+}
+
+/// The spec of an attached container, from descriptor 3 (closed after); standard input stays the app's.
+fn read_spec_from_fd3() -> Result<Option<ContainerSpec>, SetupError> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the caller (`spawn_attached`) put the spec pipe's read end on descriptor 3, which nothing else
+    // in this process owns; the `File` closes it.
+    let mut file = unsafe { File::from_raw_fd(3) };
+    let mut json = Vec::new();
+    file.read_to_end(&mut json)
+        .ctx(|| "reading the spec from descriptor 3".into())?;
+    serde_json::from_slice(&json)
+        .ctx(|| "parsing the spec".into())
+        .map(Some)
 }
 
 fn read_spec() -> Result<ContainerSpec, SetupError> {

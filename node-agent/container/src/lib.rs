@@ -28,6 +28,12 @@ pub use security::Security;
 /// The hidden first argument that makes the `berth` binary act as a container's init.
 pub const INIT_ARG: &str = "__container-init";
 
+/// Follows [`INIT_ARG`] when the spec comes on descriptor 3 and the caller's standard input, output and error
+/// are the app's own (see [`spawn_attached`]).
+pub const ATTACHED_ARG: &str = "--attached";
+/// As [`ATTACHED_ARG`], and descriptor 0 is a terminal the app gets as its controlling terminal.
+pub const ATTACHED_TTY_ARG: &str = "--attached-tty";
+
 /// Exit code of a container whose setup failed (before the app was started), as with `docker run`.
 pub const SETUP_FAILED_EXIT_CODE: i32 = 125;
 
@@ -169,6 +175,76 @@ pub async fn spawn(
         let _ = child.start_kill();
         let _ = child.wait().await;
         return Err(ContainerError::SendSpec(e));
+    }
+    Ok(Container { child })
+}
+
+/// The app's standard input, output and error for [`spawn_attached`].
+#[derive(Debug)]
+pub struct Attached {
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    pub stderr: Stdio,
+    /// `stdin` is a terminal (the slave side of a pseudo-terminal, also given as stdout and stderr): the app
+    /// runs in a new session with it as its controlling terminal.
+    pub terminal: bool,
+}
+
+/// Starts a container whose app reads and writes the given descriptors (a one-off run attached to a user);
+/// the spec goes to the init on descriptor 3, so standard input is free for the app. Otherwise as [`spawn`].
+pub async fn spawn_attached(
+    init_program: &Path,
+    spec: &ContainerSpec,
+    stdio: Attached,
+) -> Result<Container, ContainerError> {
+    use std::os::fd::AsRawFd;
+    let json = serde_json::to_vec(spec).map_err(|e| ContainerError::SendSpec(e.into()))?;
+    let (read, write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ContainerError::SendSpec(e.into()))?;
+    let mut command = tokio::process::Command::new(init_program);
+    command
+        .arg(INIT_ARG)
+        .arg(if stdio.terminal {
+            ATTACHED_TTY_ARG
+        } else {
+            ATTACHED_ARG
+        })
+        .stdin(stdio.stdin)
+        .stdout(stdio.stdout)
+        .stderr(stdio.stderr);
+    let raw = read.as_raw_fd();
+    // SAFETY: between fork and exec the closure only calls dup2 and fcntl, which are async-signal-safe, and
+    // touches no memory but its copied integer.
+    unsafe {
+        command.pre_exec(move || {
+            if raw == 3 {
+                // dup2 onto itself keeps close-on-exec: clear it instead.
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(raw, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|source| ContainerError::Spawn {
+        program: init_program.to_owned(),
+        source,
+    })?;
+    drop(read);
+    let sent = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut file = std::fs::File::from(write);
+        file.write_all(&json)
+    })
+    .await
+    .map_err(|e| ContainerError::SendSpec(std::io::Error::other(e.to_string())))
+    .and_then(|r| r.map_err(ContainerError::SendSpec));
+    if let Err(e) = sent {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        return Err(e);
     }
     Ok(Container { child })
 }

@@ -6,6 +6,8 @@
 //! error. Response types use the vocabulary's validated types. Everything here is `Serialize` because it
 //! crosses a process boundary.
 
+pub mod attach;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
@@ -546,6 +548,45 @@ pub struct EventInfo {
     /// The account that did it, or `berth` for the platform itself.
     pub actor: String,
     pub at: DateTime<Utc>,
+}
+
+/// `POST /v1/apps/{name}/runs`: run a command in a one-off instance of the app's current release. Attached
+/// (the request asks `Upgrade: berth-attach/1`, see [`attach`]) or `detach`ed (answered with [`RunStarted`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRequest {
+    /// The command's words; the server quotes them for the shell and runs them with `/bin/sh -c`.
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub detach: bool,
+    /// Memory in MiB (the platform's default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    /// Run on a pseudo-terminal of this size (attached runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal: Option<TerminalSize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalSize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// `GET /v1/apps/{name}/runs`: a one-off running now (`berth run`s and release phases), shown by `berth ps`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// `run.3`, `release.2`
+    pub name: String,
+    pub command: String,
+    pub release: ReleaseVersion,
+    pub started_at: DateTime<Utc>,
+}
+
+/// The answer to a detached run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStarted {
+    /// `run.3`: its lines are `app[run.3]` in `berth logs`.
+    pub name: String,
 }
 
 #[cfg(test)]

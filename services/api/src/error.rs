@@ -48,6 +48,8 @@ pub enum ApiError {
     DeleteRepo(#[source] git_receive::GitReceiveError),
     #[error("reading the app's logs")]
     Logs(#[from] app_logs::LogsError),
+    #[error(transparent)]
+    OneOff(#[from] controller::OneOffError),
 }
 
 impl From<StoreError> for ApiError {
@@ -88,9 +90,14 @@ impl ApiError {
             Self::BadBody { status, .. } => *status,
             Self::Rebase(e) if e.is_client_error() => StatusCode::CONFLICT,
             Self::Lifecycle(controller::LifecycleError::Refused(_)) => StatusCode::CONFLICT,
-            Self::Store(_) | Self::DeleteRepo(_) | Self::Rebase(_) | Self::Logs(_) | Self::Lifecycle(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::OneOff(controller::OneOffError::Refused(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::OneOff(controller::OneOffError::TooMany(_)) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Store(_)
+            | Self::DeleteRepo(_)
+            | Self::Rebase(_)
+            | Self::Logs(_)
+            | Self::Lifecycle(_)
+            | Self::OneOff(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

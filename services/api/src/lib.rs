@@ -125,6 +125,10 @@ pub fn router(state: ApiState) -> Router {
             "/apps/{name}/restart",
             axum::routing::post(routes::lifecycle::restart),
         )
+        .route(
+            "/apps/{name}/runs",
+            get(routes::runs::list).post(routes::runs::create),
+        )
         .route("/apps/{name}/rebase", axum::routing::post(routes::rebase::rebase))
         .route(
             "/apps/{name}/deploys",

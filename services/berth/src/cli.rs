@@ -10,6 +10,7 @@ mod images;
 mod lifecycle;
 mod logs;
 mod output;
+mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,6 +129,29 @@ pub enum ClientCommand {
         /// The app.
         #[arg(short, long)]
         app: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Run a command in a one-off instance of an app's current release, attached to this terminal (with a
+    /// TTY when this side has one) and exiting with its code: `berth run -a NAME -- COMMAND ARGS`.
+    Run {
+        /// The app.
+        #[arg(short, long)]
+        app: String,
+        /// Start it in the background and return at once; its output goes to the app's log.
+        #[arg(short, long)]
+        detach: bool,
+        /// Its memory, such as 512M or 1G (the platform's default otherwise).
+        #[arg(long, value_parser = run::parse_size)]
+        size: Option<u64>,
+        /// The command and its arguments (after `--`).
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            required = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<String>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -499,8 +523,28 @@ pub fn run(command: ClientCommand) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(execute(command)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = match command {
+        // The one verb whose exit code is someone else's: the command's.
+        ClientCommand::Run {
+            app,
+            detach,
+            size,
+            command,
+            api,
+        } => runtime.block_on(async {
+            let client = Client::new(&api.api, api.token()?)?;
+            let request = run::Run {
+                app: app_name(&app)?,
+                command,
+                detach,
+                memory_mib: size,
+            };
+            run::run(&client, request).await
+        }),
+        command => runtime.block_on(execute(command)).map(|()| ExitCode::SUCCESS),
+    };
+    match result {
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
@@ -597,6 +641,12 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                         "{}",
                         output::instances(app.as_str(), &instances, chrono::Utc::now())
                     );
+                    // One-offs running now, apart from the formation (an older server has no list).
+                    let runs: Vec<api_contract::RunInfo> = client
+                        .get(&format!("/v1/apps/{app}/runs"))
+                        .await
+                        .unwrap_or_default();
+                    print!("{}", output::one_offs(&runs, chrono::Utc::now()));
                 }
                 Some(PsCommand::Restart { instance }) => {
                     lifecycle::act(&client, &app, "restart", instance).await?;
@@ -794,6 +844,8 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
             };
             image_deploy::deploy_image(&client, &app, reference, image.src_tls_verify).await?;
         }
+        // Handled by `run`, which passes the command's exit code on.
+        ClientCommand::Run { .. } => bail!("berth run is not run here"),
         ClientCommand::Whoami { api } => {
             let client = Client::new(&api.api, api.token()?)?;
             let me: AccountInfo = client.get("/v1/account").await?;

@@ -511,26 +511,37 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     // The same table goes to the in-process router and, through the API's watch stream, to standalone ones.
     let api_routes_rx = routes_rx.clone();
     let mut links: HashMap<NodeId, Arc<dyn controller::NodeLink>> = HashMap::new();
-    links.insert(node, Arc::new(InProcessAgent(agent.clone())));
+    links.insert(node, Arc::new(InProcessAgent(Arc::downgrade(&agent))));
     // The router's listeners first, so a port already in use fails the start instead of a later request.
     let router_listeners = crate::router::RouterListeners::bind(args.router_addr, &args.router).await?;
     let mut router_config = router_listeners.config(&args.domain, &args.router);
     let (access_tx, access_rx) = mpsc::channel(crate::app_logging::ACCESS_CHANNEL_RECORDS);
     router_config.access_log = Some(access_tx);
     crate::app_logging::forward_access_records(logs.clone(), store.clone(), access_rx, routes_rx.clone());
-    let controller = controller::Controller::new(
-        controller::ControllerConfig {
-            domain: args.domain.clone(),
-            instance_port: 5000,
-            cpu_millicores: 1000,
-            pids_max: 512,
-            tick: Duration::from_secs(2),
-            platform_certificate: Some(platform_certificate(&layout, &args.domain)?),
-            drain: controller::DrainPolicy {
-                grace: Duration::from_secs(args.drain_grace),
-                ..controller::DrainPolicy::default()
-            },
+    let controller_config = controller::ControllerConfig {
+        domain: args.domain.clone(),
+        instance_port: 5000,
+        cpu_millicores: 1000,
+        pids_max: 512,
+        tick: Duration::from_secs(2),
+        platform_certificate: Some(platform_certificate(&layout, &args.domain)?),
+        drain: controller::DrainPolicy {
+            grace: Duration::from_secs(args.drain_grace),
+            ..controller::DrainPolicy::default()
         },
+    };
+    // One-off runs (`berth run`, release phases) go to the same nodes, with the same instance specs.
+    let one_offs = controller::OneOffs::new(
+        controller_config.clone(),
+        controller::OneOffLimits {
+            default_memory_bytes: args.node.instance_memory_mib * 1024 * 1024,
+            ..controller::OneOffLimits::default()
+        },
+        store.clone(),
+        &links,
+    );
+    let controller = controller::Controller::new(
+        controller_config,
         store.clone(),
         links,
         routes_tx,
@@ -574,7 +585,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         dockerfiles,
         controller_handle.clone(),
         passes,
-    );
+    )
+    .with_one_offs(one_offs);
     let lifecycle = deployments.lifecycle();
     let image_deploys = deployments.image_deploys(
         controller::ImageDeployConfig {
@@ -664,12 +676,25 @@ impl controller::DrainProbe for RouterTraffic {
     }
 }
 
-/// Hands the controller's desired set to the agent in this process.
-struct InProcessAgent(Arc<agent::AgentHandle>);
+/// Hands the controller's desired set and one-off runs to the agent in this process. Weak, so that the
+/// shutdown owns the agent alone whatever still holds a link (a deploy's release phase, the API's one-offs).
+struct InProcessAgent(std::sync::Weak<agent::AgentHandle>);
 
 impl controller::NodeLink for InProcessAgent {
     fn set_desired(&self, specs: Vec<agent_contract::InstanceSpec>) {
-        self.0.set_desired(specs);
+        if let Some(agent) = self.0.upgrade() {
+            agent.set_desired(specs);
+        }
+    }
+
+    fn run_one_off(&self, request: agent_contract::OneOffRequest) -> controller::OneOffStart<'_> {
+        Box::pin(async move {
+            let agent = self.0.upgrade().ok_or("the node agent is shutting down")?;
+            agent
+                .run_one_off(request)
+                .await
+                .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
+        })
     }
 }
 

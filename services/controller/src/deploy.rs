@@ -67,9 +67,20 @@ impl Deployments {
                     controller,
                     passes,
                     releasing: Arc::default(),
+                    one_offs: None,
                 },
             }),
         }
+    }
+
+    /// Runs release phases (a Procfile's `release` command) in one-offs, and lets `berth run` start them
+    /// (through [`Deployments::lifecycle`]). Without, a release phase fails the deploy. Call before cloning.
+    pub fn with_one_offs(mut self, one_offs: crate::OneOffs) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_one_offs before the deployments are shared")
+            .rollout
+            .one_offs = Some(one_offs);
+        self
     }
 
     /// Config changes, rollbacks, stop/start and restarts, rolled out like pushes.
@@ -291,6 +302,8 @@ pub(crate) struct Rollout {
     /// Held while a release is made from the latest one (its config read, the new one written), so that two
     /// changes at once (a push and a `config set`, two `config set`s) cannot each miss the other's.
     pub(crate) releasing: Arc<tokio::sync::Mutex<()>>,
+    /// Release phases run here (see [`Deployments::with_one_offs`]).
+    pub(crate) one_offs: Option<crate::OneOffs>,
 }
 
 /// What a release that was rolled out came to.
@@ -336,8 +349,34 @@ impl Rollout {
         log: &mpsc::Sender<String>,
     ) -> Result<String, String> {
         let made = {
-            let _releasing = self.releasing.lock().await;
-            let previous = self.store.latest_release(app.id).await.map_err(internal)?;
+            let mut releasing = self.releasing.lock().await;
+            let mut previous = self.store.latest_release(app.id).await.map_err(internal)?;
+            if crate::release_phase::has_release_phase(&build.processes) {
+                // Before the release exists (see `release_phase`), with the config it will have; without the
+                // lock (held by every app's releases) for as long as the command runs.
+                let config = self.current_config(app.id).await.map_err(internal)?;
+                let version = previous.as_ref().map_or(ReleaseVersion(1), |r| r.version.next());
+                drop(releasing);
+                let pending = crate::release_phase::Pending {
+                    version,
+                    image_digest: &build.image_digest,
+                    processes: &build.processes,
+                    config: &config,
+                    previous: previous.as_ref(),
+                };
+                self.release_phase(app, account.name.as_str(), pending, log)
+                    .await?;
+                releasing = self.releasing.lock().await;
+                let now = self.store.latest_release(app.id).await.map_err(internal)?;
+                let now_config = self.current_config(app.id).await.map_err(internal)?;
+                if now.as_ref().map(|r| r.id) != previous.as_ref().map(|r| r.id) || now_config != config {
+                    let reason = crate::release_phase::changed_during(version);
+                    say(log, format!("-----> {reason}")).await;
+                    return Err(reason);
+                }
+                previous = now;
+            }
+            let _releasing = releasing;
             self.store
                 .create_release_with_checks(
                     NewRelease {
@@ -380,20 +419,50 @@ impl Rollout {
         kind: ReleaseKind,
         make: impl FnOnce(Release) -> (NewRelease, BTreeMap<ProcessType, agent_contract::HealthCheck>),
     ) -> Result<RolledOut, LifecycleError> {
+        let (log, mut lines) = mpsc::channel(16);
+        // Nobody streams these lines (the API answers once); drain them so sending never waits.
+        tokio::spawn(async move { while lines.recv().await.is_some() {} });
         let made = {
-            let _releasing = self.releasing.lock().await;
+            let mut releasing = self.releasing.lock().await;
             let latest = self
                 .store
                 .latest_release(app.id)
                 .await?
                 .ok_or_else(|| LifecycleError::no_release(app))?;
-            let (new, checks) = make(latest);
+            let (new, checks) = make(latest.clone());
+            if crate::release_phase::has_release_phase(&new.processes) {
+                // Without the lock while the command runs (as for a push).
+                drop(releasing);
+                let actor = match self.store.account(new.created_by).await {
+                    Ok(Some(account)) => account.name.to_string(),
+                    _ => store::Event::BERTH.to_owned(),
+                };
+                let pending = crate::release_phase::Pending {
+                    version: latest.version.next(),
+                    image_digest: &new.image_digest,
+                    processes: &new.processes,
+                    config: &new.config,
+                    previous: Some(&latest),
+                };
+                if let Err(reason) = self.release_phase(app, &actor, pending, &log).await {
+                    return Ok(RolledOut {
+                        release: None,
+                        outcome: Err(reason),
+                    });
+                }
+                releasing = self.releasing.lock().await;
+                let now = self.store.latest_release(app.id).await?;
+                if now.map(|r| r.id) != Some(latest.id) {
+                    return Ok(RolledOut {
+                        release: None,
+                        outcome: Err(crate::release_phase::changed_during(latest.version.next())),
+                    });
+                }
+            }
+            let _releasing = releasing;
             self.store.create_release_with_checks(new, kind, checks).await?
         };
         let version = made.version;
-        let (log, mut lines) = mpsc::channel(16);
-        // Nobody streams these lines (the API answers once); drain them so sending never waits.
-        tokio::spawn(async move { while lines.recv().await.is_some() {} });
         let outcome = self.roll_out(app, made, &log).await;
         Ok(RolledOut {
             release: Some(version),

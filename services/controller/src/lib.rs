@@ -17,8 +17,10 @@ mod deploy;
 mod drain;
 mod image_deploy;
 mod lifecycle;
+mod one_off;
 mod rebase;
 mod reconcile;
+mod release_phase;
 mod routes;
 
 pub use deploy::{DeployConfig, Deployments, RolledOut};
@@ -27,8 +29,12 @@ pub use image_deploy::{image_processes, ImageDeployConfig, ImageDeployRequest, I
 pub use lifecycle::{
     apply_config_changes, config_change_description, ConfigChanged, Lifecycle, LifecycleError, RestartTarget,
 };
+pub use one_off::{
+    shell_join, OneOffError, OneOffLimits, OneOffs, RunningOneOff, StartedOneOff, RELEASE_PROCESS,
+    RUN_PROCESS,
+};
 pub use rebase::{rebase, RebaseContext, RebaseError, RebaseOutcome};
-pub use reconcile::{Controller, ControllerConfig, ControllerError, NodeLink};
+pub use reconcile::{Controller, ControllerConfig, ControllerError, NodeLink, OneOffStart};
 pub use routes::{build_table, certificate_expired, next_certificate_expiry, RouteInputs};
 
 use tokio::sync::mpsc;

@@ -131,8 +131,21 @@ impl Lifecycle {
                 controller,
                 passes,
                 releasing: Default::default(),
+                one_offs: None,
             },
         }
+    }
+
+    /// Runs release phases, and `berth run`s through [`Lifecycle::one_offs`] (as
+    /// [`crate::Deployments::with_one_offs`] does for the server's).
+    pub fn with_one_offs(mut self, one_offs: crate::OneOffs) -> Self {
+        self.rollout.one_offs = Some(one_offs);
+        self
+    }
+
+    /// One-off runs (`berth run`), when the server has them.
+    pub fn one_offs(&self) -> Option<&crate::OneOffs> {
+        self.rollout.one_offs.as_ref()
     }
 
     pub(crate) fn from_rollout(rollout: Rollout) -> Self {

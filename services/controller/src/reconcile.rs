@@ -16,10 +16,22 @@ use crate::drain::{self, DrainDecision, DrainPolicy, DrainProbe};
 use crate::routes::{build_table, certificate_expired, next_certificate_expiry, RouteInputs};
 use crate::Event;
 
+/// A one-off being started on a node: its session, or why not (for people).
+pub type OneOffStart<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<agent_contract::OneOffSession, String>> + Send + 'a>,
+>;
+
 /// How the controller reaches one node's agent. In `berth server` the agent runs in-process.
 pub trait NodeLink: Send + Sync + 'static {
     /// Replaces the node's whole desired set of instances.
     fn set_desired(&self, specs: Vec<InstanceSpec>);
+
+    /// Starts a one-off run on the node (see `agent_contract::OneOffRequest`); the error says why not, for
+    /// people. A node that cannot run them says so.
+    fn run_one_off(&self, request: agent_contract::OneOffRequest) -> OneOffStart<'_> {
+        let _ = request;
+        Box::pin(async { Err("this node does not run one-off instances".to_owned()) })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -389,38 +401,26 @@ impl Controller {
             let Some(command) = release.processes.get(&instance.process_type) else {
                 continue;
             };
-            let dyno = format!("{}.{}", instance.process_type, instance.index);
-            let mut env = release.config.clone();
-            env.insert("PORT".into(), self.config.instance_port.to_string());
-            env.insert("DYNO".into(), dyno);
-            desired.entry(instance.node).or_default().push(InstanceSpec {
-                id: instance.id,
-                app_id: app.id,
-                app: app.name.clone(),
-                account: app.owner,
-                release: release.id,
-                release_version: release.version,
-                process_type: instance.process_type.clone(),
-                index: instance.index,
-                image: ImageRef {
-                    manifest_digest: release.image_digest.clone(),
-                },
-                command: command.clone(),
-                env,
-                port: self.config.instance_port,
-                limits: Limits {
+            let spec = instance_spec(
+                &self.config,
+                instance.id,
+                SpecParts {
+                    app,
+                    release: release.id,
+                    version: release.version,
+                    image_digest: &release.image_digest,
+                    config: &release.config,
+                    process_type: instance.process_type.clone(),
+                    index: instance.index,
+                    command: command.clone(),
                     memory_bytes: instance.memory_bytes,
-                    cpu_millicores: self.config.cpu_millicores,
-                    pids_max: self.config.pids_max,
-                    // Every instance the same share of the disks (the kernel's default, set explicitly).
-                    io_weight: Some(100),
-                    disk_bytes: agent_contract::DEFAULT_DISK_BYTES,
+                    id_range: id_ranges.get(&app.owner).copied(),
+                    stop_grace_secs: stop_graces.get(&app.id).copied(),
+                    boot_timeout_secs: boot_timeouts.get(&app.id).copied(),
+                    health_check: health_check(&instance.process_type, check_paths.get(&app.id), release),
                 },
-                id_range: id_ranges.get(&app.owner).copied(),
-                stop_grace_secs: stop_graces.get(&app.id).copied(),
-                boot_timeout_secs: boot_timeouts.get(&app.id).copied(),
-                health_check: health_check(&instance.process_type, check_paths.get(&app.id), release),
-            });
+            );
+            desired.entry(instance.node).or_default().push(spec);
         }
         for (node, specs) in desired {
             match self.nodes.get(&node) {
@@ -485,6 +485,60 @@ impl Controller {
 fn next_version(current: u64) -> u64 {
     let now = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
     (current + 1).max(now)
+}
+
+/// What one instance of a release is, apart from its ID and where it runs.
+pub(crate) struct SpecParts<'a> {
+    pub(crate) app: &'a store::App,
+    pub(crate) release: ReleaseId,
+    pub(crate) version: vocabulary::ReleaseVersion,
+    pub(crate) image_digest: &'a str,
+    pub(crate) config: &'a std::collections::BTreeMap<String, String>,
+    pub(crate) process_type: vocabulary::ProcessType,
+    pub(crate) index: u32,
+    pub(crate) command: String,
+    pub(crate) memory_bytes: u64,
+    pub(crate) id_range: Option<vocabulary::IdRange>,
+    pub(crate) stop_grace_secs: Option<u32>,
+    /// Web instances: how long to wait for PORT (R10), and the check that must pass before they count as up.
+    pub(crate) boot_timeout_secs: Option<u32>,
+    pub(crate) health_check: Option<agent_contract::HealthCheck>,
+}
+
+/// The spec a node gets for an instance: the release's config plus `PORT` and `DYNO`, the platform's limits,
+/// the account's user namespace. The one place specs are made, for formation instances and one-off runs alike.
+pub(crate) fn instance_spec(config: &ControllerConfig, id: InstanceId, parts: SpecParts<'_>) -> InstanceSpec {
+    let mut env = parts.config.clone();
+    env.insert("PORT".into(), config.instance_port.to_string());
+    env.insert("DYNO".into(), format!("{}.{}", parts.process_type, parts.index));
+    InstanceSpec {
+        id,
+        app_id: parts.app.id,
+        app: parts.app.name.clone(),
+        account: parts.app.owner,
+        release: parts.release,
+        release_version: parts.version,
+        process_type: parts.process_type,
+        index: parts.index,
+        image: ImageRef {
+            manifest_digest: parts.image_digest.to_owned(),
+        },
+        command: parts.command,
+        env,
+        port: config.instance_port,
+        limits: Limits {
+            memory_bytes: parts.memory_bytes,
+            cpu_millicores: config.cpu_millicores,
+            pids_max: config.pids_max,
+            // Every instance the same share of the disks (the kernel's default, set explicitly).
+            io_weight: Some(100),
+            disk_bytes: agent_contract::DEFAULT_DISK_BYTES,
+        },
+        id_range: parts.id_range,
+        stop_grace_secs: parts.stop_grace_secs,
+        boot_timeout_secs: parts.boot_timeout_secs,
+        health_check: parts.health_check,
+    }
 }
 
 fn existing_of(instance: &Instance) -> Existing {

@@ -14,14 +14,14 @@ const BATCH: usize = 25;
 
 /// What is on the host now, counted by kind.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Census {
-    cgroups: usize,
-    netns: usize,
-    veths: usize,
-    set_elements: usize,
-    mounts: usize,
-    instance_dirs: usize,
-    child_processes: usize,
+pub struct Census {
+    pub cgroups: usize,
+    pub netns: usize,
+    pub veths: usize,
+    pub set_elements: usize,
+    pub mounts: usize,
+    pub instance_dirs: usize,
+    pub child_processes: usize,
 }
 
 fn output(program: &str, args: &[&str]) -> String {
@@ -47,7 +47,7 @@ fn children() -> usize {
         .count()
 }
 
-fn census(names: &Names, data_dir: &Path) -> Census {
+pub fn census(names: &Names, data_dir: &Path) -> Census {
     let table = format!("berth_{}", names.bridge);
     let set_elements = ["ports", "attachments"]
         .iter()

@@ -7,6 +7,7 @@ mod exits;
 mod health;
 mod leak;
 mod node;
+mod one_off;
 
 fn main() {
     if std::env::args().nth(1).as_deref() == Some(container::INIT_ARG) {
@@ -37,6 +38,7 @@ fn main() {
     let tests: &[(&str, fn())] = &[
         ("node::instance_lifecycle", node::instance_lifecycle),
         ("exits::exit_reasons", exits::exit_reasons),
+        ("one_off::one_offs", one_off::one_offs),
         ("exits::stop_grace", exits::stop_grace),
         (
             "health::boot_timeout_and_workers",

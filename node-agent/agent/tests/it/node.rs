@@ -16,7 +16,7 @@ use vocabulary::{
 };
 
 const APPLETS: &[&str] = &[
-    "sh", "cat", "echo", "hostname", "ls", "grep", "sleep", "httpd", "nc", "dd", "rm",
+    "sh", "cat", "echo", "hostname", "ls", "grep", "sleep", "httpd", "nc", "dd", "rm", "stty",
 ];
 
 pub struct Names {

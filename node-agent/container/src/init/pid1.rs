@@ -25,6 +25,7 @@ pub fn run(
     hierarchies: &[CgroupHierarchy],
     waited: &SigSet,
     user_namespace: Option<&OwnedFd>,
+    terminal: bool,
 ) -> Result<i32, SetupError> {
     // Before the parent-death signal: changing the filesystem ids clears it.
     if let Some(map) = &spec.user_namespace {
@@ -37,7 +38,8 @@ pub fn run(
     sethostname(&spec.hostname).ctx(|| format!("setting hostname {}", spec.hostname))?;
     chdir(&spec.cwd).ctx(|| format!("changing to working directory {}", spec.cwd.display()))?;
 
-    let exec = Exec::prepare(spec, user_namespace)?;
+    let mut exec = Exec::prepare(spec, user_namespace)?;
+    exec.terminal = terminal;
     // SAFETY: single-threaded process (see the module docs of `init`).
     match unsafe { fork() }.ctx(|| "forking the app".into())? {
         ForkResult::Child => exec.run(),
@@ -89,6 +91,8 @@ struct Exec<'a> {
     env: Vec<CString>,
     security: Security,
     credentials: Option<Credentials>,
+    /// Descriptor 0 is a terminal to make the app's controlling terminal.
+    terminal: bool,
 }
 
 impl<'a> Exec<'a> {
@@ -116,6 +120,7 @@ impl<'a> Exec<'a> {
                 .collect::<Result<_, _>>()?,
             security: spec.security.clone(),
             credentials,
+            terminal: false,
         })
     }
 
@@ -131,6 +136,17 @@ impl<'a> Exec<'a> {
         }
         signals::restore_defaults();
         let _ = setsid();
+        if self.terminal {
+            // SAFETY: TIOCSCTTY takes an integer argument (0: do not steal it from another session).
+            if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+                let err = std::io::Error::last_os_error();
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "container setup failed: making the terminal controlling: {err}"
+                );
+                std::process::exit(SETUP_FAILED_EXIT_CODE)
+            }
+        }
         close_fds_from(3);
         if let Err(e) = harden::apply(&self.security, self.credentials.as_ref()) {
             let _ = writeln!(std::io::stderr(), "container setup failed: {e}");

@@ -13,11 +13,16 @@ use crate::{ApiError, ApiState, Caller};
 /// How many instances of one process type an app may ask for.
 pub const QUANTITY_RANGE: RangeInclusive<i64> = 0..=100;
 
-/// The stored formation, plus a zero line for each process type of the latest release not scaled yet.
+/// The stored formation, plus a zero line for each process type of the latest release not scaled yet (not
+/// `release`: it runs once per release, never scaled).
 async fn view(state: &ApiState, app: &store::App) -> Result<Vec<FormationInfo>, ApiError> {
     let mut lines: BTreeMap<ProcessType, FormationInfo> = BTreeMap::new();
     if let Some(release) = state.store.latest_release(app.id).await? {
-        for process_type in release.processes.into_keys() {
+        let scalable = release
+            .processes
+            .into_keys()
+            .filter(|p| p.as_str() != controller::RELEASE_PROCESS);
+        for process_type in scalable {
             let line = FormationInfo {
                 process_type: process_type.clone(),
                 quantity: 0,
@@ -69,6 +74,13 @@ pub async fn scale(
     let mut quantities = BTreeMap::new();
     for (process_type, quantity) in request {
         let process_type = ProcessType::new(process_type)?;
+        if process_type.as_str() == controller::RELEASE_PROCESS {
+            return Err(ApiError::Invalid(
+                "release is not a process type that can be scaled: its command runs once per release, \
+                 before the release's instances start (use `berth run` for a one-off)"
+                    .into(),
+            ));
+        }
         if !QUANTITY_RANGE.contains(&quantity) {
             return Err(ApiError::Invalid(format!(
                 "quantity of {process_type} must be from {} to {}, not {quantity}",

@@ -14,6 +14,7 @@ pub mod logs;
 pub mod rebase;
 pub mod releases;
 pub mod route_watch;
+pub mod runs;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;

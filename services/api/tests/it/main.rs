@@ -12,6 +12,7 @@ mod logs;
 mod rebase;
 mod registry;
 mod route_watch;
+mod runs;
 mod scale;
 
 use axum::body::Body;

@@ -71,6 +71,40 @@ impl Client {
         self.call(self.http.get(self.url(path)).timeout(timeout)).await
     }
 
+    /// POSTs `body` asking to switch the connection to `protocol`; returns the connection once the API has
+    /// agreed (`101`). No timeout: the session lasts as long as its command.
+    pub async fn upgrade<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+        protocol: &'static str,
+    ) -> anyhow::Result<reqwest::Upgraded> {
+        let request = self
+            .http
+            .post(self.url(path))
+            .header(reqwest::header::CONNECTION, "upgrade")
+            .header(reqwest::header::UPGRADE, protocol)
+            .json(body)
+            .timeout(Duration::from_secs(365 * 24 * 3600));
+        let response = self.send_authorized(request).await?;
+        let status = response.status();
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            let text = response.text().await.unwrap_or_default();
+            if status.is_success() {
+                anyhow::bail!(
+                    "the API answered {status} instead of switching to {protocol} (an older server?)"
+                );
+            }
+            return Err(anyhow!(api_error_message(status, &text)));
+        }
+        response.upgrade().await.with_context(|| {
+            format!(
+                "switching the connection to the API at {} to {protocol}",
+                self.base
+            )
+        })
+    }
+
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
         self.call(self.http.delete(self.url(path))).await?;
         Ok(())
@@ -82,17 +116,22 @@ impl Client {
 
     /// Sends the request with the token; a non-2xx answer becomes an error carrying the API's message.
     async fn call(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|err| self.transport_error(err))?;
+        let response = self.send_authorized(request).await?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
         Err(anyhow!(api_error_message(status, &text)))
+    }
+
+    /// Sends the request with the token, whatever the answer's status.
+    async fn send_authorized(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|err| self.transport_error(err))
     }
 
     fn transport_error(&self, err: reqwest::Error) -> anyhow::Error {

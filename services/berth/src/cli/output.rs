@@ -162,6 +162,23 @@ pub fn instances(app: &str, instances: &[InstanceInfo], now: chrono::DateTime<ch
     table(&rows)
 }
 
+/// One-off instances running now, below `berth ps`'s table (not part of the formation); nothing if none.
+pub fn one_offs(runs: &[api_contract::RunInfo], now: chrono::DateTime<chrono::Utc>) -> String {
+    if runs.is_empty() {
+        return String::new();
+    }
+    let mut rows = vec![header(&["ONE-OFF", "RELEASE", "UPTIME", "COMMAND"])];
+    for r in runs {
+        rows.push(vec![
+            r.name.clone(),
+            r.release.to_string(),
+            duration((now - r.started_at).num_seconds()),
+            r.command.clone(),
+        ]);
+    }
+    format!("\n{}", table(&rows))
+}
+
 pub fn releases(app: &str, releases: &[ReleaseInfo]) -> String {
     if releases.is_empty() {
         return format!("{app} has no releases yet: push to its git remote to deploy.\n");
@@ -236,6 +253,22 @@ mod tests {
     use super::*;
     use api_contract::InstanceStateInfo;
     use vocabulary::{AppName, InstanceId, ProcessType, ReleaseVersion};
+
+    #[test]
+    fn one_offs_below_the_instances() {
+        let now = chrono::Utc::now();
+        assert_eq!(one_offs(&[], now), "");
+        let run = api_contract::RunInfo {
+            name: "run.3".into(),
+            command: "sh -c 'sleep 9'".into(),
+            release: ReleaseVersion(2),
+            started_at: now - chrono::Duration::seconds(75),
+        };
+        assert_eq!(
+            one_offs(&[run], now),
+            "\nONE-OFF  RELEASE  UPTIME  COMMAND\nrun.3    v2       1m15s   sh -c 'sleep 9'\n"
+        );
+    }
 
     #[test]
     fn tables_align_and_trim() {

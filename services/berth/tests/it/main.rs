@@ -15,6 +15,7 @@ mod image_deploy;
 mod images_push;
 mod logging;
 mod logs;
+mod one_off;
 mod rebase;
 mod standalone_router;
 mod support;

@@ -3,6 +3,7 @@
 
 mod certificates;
 mod drain;
+mod release_phase;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -44,6 +45,19 @@ pub struct SetProbe(pub Mutex<HashMap<SocketAddr, usize>>);
 impl DrainProbe for SetProbe {
     fn in_flight(&self, backend: SocketAddr) -> usize {
         self.0.lock().unwrap().get(&backend).copied().unwrap_or(0)
+    }
+}
+
+/// The tests' controller config: port 5000, one core, a tick that never comes by itself.
+pub fn config(drain: DrainPolicy) -> ControllerConfig {
+    ControllerConfig {
+        domain: "apps.test".into(),
+        instance_port: 5000,
+        cpu_millicores: 1000,
+        pids_max: 100,
+        tick: Duration::from_secs(3600),
+        platform_certificate: None,
+        drain,
     }
 }
 
@@ -96,21 +110,7 @@ impl World {
         let (routes_tx, routes) = watch::channel(Arc::new(RouteTable::default()));
         let links: HashMap<NodeId, Arc<dyn NodeLink>> =
             HashMap::from([(node, link.clone() as Arc<dyn NodeLink>)]);
-        let controller = Controller::new(
-            ControllerConfig {
-                domain: "apps.test".into(),
-                instance_port: 5000,
-                cpu_millicores: 1000,
-                pids_max: 100,
-                tick: Duration::from_secs(3600),
-                platform_certificate: None,
-                drain,
-            },
-            store.clone(),
-            links,
-            routes_tx,
-            probe.clone(),
-        );
+        let controller = Controller::new(config(drain), store.clone(), links, routes_tx, probe.clone());
         Self {
             store,
             controller,
