@@ -19,6 +19,9 @@ use cgroups::Cgroup;
 use netns::{Attachment, EtcFiles};
 
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// How long one readiness request may wait for an answer before it is sent again (a connection that landed on
+/// a process about to exit is not waited on forever).
+const READINESS_PATIENCE: Duration = Duration::from_secs(10);
 /// How often a running instance's OOM-kill count is read.
 const OOM_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// An instance up this long has its backoff reset.
@@ -425,6 +428,7 @@ impl Supervisor {
         let boot = tokio::time::sleep(Duration::from_secs(boot_secs.into()));
         tokio::pin!(boot);
         let mut checking: Option<Checking> = None;
+        let declared_check = self.spec.health_check.is_some();
         // Why the agent ended the run itself (R10, a failed health check), if it did.
         let mut failure: Option<ExitReason> = None;
         let mut probe = tokio::time::interval(PROBE_INTERVAL);
@@ -457,21 +461,23 @@ impl Supervisor {
                                 ));
                                 checking = Some(Box::pin(self.health_check(check, target)));
                             }
-                            None => {
-                                running = true;
-                                self.platform_line(format!("Up: accepting connections on port {}", self.spec.port));
-                                self.report(InstanceState::Running);
-                            }
+                            // Up once a process of it takes a request (see `health::answers`).
+                            None => checking = Some(Box::pin(self.readiness(target))),
                         }
                     }
                 }
-                _ = &mut boot, if !listening => {
-                    tracing::warn!(app = %self.spec.app, instance = %self.short, boot_secs, "boot timeout (R10)");
+                // A declared health check has its own attempts; otherwise the boot timeout bounds both listening
+                // and answering.
+                _ = &mut boot, if !(running || (listening && declared_check)) => {
+                    tracing::warn!(app = %self.spec.app, instance = %self.short, boot_secs, listening, "boot timeout (R10)");
                     let dyno = self.spec.dyno_name();
-                    self.platform_line(format!(
-                        "Error R10 (Boot timeout): {dyno} did not listen on PORT {} within {boot_secs} s, stopping it",
-                        self.spec.port
-                    ));
+                    let port = self.spec.port;
+                    let what = if listening {
+                        format!("accepted connections on PORT {port} but did not answer a request")
+                    } else {
+                        format!("did not listen on PORT {port}")
+                    };
+                    self.platform_line(format!("Error R10 (Boot timeout): {dyno} {what} within {boot_secs} s, stopping it"));
                     failure = Some(ExitReason::BootTimeout { secs: boot_secs });
                     self.stop_container(&mut c).await;
                     break Some((c.wait().await?, started.elapsed()));
@@ -481,8 +487,13 @@ impl Supervisor {
                     match result {
                         Ok(()) => {
                             running = true;
-                            tracing::info!(app = %self.spec.app, instance = %self.short, "health check passed");
-                            self.platform_line("Up: health check passed".into());
+                            if declared_check {
+                                tracing::info!(app = %self.spec.app, instance = %self.short, "health check passed");
+                                self.platform_line("Up: health check passed".into());
+                            } else {
+                                tracing::info!(app = %self.spec.app, instance = %self.short, %target, "instance answers");
+                                self.platform_line(format!("Up: answering on port {}", self.spec.port));
+                            }
                             self.report(InstanceState::Running);
                         }
                         Err(error) => {
@@ -556,6 +567,15 @@ impl Supervisor {
                 )));
             })
             .await
+        }
+    }
+
+    /// Waits until the instance takes a request (any answer); never fails: the boot timeout bounds it.
+    fn readiness(&self, target: SocketAddr) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let host = self.spec.app.to_string();
+        async move {
+            crate::health::answers(target, &host, READINESS_PATIENCE, PROBE_INTERVAL).await;
+            Ok(())
         }
     }
 

@@ -632,9 +632,13 @@ impl Rollout {
                 }
             };
             if let Some(answer) = done(&instances) {
-                // What was read may be a pass's writes before that pass published its route table: one more
-                // pass makes sure routers have what the answer claims (bounded by the same deadline).
-                let _ = tokio::time::timeout_at(deadline, passes.changed()).await;
+                // What was read may be the writes of a pass that has not published its route table yet: then
+                // the count, read after them, is odd, and that pass's end makes sure routers have what the
+                // answer claims (bounded by the same deadline). An even count: it is out already.
+                let seen = *passes.borrow_and_update();
+                if seen % 2 == 1 {
+                    let _ = tokio::time::timeout_at(deadline, passes.wait_for(|n| *n > seen)).await;
+                }
                 return Ok(answer);
             }
             // Out of time, or the controller is gone (the server is stopping): nothing will change any more.

@@ -181,7 +181,9 @@ impl Controller {
         }
     }
 
-    /// A receiver that changes after every reconcile pass.
+    /// A receiver that changes when a reconcile pass starts and when it ends: the count is odd while a pass
+    /// (or the applying of a node's report that the next pass publishes) is under way, even once what it wrote
+    /// is in the published route table.
     pub fn passes(&self) -> watch::Receiver<u64> {
         self.passes.subscribe()
     }
@@ -201,6 +203,8 @@ impl Controller {
                 _ = &mut shutdown => break,
                 Some(event) = events.recv() => tracing::debug!(?event, "controller event"),
                 Some(report) = reports.recv() => {
+                    // What the report writes (instances running) reaches the route table with the pass below.
+                    self.pass_under_way();
                     self.record_crashes(&report).await;
                     if let Err(error) = self.store.apply_node_report(report.node, &report.instances).await {
                         tracing::error!(node = %report.node, error = %error_chain(&error), "applying node report");
@@ -216,11 +220,21 @@ impl Controller {
             while let Ok(event) = events.try_recv() {
                 tracing::debug!(?event, "controller event");
             }
+            self.pass_under_way();
             if let Err(error) = self.reconcile().await {
                 tracing::error!(error = %error_chain(&error), "reconcile pass failed");
             }
-            self.passes.send_modify(|n| *n += 1);
+            self.passes.send_modify(|n| *n += *n % 2);
         }
+    }
+
+    /// Makes the pass count odd (see [`Controller::passes`]).
+    fn pass_under_way(&self) {
+        self.passes.send_if_modified(|n| {
+            let even = *n % 2 == 0;
+            *n += u64::from(even);
+            even
+        });
     }
 
     /// One pass: plan until stable, then tell nodes and the router.

@@ -14,7 +14,7 @@ use crate::node::{assert_nothing_left, runtime, setup, spec, wait_for};
 fn writer(mib: u32) -> String {
     format!(
         "dd if=/dev/zero of=/fill bs=1048576 count={mib} 2>/tmp/dd.err; echo dd-status=$?; \
-         cat /tmp/dd.err; echo dd-done; exec nc -l -p $PORT </dev/null"
+         cat /tmp/dd.err; echo dd-done; exec httpd -f -p $PORT -h /"
     )
 }
 

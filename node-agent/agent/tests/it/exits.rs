@@ -49,7 +49,7 @@ pub fn exit_reasons() {
         // `memory.oom.group`).
         let mut survivor = spec(
             digest,
-            "(x=0123456789abcdef; while true; do x=\"$x$x\"; done) & exec nc -l -p $PORT </dev/null",
+            "(x=0123456789abcdef; while true; do x=\"$x$x\"; done) & exec httpd -f -p $PORT -h /",
         );
         survivor.limits.memory_bytes = 32 * 1024 * 1024;
         let mut missing = spec(digest, "true");
@@ -103,14 +103,14 @@ pub fn stop_grace() {
         // Ignores SIGTERM (its sleeps die of it, the loop goes on): only SIGKILL after its 2 s ends it.
         let mut stubborn = spec(
             digest,
-            "trap 'echo ignoring TERM' TERM; nc -l -p $PORT </dev/null & while true; do sleep 1; done",
+            "trap 'echo ignoring TERM' TERM; httpd -f -p $PORT -h / & while true; do sleep 1; done",
         );
         // Started with ten minutes; the app's setting changes to 2 s while it runs (below).
         stubborn.stop_grace_secs = Some(600);
         // Exits at SIGTERM: gone long before its 10 minutes.
         let mut polite = spec(
             digest,
-            "trap 'exit 0' TERM; nc -l -p $PORT </dev/null & while true; do sleep 1; done",
+            "trap 'exit 0' TERM; httpd -f -p $PORT -h / & while true; do sleep 1; done",
         );
         polite.stop_grace_secs = Some(600);
         let running = |id: InstanceId| {

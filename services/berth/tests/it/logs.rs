@@ -111,7 +111,7 @@ fn logs_gather_output_router_lines_events_and_crashes() {
     );
     for want in [
         "app[web.1]: starting on port",
-        "berth[web.1]: Up: accepting connections",
+        "berth[web.1]: Up: answering on port 5000",
         "berth[deploy]: Deploying v1",
         "berth[build]: -----> Released v1",
         "berth[deploy]: v1 deployed by alice",
