@@ -28,8 +28,8 @@ impl Rollout {
     }
 
     /// Rolls `failed` (the app's latest release, which did not come up: `reason`) back to the release before
-    /// it; returns what the person deploying is told. The first release has nothing to go back to: the app is
-    /// stopped instead. A release made meanwhile wins: nothing is rolled back then.
+    /// it; returns what the person deploying is told. The first release has nothing to go back to: its
+    /// instances are stopped instead. A release made meanwhile wins: nothing is rolled back then.
     pub(crate) async fn roll_back_failed(
         &self,
         app: &store::App,
@@ -111,22 +111,22 @@ impl Rollout {
         }
     }
 
-    /// A failed first release has nothing to go back to: its instances are stopped (the app is stopped, its
-    /// formation kept).
+    /// A failed first release has nothing to go back to: its instances are stopped by forgetting the app's
+    /// formation, so that the next push (the fix) scales `web` to 1 and deploys like a first one, as Dokku
+    /// does; stopping the app instead would make that push answer "the app is stopped".
     async fn stop_first_release(
         &self,
         app: &store::App,
         failure: &str,
         log: &tokio::sync::mpsc::Sender<String>,
     ) -> String {
-        if let Err(error) = self.store.set_app_stopped(app.id, true).await {
+        if let Err(error) = self.store.clear_formation(app.id).await {
             return format!("{failure}; {}", internal(error));
         }
         self.controller.notify(Event::FormationChanged(app.id));
         let summary = format!(
             "{failure}; there is no earlier release to roll back to, so its instances were stopped \
-             (`berth apps start {}` runs them again)",
-            app.name
+             (the next push deploys again)"
         );
         let _ = log.send(format!("-----> {summary}")).await;
         record(

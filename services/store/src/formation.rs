@@ -67,6 +67,16 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the app's formation: nothing of it runs, and its next deploy scales `web` to 1 as a first one
+    /// does (what a first release that never came up leaves behind).
+    pub async fn clear_formation(&self, app: AppId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM formations WHERE app_id = ?")
+            .bind(app.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// True when the app has at least one formation row (a first deploy gives a new app `web=1` only then).
     pub async fn has_formation(&self, app: AppId) -> Result<bool, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM formations WHERE app_id = ?")

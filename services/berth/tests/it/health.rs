@@ -2,7 +2,8 @@
 //! health check is never routed (the old body is served throughout, under load), the push says it rolled
 //! back and exits non-zero, and `berth releases`, events and logs show it; an instance that never binds PORT
 //! gets R10 in `berth logs` with a short boot timeout, and that config change is rolled back too; so is one
-//! whose instance binds PORT after the deploy timeout; a failing first release stops the app.
+//! whose instance binds PORT after the deploy timeout; a failing first release stops its instances, and the
+//! next push deploys like a first one.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -202,9 +203,30 @@ fn failing_health_checks_and_r10_roll_back() {
         "{said}\n{}",
         server.log()
     );
-    let info = server.berth_ok(&token, &["apps", "info", "checked-first"]);
-    assert!(info.contains("Stopped:     yes"), "{info}");
+    let deadline = Instant::now() + SERVE_TIMEOUT;
+    loop {
+        let ps = server.berth_ok(&token, &["ps", "-a", "checked-first"]);
+        if !ps.contains("web.1") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the failed first release still runs:\n{ps}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
     assert_eq!(server.get_app("checked-first", "/").map(|(s, _)| s), Some(503));
+    // The fix is pushed: it deploys like a first release (web scaled to 1), no `apps start` needed.
+    std::fs::write(repo.join("app.py"), &app_py).unwrap();
+    commit_all(&repo, "the health check passes again");
+    let out = push(&server, &token, "checked-first", &repo);
+    assert!(
+        out.status.success(),
+        "the fixed push failed:\n{}",
+        text(&out.stderr)
+    );
+    let body = server.wait_for_app("checked-first", "/", SERVE_TIMEOUT, "the fix", |s, _| s == 200);
+    assert_eq!(body, "first body");
 
     let status = server.stop();
     assert!(status.success(), "server exit: {status:?}\n{}", server.log());
