@@ -183,10 +183,11 @@ pub fn releases(app: &str, releases: &[ReleaseInfo]) -> String {
     if releases.is_empty() {
         return format!("{app} has no releases yet: push to its git remote to deploy.\n");
     }
-    let mut rows = vec![header(&["VERSION", "CREATED", "BY", "DESCRIPTION"])];
+    let mut rows = vec![header(&["VERSION", "KIND", "CREATED", "BY", "DESCRIPTION"])];
     for r in releases {
         rows.push(vec![
             r.version.to_string(),
+            r.kind.as_str().to_owned(),
             r.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
             r.created_by
                 .as_ref()
@@ -267,6 +268,32 @@ mod tests {
         assert_eq!(
             one_offs(&[run], now),
             "\nONE-OFF  RELEASE  UPTIME  COMMAND\nrun.3    v2       1m15s   sh -c 'sleep 9'\n"
+        );
+    }
+
+    #[test]
+    fn releases_say_what_made_them() {
+        let release = |version: u32, kind, description: &str| ReleaseInfo {
+            version: ReleaseVersion(version),
+            kind,
+            description: description.to_owned(),
+            image_digest: "sha256:00".into(),
+            processes: Default::default(),
+            config_keys: vec![],
+            created_by: Some("alice".parse().unwrap()),
+            created_at: chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap(),
+        };
+        let list = [
+            release(3, api_contract::ReleaseKindInfo::Rollback, "Rollback to v1"),
+            release(2, api_contract::ReleaseKindInfo::Config, "Set A"),
+            release(1, api_contract::ReleaseKindInfo::Build, "Deploy 5765b53"),
+        ];
+        assert_eq!(
+            releases("shop", &list),
+            "VERSION  KIND      CREATED              BY     DESCRIPTION\n\
+             v3       rollback  2026-09-21 14:13:20  alice  Rollback to v1\n\
+             v2       config    2026-09-21 14:13:20  alice  Set A\n\
+             v1       build     2026-09-21 14:13:20  alice  Deploy 5765b53\n"
         );
     }
 

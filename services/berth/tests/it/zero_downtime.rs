@@ -1,5 +1,5 @@
 //! Issue 6's deploy check: a steady load through the router while the app is redeployed five times and
-//! scaled 1 → 4 → 1 fails no request.
+//! scaled 1 → 4 → 1 (with one more redeploy at 4 instances by the rolling strategy) fails no request.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -165,6 +165,21 @@ fn redeploys_and_scaling_under_load_fail_no_request() {
     );
     server.berth_ok(&token, &["scale", "web=4", "-a", APP]);
     wait_running(&server, &token, 4);
+    // One more redeploy at web=4 with the rolling strategy: the four are replaced one at a time.
+    server.berth_ok(&token, &["apps", "update", APP, "--deploy-strategy", "rolling"]);
+    let rolled = 2 + REDEPLOYS;
+    set_greeting(&repo, rolled);
+    commit_all(&repo, &format!("v{rolled}"));
+    push("rolling redeploy");
+    let last = format!("hello from berth v{rolled}");
+    server.wait_for_app(
+        APP,
+        "/",
+        Duration::from_secs(60),
+        "the rolled release serving",
+        |s, b| s == 200 && b.contains(&last),
+    );
+    wait_running(&server, &token, 4);
     server.berth_ok(&token, &["scale", "web=1", "-a", APP]);
     wait_running(&server, &token, 1);
     // A little more load after the last change, so a late failure (a drained instance stopping early) shows.
@@ -178,8 +193,8 @@ fn redeploys_and_scaling_under_load_fail_no_request() {
     let failed = tally.failed.load(Ordering::Relaxed);
     let versions = tally.versions.lock().unwrap().clone();
     println!(
-        "zero downtime: {sent} requests over {:?} from {CLIENTS} clients during {REDEPLOYS} redeploys and \
-         web 1 -> 4 -> 1; {failed} failed or not 200; bodies seen in order: {}",
+        "zero downtime: {sent} requests over {:?} from {CLIENTS} clients during {REDEPLOYS} redeploys, \
+         web 1 -> 4, a rolling redeploy at 4 and web 4 -> 1; {failed} failed or not 200; bodies seen in order: {}",
         started.elapsed(),
         versions.len()
     );
@@ -191,7 +206,7 @@ fn redeploys_and_scaling_under_load_fail_no_request() {
         server.log()
     );
     // The load really ran through every deploy: each release's body was served to the clients.
-    for version in 1..=1 + REDEPLOYS {
+    for version in 1..=2 + REDEPLOYS {
         let want = format!("hello from berth v{version}");
         assert!(
             versions.iter().any(|b| b.contains(&want)),
