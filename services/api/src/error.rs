@@ -27,6 +27,8 @@ pub enum ApiError {
     Lifecycle(controller::LifecycleError),
     #[error("app {app:?} has no certificate {id:?}")]
     CertificateNotFound { app: String, id: String },
+    #[error("app {app:?} runs no one-off {name:?} (`berth ps -a {app}` lists them)")]
+    OneOffNotFound { app: String, name: String },
     #[error(transparent)]
     BadCertificate(#[from] crate::certificates::CertificateProblem),
     #[error(transparent)]
@@ -81,6 +83,7 @@ impl ApiError {
             Self::AppNotFound { .. }
             | Self::DomainNotFound { .. }
             | Self::CertificateNotFound { .. }
+            | Self::OneOffNotFound { .. }
             | Self::ReleaseNotFound { .. }
             | Self::NoRoute { .. } => StatusCode::NOT_FOUND,
             Self::InvalidName(_) | Self::Invalid(_) | Self::BadCertificate(_) => {

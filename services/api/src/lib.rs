@@ -129,6 +129,10 @@ pub fn router(state: ApiState) -> Router {
             "/apps/{name}/runs",
             get(routes::runs::list).post(routes::runs::create),
         )
+        .route(
+            "/apps/{name}/runs/{run}",
+            axum::routing::delete(routes::runs::stop),
+        )
         .route("/apps/{name}/rebase", axum::routing::post(routes::rebase::rebase))
         .route(
             "/apps/{name}/deploys",

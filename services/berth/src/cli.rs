@@ -86,7 +86,8 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// List an app's instances, or restart them (`berth ps restart [web.1] -a NAME`).
+    /// List an app's instances, restart them (`berth ps restart [web.1] -a NAME`), or kill a one-off
+    /// (`berth ps stop run.3 -a NAME`).
     Ps {
         #[command(subcommand)]
         command: Option<PsCommand>,
@@ -369,6 +370,12 @@ pub enum PsCommand {
         /// `web.1` or `web` (default: every instance).
         instance: Option<String>,
     },
+    /// Kill a one-off (`berth ps stop run.3`): a detached `berth run` or a release phase. Formation instances
+    /// are scaled (`berth scale`) or restarted instead.
+    Stop {
+        /// The one-off, as `berth ps` lists it: `run.3`.
+        one_off: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -650,6 +657,16 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                 }
                 Some(PsCommand::Restart { instance }) => {
                     lifecycle::act(&client, &app, "restart", instance).await?;
+                }
+                Some(PsCommand::Stop { one_off }) => {
+                    if !one_off.starts_with("run.") && !one_off.starts_with("release.") {
+                        anyhow::bail!(
+                            "{one_off} is not a one-off: `berth ps stop` kills `run.N` and `release.N`; \
+                             scale the formation with `berth scale` or replace an instance with `berth ps restart`"
+                        );
+                    }
+                    client.delete(&format!("/v1/apps/{app}/runs/{one_off}")).await?;
+                    println!("Stopped {one_off} of {app}");
                 }
             }
         }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use agent_contract::{OneOffOutput, OneOffRequest, OneOffSession, WindowSize};
+use agent_contract::{OneOffInput, OneOffOutput, OneOffRequest, OneOffSession, WindowSize};
 use store::{App, Store, StoreError};
 use vocabulary::{AccountId, AppId, InstanceId, NodeId, ProcessType, ReleaseId, ReleaseVersion};
 
@@ -80,6 +80,8 @@ struct Inner {
     running: Mutex<HashMap<AccountId, usize>>,
     /// What runs now, per app, for `berth ps`.
     listed: Mutex<HashMap<AppId, Vec<RunningOneOff>>>,
+    /// Each running one-off's input, by app and name, to kill it with (`berth ps stop run.3`, an app deleted).
+    inputs: Mutex<HashMap<(AppId, String), tokio::sync::mpsc::Sender<OneOffInput>>>,
 }
 
 /// A one-off that runs now.
@@ -107,6 +109,8 @@ impl std::fmt::Debug for Listed {
 
 impl Drop for Listed {
     fn drop(&mut self) {
+        let key = (self.app, self.name.clone());
+        self.inner.inputs.lock().expect("one-offs lock").remove(&key);
         let mut listed = self.inner.listed.lock().expect("one-offs lock");
         if let Some(list) = listed.get_mut(&self.app) {
             list.retain(|r| r.name != self.name);
@@ -169,6 +173,7 @@ impl OneOffs {
                 nodes,
                 numbers: Mutex::default(),
                 running: Mutex::default(),
+                inputs: Mutex::default(),
                 listed: Mutex::default(),
             }),
         }
@@ -241,6 +246,40 @@ impl OneOffs {
                 }
             }
         });
+    }
+
+    /// Kills the app's one-off `name` (`run.3`); false when none of that name runs. Whoever is attached gets
+    /// its exit (killed by SIGKILL) as usual.
+    pub async fn stop(&self, app: AppId, name: &str) -> bool {
+        let input = self
+            .inner
+            .inputs
+            .lock()
+            .expect("one-offs lock")
+            .get(&(app, name.to_owned()))
+            .cloned();
+        match input {
+            Some(input) => input.send(OneOffInput::Kill).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Kills every one-off of the app (it is being deleted); returns how many were asked to stop.
+    pub async fn stop_all(&self, app: AppId) -> usize {
+        let inputs: Vec<_> = self
+            .inner
+            .inputs
+            .lock()
+            .expect("one-offs lock")
+            .iter()
+            .filter(|((a, _), _)| *a == app)
+            .map(|(_, input)| input.clone())
+            .collect();
+        let mut stopped = 0;
+        for input in inputs {
+            stopped += usize::from(input.send(OneOffInput::Kill).await.is_ok());
+        }
+        stopped
     }
 
     /// The app's one-offs running now (`berth run`s and release phases), oldest first.
@@ -317,6 +356,11 @@ impl OneOffs {
             .run_one_off(OneOffRequest { spec, terminal })
             .await
             .map_err(OneOffError::Node)?;
+        self.inner
+            .inputs
+            .lock()
+            .expect("one-offs lock")
+            .insert((app.id, name.clone()), session.input.clone());
         self.inner
             .listed
             .lock()

@@ -201,6 +201,10 @@ pub async fn delete(
     git_receive::delete_repo(&state.repos_dir, &app.name).map_err(ApiError::DeleteRepo)?;
     state.store.delete_app(app.id).await?;
     state.controller.notify(Event::AppDeleted(app.id));
+    // One-offs are not in the store: killed here, or a detached one would outlive its app unseen.
+    if let Some(one_offs) = state.lifecycle.one_offs() {
+        one_offs.stop_all(app.id).await;
+    }
     state.logs.remove(app.id).await?;
     tracing::info!(app = %app.name, account = %caller.0.name, "app deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -1,4 +1,5 @@
-//! `GET /v1/apps/{name}/runs` lists an app's one-offs running now. `POST /v1/apps/{name}/runs` (the app's
+//! `GET /v1/apps/{name}/runs` lists an app's one-offs running now, `DELETE /v1/apps/{name}/runs/{run}` kills
+//! one. `POST /v1/apps/{name}/runs` (the app's
 //! owner): a one-off instance of the app's current release running a
 //! command. Detached, it is answered with the instance's name at once and its output goes to the app's log
 //! only. Attached, the request asks `Upgrade: berth-attach/1` and, once answered `101`, the connection carries
@@ -40,6 +41,28 @@ pub async fn list(
             })
             .collect(),
     ))
+}
+
+/// `DELETE /v1/apps/{name}/runs/{run}` (the app's owner): kills the one-off `run` (`run.3`, a release phase's
+/// `release.1`); whoever is attached sees it end. 204 once asked, 404 when none of that name runs.
+pub async fn stop(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path((name, run)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let app = owned_app(&state, &caller, &name).await?;
+    let stopped = match state.lifecycle.one_offs() {
+        Some(one_offs) => one_offs.stop(app.id, &run).await,
+        None => false,
+    };
+    if !stopped {
+        return Err(ApiError::OneOffNotFound {
+            app: app.name.to_string(),
+            name: run,
+        });
+    }
+    tracing::info!(app = %app.name, instance = %run, account = %caller.0.name, "one-off stopped");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /v1/apps/{name}/runs`: see the module's docs.

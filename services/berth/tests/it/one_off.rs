@@ -218,9 +218,17 @@ fn berth_run_and_the_release_phase() {
     assert!(events.contains("Release command failed (exit 7)"), "{events}");
 
     // An account runs at most five at once.
+    let mut sleepers = Vec::new();
     for _ in 0..5 {
         let out = run(&["--detach", "--", "sleep", "600"]);
+        let said = text(&out.stdout);
         assert!(out.status.success(), "{}", text(&out.stderr));
+        let name = said
+            .split_whitespace()
+            .find(|w| w.starts_with("run."))
+            .unwrap()
+            .to_owned();
+        sleepers.push(name);
     }
     let out = run(&["--", "true"]);
     assert_eq!(out.status.code(), Some(1));
@@ -230,7 +238,45 @@ fn berth_run_and_the_release_phase() {
         text(&out.stderr)
     );
 
-    // The server's stop kills them; nothing is left.
+    // `berth ps stop run.N` kills a detached one: it leaves `berth ps`, its place is free again.
+    let victim = &sleepers[0];
+    let out = berth(&["ps", "stop", victim]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let deadline = Instant::now() + SERVE_TIMEOUT;
+    while text(&berth(&["ps"]).stdout).contains(&format!("{victim} ")) {
+        assert!(Instant::now() < deadline, "{victim} still runs after ps stop");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = berth(&["ps", "stop", victim]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("runs no one-off"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = berth(&["ps", "stop", "web.1"]);
+    assert!(
+        text(&out.stderr).contains("is not a one-off"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["--", "true"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // Deleting the app kills its one-offs: they are not in the store, so nothing else would.
+    assert!(!processes_mentioning("sleep 600").is_empty());
+    server.berth_ok(&token, &["apps", "delete", APP]);
+    let deadline = Instant::now() + SERVE_TIMEOUT;
+    loop {
+        let left = processes_mentioning("sleep 600");
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "one-offs outlived their app: {left:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The server's stop removes the rest; nothing is left.
     let status = server.stop();
     assert!(status.success(), "server exit: {status:?}\n{}", server.log());
     let left = leftovers(&names, &data_dir);
