@@ -80,7 +80,7 @@ pub struct AppInfo {
     /// Stopped with `berth apps stop`: the formation is kept but nothing runs.
     #[serde(default)]
     pub stopped: bool,
-    /// Seconds a web instance has to listen on PORT before it is stopped (R10); `None` is the platform's
+    /// Seconds a web instance has to listen on PORT and answer before it is stopped (R10); `None` is the platform's
     /// default (60).
     #[serde(default)]
     pub boot_timeout: Option<u32>,

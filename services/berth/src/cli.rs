@@ -299,7 +299,7 @@ pub enum AppsCommand {
 /// How deploys of an app go (`berth apps update`).
 #[derive(Debug, Args, Default, PartialEq, Eq)]
 pub struct DeployArgs {
-    /// How long a web instance has to listen on PORT before it is stopped with R10 (1s to 10m), or
+    /// How long a web instance has to listen on PORT and answer before it is stopped with R10 (1s to 10m), or
     /// `default` (60s).
     #[arg(long, value_name = "DURATION|default", value_parser = parse_duration)]
     boot_timeout: Option<Timeout>,
