@@ -252,14 +252,22 @@ impl Controller {
                 .into_iter()
                 .map(|n| NodeCapacity {
                     node: n.id,
+                    name: n.name,
                     memory_bytes: n.memory_capacity_bytes,
+                    // Until the node inventory records CPU, memory alone decides.
+                    cpu_millicores: u64::MAX,
+                    labels: std::collections::BTreeMap::new(),
+                    status: scheduler::NodeStatus::Ready,
                 })
                 .collect();
-            let existing: Vec<Existing> = instances.iter().map(existing_of).collect();
+            let existing: Vec<Existing> = instances
+                .iter()
+                .map(|i| existing_of(i, self.config.cpu_millicores))
+                .collect();
             let plan = scheduler::plan(&demands, &existing, &nodes);
             for unplaced in &plan.unplaced {
                 tracing::warn!(app = %unplaced.app, process = %unplaced.process_type, index = unplaced.index,
-                    "no node has room for instance");
+                    reason = %unplaced.reason, "instance pending");
             }
             if plan.is_empty() {
                 break;
@@ -359,6 +367,7 @@ impl Controller {
                     .as_ref()
                     .map(|r| r.processes.keys().cloned().collect())
                     .unwrap_or_default(),
+                constraints: std::collections::BTreeMap::new(),
                 formation: formation
                     .into_iter()
                     .map(|(t, f)| {
@@ -367,6 +376,7 @@ impl Controller {
                             Want {
                                 quantity: f.quantity,
                                 memory_bytes: f.memory_bytes,
+                                cpu_millicores: self.config.cpu_millicores,
                             },
                         )
                     })
@@ -555,7 +565,7 @@ pub(crate) fn instance_spec(config: &ControllerConfig, id: InstanceId, parts: Sp
     }
 }
 
-fn existing_of(instance: &Instance) -> Existing {
+fn existing_of(instance: &Instance, cpu_millicores: u32) -> Existing {
     Existing {
         id: instance.id,
         app: instance.app,
@@ -564,6 +574,7 @@ fn existing_of(instance: &Instance) -> Existing {
         index: instance.index,
         node: instance.node,
         memory_bytes: instance.memory_bytes,
+        cpu_millicores,
         running: instance.state == InstanceRowState::Running,
         stopping: instance.stop_requested,
         replace: instance.replace_requested,
