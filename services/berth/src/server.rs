@@ -354,7 +354,7 @@ fn node_id(layout: &DataLayout) -> anyhow::Result<NodeId> {
 }
 
 /// How often the in-process agent tells the inventory it is alive (the controller marks a node down after
-/// `--node-down-after` without one).
+/// `controller::NODE_DOWN_AFTER` without one).
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
 /// Records a heartbeat for the in-process node every [`HEARTBEAT_EVERY`] until the process ends.

@@ -17,6 +17,7 @@ mod deploy;
 mod drain;
 mod image_deploy;
 mod lifecycle;
+mod nodes;
 mod one_off;
 mod rebase;
 mod reconcile;
@@ -29,6 +30,7 @@ pub use image_deploy::{image_processes, ImageDeployConfig, ImageDeployRequest, I
 pub use lifecycle::{
     apply_config_changes, config_change_description, ConfigChanged, Lifecycle, LifecycleError, RestartTarget,
 };
+pub use nodes::{heartbeat_missed, NodeHealthPolicy, NODE_DOWN_AFTER};
 pub use one_off::{
     shell_join, OneOffError, OneOffLimits, OneOffs, RunningOneOff, StartedOneOff, RELEASE_PROCESS,
     RUN_PROCESS,
