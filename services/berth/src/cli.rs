@@ -4,6 +4,7 @@
 //! `BERTH_TOKEN_FILE`). API errors print `error: MESSAGE` on stderr and exit 1. Request and response bodies
 //! are `api_contract`'s types, shared with the server.
 
+mod admin;
 mod client;
 mod image_deploy;
 mod images;
@@ -218,6 +219,13 @@ pub enum ClientCommand {
     RouterTokens {
         #[command(subcommand)]
         command: RouterTokensCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// The operator's commands (admin only): `berth admin nodes`, `berth admin nodes drain NODE`, ...
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -830,6 +838,10 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                     println!("Removed certificate {id} from {app}.");
                 }
             }
+        }
+        ClientCommand::Admin { command, api } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            admin::execute(&client, command).await?;
         }
         ClientCommand::RouterTokens {
             command: RouterTokensCommand::Create,

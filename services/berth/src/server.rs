@@ -556,7 +556,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let controller_config = controller::ControllerConfig {
         domain: args.domain.clone(),
         instance_port: 5000,
-        cpu_millicores: 1000,
+        cpu_millicores: controller::INSTANCE_CPU_MILLICORES,
         pids_max: 512,
         tick: Duration::from_secs(2),
         platform_certificate: Some(platform_certificate(&layout, &args.domain)?),

@@ -11,6 +11,9 @@ use scheduler::{NodeCapacity, NodeStatus};
 use store::{NodeRecord, NodeState, PendingInstance, Store, StoreError};
 use vocabulary::NodeId;
 
+/// The CPU every instance gets (its cgroup quota) and reserves on its node, in millicores.
+pub const INSTANCE_CPU_MILLICORES: u32 = 1000;
+
 /// How long a node may go without a heartbeat before it is down (issue 7: 30 s).
 pub const NODE_DOWN_AFTER: Duration = Duration::from_secs(30);
 

@@ -3,7 +3,7 @@
 use api_contract::{AppInfo, CertificateInfo, DomainInfo, FormationInfo, InstanceInfo, ReleaseInfo};
 
 /// Left-aligned columns two spaces apart, without trailing spaces.
-fn table(rows: &[Vec<String>]) -> String {
+pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
