@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use scheduler::{plan, AppDemand, NodeCapacity, NodeStatus, Plan, Want};
-use vocabulary::{AppId, DeployStrategy, NodeId, ProcessType, ReleaseId};
+use scheduler::{plan, AppDemand, Existing, NodeCapacity, NodeStatus, Plan, Want};
+use vocabulary::{AppId, DeployStrategy, InstanceId, NodeId, ProcessType, ReleaseId};
 
 const MIB: u64 = 1024 * 1024;
 const REGIONS: [&str; 3] = ["eu", "us", "ap"];
@@ -165,7 +165,38 @@ fn main() {
         "ratio planner / baseline (placements/s): {:.1}",
         rate(result.place.len(), ours) / rate(baseline_placed, theirs)
     );
+    steady_state(&apps, &nodes, &result);
     spread_quality(&apps, &nodes, &result);
+}
+
+/// The controller's usual pass: everything placed and running, nothing to do. Also checks that it is so.
+fn steady_state(apps: &[AppDemand], nodes: &[NodeCapacity], result: &Plan) {
+    let existing: Vec<Existing> = result
+        .place
+        .iter()
+        .map(|p| Existing {
+            id: InstanceId::new(),
+            app: p.app,
+            release: p.release,
+            process_type: p.process_type.clone(),
+            index: p.index,
+            node: p.node,
+            memory_bytes: p.memory_bytes,
+            cpu_millicores: p.cpu_millicores,
+            running: true,
+            stopping: false,
+            replace: false,
+        })
+        .collect();
+    let start = Instant::now();
+    let again = plan(apps, &existing, nodes);
+    let took = start.elapsed();
+    assert!(again.is_empty(), "a placed world must plan nothing");
+    println!(
+        "steady state: a pass over {} running instances with nothing to do: {:.0} ms",
+        existing.len(),
+        took.as_secs_f64() * 1000.0
+    );
 }
 
 /// For each app (one process type here): max − min instances per eligible node; and the share of nodes used.
