@@ -36,9 +36,30 @@ impl Default for NodeHealthPolicy {
     }
 }
 
-/// Whether a node with this last heartbeat is down at `now` (never heard of: down).
+/// Whether a node with this last heartbeat is down at `now`. A node without any heartbeat was registered by
+/// something that does not send them (`Store::upsert_node`, before issue 7), so it is never down: every agent
+/// that heartbeats registers with one ([`store::Store::register_node`]).
 pub fn heartbeat_missed(last: Option<DateTime<Utc>>, now: DateTime<Utc>, down_after: Duration) -> bool {
-    last.is_none_or(|at| (now - at).to_std().is_ok_and(|since| since > down_after))
+    last.is_some_and(|at| (now - at).to_std().is_ok_and(|since| since > down_after))
+}
+
+/// Nodes that take no new instances now: cordoned, draining, or without a heartbeat for [`NODE_DOWN_AFTER`].
+/// Empty when the store cannot be read (the caller then tries any node, and the node's answer says more).
+pub(crate) async fn unschedulable(store: &Store) -> HashSet<NodeId> {
+    let now = Utc::now();
+    match store.node_inventory().await {
+        Ok(nodes) => nodes
+            .into_iter()
+            .filter(|n| {
+                n.state != NodeState::Ready || heartbeat_missed(n.last_heartbeat_at, now, NODE_DOWN_AFTER)
+            })
+            .map(|n| n.id)
+            .collect(),
+        Err(error) => {
+            tracing::warn!(error = %crate::reconcile::error_chain(&error), "reading nodes for a one-off");
+            HashSet::new()
+        }
+    }
 }
 
 /// The scheduler's view of one node.
@@ -153,7 +174,7 @@ mod tests {
         let now = Utc::now();
         let limit = Duration::from_secs(30);
         let cases = [
-            (None, true),
+            (None, false),
             (Some(now), false),
             (Some(now - chrono::Duration::seconds(29)), false),
             (Some(now - chrono::Duration::seconds(31)), true),

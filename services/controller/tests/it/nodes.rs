@@ -260,3 +260,43 @@ async fn cordoned_nodes_take_nothing_new_and_drained_nodes_empty_by_rolling_repl
     c.controller.reconcile().await.unwrap();
     assert!(c.nodes[1].1.desired_ids().is_empty());
 }
+
+#[tokio::test]
+async fn one_offs_go_to_a_node_that_takes_new_instances() {
+    let c = Cluster::new().await;
+    let links: HashMap<NodeId, Arc<dyn NodeLink>> = c
+        .nodes
+        .iter()
+        .map(|(id, link)| (*id, link.clone() as Arc<dyn NodeLink>))
+        .collect();
+    let one_offs = controller::OneOffs::new(
+        config(DrainPolicy::default()),
+        controller::OneOffLimits::default(),
+        c.store.clone(),
+        &links,
+    );
+    let app = c.store.app(c.app).await.unwrap().unwrap();
+    let argv = ["true".to_owned()];
+    let run = || one_offs.run(&app, &argv, None, None);
+
+    // Every node cordoned, draining or down: refused, saying why.
+    c.store
+        .set_node_state(c.nodes[0].0, NodeState::Cordoned)
+        .await
+        .unwrap();
+    c.store
+        .set_node_state(c.nodes[1].0, NodeState::Draining)
+        .await
+        .unwrap();
+    c.heartbeat(2, 120).await;
+    let refused = run().await.err().expect("no node may take it").to_string();
+    assert!(
+        refused.contains("every node is cordoned, draining or down"),
+        "{refused}"
+    );
+
+    // One comes back: it is asked (the recording node answers that it runs no one-offs).
+    c.heartbeat(2, 0).await;
+    let asked = run().await.err().expect("the test node refuses").to_string();
+    assert!(asked.contains("does not run one-off instances"), "{asked}");
+}
