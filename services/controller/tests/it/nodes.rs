@@ -289,7 +289,10 @@ async fn one_offs_go_to_a_node_that_takes_new_instances() {
         .await
         .unwrap();
     c.heartbeat(2, 120).await;
-    let refused = run().await.err().expect("no node may take it").to_string();
+    let Err(refused) = run().await else {
+        panic!("no node may take it")
+    };
+    let refused = refused.to_string();
     assert!(
         refused.contains("every node is cordoned, draining or down"),
         "{refused}"
@@ -297,6 +300,9 @@ async fn one_offs_go_to_a_node_that_takes_new_instances() {
 
     // One comes back: it is asked (the recording node answers that it runs no one-offs).
     c.heartbeat(2, 0).await;
-    let asked = run().await.err().expect("the test node refuses").to_string();
+    let Err(asked) = run().await else {
+        panic!("the test node refuses")
+    };
+    let asked = asked.to_string();
     assert!(asked.contains("does not run one-off instances"), "{asked}");
 }
