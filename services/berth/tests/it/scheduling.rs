@@ -178,3 +178,65 @@ async fn constraints_pending_reasons_and_the_node_list_from_the_cli() {
     stdout_ok(berth(api, &admin, &["admin", "nodes", "remove", "node-us"]).await);
     api_task.abort();
 }
+
+/// The real server registers its node with the machine's CPUs, its labels and its version, and heartbeats.
+#[test]
+fn the_server_registers_its_node_with_labels() {
+    use crate::support::{leftovers, require, HostNames, Server};
+    if !require("the_server_registers_its_node_with_labels", true, &["ip", "nft"]) {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let data_dir = work.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let names = HostNames::unique();
+    let mut server = Server::start_with(
+        &data_dir,
+        &names,
+        &["--node-label", "region=eu", "--node-label", "disk=ssd"],
+    );
+    let admin = server.admin_token();
+    let nodes = server.berth_ok(&admin, &["admin", "nodes"]);
+    let local = nodes
+        .lines()
+        .find(|l| l.starts_with("local "))
+        .unwrap_or_else(|| panic!("no local node:\n{nodes}"));
+    let cpus = std::thread::available_parallelism().unwrap().get() * 1000;
+    for want in [
+        "ready".to_owned(),
+        " up ".to_owned(),
+        format!("0/{cpus}m"),
+        env!("CARGO_PKG_VERSION").to_owned(),
+        "disk=ssd,region=eu".to_owned(),
+    ] {
+        assert!(local.contains(&want), "{want}: {nodes}");
+    }
+    let alice = server
+        .berth_ok(&admin, &["accounts", "create", "alice"])
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    let refused = server.berth(&alice, &["admin", "nodes"]);
+    assert!(!refused.status.success(), "a tenant must not list nodes");
+    server.stop();
+    assert_eq!(leftovers(&names, &data_dir), Vec::<String>::new());
+
+    // A bad label stops the server at once with a clear error.
+    let bad = std::process::Command::new(crate::support::berth_bin())
+        .args([
+            "server",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+            "--node-label",
+            "region",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("--node-label"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
