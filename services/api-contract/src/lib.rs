@@ -6,6 +6,7 @@
 //! error. Response types use the vocabulary's validated types. Everything here is `Serialize` because it
 //! crosses a process boundary.
 
+pub mod admin_nodes;
 pub mod attach;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,9 @@ pub struct RouterTokenCreated {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppCreate {
     pub name: String,
+    /// Node labels every instance's node must have (`{"region": "eu"}`); none: anywhere.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub constraints: BTreeMap<String, String>,
 }
 
 /// An app as its owner sees it.
@@ -94,6 +98,9 @@ pub struct AppInfo {
     /// `all-at-once` (the default) or `rolling`.
     #[serde(default = "default_strategy")]
     pub deploy_strategy: String,
+    /// Node labels every instance's node must have; empty: anywhere.
+    #[serde(default)]
+    pub constraints: BTreeMap<String, String>,
 }
 
 fn default_strategy() -> String {
@@ -157,6 +164,10 @@ pub struct AppUpdate {
     /// `rolling` or `all-at-once`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy_strategy: Option<String>,
+    /// Replaces the app's placement constraints (node labels); an empty map removes them. Instances already
+    /// placed elsewhere keep running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<BTreeMap<String, String>>,
 }
 
 /// Deserializes a field that is present (so `null` is `Some(None)`); with `#[serde(default)]` an absent field
@@ -209,6 +220,8 @@ pub enum InstanceStateInfo {
     Crashed,
     /// Being stopped (scaled down or replaced by a newer release).
     Stopping,
+    /// Wanted, but no node can take it yet; `InstanceInfo::pending_reason` says why.
+    Pending,
 }
 
 impl InstanceStateInfo {
@@ -218,6 +231,7 @@ impl InstanceStateInfo {
             Self::Running => "running",
             Self::Crashed => "crashed",
             Self::Stopping => "stopping",
+            Self::Pending => "pending",
         }
     }
 }
@@ -247,6 +261,10 @@ pub struct InstanceInfo {
     /// Why and when it last ended, if it ever did.
     #[serde(default)]
     pub last_exit: Option<InstanceExitInfo>,
+    /// Why a pending instance waits ("no node matches region=eu"). A pending instance has no ID yet (the nil
+    /// UUID), no node and no address; its `created_at` is when it started waiting for this reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_reason: Option<String>,
 }
 
 /// An instance's most recent exit.

@@ -27,6 +27,8 @@ pub enum ApiError {
     Lifecycle(controller::LifecycleError),
     #[error("app {app:?} has no certificate {id:?}")]
     CertificateNotFound { app: String, id: String },
+    #[error("no node {name:?} (`berth admin nodes` lists them)")]
+    NodeNotFound { name: String },
     #[error("app {app:?} runs no one-off {name:?} (`berth ps -a {app}` lists them)")]
     OneOffNotFound { app: String, name: String },
     #[error(transparent)]
@@ -84,6 +86,7 @@ impl ApiError {
             | Self::DomainNotFound { .. }
             | Self::CertificateNotFound { .. }
             | Self::OneOffNotFound { .. }
+            | Self::NodeNotFound { .. }
             | Self::ReleaseNotFound { .. }
             | Self::NoRoute { .. } => StatusCode::NOT_FOUND,
             Self::InvalidName(_) | Self::Invalid(_) | Self::BadCertificate(_) => {

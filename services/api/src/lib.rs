@@ -142,6 +142,7 @@ pub fn router(state: ApiState) -> Router {
             "/router-tokens",
             axum::routing::post(routes::accounts::create_router_token),
         )
+        .merge(routes::admin_nodes::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(routes::healthz))

@@ -4,6 +4,7 @@
 //! `BERTH_TOKEN_FILE`). API errors print `error: MESSAGE` on stderr and exit 1. Request and response bodies
 //! are `api_contract`'s types, shared with the server.
 
+mod admin;
 mod client;
 mod image_deploy;
 mod images;
@@ -221,6 +222,13 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
+    /// The operator's commands (admin only): `berth admin nodes`, `berth admin nodes drain NODE`, ...
+    Admin {
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
     /// Create accounts (admin only).
     Accounts {
         #[command(subcommand)]
@@ -261,6 +269,9 @@ pub enum AppsCommand {
         name: String,
         #[command(flatten)]
         image: ImageArgs,
+        /// Place instances only on nodes with this label (`region=eu`); repeat for more (all must match).
+        #[arg(long = "constraint", value_name = "KEY=VALUE")]
+        constraints: Vec<String>,
     },
     /// Delete an app, its releases and its instances.
     Delete { name: String },
@@ -293,7 +304,37 @@ pub enum AppsCommand {
         stop_grace: Option<Timeout>,
         #[command(flatten)]
         deploys: DeployArgs,
+        #[command(flatten)]
+        placement: PlacementArgs,
     },
+}
+
+/// Where an app's instances may run (`berth apps update`).
+#[derive(Debug, Args, Default, PartialEq, Eq)]
+pub struct PlacementArgs {
+    /// Place instances only on nodes with this label (`region=eu`); repeat for more. Replaces the app's
+    /// constraints; instances already running elsewhere keep running.
+    #[arg(
+        long = "constraint",
+        value_name = "KEY=VALUE",
+        conflicts_with = "no_constraints"
+    )]
+    constraints: Vec<String>,
+    /// Remove the app's constraints: instances may run on any node.
+    #[arg(long)]
+    no_constraints: bool,
+}
+
+impl PlacementArgs {
+    /// Fills the constraints of an API update; a bad label is refused here, before any request.
+    fn apply(self, update: &mut AppUpdate) -> anyhow::Result<()> {
+        if self.no_constraints {
+            update.constraints = Some(std::collections::BTreeMap::new());
+        } else if !self.constraints.is_empty() {
+            update.constraints = Some(vocabulary::Label::parse_all(&self.constraints)?);
+        }
+        Ok(())
+    }
 }
 
 /// How deploys of an app go (`berth apps update`).
@@ -568,12 +609,18 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                     let apps: Vec<AppInfo> = client.get("/v1/apps").await?;
                     print!("{}", output::apps(&apps));
                 }
-                Some(AppsCommand::Create { name, image }) => {
-                    // A bad reference is refused before the app exists.
+                Some(AppsCommand::Create {
+                    name,
+                    image,
+                    constraints,
+                }) => {
+                    // A bad reference or label is refused before the app exists.
                     if let Some(reference) = &image.image {
                         controller::ImageRef::parse(reference).map_err(anyhow::Error::msg)?;
                     }
-                    let app: AppInfo = client.send(Method::POST, "/v1/apps", &AppCreate { name }).await?;
+                    let constraints = vocabulary::Label::parse_all(&constraints)?;
+                    let create = AppCreate { name, constraints };
+                    let app: AppInfo = client.send(Method::POST, "/v1/apps", &create).await?;
                     print!(
                         "{}",
                         output::app_created(&app, &client.git_url(app.name.as_str()))
@@ -595,6 +642,7 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                     build_timeout,
                     stop_grace,
                     deploys,
+                    placement,
                 }) => {
                     let name = required_app(name.or(app))?;
                     let mut update = AppUpdate {
@@ -605,13 +653,14 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                         ..AppUpdate::default()
                     };
                     deploys.apply(&mut update);
+                    placement.apply(&mut update)?;
                     if update == AppUpdate::default() {
                         bail!(
                             "nothing to change: pass --redirect-https on|off, --first-byte-timeout \
                              SECONDS|default, --build-timeout DURATION|default, --stop-grace \
                              DURATION|default, --boot-timeout DURATION|default, --deploy-timeout \
-                             DURATION|default, --health-check PATH|none and/or --deploy-strategy \
-                             rolling|all-at-once"
+                             DURATION|default, --health-check PATH|none, --deploy-strategy \
+                             rolling|all-at-once and/or --constraint KEY=VALUE|--no-constraints"
                         );
                     }
                     let path = format!("/v1/apps/{name}");
@@ -789,6 +838,10 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                     println!("Removed certificate {id} from {app}.");
                 }
             }
+        }
+        ClientCommand::Admin { command, api } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            admin::execute(&client, command).await?;
         }
         ClientCommand::RouterTokens {
             command: RouterTokensCommand::Create,

@@ -66,6 +66,9 @@ pub struct NodeArgs {
     /// Memory this node offers to instances, in MiB (default: the machine's total memory).
     #[arg(long, env = "BERTH_NODE_MEMORY_MIB")]
     pub node_memory_mib: Option<u64>,
+    /// A label of this node that apps' constraints match (`region=eu`); repeat for more.
+    #[arg(long = "node-label", env = "BERTH_NODE_LABELS", value_delimiter = ',')]
+    pub node_labels: Vec<String>,
     /// Memory per instance for a new process type, in MiB.
     #[arg(long, env = "BERTH_INSTANCE_MEMORY_MIB", default_value_t = 512)]
     pub instance_memory_mib: u64,
@@ -350,6 +353,32 @@ fn node_id(layout: &DataLayout) -> anyhow::Result<NodeId> {
     }
 }
 
+/// How often the in-process agent tells the inventory it is alive (the controller marks a node down after
+/// `controller::NODE_DOWN_AFTER` without one).
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+
+/// Records a heartbeat for the in-process node every [`HEARTBEAT_EVERY`] until the process ends.
+async fn heartbeats(store: store::Store, node: NodeId) {
+    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        every.tick().await;
+        if let Err(error) = store.record_heartbeat(node, chrono::Utc::now()).await {
+            tracing::warn!(node = %node, error = %format!("{:#}", anyhow::Error::new(error)), "recording a heartbeat");
+        }
+    }
+}
+
+/// The CPUs this process may use, in millicores.
+fn cpu_millicores() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u64) * 1000
+}
+
+/// The size of the file system that holds the node's data (images and instances' layers).
+fn disk_bytes(dir: &std::path::Path) -> anyhow::Result<u64> {
+    let stat = nix::sys::statvfs::statvfs(dir).with_context(|| format!("statvfs {}", dir.display()))?;
+    Ok(stat.blocks() * stat.fragment_size())
+}
+
 fn total_memory_bytes() -> anyhow::Result<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").context("reading /proc/meminfo")?;
     let kib: u64 = meminfo
@@ -471,13 +500,19 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         Some(mib) => mib * 1024 * 1024,
         None => total_memory_bytes()?,
     };
+    let labels = vocabulary::Label::parse_all(&args.node.node_labels).context("--node-label")?;
     store
-        .upsert_node(&store::Node {
+        .register_node(&store::NodeRegistration {
             id: node,
             name: "local".into(),
             memory_capacity_bytes: memory_capacity,
+            cpu_millicores: cpu_millicores(),
+            disk_bytes: disk_bytes(&layout.node)?,
+            labels,
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         })
         .await?;
+    tokio::spawn(heartbeats(store.clone(), node));
     let (agent, mut agent_reports) = agent::Agent::start(agent::AgentConfig {
         node,
         data_dir: layout.node.clone(),
@@ -521,7 +556,7 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let controller_config = controller::ControllerConfig {
         domain: args.domain.clone(),
         instance_port: 5000,
-        cpu_millicores: 1000,
+        cpu_millicores: controller::INSTANCE_CPU_MILLICORES,
         pids_max: 512,
         tick: Duration::from_secs(2),
         platform_certificate: Some(platform_certificate(&layout, &args.domain)?),

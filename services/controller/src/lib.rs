@@ -17,6 +17,7 @@ mod deploy;
 mod drain;
 mod image_deploy;
 mod lifecycle;
+mod nodes;
 mod one_off;
 mod rebase;
 mod reconcile;
@@ -29,6 +30,7 @@ pub use image_deploy::{image_processes, ImageDeployConfig, ImageDeployRequest, I
 pub use lifecycle::{
     apply_config_changes, config_change_description, ConfigChanged, Lifecycle, LifecycleError, RestartTarget,
 };
+pub use nodes::{heartbeat_missed, NodeHealthPolicy, INSTANCE_CPU_MILLICORES, NODE_DOWN_AFTER};
 pub use one_off::{
     shell_join, OneOffError, OneOffLimits, OneOffs, RunningOneOff, StartedOneOff, RELEASE_PROCESS,
     RUN_PROCESS,
@@ -53,6 +55,8 @@ pub enum Event {
     ReleaseCreated(AppId),
     /// An app's custom domains (or other router settings) changed: the route table must follow.
     RoutesChanged(AppId),
+    /// A node was cordoned, uncordoned, drained or removed: placements may change.
+    NodesChanged,
 }
 
 /// A cheap, cloneable way to tell the controller that something changed.

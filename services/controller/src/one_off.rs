@@ -313,8 +313,18 @@ impl OneOffs {
         memory_bytes: u64,
         terminal: Option<WindowSize>,
     ) -> Result<StartedOneOff, OneOffError> {
-        let Some((_, node)) = self.inner.nodes.first() else {
-            return Err(OneOffError::Node("no node to run it on".into()));
+        // The first ready node that is up; a node the inventory does not list (or a store that cannot say)
+        // counts as ready.
+        let unschedulable = crate::nodes::unschedulable(&self.inner.store).await;
+        let Some((_, node)) = self
+            .inner
+            .nodes
+            .iter()
+            .find(|(id, _)| !unschedulable.contains(id))
+        else {
+            return Err(OneOffError::Node(
+                "no node to run it on (every node is cordoned, draining or down)".into(),
+            ));
         };
         let index = {
             let mut numbers = self.inner.numbers.lock().expect("one-offs lock");

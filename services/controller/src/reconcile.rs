@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use agent_contract::{ImageRef, InstanceSpec, Limits, NodeReport};
 use chrono::{DateTime, Utc};
 use route_table::RouteTable;
-use scheduler::{AppDemand, Existing, NodeCapacity, Want};
+use scheduler::{AppDemand, Existing, Want};
 use store::{Instance, InstanceRowState, Release, Store, StoreError};
 use tokio::sync::{mpsc, watch};
 use vocabulary::{CertificateId, InstanceId, NodeId, ReleaseId};
@@ -75,6 +75,8 @@ pub struct Controller {
     certificates: Mutex<CertificateWatch>,
     /// Each crashed instance's restart count already recorded as an event.
     crashes: Mutex<HashMap<InstanceId, u32>>,
+    /// Which nodes are down, and the pending instances last written.
+    node_watch: crate::nodes::NodeWatch,
 }
 
 #[derive(Default)]
@@ -111,7 +113,14 @@ impl Controller {
             draining: Mutex::new(HashMap::new()),
             certificates: Mutex::new(CertificateWatch::default()),
             crashes: Mutex::new(HashMap::new()),
+            node_watch: crate::nodes::NodeWatch::new(crate::NodeHealthPolicy::default()),
         }
+    }
+
+    /// When nodes count as down (default: no heartbeat for [`crate::NODE_DOWN_AFTER`]).
+    pub fn with_node_health(mut self, policy: crate::NodeHealthPolicy) -> Self {
+        self.node_watch = crate::nodes::NodeWatch::new(policy);
+        self
     }
 
     /// How long until a certificate in the table expires and the table must be built without it. A second
@@ -245,22 +254,15 @@ impl Controller {
         for _ in 0..4 {
             let demands = self.demands(&mut releases).await?;
             let instances = self.store.all_instances().await?;
-            let nodes: Vec<NodeCapacity> = self
-                .store
-                .nodes()
-                .await?
-                .into_iter()
-                .map(|n| NodeCapacity {
-                    node: n.id,
-                    memory_bytes: n.memory_capacity_bytes,
-                })
+            let nodes = self.node_watch.capacities(&self.store).await?;
+            let existing: Vec<Existing> = instances
+                .iter()
+                .map(|i| existing_of(i, self.config.cpu_millicores))
                 .collect();
-            let existing: Vec<Existing> = instances.iter().map(existing_of).collect();
             let plan = scheduler::plan(&demands, &existing, &nodes);
-            for unplaced in &plan.unplaced {
-                tracing::warn!(app = %unplaced.app, process = %unplaced.process_type, index = unplaced.index,
-                    "no node has room for instance");
-            }
+            self.node_watch
+                .record_pending(&self.store, &plan.unplaced)
+                .await?;
             if plan.is_empty() {
                 break;
             }
@@ -344,6 +346,7 @@ impl Controller {
         let mut demands = Vec::new();
         let stopped = self.store.stopped_apps().await?;
         let strategies = self.store.deploy_strategies().await?;
+        let mut constraints = self.store.all_app_constraints().await?;
         for app in self.store.all_apps().await? {
             let release = self.store.latest_release(app.id).await?;
             let mut formation = self.store.formation(app.id).await?;
@@ -359,6 +362,7 @@ impl Controller {
                     .as_ref()
                     .map(|r| r.processes.keys().cloned().collect())
                     .unwrap_or_default(),
+                constraints: constraints.remove(&app.id).unwrap_or_default(),
                 formation: formation
                     .into_iter()
                     .map(|(t, f)| {
@@ -367,6 +371,7 @@ impl Controller {
                             Want {
                                 quantity: f.quantity,
                                 memory_bytes: f.memory_bytes,
+                                cpu_millicores: self.config.cpu_millicores,
                             },
                         )
                     })
@@ -555,7 +560,7 @@ pub(crate) fn instance_spec(config: &ControllerConfig, id: InstanceId, parts: Sp
     }
 }
 
-fn existing_of(instance: &Instance) -> Existing {
+fn existing_of(instance: &Instance, cpu_millicores: u32) -> Existing {
     Existing {
         id: instance.id,
         app: instance.app,
@@ -564,6 +569,7 @@ fn existing_of(instance: &Instance) -> Existing {
         index: instance.index,
         node: instance.node,
         memory_bytes: instance.memory_bytes,
+        cpu_millicores,
         running: instance.state == InstanceRowState::Running,
         stopping: instance.stop_requested,
         replace: instance.replace_requested,

@@ -1,17 +1,32 @@
 //! The scheduler's pure core: given what every app wants (its current release and formation), the instances
-//! that exist, and the nodes with their capacity, it returns a plan — instances to place and instances to
-//! stop. No IO and no clock: the controller loads the inputs, applies the plan, and calls it again whenever
-//! anything changes, until the plan is empty.
+//! that exist, and the nodes with their capacity, labels and status, it returns a plan — instances to place,
+//! instances to stop, and the instances it cannot place with the reason why. No IO and no clock: the
+//! controller loads the inputs, applies the plan, and calls it again whenever anything changes, until the plan
+//! is empty. It does not decide when a node is down or talk to nodes; the controller does.
+//!
+//! Placement: an instance goes to a schedulable node whose labels match every one of the app's constraints and
+//! that has both the memory and the CPU free; among those, the one with the fewest instances of the same app
+//! and process type (spread), then the most free memory, then the lowest node ID (determinism). A sorted index
+//! of nodes by free memory (one for all nodes and one per label) keeps a placement far from a scan of every
+//! node, so a plan for 100,000 instances on 10,000 nodes takes well under a second.
 //!
 //! Rolling replacement falls out of the rules: a new release's instances are placed beside the old ones,
 //! and the old ones are stopped only once as many new ones are running as the formation asks for. A failed
 //! start therefore never takes down the instances that serve. A restart is the same rolling replacement: an
-//! instance marked `replace` counts as old. With [`DeployStrategy::Rolling`] a replacement goes one instance
-//! at a time: at most one new instance is starting, and each new one that runs lets one old one stop.
+//! instance marked `replace` counts as old, and so does every instance on a draining node. With
+//! [`DeployStrategy::Rolling`] a replacement goes one instance at a time: at most one new instance is starting,
+//! and each new one that runs lets one old one stop. Instances on a down node (or a node the inventory no
+//! longer lists) count as gone: they are stopped (their node is told so when it returns) and replaced.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use vocabulary::{AppId, DeployStrategy, InstanceId, NodeId, ProcessType, ReleaseId};
+
+mod index;
+mod pending;
+
+use index::NodeIndex;
+pub use pending::{Pending, StatusCounts};
 
 /// What one app wants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,16 +36,19 @@ pub struct AppDemand {
     pub release: Option<ReleaseId>,
     /// Process types the release defines.
     pub release_processes: BTreeSet<ProcessType>,
-    /// process type → wanted quantity and memory per instance.
+    /// process type → wanted quantity and size per instance.
     pub formation: BTreeMap<ProcessType, Want>,
     /// How a new release (or a restart) replaces the old instances.
     pub strategy: DeployStrategy,
+    /// Node labels every instance's node must have (`region=eu`); empty places anywhere.
+    pub constraints: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Want {
     pub quantity: u32,
     pub memory_bytes: u64,
+    pub cpu_millicores: u32,
 }
 
 /// An instance that exists (placed earlier), as the scheduler needs to see it.
@@ -43,6 +61,7 @@ pub struct Existing {
     pub index: u32,
     pub node: NodeId,
     pub memory_bytes: u64,
+    pub cpu_millicores: u32,
     /// Accepting connections (the agent said so).
     pub running: bool,
     /// Already asked to stop: it still uses memory but no longer counts as serving.
@@ -52,10 +71,37 @@ pub struct Existing {
     pub replace: bool,
 }
 
+/// Whether a node takes new instances, and what happens to the ones it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NodeStatus {
+    /// Takes new instances.
+    Ready,
+    /// Takes no new instances; keeps the ones it has.
+    Cordoned,
+    /// Takes no new instances; the ones it has are replaced elsewhere, then stopped.
+    Draining,
+    /// Missed its heartbeats: its instances count as gone.
+    Down,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeCapacity {
     pub node: NodeId,
+    /// For people (pending reasons).
+    pub name: String,
     pub memory_bytes: u64,
+    pub cpu_millicores: u64,
+    pub labels: BTreeMap<String, String>,
+    pub status: NodeStatus,
+}
+
+impl NodeCapacity {
+    /// Whether the node's labels satisfy every constraint.
+    pub fn matches(&self, constraints: &BTreeMap<String, String>) -> bool {
+        constraints
+            .iter()
+            .all(|(k, v)| self.labels.get(k).is_some_and(|l| l == v))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,15 +112,17 @@ pub struct Placement {
     pub index: u32,
     pub node: NodeId,
     pub memory_bytes: u64,
+    pub cpu_millicores: u32,
 }
 
-/// A wanted instance that no node has room for.
+/// A wanted instance that no node can take, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unplaced {
     pub app: AppId,
     pub process_type: ProcessType,
     pub index: u32,
     pub memory_bytes: u64,
+    pub reason: Pending,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,21 +141,17 @@ impl Plan {
 /// Computes the next plan. Deterministic: the same inputs give the same plan.
 pub fn plan(apps: &[AppDemand], existing: &[Existing], nodes: &[NodeCapacity]) -> Plan {
     let mut plan = Plan::default();
-    let mut free: BTreeMap<NodeId, i128> = nodes
-        .iter()
-        .map(|n| (n.node, i128::from(n.memory_bytes)))
-        .collect();
-    for instance in existing {
-        if let Some(f) = free.get_mut(&instance.node) {
-            *f -= i128::from(instance.memory_bytes);
-        }
-    }
+    let mut index = NodeIndex::new(nodes, existing);
 
     let demands: HashMap<AppId, &AppDemand> = apps.iter().map(|a| (a.app, a)).collect();
-    let live: Vec<&Existing> = existing.iter().filter(|e| !e.stopping).collect();
-
-    // Instances of apps that no longer exist, or whose app wants nothing of their kind, go.
-    for instance in &live {
+    // Live instances by app and process type. Those on down or unknown nodes are gone: stopped (their node
+    // learns it when it returns) and not counted, so they are replaced.
+    let mut live: HashMap<(AppId, &ProcessType), Vec<&Existing>> = HashMap::new();
+    for instance in existing.iter().filter(|e| !e.stopping) {
+        if !index.holds(instance.node) {
+            plan.stop.push(instance.id);
+            continue;
+        }
         let wanted = demands.get(&instance.app).is_some_and(|d| {
             d.release.is_some()
                 && d.release_processes.contains(&instance.process_type)
@@ -115,9 +159,14 @@ pub fn plan(apps: &[AppDemand], existing: &[Existing], nodes: &[NodeCapacity]) -
                     .get(&instance.process_type)
                     .is_some_and(|w| w.quantity > 0)
         });
+        // Instances of apps that no longer exist, or whose app wants nothing of their kind, go.
         if !wanted {
             plan.stop.push(instance.id);
+            continue;
         }
+        live.entry((instance.app, &instance.process_type))
+            .or_default()
+            .push(instance);
     }
 
     for demand in apps {
@@ -126,20 +175,14 @@ pub fn plan(apps: &[AppDemand], existing: &[Existing], nodes: &[NodeCapacity]) -
             if want.quantity == 0 || !demand.release_processes.contains(process_type) {
                 continue;
             }
-            let of_type = |e: &&&Existing| e.app == demand.app && &e.process_type == process_type;
-            let mut current: Vec<&Existing> = live
-                .iter()
-                .filter(of_type)
-                .filter(|e| e.release == release && !e.replace)
-                .copied()
-                .collect();
+            let group = live
+                .get(&(demand.app, process_type))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let old_of = |e: &Existing| e.release != release || e.replace || index.is_draining(e.node);
+            let mut current: Vec<&Existing> = group.iter().filter(|e| !old_of(e)).copied().collect();
             current.sort_by_key(|e| e.index);
-            let old: Vec<&Existing> = live
-                .iter()
-                .filter(of_type)
-                .filter(|e| e.release != release || e.replace)
-                .copied()
-                .collect();
+            let old: Vec<&Existing> = group.iter().filter(|e| old_of(e)).copied().collect();
 
             // Too many of the current release: stop the highest indexes.
             let wanted = want.quantity as usize;
@@ -149,7 +192,7 @@ pub fn plan(apps: &[AppDemand], existing: &[Existing], nodes: &[NodeCapacity]) -
                 }
             }
 
-            // Too few: place the missing indexes on the node with the most free memory.
+            // Too few: place the missing indexes, spread over the nodes.
             let taken: BTreeSet<u32> = current.iter().map(|e| e.index).collect();
             let running_current = current.iter().filter(|e| e.running).count();
             let rolling = demand.strategy == DeployStrategy::Rolling && !old.is_empty();
@@ -162,30 +205,50 @@ pub fn plan(apps: &[AppDemand], existing: &[Existing], nodes: &[NodeCapacity]) -
             let missing = (1..=want.quantity)
                 .filter(|i| !taken.contains(i))
                 .take((wanted - current.len()).min(room));
-            for index in missing {
-                match pick_node(&free, want.memory_bytes) {
-                    Some(node) => {
-                        *free.get_mut(&node).expect("picked from free") -= i128::from(want.memory_bytes);
+            // Instances of this app and type per node, old ones included (a new release spreads too); scale-down
+            // extras are already left out.
+            let mut spread: HashMap<usize, u32> = HashMap::new();
+            for instance in current.iter().chain(&old) {
+                *spread.entry(index.position(instance.node)).or_default() += 1;
+            }
+            let mut reason: Option<Pending> = None;
+            for i in missing {
+                let picked = match reason {
+                    Some(_) => None,
+                    None => index.pick(&demand.constraints, want, &spread),
+                };
+                match picked {
+                    Some(position) => {
+                        index.take(position, want);
+                        *spread.entry(position).or_default() += 1;
                         plan.place.push(Placement {
                             app: demand.app,
                             release,
                             process_type: process_type.clone(),
-                            index,
-                            node,
+                            index: i,
+                            node: index.id(position),
                             memory_bytes: want.memory_bytes,
+                            cpu_millicores: want.cpu_millicores,
                         });
                     }
-                    None => plan.unplaced.push(Unplaced {
-                        app: demand.app,
-                        process_type: process_type.clone(),
-                        index,
-                        memory_bytes: want.memory_bytes,
-                    }),
+                    None => {
+                        // Free capacity only shrinks within a plan: the reason holds for the rest of the type.
+                        let why = reason
+                            .get_or_insert_with(|| index.why_not(&demand.constraints, want))
+                            .clone();
+                        plan.unplaced.push(Unplaced {
+                            app: demand.app,
+                            process_type: process_type.clone(),
+                            index: i,
+                            memory_bytes: want.memory_bytes,
+                            reason: why,
+                        });
+                    }
                 }
             }
 
-            // The old release's instances keep serving until the new ones all run; rolling, each new one that
-            // runs lets one old one go (lowest index first).
+            // The old instances keep serving until the new ones all run; rolling, each new one that runs lets
+            // one old one go (lowest index first).
             if running_current >= wanted {
                 plan.stop.extend(old.iter().map(|e| e.id));
             } else if rolling {
@@ -203,13 +266,7 @@ pub fn plan(apps: &[AppDemand], existing: &[Existing], nodes: &[NodeCapacity]) -
     plan
 }
 
-/// The node with the most free memory that fits `memory_bytes`; ties go to the lowest node ID.
-fn pick_node(free: &BTreeMap<NodeId, i128>, memory_bytes: u64) -> Option<NodeId> {
-    free.iter()
-        .filter(|(_, f)| **f >= i128::from(memory_bytes))
-        .max_by(|(a_id, a), (b_id, b)| a.cmp(b).then(b_id.cmp(a_id)))
-        .map(|(id, _)| *id)
-}
-
+#[cfg(test)]
+mod placement_tests;
 #[cfg(test)]
 mod tests;

@@ -36,10 +36,12 @@ fn demand(w: &World, release: Option<ReleaseId>, web_quantity: u32) -> AppDemand
             Want {
                 quantity: web_quantity,
                 memory_bytes: 256 * MIB,
+                cpu_millicores: 100,
             },
         )]
         .into(),
         strategy: DeployStrategy::AllAtOnce,
+        constraints: BTreeMap::new(),
     }
 }
 
@@ -52,23 +54,26 @@ fn existing(w: &World, release: ReleaseId, index: u32, node: NodeId, running: bo
         index,
         node,
         memory_bytes: 256 * MIB,
+        cpu_millicores: 100,
         running,
         stopping: false,
         replace: false,
     }
 }
 
+fn node(id: NodeId, name: &str, memory_mib: u64) -> NodeCapacity {
+    NodeCapacity {
+        node: id,
+        name: name.to_owned(),
+        memory_bytes: memory_mib * MIB,
+        cpu_millicores: 8000,
+        labels: BTreeMap::new(),
+        status: NodeStatus::Ready,
+    }
+}
+
 fn nodes(w: &World, a_mib: u64, b_mib: u64) -> Vec<NodeCapacity> {
-    vec![
-        NodeCapacity {
-            node: w.node_a,
-            memory_bytes: a_mib * MIB,
-        },
-        NodeCapacity {
-            node: w.node_b,
-            memory_bytes: b_mib * MIB,
-        },
-    ]
+    vec![node(w.node_a, "node-a", a_mib), node(w.node_b, "node-b", b_mib)]
 }
 
 #[test]
@@ -79,12 +84,12 @@ fn nothing_runs_before_the_first_release() {
 }
 
 #[test]
-fn places_missing_instances_on_the_emptiest_node() {
+fn spread_beats_free_memory() {
     let w = world();
     let plan = plan(&[demand(&w, Some(w.v1), 2)], &[], &nodes(&w, 1024, 2048));
     let placed: Vec<(u32, NodeId)> = plan.place.iter().map(|p| (p.index, p.node)).collect();
-    // Node B has more room for both (2048 → 1792 still beats 1024).
-    assert_eq!(placed, vec![(1, w.node_b), (2, w.node_b)]);
+    // Node B has more room, so web.1 goes there; web.2 goes to A, which has none of the app's web yet.
+    assert_eq!(placed, vec![(1, w.node_b), (2, w.node_a)]);
     assert!(plan.stop.is_empty());
 }
 
@@ -199,6 +204,7 @@ fn process_types_missing_from_the_release_are_not_placed() {
         Want {
             quantity: 2,
             memory_bytes: 256 * MIB,
+            cpu_millicores: 100,
         },
     );
     let plan = plan(&[d], &[], &nodes(&w, 1024, 1024));

@@ -17,6 +17,7 @@ mod error;
 mod events;
 mod formation;
 mod instances;
+mod inventory;
 mod models;
 mod nodes;
 mod releases;
@@ -24,6 +25,7 @@ mod rows;
 
 pub use error::StoreError;
 pub use events::MAX_EVENTS;
+pub use inventory::{NodeRecord, NodeRegistration, NodeRemoval, NodeState, PendingInstance};
 pub use models::*;
 
 use std::path::Path;

@@ -19,7 +19,9 @@ async fn info(state: &ApiState, app: store::App) -> Result<AppInfo, ApiError> {
     let deploy_timeout = state.store.deploy_timeout_secs(app.id).await?;
     let health_check = state.store.health_check_path(app.id).await?;
     let deploy_strategy = state.store.deploy_strategy(app.id).await?.to_string();
+    let constraints = state.store.app_constraints(app.id).await?;
     Ok(AppInfo {
+        constraints,
         boot_timeout,
         deploy_timeout,
         health_check,
@@ -55,6 +57,7 @@ pub async fn create(
     Json(body): Json<AppCreate>,
 ) -> Result<(StatusCode, axum::Json<AppInfo>), ApiError> {
     let name = AppName::new(body.name)?;
+    check_constraints(&body.constraints)?;
     let app = state
         .store
         .create_app(caller.0.id, &name)
@@ -66,6 +69,9 @@ pub async fn create(
             )),
             err => err.into(),
         })?;
+    if !body.constraints.is_empty() {
+        state.store.set_app_constraints(app.id, &body.constraints).await?;
+    }
     tracing::info!(app = %app.name, account = %caller.0.name, "app created");
     let description = format!("Created app {}", app.name);
     super::events::record(
@@ -181,6 +187,12 @@ async fn update_deploy_settings(
         state.store.set_health_check_path(app.id, path.as_deref()).await?;
         tracing::info!(app = %app.name, health_check = ?path, "health check changed");
     }
+    if let Some(constraints) = &body.constraints {
+        check_constraints(constraints)?;
+        state.store.set_app_constraints(app.id, constraints).await?;
+        tracing::info!(app = %app.name, constraints = %vocabulary::labels_text(constraints), "constraints changed");
+        state.controller.notify(Event::FormationChanged(app.id));
+    }
     if let Some(strategy) = &body.deploy_strategy {
         let strategy: vocabulary::DeployStrategy = strategy.parse().map_err(ApiError::Invalid)?;
         state.store.set_deploy_strategy(app.id, strategy).await?;
@@ -188,6 +200,11 @@ async fn update_deploy_settings(
         state.controller.notify(Event::FormationChanged(app.id));
     }
     Ok(())
+}
+
+/// Constraints are node labels: the same `key=value` rules.
+fn check_constraints(constraints: &std::collections::BTreeMap<String, String>) -> Result<(), ApiError> {
+    vocabulary::Label::check_map(constraints).map_err(|e| ApiError::Invalid(format!("constraint: {e}")))
 }
 
 /// `DELETE /v1/apps/{name}`: removes the app from the store, then tells the controller to stop its instances.

@@ -63,6 +63,27 @@ pub async fn list(
             process_type: instance.process_type,
             node: nodes.get(&instance.node).cloned(),
             memory_bytes: Some(instance.memory_bytes),
+            pending_reason: None,
+        });
+    }
+    // Wanted instances no node could take at the controller's last pass, with the reason.
+    let latest = versions.values().max().copied();
+    for pending in state.store.pending_instances(app.id).await? {
+        let Some(release) = latest else { break };
+        instances.push(InstanceInfo {
+            id: vocabulary::InstanceId::from_uuid(uuid::Uuid::nil()),
+            name: format!("{}.{}", pending.process_type, pending.index),
+            process_type: pending.process_type,
+            state: InstanceStateInfo::Pending,
+            release,
+            hostname: None,
+            address: None,
+            restarts: 0,
+            created_at: pending.since,
+            node: None,
+            memory_bytes: None,
+            last_exit: None,
+            pending_reason: Some(pending.reason),
         });
     }
     Ok(axum::Json(instances))

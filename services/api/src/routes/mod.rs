@@ -1,6 +1,7 @@
 //! The handlers, one module per resource.
 
 pub mod accounts;
+pub mod admin_nodes;
 pub mod apps;
 pub mod certificates;
 pub mod config;

@@ -2,6 +2,7 @@
 //! held by the test.
 
 mod accounts;
+mod admin_nodes;
 mod apps;
 mod auth;
 mod certificates;

@@ -3,7 +3,7 @@
 use api_contract::{AppInfo, CertificateInfo, DomainInfo, FormationInfo, InstanceInfo, ReleaseInfo};
 
 /// Left-aligned columns two spaces apart, without trailing spaces.
-fn table(rows: &[Vec<String>]) -> String {
+pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -80,8 +80,9 @@ pub fn app_info(app: &AppInfo, git_url: &str) -> String {
          HTTPS redirect:      {redirect}\nFirst-byte timeout:  {timeout}\nBuild timeout:       {build_timeout}\n\
          Stop grace:          {stop_grace}\nBoot timeout:        {boot_timeout}\n\
          Deploy timeout:      {deploy_timeout}\nHealth check:        {health_check}\n\
-         Deploy strategy:     {strategy}\n",
+         Deploy strategy:     {strategy}\nConstraints:         {constraints}\n",
         strategy = app.deploy_strategy,
+        constraints = vocabulary::labels_text(&app.constraints),
         name = app.name,
         stopped = if app.stopped { "yes (`berth apps start` runs it again)" } else { "no" },
         url = app.url,
@@ -143,7 +144,9 @@ pub fn instances(app: &str, instances: &[InstanceInfo], now: chrono::DateTime<ch
         "LAST EXIT",
     ])];
     let dash = || "-".to_owned();
-    for i in instances {
+    let (pending, placed): (Vec<&InstanceInfo>, Vec<&InstanceInfo>) =
+        instances.iter().partition(|i| i.pending_reason.is_some());
+    for i in placed {
         rows.push(vec![
             i.name.clone(),
             i.state.as_str().to_owned(),
@@ -159,7 +162,33 @@ pub fn instances(app: &str, instances: &[InstanceInfo], now: chrono::DateTime<ch
             }),
         ]);
     }
-    table(&rows)
+    let mut out = if rows.len() > 1 {
+        table(&rows)
+    } else {
+        String::new()
+    };
+    // Wanted but not placed: `web.3  pending  no node matches region=eu`.
+    let pending: Vec<Vec<String>> = pending
+        .iter()
+        .map(|i| {
+            vec![
+                i.name.clone(),
+                i.state.as_str().to_owned(),
+                format!(
+                    "{} (for {})",
+                    i.pending_reason.clone().unwrap_or_default(),
+                    duration((now - i.created_at).num_seconds())
+                ),
+            ]
+        })
+        .collect();
+    if !pending.is_empty() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(&table(&pending));
+    }
+    out
 }
 
 /// One-off instances running now, below `berth ps`'s table (not part of the formation); nothing if none.
@@ -321,6 +350,7 @@ mod tests {
             last_exit: None,
             node: (index == 1).then(|| "node-1".to_owned()),
             memory_bytes: Some(512 << 20),
+            pending_reason: None,
         };
         let mut crashed = instance(2, InstanceStateInfo::Crashed, None);
         crashed.restarts = 2;
@@ -340,6 +370,21 @@ mod tests {
              web.2     crashed  v3       -       3h7m    2         512M    -              shop-web-2  out of memory (2024-05-01 12:30:00 UTC)\n"
         );
         assert!(instances("shop", &[], now).contains("berth scale web=1 -a shop"));
+        // Pending instances follow, with the reason.
+        let mut pending = instance(3, InstanceStateInfo::Pending, None);
+        pending.pending_reason = Some("no node matches region=eu".into());
+        pending.created_at = now - chrono::Duration::seconds(65);
+        let with_pending = [list[0].clone(), pending.clone()];
+        assert!(
+            instances("shop", &with_pending, now)
+                .ends_with("\nweb.3  pending  no node matches region=eu (for 1m5s)\n"),
+            "{}",
+            instances("shop", &with_pending, now)
+        );
+        assert_eq!(
+            instances("shop", &[pending], now),
+            "web.3  pending  no node matches region=eu (for 1m5s)\n"
+        );
         let durations = [
             (0, "0s"),
             (59, "59s"),

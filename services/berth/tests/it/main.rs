@@ -17,6 +17,7 @@ mod logging;
 mod logs;
 mod one_off;
 mod rebase;
+mod scheduling;
 mod standalone_router;
 mod support;
 mod zero_downtime;

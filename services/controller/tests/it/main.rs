@@ -3,6 +3,7 @@
 
 mod certificates;
 mod drain;
+mod nodes;
 mod release_phase;
 
 use std::collections::{BTreeMap, HashMap};
@@ -77,25 +78,7 @@ impl World {
     pub async fn new(drain: DrainPolicy) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(&dir.path().join("berth.db")).await.unwrap();
-        let (owner, _) = store
-            .create_account(&AccountName::new("alice").unwrap(), false)
-            .await
-            .unwrap();
-        let app = store
-            .create_app(owner.id, &AppName::new("shop").unwrap())
-            .await
-            .unwrap();
-        store
-            .create_release(NewRelease {
-                app: app.id,
-                image_digest: format!("sha256:{}", "ab".repeat(32)),
-                processes: BTreeMap::from([(ProcessType::web(), "python3 app.py".to_owned())]),
-                config: BTreeMap::new(),
-                description: "Deploy".to_owned(),
-                created_by: owner.id,
-            })
-            .await
-            .unwrap();
+        let app = shop(&store).await;
         let node = NodeId::new();
         store
             .upsert_node(&store::Node {
@@ -118,7 +101,7 @@ impl World {
             link,
             probe,
             routes,
-            app: app.id,
+            app,
             _dir: dir,
         }
     }
@@ -160,6 +143,30 @@ impl World {
             .map(|b| b.instance.clone())
             .collect()
     }
+}
+
+/// Account `alice` with app `shop` and a release that has a `web` process.
+pub async fn shop(store: &Store) -> AppId {
+    let (owner, _) = store
+        .create_account(&AccountName::new("alice").unwrap(), false)
+        .await
+        .unwrap();
+    let app = store
+        .create_app(owner.id, &AppName::new("shop").unwrap())
+        .await
+        .unwrap();
+    store
+        .create_release(NewRelease {
+            app: app.id,
+            image_digest: format!("sha256:{}", "ab".repeat(32)),
+            processes: BTreeMap::from([(ProcessType::web(), "python3 app.py".to_owned())]),
+            config: BTreeMap::new(),
+            description: "Deploy".to_owned(),
+            created_by: owner.id,
+        })
+        .await
+        .unwrap();
+    app.id
 }
 
 pub fn address(index: u32) -> SocketAddr {

@@ -6,6 +6,7 @@ mod domains;
 mod events;
 mod formation;
 mod instances;
+mod inventory;
 mod releases;
 
 use std::collections::BTreeMap;
