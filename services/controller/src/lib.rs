@@ -18,6 +18,7 @@ mod drain;
 mod image_deploy;
 mod lifecycle;
 mod one_off;
+pub mod quota;
 mod rebase;
 mod reconcile;
 mod release_phase;
