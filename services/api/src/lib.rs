@@ -11,6 +11,7 @@
 //! or places instances itself, and never runs a build. The git routes live in `git-receive`; `berth server`
 //! merges both routers. Request and response bodies are the `api-contract` crate's types, shared with the CLI.
 
+mod audit;
 mod auth;
 pub mod certificates;
 mod error;
@@ -142,6 +143,9 @@ pub fn router(state: ApiState) -> Router {
             "/router-tokens",
             axum::routing::post(routes::accounts::create_router_token),
         )
+        .merge(routes::access_routes())
+        // Inner layer: runs after `require_token` has found the caller.
+        .route_layer(middleware::from_fn_with_state(state.clone(), audit::record))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(routes::healthz))

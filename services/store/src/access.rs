@@ -244,6 +244,15 @@ impl Store {
             .collect()
     }
 
+    /// False for an account that does not exist.
+    pub async fn account_suspended(&self, account: AccountId) -> Result<bool, StoreError> {
+        let suspended: Option<i64> = sqlx::query_scalar("SELECT suspended FROM accounts WHERE id = $1")
+            .bind(account.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(suspended.is_some_and(|s| s != 0))
+    }
+
     pub async fn set_account_suspended(&self, account: AccountId, suspended: bool) -> Result<(), StoreError> {
         sqlx::query("UPDATE accounts SET suspended = $1 WHERE id = $2")
             .bind(i64::from(suspended))

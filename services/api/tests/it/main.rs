@@ -1,9 +1,11 @@
 //! In-process tests of the API router against a real temp SQLite store, with the controller's event channel
 //! held by the test.
 
+mod access;
 mod accounts;
 mod apps;
 mod auth;
+mod authorization;
 mod certificates;
 mod config;
 mod domains;
