@@ -11,6 +11,7 @@ use clap::Subcommand;
 use reqwest::Method;
 
 use super::client::Client;
+use super::logs::encode_query as encode;
 use super::output::{header, memory, table};
 
 #[derive(Debug, Subcommand)]
@@ -257,17 +258,6 @@ async fn admin_accounts(client: &Client, command: Option<AdminAccountsCommand>) 
     Ok(())
 }
 
-/// Percent-encodes a query value (letters, digits and `-._~` pass as they are).
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn access_list(list: &AccessList) -> String {
     let mut rows = vec![header(&["ACCOUNT", "ROLE", "ADDED BY", "ADDED"])];
     rows.push(vec![
@@ -382,11 +372,5 @@ mod tests {
             "NAME  STATE      APPS  INSTANCES  MEMORY    BUILDS\n\
              dev   suspended  1/20  2/50       512M/16G  0/2\n"
         );
-    }
-
-    #[test]
-    fn query_values_are_encoded() {
-        assert_eq!(encode("a b&c=d"), "a%20b%26c%3Dd");
-        assert_eq!(encode("shop-1"), "shop-1");
     }
 }
