@@ -41,9 +41,6 @@ pub struct TokenListing {
     pub created_at: DateTime<Utc>,
     #[serde(default)]
     pub last_used_at: Option<DateTime<Utc>>,
-    /// The token this request was made with.
-    #[serde(default)]
-    pub current: bool,
 }
 
 /// The answer to `POST /v1/tokens`: the token, shown this once.

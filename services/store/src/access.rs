@@ -125,7 +125,7 @@ fn role_from_row(row: &SqliteRow) -> Result<AppRole, StoreError> {
 
 /// Apps the account `$1` owns or collaborates on, with `is_owner` 1 or 0.
 const APPS_WITH_ROLE: &str = "SELECT a.id, a.name, a.account_id, a.created_at, \
-     CASE WHEN a.account_id = $1 THEN 1 ELSE 0 END AS is_owner FROM apps a \
+     CAST(CASE WHEN a.account_id = $1 THEN 1 ELSE 0 END AS BIGINT) AS is_owner FROM apps a \
      WHERE (a.account_id = $1 OR EXISTS (SELECT 1 FROM app_collaborators c \
      WHERE c.app_id = a.id AND c.account_id = $1))";
 

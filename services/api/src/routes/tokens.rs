@@ -27,7 +27,6 @@ pub async fn list(
                 scope: t.scope.to_string(),
                 created_at: t.created_at,
                 last_used_at: t.last_used_at,
-                current: false,
             })
             .collect(),
     ))
