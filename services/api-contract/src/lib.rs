@@ -7,6 +7,7 @@
 //! crosses a process boundary.
 
 pub mod admin_nodes;
+pub mod access;
 pub mod attach;
 
 use std::collections::BTreeMap;
@@ -84,6 +85,9 @@ pub struct AppInfo {
     /// Stopped with `berth apps stop`: the formation is kept but nothing runs.
     #[serde(default)]
     pub stopped: bool,
+    /// What the caller is to the app: `owner` or `collaborator` (absent from servers before access control).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
     /// Seconds a web instance has to listen on PORT and answer before it is stopped (R10); `None` is the platform's
     /// default (60).
     #[serde(default)]

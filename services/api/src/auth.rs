@@ -29,7 +29,25 @@ fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token)
 }
 
-/// Middleware: resolves the token to an account, or answers 401.
+/// The scope of the token the request came with (beside [`Caller`]), for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope(pub store::TokenScope);
+
+/// The one place token scopes and suspension are enforced: a suspended account's tokens are refused, and a
+/// read-only token may only read (GET, HEAD), whatever the route.
+pub(crate) fn check_access(access: &store::TokenAccess, method: &axum::http::Method) -> Result<(), ApiError> {
+    if access.suspended {
+        return Err(ApiError::AccountSuspended);
+    }
+    let reads = method == axum::http::Method::GET || method == axum::http::Method::HEAD;
+    if access.scope == store::TokenScope::Read && !reads {
+        return Err(ApiError::ReadOnlyToken);
+    }
+    Ok(())
+}
+
+/// Middleware: resolves the token to an account, or answers 401; refuses suspended accounts and writes with
+/// read-only tokens (403).
 pub async fn require_token(
     State(state): State<ApiState>,
     req: Request,
@@ -37,13 +55,15 @@ pub async fn require_token(
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
     let token = bearer_token(&parts)?;
-    let account = state
+    let access = state
         .store
-        .account_for_token(token)
+        .token_access(token)
         .await?
         .ok_or(ApiError::InvalidToken)?;
-    tracing::debug!(account = %account.name, "authenticated");
-    parts.extensions.insert(Caller(account));
+    check_access(&access, &parts.method)?;
+    tracing::debug!(account = %access.account.name, scope = %access.scope, "authenticated");
+    parts.extensions.insert(Scope(access.scope));
+    parts.extensions.insert(Caller(access.account));
     Ok(next.run(Request::from_parts(parts, body)).await)
 }
 
@@ -72,7 +92,9 @@ impl FromRequestParts<ApiState> for RouteReader {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?;
-        if let Some(account) = state.store.account_for_token(token).await? {
+        if let Some(access) = state.store.token_access(token).await? {
+            check_access(&access, &parts.method)?;
+            let account = access.account;
             if !account.is_admin {
                 return Err(ApiError::AdminOnly {
                     action: "watch the route table",
@@ -99,6 +121,44 @@ mod tests {
             builder = builder.header(AUTHORIZATION, h);
         }
         builder.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn scopes_and_suspension_decide_by_method() {
+        use axum::http::Method;
+        use store::TokenScope::{Full, Read};
+        let account = store::Account {
+            id: vocabulary::AccountId::new(),
+            name: vocabulary::AccountName::new("dev").unwrap(),
+            is_admin: false,
+            created_at: chrono::Utc::now(),
+        };
+        // (scope, suspended, method, allowed)
+        let cases = [
+            (Full, false, Method::POST, Ok(())),
+            (Full, false, Method::GET, Ok(())),
+            (Read, false, Method::GET, Ok(())),
+            (Read, false, Method::HEAD, Ok(())),
+            (Read, false, Method::POST, Err("read-only")),
+            (Read, false, Method::PATCH, Err("read-only")),
+            (Read, false, Method::PUT, Err("read-only")),
+            (Read, false, Method::DELETE, Err("read-only")),
+            (Full, true, Method::GET, Err("suspended")),
+            (Read, true, Method::GET, Err("suspended")),
+        ];
+        for (scope, suspended, method, want) in cases {
+            let access = store::TokenAccess {
+                account: account.clone(),
+                scope,
+                suspended,
+            };
+            let got = check_access(&access, &method).map_err(|e| e.to_string());
+            match (&got, want) {
+                (Ok(()), Ok(())) => {}
+                (Err(text), Err(want)) if text.contains(want) => {}
+                _ => panic!("{scope:?} suspended={suspended} {method}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]

@@ -16,9 +16,26 @@ pub enum ApiError {
     InvalidToken,
     #[error("only an admin account may {action}")]
     AdminOnly { action: &'static str },
+    #[error("account suspended: ask an operator")]
+    AccountSuspended,
+    #[error(
+        "this token is read-only: it may only read (GET); create a full token with `berth tokens create`"
+    )]
+    ReadOnlyToken,
+    /// A collaborator asked for something only the owner may do.
+    #[error(
+        "only the owner of app {app:?} may {action}; collaborators may deploy, scale, configure and read it"
+    )]
+    OwnerOnly { app: String, action: &'static str },
+    #[error(transparent)]
+    Quota(#[from] controller::quota::QuotaExceeded),
     /// Also the answer for an app the caller does not own.
     #[error("app {name:?} not found")]
     AppNotFound { name: String },
+    #[error("you have no token {id:?} (`berth tokens` lists them)")]
+    TokenNotFound { id: String },
+    #[error("no account {name:?}")]
+    AccountNotFound { name: String },
     #[error("app {app:?} has no domain {domain:?}")]
     DomainNotFound { app: String, domain: String },
     #[error("app {app:?} has no release {version:?}")]
@@ -60,6 +77,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict { what } => Self::Conflict(format!("{what} already exists")),
+            StoreError::InUse { what } => Self::Conflict(format!("still in use: {what}")),
             err => Self::Store(err),
         }
     }
@@ -81,8 +99,14 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
-            Self::AdminOnly { .. } => StatusCode::FORBIDDEN,
+            Self::AdminOnly { .. }
+            | Self::AccountSuspended
+            | Self::ReadOnlyToken
+            | Self::OwnerOnly { .. }
+            | Self::Quota(_) => StatusCode::FORBIDDEN,
             Self::AppNotFound { .. }
+            | Self::TokenNotFound { .. }
+            | Self::AccountNotFound { .. }
             | Self::DomainNotFound { .. }
             | Self::CertificateNotFound { .. }
             | Self::OneOffNotFound { .. }

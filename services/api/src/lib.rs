@@ -1,16 +1,18 @@
-//! The public HTTP API (axum, JSON): whoami, accounts (admin only), apps, custom domains, TLS certificates,
-//! formation (scaling), instances, releases, config vars, rollbacks, stopping/starting/restarting apps,
-//! logs (followed live), events, rebases onto the current stack, deploys of existing images, the route
-//! table's watch stream for routers (admin only), and the
-//! OCI distribution pull API (`/v2/...`) for apps' images, in the registry clients' own auth and errors. Every
-//! `/v1` route authenticates the caller by bearer token, and an app another account owns is answered exactly
-//! like an app that does not exist (404), so tenants cannot even learn each other's app names beyond "taken"
-//! when creating one.
+//! The public HTTP API (axum, JSON): whoami, accounts (admin only), apps, collaborators, API tokens and their
+//! scopes, the operators' admin API (`/v1/admin/...`: accounts, quotas, suspension, every app, the audit log),
+//! custom domains, TLS certificates, formation (scaling), instances, releases, config vars, rollbacks,
+//! stopping/starting/restarting apps, logs (followed live), events, rebases onto the current stack, deploys of
+//! existing images, the route table's watch stream for routers (admin only), and the OCI distribution pull API
+//! (`/v2/...`) for apps' images, in the registry clients' own auth and errors. Every `/v1` route authenticates the
+//! caller by bearer token (read-only tokens may only GET; suspended accounts get 403), every change is recorded in
+//! the audit log, and an app the caller neither owns nor collaborates on is answered exactly like an app that does
+//! not exist (404), so tenants cannot even learn each other's app names beyond "taken" when creating one.
 //!
 //! It changes the store and tells the controller what changed ([`controller::Event`]); it never starts, stops
 //! or places instances itself, and never runs a build. The git routes live in `git-receive`; `berth server`
 //! merges both routers. Request and response bodies are the `api-contract` crate's types, shared with the CLI.
 
+mod audit;
 mod auth;
 pub mod certificates;
 mod error;
@@ -143,6 +145,9 @@ pub fn router(state: ApiState) -> Router {
             axum::routing::post(routes::accounts::create_router_token),
         )
         .merge(routes::admin_nodes::routes())
+        .merge(routes::access_routes())
+        // Inner layer: runs after `require_token` has found the caller.
+        .route_layer(middleware::from_fn_with_state(state.clone(), audit::record))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(routes::healthz))

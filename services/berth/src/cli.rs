@@ -5,6 +5,7 @@
 //! are `api_contract`'s types, shared with the server.
 
 mod admin;
+mod access;
 mod client;
 mod image_deploy;
 mod images;
@@ -222,7 +223,8 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// The operator's commands (admin only): `berth admin nodes`, `berth admin nodes drain NODE`, ...
+    /// The operator's commands (admin only): nodes (`berth admin nodes drain NODE`), accounts, quotas and
+    /// suspension, every account's apps, the audit log.
     Admin {
         #[command(subcommand)]
         command: admin::AdminCommand,
@@ -252,6 +254,24 @@ pub enum ClientCommand {
         app: String,
         #[command(flatten)]
         image: ImageArgs,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List who may deploy an app (owner and collaborators), or add or remove a collaborator
+    /// (`berth access add ACCOUNT -a NAME`).
+    Access {
+        #[command(subcommand)]
+        command: Option<access::AccessCommand>,
+        /// The app.
+        #[arg(short, long, global = true)]
+        app: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// List your API tokens, create one (`--read-only` for GET-only), or revoke one.
+    Tokens {
+        #[command(subcommand)]
+        command: Option<access::TokensCommand>,
         #[command(flatten)]
         api: ApiArgs,
     },
@@ -916,6 +936,13 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
         }
         // Handled by `run`, which passes the command's exit code on.
         ClientCommand::Run { .. } => bail!("berth run is not run here"),
+        ClientCommand::Access { command, app, api } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            access::access(&client, &required_app(app)?, command).await?;
+        }
+        ClientCommand::Tokens { command, api } => {
+            access::tokens(&Client::new(&api.api, api.token()?)?, command).await?;
+        }
         ClientCommand::Whoami { api } => {
             let client = Client::new(&api.api, api.token()?)?;
             let me: AccountInfo = client.get("/v1/account").await?;

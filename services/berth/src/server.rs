@@ -47,6 +47,36 @@ pub struct ServerArgs {
     /// TLS. Off by default: every `FROM` registry needs valid HTTPS. For single-machine setups and tests.
     #[arg(long, env = "BERTH_INSECURE_LOOPBACK_REGISTRIES")]
     pub insecure_loopback_registries: bool,
+    #[command(flatten)]
+    pub quotas: QuotaArgs,
+}
+
+/// Every account's limits unless an operator sets its own (`berth admin accounts quotas NAME ...`).
+#[derive(Debug, clap::Args)]
+pub struct QuotaArgs {
+    /// Apps an account may own.
+    #[arg(long, env = "BERTH_DEFAULT_QUOTA_APPS", default_value_t = 20)]
+    pub default_quota_apps: u64,
+    /// Instances an account's formations may ask for, all apps together.
+    #[arg(long, env = "BERTH_DEFAULT_QUOTA_INSTANCES", default_value_t = 50)]
+    pub default_quota_instances: u64,
+    /// Memory of an account's instances together (quantity × memory each): `16G`, `512M`.
+    #[arg(long, env = "BERTH_DEFAULT_QUOTA_MEMORY", default_value = "16G", value_parser = parse_size)]
+    pub default_quota_memory: u64,
+    /// Builds an account may run at once.
+    #[arg(long, env = "BERTH_DEFAULT_QUOTA_BUILDS", default_value_t = 2)]
+    pub default_quota_builds: u64,
+}
+
+impl QuotaArgs {
+    fn quotas(&self) -> controller::quota::Quotas {
+        controller::quota::Quotas::new(controller::quota::QuotaLimits {
+            apps: self.default_quota_apps,
+            instances: self.default_quota_instances,
+            memory_bytes: self.default_quota_memory,
+            builds: self.default_quota_builds,
+        })
+    }
 }
 
 /// How this machine's node agent isolates instances. Tests give each server its own names so that two
@@ -621,7 +651,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         controller_handle.clone(),
         passes,
     )
-    .with_one_offs(one_offs);
+    .with_one_offs(one_offs)
+    .with_quotas(args.quotas.quotas());
     let lifecycle = deployments.lifecycle();
     let image_deploys = deployments.image_deploys(
         controller::ImageDeployConfig {

@@ -68,6 +68,7 @@ impl Deployments {
                     passes,
                     releasing: Arc::default(),
                     one_offs: None,
+                    quotas: crate::quota::Quotas::default(),
                 },
             }),
         }
@@ -80,6 +81,16 @@ impl Deployments {
             .expect("with_one_offs before the deployments are shared")
             .rollout
             .one_offs = Some(one_offs);
+        self
+    }
+
+    /// Enforces `quotas` (the platform's defaults) on builds and on the first deploy's `web=1`; without,
+    /// [`crate::quota::QuotaLimits::default`]. Call before cloning.
+    pub fn with_quotas(mut self, quotas: crate::quota::Quotas) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("with_quotas before the deployments are shared")
+            .rollout
+            .quotas = quotas;
         self
     }
 
@@ -206,6 +217,17 @@ impl Inner {
     async fn deploy(&self, req: DeployRequest, log: mpsc::Sender<String>) -> Result<String, String> {
         let app = &req.app;
         let short_commit: String = req.commit.chars().take(7).collect();
+        // Builds count against the app's owner, whoever pushed.
+        let _build_slot = match self
+            .rollout
+            .quotas
+            .start_build(&self.rollout.store, app.owner)
+            .await
+        {
+            Ok(slot) => slot,
+            Err(crate::quota::QuotaError::Exceeded(exceeded)) => return Err(exceeded.to_string()),
+            Err(crate::quota::QuotaError::Store(error)) => return Err(internal(error)),
+        };
         say(
             &log,
             format!("-----> Deploying {} (commit {short_commit})", app.name),
@@ -304,6 +326,8 @@ pub(crate) struct Rollout {
     pub(crate) releasing: Arc<tokio::sync::Mutex<()>>,
     /// Release phases run here (see [`Deployments::with_one_offs`]).
     pub(crate) one_offs: Option<crate::OneOffs>,
+    /// Per-account limits and running builds (see [`Deployments::with_quotas`]).
+    pub(crate) quotas: crate::quota::Quotas,
 }
 
 /// What a release that was rolled out came to.
@@ -511,6 +535,26 @@ impl Rollout {
         let web = ProcessType::web();
         let mut formation = self.store.formation(app.id).await.map_err(internal)?;
         if formation.is_empty() && release.processes.contains_key(&web) {
+            let memory = self.config.default_memory_bytes;
+            let fits = self
+                .quotas
+                .check_change(&self.store, app.owner, |usage| store::QuotaUsage {
+                    instances: usage.instances + 1,
+                    memory_bytes: usage.memory_bytes + memory,
+                    ..usage
+                })
+                .await;
+            match fits {
+                Ok(()) => {}
+                Err(crate::quota::QuotaError::Exceeded(exceeded)) => {
+                    self.controller.notify(Event::ReleaseCreated(app.id));
+                    return Ok(format!(
+                        "{} released; web is not scaled up: {exceeded}",
+                        release.version
+                    ));
+                }
+                Err(crate::quota::QuotaError::Store(error)) => return Err(internal(error)),
+            }
             self.store
                 .set_formation(app.id, &web, 1, self.config.default_memory_bytes)
                 .await

@@ -10,6 +10,7 @@
 //! [`NodeLink`] and `agent_contract` types, so an agent in another process (later, over HTTP) fits the same
 //! seam. [`ImageDeploys`] deploys an existing image from a registry (pulled with skopeo) instead of a push;
 //! [`Lifecycle`] makes releases without a build (config changes, rollbacks) and stops, starts and restarts apps.
+//! [`quota`] decides whether a change fits an account's quotas (the API and the deploy path enforce it).
 
 pub mod app_json;
 mod auto_rollback;
@@ -19,6 +20,7 @@ mod image_deploy;
 mod lifecycle;
 mod nodes;
 mod one_off;
+pub mod quota;
 mod rebase;
 mod reconcile;
 mod release_phase;

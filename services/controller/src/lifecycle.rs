@@ -132,6 +132,7 @@ impl Lifecycle {
                 passes,
                 releasing: Default::default(),
                 one_offs: None,
+                quotas: crate::quota::Quotas::default(),
             },
         }
     }
@@ -141,6 +142,17 @@ impl Lifecycle {
     pub fn with_one_offs(mut self, one_offs: crate::OneOffs) -> Self {
         self.rollout.one_offs = Some(one_offs);
         self
+    }
+
+    /// Enforces `quotas` (as [`crate::Deployments::with_quotas`] does for the server's).
+    pub fn with_quotas(mut self, quotas: crate::quota::Quotas) -> Self {
+        self.rollout.quotas = quotas;
+        self
+    }
+
+    /// The platform's quotas, for the API to check app creation and scaling.
+    pub fn quotas(&self) -> &crate::quota::Quotas {
+        &self.rollout.quotas
     }
 
     /// One-off runs (`berth run`), when the server has them.

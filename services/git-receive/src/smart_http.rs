@@ -102,6 +102,17 @@ pub(crate) async fn receive_pack(
         Err(response) => return response,
     };
     let name = app.name.clone();
+    // The audit log: who pushed to which app (the deploy's outcome is in the app's events).
+    let entry = store::NewAuditEntry {
+        account: account.name.to_string(),
+        token_scope: store::TokenScope::Full.to_string(),
+        action: "git push".to_owned(),
+        target: Some(format!("app {name}")),
+        status: StatusCode::OK.as_u16(),
+    };
+    if let Err(error) = git.inner.config.store.record_audit(&entry).await {
+        tracing::error!(app = %name, error = %crate::error_chain(&error), "recording a push in the audit log");
+    }
     let (secret, ticket) = git.inner.pushes.register(Ticket { account, app });
     let child = git_command(&repo_path)
         .arg(&repo_path)
@@ -265,20 +276,33 @@ async fn run_receive_pack(
     let _ = stderr_task.await;
 }
 
-/// Checks the token (HTTP Basic password) and that the caller owns the app.
+/// Checks the token (HTTP Basic password: a full-scope token of an account not suspended) and that the caller
+/// owns the app or collaborates on it.
 async fn authorize(git: &GitReceive, headers: &HeaderMap, repo: &str) -> Result<(Account, App), Response> {
     let token = basic_password(headers).ok_or_else(unauthorized)?;
     let store = &git.inner.config.store;
-    let account = store
-        .account_for_token(&token)
+    let access = store
+        .token_access(&token)
         .await
         .map_err(|error| store_error(&error))?
         .ok_or_else(unauthorized)?;
+    if access.suspended {
+        return Err(plain(StatusCode::FORBIDDEN, "account suspended: ask an operator"));
+    }
+    // Only pushes come here (fetching is refused): a read-only token may not push.
+    if access.scope == store::TokenScope::Read {
+        return Err(plain(
+            StatusCode::FORBIDDEN,
+            "this token is read-only: pushing needs a full token (`berth tokens create`)",
+        ));
+    }
+    let account = access.account;
     let name = repo.strip_suffix(".git").unwrap_or(repo);
-    // A bad name and someone else's app look the same: nothing tells a tenant which names exist.
+    // A bad name and someone else's app look the same: nothing tells a tenant which names exist. The owner
+    // and collaborators may push.
     let name = AppName::new(name).map_err(|_| not_found())?;
-    let app = store
-        .app_owned_by(account.id, &name)
+    let (app, _role) = store
+        .app_with_role(account.id, &name)
         .await
         .map_err(|error| store_error(&error))?
         .ok_or_else(not_found)?;

@@ -13,16 +13,16 @@ use crate::{Account, Store, StoreError};
 /// Every token starts with this, so that scanners and people can tell what it is.
 pub const TOKEN_PREFIX: &str = "berth_";
 
-fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     let bytes: [u8; 32] = rand::random();
     format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
 }
 
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
+pub(crate) fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
     use sqlx::Row;
     Ok(Account {
         id: rows::parsed(row, "id")?,

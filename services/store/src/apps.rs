@@ -10,7 +10,7 @@ use crate::{App, RouterSettings, Store, StoreError};
 
 const APP_COLUMNS: &str = "id, name, account_id, created_at";
 
-fn app_from_row(row: &SqliteRow) -> Result<App, StoreError> {
+pub(crate) fn app_from_row(row: &SqliteRow) -> Result<App, StoreError> {
     Ok(App {
         id: rows::parsed(row, "id")?,
         name: rows::parsed(row, "name")?,

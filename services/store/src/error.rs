@@ -22,6 +22,9 @@ pub enum StoreError {
     /// Every host id range was given out (`vocabulary::IdRange::MAX_SLOT` accounts were made).
     #[error("no host id range left for a new account: {0}")]
     IdRangesExhausted(String),
+    /// A row cannot be removed while others still refer to it.
+    #[error("still in use: {what}")]
+    InUse { what: String },
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
 }

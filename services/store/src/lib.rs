@@ -1,4 +1,4 @@
-//! Berth's durable state: accounts, tokens (hashed), apps, custom domains, TLS certificates, releases, formations, nodes,
+//! Berth's durable state: accounts, tokens (hashed, with scopes), collaborators, quotas, the audit log, apps, custom domains, TLS certificates, releases, formations, nodes,
 //! instance placements and apps' events (announced to subscribers as they are recorded), kept in SQLite through sqlx (PostgreSQL later, behind the same functions).
 //!
 //! This is the only crate that runs SQL. It validates nothing that the vocabulary types already prove, decides
@@ -9,8 +9,10 @@
 //! Queries are bound at run time (`sqlx::query`), not checked by the `query!` macros, so building needs no
 //! database. Each concept's functions live in their own module as `impl Store` blocks.
 
+mod access;
 mod accounts;
 mod apps;
+mod audit;
 mod certificates;
 mod domains;
 mod error;
@@ -20,13 +22,17 @@ mod instances;
 mod inventory;
 mod models;
 mod nodes;
+mod quotas;
 mod releases;
 mod rows;
 
+pub use access::{AppRole, Collaborator, TokenAccess, TokenInfo, TokenScope, TOKEN_ID_LEN};
+pub use audit::{AuditEntry, NewAuditEntry, MAX_AUDIT_ENTRIES};
 pub use error::StoreError;
 pub use events::MAX_EVENTS;
 pub use inventory::{NodeRecord, NodeRegistration, NodeRemoval, NodeState, PendingInstance};
 pub use models::*;
+pub use quotas::{QuotaOverrides, QuotaUsage};
 
 use std::path::Path;
 use std::str::FromStr;

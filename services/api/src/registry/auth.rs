@@ -33,15 +33,18 @@ impl FromRequestParts<ApiState> for Puller {
         let token = token(&parts.headers).ok_or(RegistryError::MissingToken)?;
         let account = state
             .store
-            .account_for_token(&token)
+            .token_access(&token)
             .await?
+            // A suspended account's tokens pull nothing; pulls are reads, so read-only tokens may.
+            .filter(|access| !access.suspended)
             .ok_or(RegistryError::InvalidToken)?;
-        Ok(Self(account))
+        Ok(Self(account.account))
     }
 }
 
 impl Puller {
-    /// The app named in the path, if this account may pull it: its own apps, or any app for an admin. A name
+    /// The app named in the path, if this account may pull it: its own apps and those it collaborates on, or
+    /// any app for an admin (node agents pull with an admin's token). A name
     /// that is not valid, an app that does not exist and another account's app all get the same answer.
     pub async fn app(&self, state: &ApiState, name: &str) -> Result<store::App, RegistryError> {
         let unknown = || RegistryError::NameUnknown {
@@ -51,7 +54,11 @@ impl Puller {
         let app = if self.0.is_admin {
             state.store.app_by_name(&name).await?
         } else {
-            state.store.app_owned_by(self.0.id, &name).await?
+            state
+                .store
+                .app_with_role(self.0.id, &name)
+                .await?
+                .map(|(app, _)| app)
         };
         app.ok_or_else(unknown)
     }

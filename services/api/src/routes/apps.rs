@@ -5,7 +5,7 @@ use controller::Event;
 use store::StoreError;
 use vocabulary::AppName;
 
-use super::owned_app;
+use super::{app_for, Permission};
 use crate::json::Json;
 use crate::{ApiError, ApiState, Caller};
 
@@ -27,6 +27,7 @@ async fn info(state: &ApiState, app: store::App) -> Result<AppInfo, ApiError> {
         health_check,
         deploy_strategy,
         stopped,
+        role: None,
         url: state.app_url(&app.name),
         name: app.name,
         release,
@@ -38,14 +39,16 @@ async fn info(state: &ApiState, app: store::App) -> Result<AppInfo, ApiError> {
     })
 }
 
-/// `GET /v1/apps`: the caller's apps.
+/// `GET /v1/apps`: the apps the caller owns or collaborates on, each with the caller's role.
 pub async fn list(
     State(state): State<ApiState>,
     caller: Caller,
 ) -> Result<axum::Json<Vec<AppInfo>>, ApiError> {
     let mut apps = Vec::new();
-    for app in state.store.apps_of(caller.0.id).await? {
-        apps.push(info(&state, app).await?);
+    for (app, role) in state.store.apps_with_role(caller.0.id).await? {
+        let mut info = info(&state, app).await?;
+        info.role = Some(role.as_str().to_owned());
+        apps.push(info);
     }
     Ok(axum::Json(apps))
 }
@@ -58,6 +61,11 @@ pub async fn create(
 ) -> Result<(StatusCode, axum::Json<AppInfo>), ApiError> {
     let name = AppName::new(body.name)?;
     check_constraints(&body.constraints)?;
+    check_quota(&state, &caller, |usage| store::QuotaUsage {
+        apps: usage.apps + 1,
+        ..usage
+    })
+    .await?;
     let app = state
         .store
         .create_app(caller.0.id, &name)
@@ -87,13 +95,41 @@ pub async fn create(
     Ok((StatusCode::CREATED, axum::Json(info(&state, app).await?)))
 }
 
+/// Refuses a change of the caller's usage that a quota does not allow (403 naming the quota).
+pub(crate) async fn check_quota(
+    state: &ApiState,
+    caller: &Caller,
+    change: impl FnOnce(store::QuotaUsage) -> store::QuotaUsage,
+) -> Result<(), ApiError> {
+    check_quota_of(state, caller.0.id, change).await
+}
+
+/// [`check_quota`] for the account that owns an app (a collaborator's scaling counts against the owner).
+pub(crate) async fn check_quota_of(
+    state: &ApiState,
+    account: vocabulary::AccountId,
+    change: impl FnOnce(store::QuotaUsage) -> store::QuotaUsage,
+) -> Result<(), ApiError> {
+    use controller::quota::QuotaError;
+    match state
+        .lifecycle
+        .quotas()
+        .check_change(&state.store, account, change)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(QuotaError::Exceeded(exceeded)) => Err(exceeded.into()),
+        Err(QuotaError::Store(error)) => Err(error.into()),
+    }
+}
+
 /// `GET /v1/apps/{name}`
 pub async fn show(
     State(state): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<axum::Json<AppInfo>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Read).await?;
     Ok(axum::Json(info(&state, app).await?))
 }
 
@@ -120,7 +156,7 @@ pub async fn update(
     Path(name): Path<String>,
     Json(body): Json<AppUpdate>,
 ) -> Result<axum::Json<AppInfo>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     let mut settings = state.store.router_settings(app.id).await?;
     if let Some(redirect) = body.redirect_https {
         settings.redirect_https = redirect;
@@ -213,7 +249,7 @@ pub async fn delete(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Manage("delete the app")).await?;
     // The repository goes first: once the name is free in the store, someone may create it again.
     git_receive::delete_repo(&state.repos_dir, &app.name).map_err(ApiError::DeleteRepo)?;
     state.store.delete_app(app.id).await?;

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use controller::Event;
 use vocabulary::{CertificateId, DomainName};
 
-use super::owned_app;
+use super::{app_for, Permission};
 use crate::json::Json;
 use crate::{certificates, ApiError, ApiState, Caller};
 
@@ -27,7 +27,7 @@ pub async fn list(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<axum::Json<Vec<CertificateInfo>>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Read).await?;
     let certificates = state.store.certificates_of(app.id).await?;
     Ok(axum::Json(certificates.into_iter().map(info).collect()))
 }
@@ -39,7 +39,7 @@ pub async fn add(
     Path(name): Path<String>,
     Json(body): Json<CertificateCreate>,
 ) -> Result<(StatusCode, axum::Json<CertificateInfo>), ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     let domains: Vec<DomainName> = state
         .store
         .domains_of(app.id)
@@ -72,7 +72,7 @@ pub async fn remove(
     caller: Caller,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     let not_found = || ApiError::CertificateNotFound {
         app: app.name.to_string(),
         id: id.clone(),

@@ -11,7 +11,7 @@ use api_contract::{
 use axum::extract::{Path, State};
 use controller::RolledOut;
 
-use super::owned_app;
+use super::{app_for, Permission};
 use crate::json::Json;
 use crate::{ApiError, ApiState, Caller};
 
@@ -111,7 +111,7 @@ pub async fn show(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<axum::Json<ConfigVars>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Read).await?;
     Ok(axum::Json(ConfigVars(state.lifecycle.config(&app).await?)))
 }
 
@@ -123,7 +123,7 @@ pub async fn update(
     Path(name): Path<String>,
     Json(ConfigUpdate(changes)): Json<ConfigUpdate>,
 ) -> Result<axum::Json<ConfigUpdated>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     let current = state.lifecycle.config(&app).await?;
     check_update(&current, &changes)?;
     let changed = state.lifecycle.change_config(&app, caller.0.id, &changes).await?;

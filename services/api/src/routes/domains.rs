@@ -8,7 +8,7 @@ use controller::Event;
 use store::StoreError;
 use vocabulary::DomainName;
 
-use super::owned_app;
+use super::{app_for, Permission};
 use crate::json::Json;
 use crate::{ApiError, ApiState, Caller};
 
@@ -25,7 +25,7 @@ pub async fn list(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<axum::Json<Vec<DomainInfo>>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Read).await?;
     let domains = state.store.domains_of(app.id).await?;
     Ok(axum::Json(domains.into_iter().map(info).collect()))
 }
@@ -37,7 +37,7 @@ pub async fn add(
     Path(name): Path<String>,
     Json(body): Json<DomainCreate>,
 ) -> Result<(StatusCode, axum::Json<DomainInfo>), ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     let domain = DomainName::from_input(&body.name)?;
     domain.check_outside(&state.domain)?;
     let added = state
@@ -59,7 +59,7 @@ pub async fn remove(
     caller: Caller,
     Path((name, domain)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     let not_found = || ApiError::DomainNotFound {
         app: app.name.to_string(),
         domain: domain.clone(),

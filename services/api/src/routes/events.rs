@@ -6,7 +6,7 @@ use serde::Deserialize;
 use store::EventKind;
 use vocabulary::AppId;
 
-use super::owned_app;
+use super::{app_for, Permission};
 use crate::{ApiError, ApiState, Caller};
 
 #[derive(Debug, Deserialize)]
@@ -21,7 +21,7 @@ pub async fn list(
     Path(name): Path<String>,
     Query(query): Query<EventsQuery>,
 ) -> Result<axum::Json<Vec<EventInfo>>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Read).await?;
     let limit = query.limit.unwrap_or(100);
     if limit == 0 || limit > store::MAX_EVENTS {
         return Err(ApiError::Invalid(format!(

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use controller::Event;
 use vocabulary::ProcessType;
 
-use super::owned_app;
+use super::{app_for, Permission};
 use crate::json::Json;
 use crate::{ApiError, ApiState, Caller};
 
@@ -48,7 +48,7 @@ pub async fn show(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<axum::Json<Vec<FormationInfo>>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Read).await?;
     Ok(axum::Json(view(&state, &app).await?))
 }
 
@@ -60,7 +60,7 @@ pub async fn scale(
     Path(name): Path<String>,
     Json(ScaleRequest(request)): Json<ScaleRequest>,
 ) -> Result<axum::Json<Vec<FormationInfo>>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     if request.is_empty() {
         return Err(ApiError::Invalid(
             "nothing to scale: send process types and quantities, e.g. {\"web\": 2}".to_owned(),
@@ -109,6 +109,24 @@ pub async fn scale(
         let quantity = u32::try_from(quantity).expect("checked against QUANTITY_RANGE");
         quantities.insert(process_type, quantity);
     }
+    // Instances and memory count against the app's owner, whoever scales it.
+    let current = state.store.formation(app.id).await?;
+    let (mut instances, mut memory) = (0i128, 0i128);
+    for (process_type, quantity) in &quantities {
+        let (old, per) = current
+            .get(process_type)
+            .map_or((0, state.default_memory_bytes), |f| (f.quantity, f.memory_bytes));
+        let delta = i128::from(*quantity) - i128::from(old);
+        instances += delta;
+        memory += delta * i128::from(per);
+    }
+    let grow = |used: u64, by: i128| u64::try_from(i128::from(used) + by).unwrap_or(0);
+    super::apps::check_quota_of(&state, app.owner, |usage| store::QuotaUsage {
+        instances: grow(usage.instances, instances),
+        memory_bytes: grow(usage.memory_bytes, memory),
+        ..usage
+    })
+    .await?;
     state
         .store
         .set_formations(app.id, &quantities, state.default_memory_bytes)

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt as _;
 
-use super::owned_app;
+use super::{app_for, Permission};
 use crate::json::Json;
 use crate::{ApiError, ApiState, Caller};
 
@@ -23,7 +23,7 @@ pub async fn create(
     Path(name): Path<String>,
     Json(body): Json<ImageDeployCreate>,
 ) -> Result<Response, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     let image = ImageRef::parse(&body.image).map_err(ApiError::Invalid)?;
     let Some(deploys) = state.image_deploys.clone() else {
         return Err(ApiError::Invalid(

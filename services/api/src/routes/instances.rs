@@ -4,7 +4,7 @@ use api_contract::{InstanceExitInfo, InstanceInfo, InstanceStateInfo};
 use axum::extract::{Path, State};
 use store::InstanceRowState;
 
-use super::owned_app;
+use super::{app_for, Permission};
 use crate::{ApiError, ApiState, Caller};
 
 fn state_info(instance: &store::Instance) -> InstanceStateInfo {
@@ -26,7 +26,7 @@ pub async fn list(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<axum::Json<Vec<InstanceInfo>>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Read).await?;
     let versions: HashMap<_, _> = state
         .store
         .releases(app.id)

@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use controller::RestartTarget;
 
 use super::config::rollout_info;
-use super::owned_app;
+use super::{app_for, Permission};
 use crate::json::Json;
 use crate::{ApiError, ApiState, Caller};
 
@@ -24,7 +24,7 @@ pub async fn rollback(
     Path(name): Path<String>,
     Json(body): Json<RollbackRequest>,
 ) -> Result<axum::Json<RollbackInfo>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     let (to, rolled) = state.lifecycle.rollback(&app, caller.0.id, body.version).await?;
     Ok(axum::Json(RollbackInfo {
         to,
@@ -38,7 +38,7 @@ pub async fn stop(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<axum::Json<LifecycleInfo>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     Ok(axum::Json(info(state.lifecycle.stop(&app).await?)))
 }
 
@@ -48,7 +48,7 @@ pub async fn start(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<axum::Json<LifecycleInfo>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     Ok(axum::Json(info(state.lifecycle.start(&app).await?)))
 }
 
@@ -59,7 +59,7 @@ pub async fn restart(
     Path(name): Path<String>,
     Json(body): Json<RestartRequest>,
 ) -> Result<axum::Json<LifecycleInfo>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     let target = match body.instance.as_deref() {
         None => RestartTarget::All,
         Some(text) => RestartTarget::parse(text).ok_or_else(|| {

@@ -13,7 +13,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::owned_app;
+use super::{app_for, Permission};
 use crate::{ApiError, ApiState, Caller};
 
 /// The most lines one request may ask for (the kept log is at most twice the segment size anyway).
@@ -63,7 +63,7 @@ pub async fn show(
     Path(name): Path<String>,
     Query(query): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Read).await?;
     let filter = query.filter()?;
     let lines = query.lines.unwrap_or(DEFAULT_LINES);
     if lines > MAX_LINES {

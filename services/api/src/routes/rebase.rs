@@ -4,7 +4,7 @@
 use api_contract::RebaseInfo;
 use axum::extract::{Path, State};
 
-use super::owned_app;
+use super::{app_for, Permission};
 use crate::{ApiError, ApiState, Caller};
 
 /// Makes a new release on the current stack, or says the app already is on it (`release` is `null`).
@@ -13,7 +13,7 @@ pub async fn rebase(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<axum::Json<RebaseInfo>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     let ctx = controller::RebaseContext {
         images: state.images.clone(),
         stacks_dir: state.stacks_dir.clone(),

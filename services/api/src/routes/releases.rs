@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use store::ReleaseKind;
 use vocabulary::ReleaseVersion;
 
-use super::owned_app;
+use super::{app_for, Permission};
 use crate::{ApiError, ApiState, Caller};
 
 /// `GET /v1/apps/{name}/releases`, newest first.
@@ -14,7 +14,7 @@ pub async fn list(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<axum::Json<Vec<ReleaseInfo>>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Read).await?;
     let mut names = HashMap::new();
     let mut releases = Vec::new();
     for release in state.store.releases(app.id).await? {
@@ -63,7 +63,7 @@ pub async fn show(
     caller: Caller,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<axum::Json<ReleaseDetail>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Read).await?;
     let number = version.strip_prefix('v').unwrap_or(&version);
     let not_found = || ApiError::ReleaseNotFound {
         app: app.name.to_string(),

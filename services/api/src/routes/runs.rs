@@ -15,7 +15,7 @@ use controller::{OneOffs, StartedOneOff};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::owned_app;
+use super::{app_for, Permission};
 use crate::{ApiError, ApiState, Caller, BODY_LIMIT_BYTES};
 
 /// `GET /v1/apps/{name}/runs`: the app's one-offs running now.
@@ -24,7 +24,7 @@ pub async fn list(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<axum::Json<Vec<RunInfo>>, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Read).await?;
     let running = state
         .lifecycle
         .one_offs()
@@ -50,7 +50,7 @@ pub async fn stop(
     caller: Caller,
     Path((name, run)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     let stopped = match state.lifecycle.one_offs() {
         Some(one_offs) => one_offs.stop(app.id, &run).await,
         None => false,
@@ -72,7 +72,7 @@ pub async fn create(
     Path(name): Path<String>,
     mut request: Request,
 ) -> Result<Response, ApiError> {
-    let app = owned_app(&state, &caller, &name).await?;
+    let app = app_for(&state, &caller, &name, Permission::Deploy).await?;
     let upgrade = request
         .headers()
         .get(header::UPGRADE)

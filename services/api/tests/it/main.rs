@@ -1,10 +1,12 @@
 //! In-process tests of the API router against a real temp SQLite store, with the controller's event channel
 //! held by the test.
 
+mod access;
 mod accounts;
 mod admin_nodes;
 mod apps;
 mod auth;
+mod authorization;
 mod certificates;
 mod config;
 mod domains;

@@ -310,6 +310,45 @@ async fn another_tenants_app_answers_like_a_missing_one() {
 }
 
 #[tokio::test]
+async fn collaborators_and_read_only_tokens_pull_and_suspended_accounts_do_not() {
+    let w = world().await;
+    let h = &w.h;
+    let uri = "/v2/blog/manifests/latest";
+    let alice = basic(&w.alice);
+    assert_eq!(
+        pull(h, Method::GET, uri, Some(&alice)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let account = |name: &str| vocabulary::AccountName::new(name).unwrap();
+    let alice_account = h.store.account_by_name(&account("alice")).await.unwrap().unwrap();
+    let bob_account = h.store.account_by_name(&account("bob")).await.unwrap().unwrap();
+    let blog = h.app("blog").await;
+    h.store
+        .add_collaborator(blog.id, &alice_account, &bob_account.name)
+        .await
+        .unwrap();
+    let reply = pull(h, Method::GET, uri, Some(&alice)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("docker-content-digest"), w.blog_v1);
+
+    let (_, read) = h
+        .store
+        .create_token(bob_account.id, store::TokenScope::Read)
+        .await
+        .unwrap();
+    assert_eq!(
+        pull(h, Method::GET, uri, Some(&basic(&read))).await.status,
+        StatusCode::OK
+    );
+
+    h.store.set_account_suspended(bob_account.id, true).await.unwrap();
+    for token in [&w.bob, &read] {
+        let reply = pull(h, Method::GET, uri, Some(&basic(token))).await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
 async fn blobs_are_served_only_for_the_apps_own_images() {
     let w = world().await;
     let h = &w.h;

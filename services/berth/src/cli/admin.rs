@@ -1,5 +1,5 @@
-//! `berth admin ...`: the operator's commands (admin tokens only). Nodes: list, cordon, uncordon, drain,
-//! remove.
+//! `berth admin ...`: the operator's commands (admin tokens only). Nodes (list, cordon, uncordon, drain,
+//! remove) here; accounts, every account's apps and the audit log in `access.rs`.
 
 use api_contract::admin_nodes::NodeInfo;
 use clap::Subcommand;
@@ -16,6 +16,8 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: Option<NodesCommand>,
     },
+    #[command(flatten)]
+    Tenancy(super::access::AdminCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,7 +33,10 @@ pub enum NodesCommand {
 }
 
 pub async fn execute(client: &Client, command: AdminCommand) -> anyhow::Result<()> {
-    let AdminCommand::Nodes { command } = command;
+    let command = match command {
+        AdminCommand::Nodes { command } => command,
+        AdminCommand::Tenancy(command) => return super::access::admin(client, command).await,
+    };
     let action = |node: &str, action: &str| format!("/v1/admin/nodes/{}/{action}", path_segment(node));
     match command {
         None => {

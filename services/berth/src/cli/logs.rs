@@ -38,7 +38,7 @@ impl LogsRequest {
 }
 
 /// Percent-encodes everything but unreserved characters.
-fn encode_query(value: &str) -> String {
+pub(crate) fn encode_query(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {

@@ -26,7 +26,7 @@ pub(crate) fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-fn header(cells: &[&str]) -> Vec<String> {
+pub(crate) fn header(cells: &[&str]) -> Vec<String> {
     cells.iter().map(|c| (*c).to_owned()).collect()
 }
 
@@ -34,10 +34,20 @@ pub fn apps(apps: &[AppInfo]) -> String {
     if apps.is_empty() {
         return "You have no apps yet. Create one with `berth apps create NAME`.\n".to_owned();
     }
-    let mut rows = vec![header(&["NAME", "RELEASE", "URL"])];
+    // A ROLE column only when some app is someone else's.
+    let shared = apps.iter().any(|a| a.role.as_deref() == Some("collaborator"));
+    let mut rows = vec![header(if shared {
+        &["NAME", "RELEASE", "URL", "ROLE"]
+    } else {
+        &["NAME", "RELEASE", "URL"]
+    })];
     for app in apps {
         let release = app.release.map_or_else(|| "-".to_owned(), |v| v.to_string());
-        rows.push(vec![app.name.to_string(), release, app.url.clone()]);
+        let mut row = vec![app.name.to_string(), release, app.url.clone()];
+        if shared {
+            row.push(app.role.clone().unwrap_or_else(|| "-".to_owned()));
+        }
+        rows.push(row);
     }
     table(&rows)
 }

@@ -236,3 +236,67 @@ async fn hook_reports_an_unreachable_server() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("runs only inside a push"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn collaborators_push_read_only_tokens_and_suspended_accounts_do_not() {
+    if !have_git("collaborators_push_read_only_tokens_and_suspended_accounts_do_not") {
+        return;
+    }
+    let server = Server::start(64 * 1024 * 1024).await;
+    let (alice, alice_token, shop) = server.tenant("alice", Some("shop")).await;
+    let (bob, bob_token, _) = server.tenant("bob", None).await;
+    let shop = shop.unwrap();
+    let (_, read_token) = server
+        .store
+        .create_token(alice.id, store::TokenScope::Read)
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("{}/git/shop.git/info/refs?service=git-receive-pack", server.url);
+    let status = |token: String| {
+        let request = client.get(&url).basic_auth("git", Some(token));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+
+    assert_eq!(status(bob_token.clone()).await, 404);
+    server
+        .store
+        .add_collaborator(shop.id, &bob, &alice.name)
+        .await
+        .unwrap();
+    assert_eq!(status(bob_token.clone()).await, 200);
+    let response = client
+        .get(&url)
+        .basic_auth("git", Some(&read_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(response.text().await.unwrap().contains("this token is read-only"));
+
+    // The collaborator's push deploys, and the audit log says who pushed where.
+    let work = committed_work().await;
+    work.ok(&["push", &server.remote(&bob_token, "shop"), "main"])
+        .await;
+    assert_eq!(server.deploys().len(), 1);
+    let audit = server.store.audit_log(None, 10).await.unwrap();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(
+        (
+            audit[0].account.as_str(),
+            audit[0].action.as_str(),
+            audit[0].target.as_deref()
+        ),
+        ("bob", "git push", Some("app shop"))
+    );
+
+    server.store.set_account_suspended(alice.id, true).await.unwrap();
+    let response = client
+        .get(&url)
+        .basic_auth("git", Some(&alice_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(response.text().await.unwrap().contains("account suspended"));
+}

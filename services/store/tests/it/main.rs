@@ -1,12 +1,15 @@
 //! Integration tests of the store against a real SQLite file in a temp dir.
 
+mod access;
 mod accounts;
 mod apps;
+mod audit;
 mod domains;
 mod events;
 mod formation;
 mod instances;
 mod inventory;
+mod quotas;
 mod releases;
 
 use std::collections::BTreeMap;
