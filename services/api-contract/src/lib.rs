@@ -6,8 +6,8 @@
 //! error. Response types use the vocabulary's validated types. Everything here is `Serialize` because it
 //! crosses a process boundary.
 
-pub mod admin_nodes;
 pub mod access;
+pub mod admin_nodes;
 pub mod attach;
 
 use std::collections::BTreeMap;

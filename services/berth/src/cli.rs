@@ -4,8 +4,8 @@
 //! `BERTH_TOKEN_FILE`). API errors print `error: MESSAGE` on stderr and exit 1. Request and response bodies
 //! are `api_contract`'s types, shared with the server.
 
-mod admin;
 mod access;
+mod admin;
 mod client;
 mod image_deploy;
 mod images;

@@ -1,10 +1,10 @@
 //! The handlers, one module per resource.
 
 pub mod accounts;
-pub mod admin_nodes;
 pub mod admin_accounts;
 pub mod admin_apps;
 pub mod admin_audit;
+pub mod admin_nodes;
 pub mod apps;
 pub mod certificates;
 pub mod collaborators;
