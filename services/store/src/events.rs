@@ -27,7 +27,7 @@ impl Store {
         actor: &str,
     ) -> Result<Event, StoreError> {
         let at = now();
-        sqlx::query("INSERT INTO events (app_id, kind, description, actor, at) VALUES (?1, ?2, ?3, ?4, ?5)")
+        sqlx::query("INSERT INTO events (app_id, kind, description, actor, at) VALUES ($1, $2, $3, $4, $5)")
             .bind(app.to_string())
             .bind(kind.as_str())
             .bind(description)
@@ -54,11 +54,11 @@ impl Store {
     /// The app's last `limit` events (at most [`MAX_EVENTS`]), newest first.
     pub async fn events(&self, app: AppId, limit: u32) -> Result<Vec<Event>, StoreError> {
         let rows = sqlx::query(
-            "SELECT app_id, kind, description, actor, at FROM events WHERE app_id = ?1 \
-             ORDER BY id DESC LIMIT ?2",
+            "SELECT app_id, kind, description, actor, at FROM events WHERE app_id = $1 \
+             ORDER BY id DESC LIMIT $2",
         )
         .bind(app.to_string())
-        .bind(limit.min(MAX_EVENTS))
+        .bind(i64::from(limit.min(MAX_EVENTS)))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -1,11 +1,12 @@
 use store::StoreError;
 use vocabulary::{AccountName, IdRange};
 
-use crate::temp_store;
+use crate::temp_sqlite;
+use store::testing::TestDatabase;
 
 #[tokio::test]
 async fn account_tokens_resolve_and_are_stored_hashed() {
-    let (store, dir) = temp_store().await;
+    let (store, dir) = temp_sqlite().await;
     let (alice, token) = store
         .create_account(&AccountName::new("alice").unwrap(), true)
         .await
@@ -45,9 +46,7 @@ async fn account_tokens_resolve_and_are_stored_hashed() {
     }
 }
 
-#[tokio::test]
-async fn account_names_are_unique_and_admin_is_tracked() {
-    let (store, _dir) = temp_store().await;
+async fn account_names_are_unique_and_admin_is_tracked(store: TestDatabase) {
     assert!(!store.has_admin().await.unwrap());
     let name = AccountName::new("bob").unwrap();
     store.create_account(&name, false).await.unwrap();
@@ -87,9 +86,7 @@ async fn opening_an_impossible_path_names_it() {
     assert!(err.to_string().contains("/nonexistent-dir/x/berth.db"), "{err}");
 }
 
-#[tokio::test]
-async fn router_tokens_are_separate_from_api_tokens() {
-    let (store, _dir) = temp_store().await;
+async fn router_tokens_are_separate_from_api_tokens(store: TestDatabase) {
     let (admin, admin_token) = store
         .create_account(&AccountName::new("root").unwrap(), true)
         .await
@@ -103,9 +100,7 @@ async fn router_tokens_are_separate_from_api_tokens() {
     assert!(!store.router_token_valid("berth_nope").await.unwrap());
 }
 
-#[tokio::test]
-async fn accounts_get_distinct_id_ranges_for_good() {
-    let (store, _dir) = temp_store().await;
+async fn accounts_get_distinct_id_ranges_for_good(store: TestDatabase) {
     let (a, _) = crate::account(&store, "first").await;
     let (b, _) = crate::account(&store, "second").await;
     let range_a = store.id_range(a.id).await.unwrap().expect("a has a range");
@@ -171,3 +166,9 @@ async fn migration_gives_existing_accounts_ranges_oldest_first() {
     let (fresh, _) = crate::account(&store, "fresh").await;
     assert!(store.id_range(fresh.id).await.unwrap().unwrap() > newer_range);
 }
+
+on_both_backends!(
+    account_names_are_unique_and_admin_is_tracked,
+    router_tokens_are_separate_from_api_tokens,
+    accounts_get_distinct_id_ranges_for_good,
+);

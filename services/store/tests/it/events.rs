@@ -1,10 +1,9 @@
 use store::{Event, EventKind};
 
-use crate::{account, app, temp_store};
+use crate::{account, app};
+use store::testing::TestDatabase;
 
-#[tokio::test]
-async fn events_are_kept_per_app_newest_first_and_announced() {
-    let (store, _dir) = temp_store().await;
+async fn events_are_kept_per_app_newest_first_and_announced(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
     let blog = app(&store, &alice, "blog").await;
@@ -61,3 +60,5 @@ fn kinds_round_trip() {
     }
     assert!("exploded".parse::<EventKind>().is_err());
 }
+
+on_both_backends!(events_are_kept_per_app_newest_first_and_announced,);
