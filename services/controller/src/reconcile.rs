@@ -75,6 +75,8 @@ pub struct Controller {
     certificates: Mutex<CertificateWatch>,
     /// Each crashed instance's restart count already recorded as an event.
     crashes: Mutex<HashMap<InstanceId, u32>>,
+    /// True while this process leads ([`Controller::with_leadership`]); always true by default.
+    leading: watch::Receiver<bool>,
 }
 
 #[derive(Default)]
@@ -111,7 +113,15 @@ impl Controller {
             draining: Mutex::new(HashMap::new()),
             certificates: Mutex::new(CertificateWatch::default()),
             crashes: Mutex::new(HashMap::new()),
+            leading: watch::channel(true).1,
         }
+    }
+
+    /// Reconciles only while `leading` is true (see `crate::follow_leadership`): other control processes
+    /// sharing the database keep applying their nodes' reports, and their passes change nothing.
+    pub fn with_leadership(mut self, leading: watch::Receiver<bool>) -> Self {
+        self.leading = leading;
+        self
     }
 
     /// How long until a certificate in the table expires and the table must be built without it. A second
@@ -197,6 +207,7 @@ impl Controller {
     ) {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(self.config.tick);
+        let mut leading = self.leading.clone();
         loop {
             let expiry = self.until_certificate_expiry();
             tokio::select! {
@@ -211,6 +222,8 @@ impl Controller {
                     }
                 }
                 _ = tick.tick() => {}
+                // Became leader (a pass at once) or stopped leading.
+                Ok(()) = leading.changed() => {}
                 // While instances drain, look again soon rather than at the next tick.
                 _ = tokio::time::sleep(self.config.drain.recheck), if self.is_draining() => {}
                 // A certificate expires: routers must stop serving it then, not at the next tick.
@@ -221,7 +234,9 @@ impl Controller {
                 tracing::debug!(?event, "controller event");
             }
             self.pass_under_way();
-            if let Err(error) = self.reconcile().await {
+            if !*leading.borrow_and_update() {
+                // Another process leads: this pass changes nothing.
+            } else if let Err(error) = self.reconcile().await {
                 tracing::error!(error = %error_chain(&error), "reconcile pass failed");
             }
             self.passes.send_modify(|n| *n += *n % 2);
