@@ -18,8 +18,39 @@ pub(crate) fn push(server: &Server, token: &str, app: &str, repo: &Path) -> std:
 
 #[test]
 fn git_push_to_an_isolated_routed_app() {
+    push_flow("git_push_to_an_isolated_routed_app", &[]);
+}
+
+/// The same flow with the server's store on a fresh PostgreSQL database (`BERTH_TEST_POSTGRES_URL`, see
+/// `store::testing`).
+#[test]
+fn git_push_to_an_isolated_routed_app_on_postgres() {
+    let test = "git_push_to_an_isolated_routed_app_on_postgres";
+    let Some(url) = store::testing::TestDatabase::postgres_url() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: needs {} (CI is set)",
+            store::testing::POSTGRES_URL_VAR
+        );
+        eprintln!("skipping {test}: needs {}", store::testing::POSTGRES_URL_VAR);
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let database = runtime
+        .block_on(store::testing::TestDatabase::postgres(&url))
+        .expect("a test database");
+    let database_url = database.url().unwrap();
+    push_flow(test, &["--database-url", &database_url]);
+    // The pool was made on this runtime: close it there before the database is dropped.
+    runtime.block_on(database.close());
+    let _guard = runtime.enter();
+    drop(database);
+}
+
+/// Issue 2's flow on a server started with `server_flags`.
+fn push_flow(test: &str, server_flags: &[&str]) {
     if !require(
-        "git_push_to_an_isolated_routed_app",
+        test,
         true,
         &["git", "debootstrap", "ip", "nft", "skopeo", "umoci"],
     ) {
@@ -33,7 +64,7 @@ fn git_push_to_an_isolated_routed_app() {
     prepare_stack(&data_dir);
 
     let names = HostNames::unique();
-    let mut server = Server::start(&data_dir, &names);
+    let mut server = Server::start_with(&data_dir, &names, server_flags);
 
     // First start: an admin token, readable only by root.
     let token_meta = std::fs::metadata(data_dir.join("admin.token")).expect("admin.token exists");
