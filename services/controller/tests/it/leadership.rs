@@ -89,13 +89,7 @@ async fn on_sqlite_the_one_process_leads() {
 #[tokio::test]
 async fn on_postgres_leadership_passes_on_when_the_leader_goes() {
     let test = "leadership::on_postgres_leadership_passes_on_when_the_leader_goes";
-    let Some(url) = TestDatabase::postgres_url() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: needs {} (CI is set)",
-            store::testing::POSTGRES_URL_VAR
-        );
-        eprintln!("skipping {test}: needs {}", store::testing::POSTGRES_URL_VAR);
+    let Some(url) = TestDatabase::postgres_url_or_skip(test) else {
         return;
     };
     let database = TestDatabase::postgres(&url).await.unwrap();

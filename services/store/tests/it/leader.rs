@@ -94,8 +94,10 @@ async fn after_a_postgres_restart_the_pool_recovers_and_leadership_is_retaken() 
     let mut leadership = database.try_lead().await.unwrap().expect("leads");
     let (alice, _) = crate::account(&database, "alice").await;
 
+    // The cluster that BERTH_TEST_POSTGRES_URL reaches: Debian's `main` of PG_CLUSTER_VERSION (default 15).
+    let version = std::env::var("PG_CLUSTER_VERSION").unwrap_or_else(|_| "15".to_owned());
     let status = std::process::Command::new("pg_ctlcluster")
-        .args(["15", "main", "restart"])
+        .args([version.as_str(), "main", "restart"])
         .status()
         .expect("run pg_ctlcluster");
     assert!(status.success(), "pg_ctlcluster restart: {status}");

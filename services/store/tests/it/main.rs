@@ -51,26 +51,12 @@ pub async fn sqlite_database(dir: &TempDir) -> TestDatabase {
 /// A fresh PostgreSQL database for `test`, or `None` (said on stderr) when no server is given; with `CI` set a
 /// missing server fails the test instead.
 pub async fn postgres_database(test: &str) -> Option<TestDatabase> {
-    let url = postgres_url(test)?;
+    let url = TestDatabase::postgres_url_or_skip(test)?;
     Some(
         TestDatabase::postgres(&url)
             .await
             .expect("create a test database"),
     )
-}
-
-/// The PostgreSQL server tests may use (see [`postgres_database`]).
-pub fn postgres_url(test: &str) -> Option<String> {
-    let url = TestDatabase::postgres_url();
-    if url.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test}: needs {} (CI is set)",
-            store::testing::POSTGRES_URL_VAR
-        );
-        eprintln!("skipping {test}: needs {}", store::testing::POSTGRES_URL_VAR);
-    }
-    url
 }
 
 /// A fresh SQLite store only (a test of SQLite's files); keep the `TempDir` alive while it is used.
