@@ -64,6 +64,8 @@ pub struct Store {
     options: std::sync::Arc<AnyConnectOptions>,
     /// Announces each recorded event ([`Store::subscribe_events`]).
     events: tokio::sync::broadcast::Sender<Event>,
+    /// Tells this store's own event notifications from other processes' (PostgreSQL).
+    origin: u64,
 }
 
 impl Store {
@@ -148,7 +150,12 @@ impl Store {
             .map_err(open_error)?;
         sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
         tracing::debug!("database open (postgres)");
-        Ok(Self::new(pool, Backend::Postgres, any))
+        let store = Self::new(pool, Backend::Postgres, any);
+        store.listen_for_events().await.map_err(|e| match e {
+            StoreError::Database(source) => open_error(source),
+            other => other,
+        })?;
+        Ok(store)
     }
 
     fn new(pool: AnyPool, backend: Backend, options: AnyConnectOptions) -> Self {
@@ -157,6 +164,7 @@ impl Store {
             backend,
             options: std::sync::Arc::new(options),
             events: events::announcer(),
+            origin: rand::random(),
         }
     }
 
