@@ -27,15 +27,10 @@ fn two_control_processes_on_postgres_take_turns_leading() {
     if !require(test, true, &["git", "debootstrap", "ip", "nft"]) {
         return;
     }
-    let Some(url) = store::testing::TestDatabase::postgres_url_or_skip(test) else {
+    let Some(database) = TestPostgres::new(test) else {
         return;
     };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let database = runtime
-        .block_on(store::testing::TestDatabase::postgres(&url))
-        .expect("a test database");
-    let database_url = database.url().unwrap();
-    let flags = ["--database-url", database_url.as_str()];
+    let flags = ["--database-url", database.url.as_str()];
     let work = tempfile::tempdir().unwrap();
     let (first_dir, second_dir) = (work.path().join("first"), work.path().join("second"));
     std::fs::create_dir_all(&first_dir).unwrap();
@@ -60,8 +55,4 @@ fn two_control_processes_on_postgres_take_turns_leading() {
     assert!(status.success(), "{status}:\n{}", first.log());
     wait_for_log(&second, "became leader");
     drop(second);
-
-    runtime.block_on(database.close());
-    let _guard = runtime.enter();
-    drop(database);
 }

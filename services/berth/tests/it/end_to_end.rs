@@ -26,19 +26,10 @@ fn git_push_to_an_isolated_routed_app() {
 #[test]
 fn git_push_to_an_isolated_routed_app_on_postgres() {
     let test = "git_push_to_an_isolated_routed_app_on_postgres";
-    let Some(url) = store::testing::TestDatabase::postgres_url_or_skip(test) else {
+    let Some(database) = TestPostgres::new(test) else {
         return;
     };
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let database = runtime
-        .block_on(store::testing::TestDatabase::postgres(&url))
-        .expect("a test database");
-    let database_url = database.url().unwrap();
-    push_flow(test, &["--database-url", &database_url]);
-    // The pool was made on this runtime: close it there before the database is dropped.
-    runtime.block_on(database.close());
-    let _guard = runtime.enter();
-    drop(database);
+    push_flow(test, &["--database-url", &database.url]);
 }
 
 /// Issue 2's flow on a server started with `server_flags`.
