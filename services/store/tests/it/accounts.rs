@@ -75,6 +75,30 @@ async fn reopening_keeps_data_and_migrations_run_once() {
     store.close().await;
     let store = store::Store::open_sqlite(&path).await.unwrap();
     assert!(store.account_for_token(&token).await.unwrap().is_some());
+    store.close().await;
+    // The same file through a database URL, as `berth server --database-url sqlite:PATH` opens it.
+    let store = store::Store::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    assert_eq!(store.backend(), store::Backend::Sqlite);
+    assert!(store.account_for_token(&token).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn database_urls_are_checked_and_never_shown() {
+    let err = match store::Store::connect("mysql://root:hunter2@127.0.0.1/berth").await {
+        Err(err) => err,
+        Ok(_) => panic!("opened a mysql URL"),
+    };
+    assert!(matches!(err, StoreError::UnknownBackend), "{err:?}");
+    // Nothing listens on port 1: the error says which backend failed, never the URL and its password.
+    let err = match store::Store::connect("postgres://berth:hunter2@127.0.0.1:1/berth").await {
+        Err(err) => err,
+        Ok(_) => panic!("connected to port 1"),
+    };
+    let text = format!("{err:?} {err}");
+    assert!(text.contains("postgres"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
 }
 
 #[tokio::test]
