@@ -118,7 +118,7 @@ impl Store {
     pub async fn request_stop(&self, ids: &[InstanceId]) -> Result<(), StoreError> {
         let updated_at = time_text(now());
         let mut tx = self.pool.begin().await?;
-        for id in ids {
+        for id in in_lock_order(ids) {
             sqlx::query("UPDATE instances SET stop_requested = 1, updated_at = $1 WHERE id = $2")
                 .bind(&updated_at)
                 .bind(id.to_string())
@@ -135,7 +135,7 @@ impl Store {
         let updated_at = time_text(now());
         let mut tx = self.pool.begin().await?;
         let mut marked = 0;
-        for id in ids {
+        for id in in_lock_order(ids) {
             marked += sqlx::query(
                 "UPDATE instances SET replace_requested = 1, updated_at = $1 \
                  WHERE id = $2 AND app_id = $3 AND stop_requested = 0",
@@ -167,7 +167,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let rows = sqlx::query(&format!(
             "SELECT id, state, address, hostname, restarts, stop_requested, last_exit, last_exit_at FROM instances \
-             WHERE node_id = $1{}",
+             WHERE node_id = $1 ORDER BY id{}",
             self.for_update()
         ))
         .bind(node.to_string())
@@ -246,4 +246,12 @@ impl Store {
         tx.commit().await?;
         Ok(changed)
     }
+}
+
+/// Instance ids sorted as their rows are locked everywhere (by id), so that two transactions updating some of
+/// the same rows on PostgreSQL wait for each other instead of deadlocking.
+fn in_lock_order(ids: &[InstanceId]) -> Vec<InstanceId> {
+    let mut sorted: Vec<InstanceId> = ids.to_vec();
+    sorted.sort_by_key(|id| id.to_string());
+    sorted
 }
