@@ -20,6 +20,10 @@ pub struct ServerArgs {
     /// Where all state lives: the SQLite database, git repositories, images, instances.
     #[arg(long, env = "BERTH_DATA_DIR", default_value = "/var/lib/berth")]
     pub data_dir: PathBuf,
+    /// The database: `postgres://USER:PASSWORD@HOST/DB` to share one PostgreSQL with other control processes
+    /// (one at a time leads and reconciles), or `sqlite:PATH`. Default: the SQLite file `DATA_DIR/berth.db`.
+    #[arg(long, env = "BERTH_DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: Option<String>,
     /// The API and git endpoint.
     #[arg(long, env = "BERTH_API_ADDR", default_value = "127.0.0.1:7070")]
     pub api_addr: SocketAddr,
@@ -424,9 +428,15 @@ async fn ensure_admin(store: &store::Store, layout: &DataLayout) -> anyhow::Resu
     if store.has_admin().await? {
         return Ok(());
     }
-    let (account, token) = store
+    let (account, token) = match store
         .create_account(&AccountName::new("admin").expect("valid name"), true)
-        .await?;
+        .await
+    {
+        Ok(made) => made,
+        // Another control process sharing the database made it first (its token is in its data dir).
+        Err(store::StoreError::Conflict { .. }) => return Ok(()),
+        Err(error) => return Err(error.into()),
+    };
     write_private(&layout.admin_token, &format!("{token}\n"))?;
     // Through the log, not eprintln!, so that it appears in order with the lines still queued for stderr.
     tracing::info!(account = %account.name, token_file = %layout.admin_token.display(), "created the admin account; its API token is in token_file");
@@ -504,10 +514,15 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
     }
 
-    let store = store::Store::open_sqlite(&layout.database)
-        .await
-        .context("opening the database")?;
+    let store = match &args.database_url {
+        Some(url) => store::Store::connect(url).await,
+        None => store::Store::open_sqlite(&layout.database).await,
+    }
+    .context("opening the database")?;
     ensure_admin(&store, &layout).await?;
+    // Every control process serves the API; only the one that leads reconciles (always this one on SQLite).
+    let (leading, leadership_task) =
+        controller::follow_leadership(store.clone(), controller::LeadershipConfig::default());
     let logs = app_logs::AppLogs::open(app_logs::LogsConfig::new(layout.logs.clone()))
         .context("opening the apps' logs")?;
     crate::app_logging::forward_events(logs.clone(), &store);
@@ -611,7 +626,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         links,
         routes_tx,
         Arc::new(RouterTraffic(router_config.traffic.clone())),
-    );
+    )
+    .with_leadership(leading);
     let passes = controller.passes();
 
     let mut builder_config = buildpacks::BuilderConfig::new(
@@ -717,6 +733,8 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     logs.end_followers();
     let _ = api_task.await;
     let _ = controller_task.await;
+    // Another control process may take the lead at once.
+    leadership_task.abort();
     match router_task.await {
         Ok(Err(error)) => tracing::error!(error = %format!("{error:#}"), "the router failed"),
         Err(error) => tracing::error!(%error, "the router task panicked"),

@@ -11,12 +11,14 @@
 //! seam. [`ImageDeploys`] deploys an existing image from a registry (pulled with skopeo) instead of a push;
 //! [`Lifecycle`] makes releases without a build (config changes, rollbacks) and stops, starts and restarts apps.
 //! [`quota`] decides whether a change fits an account's quotas (the API and the deploy path enforce it).
+//! When several control processes share one database, only the leader ([`follow_leadership`]) reconciles.
 
 pub mod app_json;
 mod auto_rollback;
 mod deploy;
 mod drain;
 mod image_deploy;
+mod leadership;
 mod lifecycle;
 mod nodes;
 mod one_off;
@@ -29,6 +31,7 @@ mod routes;
 pub use deploy::{DeployConfig, Deployments, RolledOut};
 pub use drain::{decide as drain_decision, DrainDecision, DrainPolicy, DrainProbe, NothingInFlight};
 pub use image_deploy::{image_processes, ImageDeployConfig, ImageDeployRequest, ImageDeploys, ImageRef};
+pub use leadership::{follow_leadership, LeadershipConfig};
 pub use lifecycle::{
     apply_config_changes, config_change_description, ConfigChanged, Lifecycle, LifecycleError, RestartTarget,
 };

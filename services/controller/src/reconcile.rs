@@ -77,6 +77,8 @@ pub struct Controller {
     crashes: Mutex<HashMap<InstanceId, u32>>,
     /// Which nodes are down, and the pending instances last written.
     node_watch: crate::nodes::NodeWatch,
+    /// True while this process leads ([`Controller::with_leadership`]); always true by default.
+    leading: watch::Receiver<bool>,
 }
 
 #[derive(Default)]
@@ -114,12 +116,20 @@ impl Controller {
             certificates: Mutex::new(CertificateWatch::default()),
             crashes: Mutex::new(HashMap::new()),
             node_watch: crate::nodes::NodeWatch::new(crate::NodeHealthPolicy::default()),
+            leading: watch::channel(true).1,
         }
     }
 
     /// When nodes count as down (default: no heartbeat for [`crate::NODE_DOWN_AFTER`]).
     pub fn with_node_health(mut self, policy: crate::NodeHealthPolicy) -> Self {
         self.node_watch = crate::nodes::NodeWatch::new(policy);
+        self
+    }
+
+    /// Reconciles only while `leading` is true (see `crate::follow_leadership`): other control processes
+    /// sharing the database keep applying their nodes' reports, and their passes change nothing.
+    pub fn with_leadership(mut self, leading: watch::Receiver<bool>) -> Self {
+        self.leading = leading;
         self
     }
 
@@ -206,6 +216,7 @@ impl Controller {
     ) {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(self.config.tick);
+        let mut leading = self.leading.clone();
         loop {
             let expiry = self.until_certificate_expiry();
             tokio::select! {
@@ -220,6 +231,8 @@ impl Controller {
                     }
                 }
                 _ = tick.tick() => {}
+                // Became leader (a pass at once) or stopped leading.
+                Ok(()) = leading.changed() => {}
                 // While instances drain, look again soon rather than at the next tick.
                 _ = tokio::time::sleep(self.config.drain.recheck), if self.is_draining() => {}
                 // A certificate expires: routers must stop serving it then, not at the next tick.
@@ -230,7 +243,9 @@ impl Controller {
                 tracing::debug!(?event, "controller event");
             }
             self.pass_under_way();
-            if let Err(error) = self.reconcile().await {
+            if !*leading.borrow_and_update() {
+                // Another process leads: this pass changes nothing.
+            } else if let Err(error) = self.reconcile().await {
                 tracing::error!(error = %error_chain(&error), "reconcile pass failed");
             }
             self.passes.send_modify(|n| *n += *n % 2);

@@ -2,7 +2,7 @@
 //! accounts up by name. The rules that use these (which role may do what) live in the API; this module only
 //! stores and finds.
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use vocabulary::{AccountId, AccountName, AppId, AppName};
 
@@ -94,7 +94,7 @@ pub struct Collaborator {
 /// `last_used_at` is written at most this often per token, so that reads stay reads.
 const LAST_USED_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
-fn token_info_from_row(row: &SqliteRow) -> Result<TokenInfo, StoreError> {
+fn token_info_from_row(row: &AnyRow) -> Result<TokenInfo, StoreError> {
     let hash: String = row.try_get("token_sha256")?;
     Ok(TokenInfo {
         id: hash.chars().take(TOKEN_ID_LEN).collect(),
@@ -104,7 +104,7 @@ fn token_info_from_row(row: &SqliteRow) -> Result<TokenInfo, StoreError> {
     })
 }
 
-fn optional_time(row: &SqliteRow, column: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+fn optional_time(row: &AnyRow, column: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
     let text: Option<String> = row.try_get(column)?;
     text.map(|text| {
         chrono::DateTime::parse_from_rfc3339(&text)
@@ -114,7 +114,7 @@ fn optional_time(row: &SqliteRow, column: &str) -> Result<Option<chrono::DateTim
     .transpose()
 }
 
-fn role_from_row(row: &SqliteRow) -> Result<AppRole, StoreError> {
+fn role_from_row(row: &AnyRow) -> Result<AppRole, StoreError> {
     let owner: i64 = row.try_get("is_owner")?;
     Ok(if owner == 1 {
         AppRole::Owner

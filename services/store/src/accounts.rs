@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use vocabulary::{AccountId, AccountName, IdRange};
 
 use crate::rows::{self, now, time_text};
@@ -22,12 +22,11 @@ pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-pub(crate) fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
-    use sqlx::Row;
+pub(crate) fn account_from_row(row: &AnyRow) -> Result<Account, StoreError> {
     Ok(Account {
         id: rows::parsed(row, "id")?,
         name: rows::parsed(row, "name")?,
-        is_admin: row.try_get("is_admin")?,
+        is_admin: rows::flag(row, "is_admin")?,
         created_at: rows::time(row, "created_at")?,
     })
 }
@@ -48,22 +47,22 @@ impl Store {
         };
         let token = new_token();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO accounts (id, name, is_admin, created_at) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO accounts (id, name, is_admin, created_at) VALUES ($1, $2, $3, $4)")
             .bind(account.id.to_string())
             .bind(name.as_str())
-            .bind(is_admin)
+            .bind(rows::flag_value(is_admin))
             .bind(time_text(account.created_at))
             .execute(&mut *tx)
             .await
             .map_err(|e| StoreError::conflict_on_unique(e, || format!("account {name}")))?;
         // The account's host id range: the next slot, never one given out before.
         let slot: i64 =
-            sqlx::query_scalar("INSERT INTO account_id_ranges (account_id) VALUES (?) RETURNING slot")
+            sqlx::query_scalar("INSERT INTO account_id_ranges (account_id) VALUES ($1) RETURNING slot")
                 .bind(account.id.to_string())
                 .fetch_one(&mut *tx)
                 .await?;
         IdRange::from_slot(slot).map_err(|e| StoreError::IdRangesExhausted(e.to_string()))?;
-        sqlx::query("INSERT INTO api_tokens (token_sha256, account_id, created_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO api_tokens (token_sha256, account_id, created_at) VALUES ($1, $2, $3)")
             .bind(token_hash(&token))
             .bind(account.id.to_string())
             .bind(time_text(account.created_at))
@@ -77,7 +76,7 @@ impl Store {
     pub async fn account_for_token(&self, token: &str) -> Result<Option<Account>, StoreError> {
         let row = sqlx::query(
             "SELECT a.id, a.name, a.is_admin, a.created_at FROM api_tokens t \
-             JOIN accounts a ON a.id = t.account_id WHERE t.token_sha256 = ?",
+             JOIN accounts a ON a.id = t.account_id WHERE t.token_sha256 = $1",
         )
         .bind(token_hash(token))
         .fetch_optional(&self.pool)
@@ -89,7 +88,7 @@ impl Store {
     /// Returned in clear text this once; only its SHA-256 is kept.
     pub async fn create_router_token(&self, created_by: AccountId) -> Result<String, StoreError> {
         let token = new_token();
-        sqlx::query("INSERT INTO router_tokens (token_sha256, created_by, created_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO router_tokens (token_sha256, created_by, created_at) VALUES ($1, $2, $3)")
             .bind(token_hash(&token))
             .bind(created_by.to_string())
             .bind(time_text(now()))
@@ -101,7 +100,7 @@ impl Store {
     /// True when `token` is a router token whose maker still exists and is still an admin.
     pub async fn router_token_valid(&self, token: &str) -> Result<bool, StoreError> {
         let found: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM router_tokens t JOIN accounts a ON a.id = t.created_by              WHERE t.token_sha256 = ? AND a.is_admin = 1",
+            "SELECT 1 FROM router_tokens t JOIN accounts a ON a.id = t.created_by WHERE t.token_sha256 = $1 AND a.is_admin = 1",
         )
         .bind(token_hash(token))
         .fetch_optional(&self.pool)
@@ -111,7 +110,7 @@ impl Store {
 
     /// The account by ID, if it exists.
     pub async fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query("SELECT id, name, is_admin, created_at FROM accounts WHERE id = ?")
+        let row = sqlx::query("SELECT id, name, is_admin, created_at FROM accounts WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -120,10 +119,11 @@ impl Store {
 
     /// The account's host id range (see `vocabulary::IdRange`), if the account exists.
     pub async fn id_range(&self, account: AccountId) -> Result<Option<IdRange>, StoreError> {
-        let slot: Option<i64> = sqlx::query_scalar("SELECT slot FROM account_id_ranges WHERE account_id = ?")
-            .bind(account.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let slot: Option<i64> =
+            sqlx::query_scalar("SELECT slot FROM account_id_ranges WHERE account_id = $1")
+                .bind(account.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
         slot.map(range_of_slot).transpose()
     }
 

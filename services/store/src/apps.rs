@@ -1,6 +1,6 @@
 //! Apps, each owned by one account. App names are unique across the whole platform (they are host names).
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use vocabulary::{AccountId, AppId, AppName, DeployStrategy};
 
 use crate::rows::{self, now, time_text};
@@ -10,7 +10,7 @@ use crate::{App, RouterSettings, Store, StoreError};
 
 const APP_COLUMNS: &str = "id, name, account_id, created_at";
 
-pub(crate) fn app_from_row(row: &SqliteRow) -> Result<App, StoreError> {
+pub(crate) fn app_from_row(row: &AnyRow) -> Result<App, StoreError> {
     Ok(App {
         id: rows::parsed(row, "id")?,
         name: rows::parsed(row, "name")?,
@@ -19,7 +19,7 @@ pub(crate) fn app_from_row(row: &SqliteRow) -> Result<App, StoreError> {
     })
 }
 
-fn settings_from_row(row: &SqliteRow) -> Result<(AppId, RouterSettings), StoreError> {
+fn settings_from_row(row: &AnyRow) -> Result<(AppId, RouterSettings), StoreError> {
     use sqlx::Row;
     let timeout: Option<i64> = row.try_get("first_byte_timeout_secs")?;
     let first_byte_timeout_secs = timeout
@@ -32,7 +32,7 @@ fn settings_from_row(row: &SqliteRow) -> Result<(AppId, RouterSettings), StoreEr
     Ok((
         rows::parsed(row, "id")?,
         RouterSettings {
-            redirect_https: row.try_get("redirect_https")?,
+            redirect_https: rows::flag(row, "redirect_https")?,
             first_byte_timeout_secs,
         },
     ))
@@ -47,7 +47,7 @@ impl Store {
             owner,
             created_at: now(),
         };
-        sqlx::query("INSERT INTO apps (id, name, account_id, created_at) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO apps (id, name, account_id, created_at) VALUES ($1, $2, $3, $4)")
             .bind(app.id.to_string())
             .bind(name.as_str())
             .bind(owner.to_string())
@@ -61,7 +61,7 @@ impl Store {
     /// The app by name, only if `owner` owns it (so other tenants cannot tell it exists).
     pub async fn app_owned_by(&self, owner: AccountId, name: &AppName) -> Result<Option<App>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {APP_COLUMNS} FROM apps WHERE name = ? AND account_id = ?"
+            "SELECT {APP_COLUMNS} FROM apps WHERE name = $1 AND account_id = $2"
         ))
         .bind(name.as_str())
         .bind(owner.to_string())
@@ -71,7 +71,7 @@ impl Store {
     }
 
     pub async fn app(&self, id: AppId) -> Result<Option<App>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {APP_COLUMNS} FROM apps WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT {APP_COLUMNS} FROM apps WHERE id = $1"))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -80,7 +80,7 @@ impl Store {
 
     /// The app by name whoever owns it: for the router and the controller, never for answering a tenant.
     pub async fn app_by_name(&self, name: &AppName) -> Result<Option<App>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {APP_COLUMNS} FROM apps WHERE name = ?"))
+        let row = sqlx::query(&format!("SELECT {APP_COLUMNS} FROM apps WHERE name = $1"))
             .bind(name.as_str())
             .fetch_optional(&self.pool)
             .await?;
@@ -90,7 +90,7 @@ impl Store {
     /// The apps `owner` owns, by name.
     pub async fn apps_of(&self, owner: AccountId) -> Result<Vec<App>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {APP_COLUMNS} FROM apps WHERE account_id = ? ORDER BY name"
+            "SELECT {APP_COLUMNS} FROM apps WHERE account_id = $1 ORDER BY name"
         ))
         .bind(owner.to_string())
         .fetch_all(&self.pool)
@@ -108,7 +108,7 @@ impl Store {
 
     /// The app's router settings (defaults for an app that does not exist).
     pub async fn router_settings(&self, id: AppId) -> Result<RouterSettings, StoreError> {
-        let row = sqlx::query("SELECT id, redirect_https, first_byte_timeout_secs FROM apps WHERE id = ?")
+        let row = sqlx::query("SELECT id, redirect_https, first_byte_timeout_secs FROM apps WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -129,8 +129,8 @@ impl Store {
     }
 
     pub async fn set_router_settings(&self, id: AppId, settings: RouterSettings) -> Result<(), StoreError> {
-        sqlx::query("UPDATE apps SET redirect_https = ?, first_byte_timeout_secs = ? WHERE id = ?")
-            .bind(settings.redirect_https)
+        sqlx::query("UPDATE apps SET redirect_https = $1, first_byte_timeout_secs = $2 WHERE id = $3")
+            .bind(rows::flag_value(settings.redirect_https))
             .bind(settings.first_byte_timeout_secs.map(i64::from))
             .bind(id.to_string())
             .execute(&self.pool)
@@ -189,7 +189,7 @@ impl Store {
     /// The app's own health check path (`berth apps update --health-check`), which wins over app.json's.
     pub async fn health_check_path(&self, id: AppId) -> Result<Option<String>, StoreError> {
         let path: Option<Option<String>> =
-            sqlx::query_scalar("SELECT health_check_path FROM apps WHERE id = ?")
+            sqlx::query_scalar("SELECT health_check_path FROM apps WHERE id = $1")
                 .bind(id.to_string())
                 .fetch_optional(&self.pool)
                 .await?;
@@ -197,7 +197,7 @@ impl Store {
     }
 
     pub async fn set_health_check_path(&self, id: AppId, path: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE apps SET health_check_path = ? WHERE id = ?")
+        sqlx::query("UPDATE apps SET health_check_path = $1 WHERE id = $2")
             .bind(path)
             .bind(id.to_string())
             .execute(&self.pool)
@@ -224,7 +224,7 @@ impl Store {
     pub async fn set_deploy_strategy(&self, id: AppId, strategy: DeployStrategy) -> Result<(), StoreError> {
         // The default is stored as NULL, so that a later change of default reaches apps that never chose.
         let stored = (strategy != DeployStrategy::default()).then_some(strategy.as_str());
-        sqlx::query("UPDATE apps SET deploy_strategy = ? WHERE id = ?")
+        sqlx::query("UPDATE apps SET deploy_strategy = $1 WHERE id = $2")
             .bind(stored)
             .bind(id.to_string())
             .execute(&self.pool)
@@ -267,7 +267,7 @@ impl Store {
     async fn app_secs(&self, id: AppId, column: SecsColumn) -> Result<Option<u32>, StoreError> {
         use sqlx::Row;
         let name = column.name();
-        let row = sqlx::query(&format!("SELECT {name} FROM apps WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT {name} FROM apps WHERE id = $1"))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -277,7 +277,7 @@ impl Store {
     }
 
     async fn set_app_secs(&self, id: AppId, column: SecsColumn, secs: Option<u32>) -> Result<(), StoreError> {
-        sqlx::query(&format!("UPDATE apps SET {} = ? WHERE id = ?", column.name()))
+        sqlx::query(&format!("UPDATE apps SET {} = $1 WHERE id = $2", column.name()))
             .bind(secs.map(i64::from))
             .bind(id.to_string())
             .execute(&self.pool)
@@ -287,11 +287,11 @@ impl Store {
 
     /// Whether the app is stopped (`berth apps stop`): it keeps its formation but runs nothing.
     pub async fn app_stopped(&self, id: AppId) -> Result<bool, StoreError> {
-        let stopped: Option<bool> = sqlx::query_scalar("SELECT stopped FROM apps WHERE id = ?")
+        let stopped: Option<i64> = sqlx::query_scalar("SELECT stopped FROM apps WHERE id = $1")
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
-        Ok(stopped.unwrap_or(false))
+        Ok(stopped.is_some_and(|s| s != 0))
     }
 
     /// Every stopped app (for the controller's plan, once a pass).
@@ -303,8 +303,8 @@ impl Store {
     }
 
     pub async fn set_app_stopped(&self, id: AppId, stopped: bool) -> Result<(), StoreError> {
-        sqlx::query("UPDATE apps SET stopped = ? WHERE id = ?")
-            .bind(stopped)
+        sqlx::query("UPDATE apps SET stopped = $1 WHERE id = $2")
+            .bind(rows::flag_value(stopped))
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;
@@ -313,7 +313,7 @@ impl Store {
 
     /// Deletes the app and, by cascade, its releases, formation and instance rows.
     pub async fn delete_app(&self, id: AppId) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM apps WHERE id = ?")
+        sqlx::query("DELETE FROM apps WHERE id = $1")
             .bind(id.to_string())
             .execute(&self.pool)
             .await?;

@@ -1,6 +1,6 @@
 //! Apps' TLS certificates and their private keys. Checking them is the API's job; this only keeps them.
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use vocabulary::{AppId, CertificateId};
 
@@ -9,7 +9,7 @@ use crate::{NewCertificate, Store, StoreError, StoredCertificate};
 
 const COLUMNS: &str = "id, app_id, hosts, cert_pem, key_pem, not_after, created_at";
 
-fn certificate_from_row(row: &SqliteRow) -> Result<StoredCertificate, StoreError> {
+fn certificate_from_row(row: &AnyRow) -> Result<StoredCertificate, StoreError> {
     Ok(StoredCertificate {
         id: rows::parsed(row, "id")?,
         app: rows::parsed(row, "app_id")?,
@@ -35,7 +35,7 @@ impl Store {
         let hosts = serde_json::to_string(&certificate.hosts)
             .map_err(|e| StoreError::Corrupt(format!("certificate hosts: {e}")))?;
         sqlx::query(&format!(
-            "INSERT INTO certificates ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO certificates ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
         .bind(certificate.id.to_string())
         .bind(certificate.app.to_string())
@@ -52,7 +52,7 @@ impl Store {
     /// The app's certificates, newest first.
     pub async fn certificates_of(&self, app: AppId) -> Result<Vec<StoredCertificate>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM certificates WHERE app_id = ? ORDER BY created_at DESC, id"
+            "SELECT {COLUMNS} FROM certificates WHERE app_id = $1 ORDER BY created_at DESC, id"
         ))
         .bind(app.to_string())
         .fetch_all(&self.pool)
@@ -72,7 +72,7 @@ impl Store {
 
     /// Removes the certificate if this app has it; false if it does not.
     pub async fn remove_certificate(&self, app: AppId, id: CertificateId) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM certificates WHERE id = ? AND app_id = ?")
+        let done = sqlx::query("DELETE FROM certificates WHERE id = $1 AND app_id = $2")
             .bind(id.to_string())
             .bind(app.to_string())
             .execute(&self.pool)

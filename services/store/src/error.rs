@@ -1,14 +1,13 @@
-use std::path::PathBuf;
-
 /// What went wrong talking to the database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A unique name is already taken (app name, account name).
     #[error("{what} already exists")]
     Conflict { what: String },
-    #[error("opening database {path}")]
+    /// `database` is a SQLite file's path, or `postgres` (never the URL, which may hold a password).
+    #[error("opening database {database}")]
     Open {
-        path: PathBuf,
+        database: String,
         #[source]
         source: sqlx::Error,
     },
@@ -16,7 +15,7 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("running database migrations")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    /// SQLite integers are signed 64-bit; a larger value cannot be stored.
+    /// Stored integers are signed 64-bit (SQLite INTEGER, PostgreSQL BIGINT); a larger value cannot be stored.
     #[error("{what} {value} is too large to store")]
     TooLarge { what: &'static str, value: u64 },
     /// Every host id range was given out (`vocabulary::IdRange::MAX_SLOT` accounts were made).
@@ -25,6 +24,12 @@ pub enum StoreError {
     /// A row cannot be removed while others still refer to it.
     #[error("still in use: {what}")]
     InUse { what: String },
+    /// A database URL that starts with neither `sqlite:` nor `postgres://`/`postgresql://`.
+    #[error("unknown database URL: it must start with sqlite: or postgres://")]
+    UnknownBackend,
+    /// The connection that held this process's leadership is gone ([`crate::Leadership::check`]).
+    #[error("leadership lost")]
+    LeadershipLost(#[source] sqlx::Error),
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
 }

@@ -12,7 +12,7 @@ impl Store {
     /// process type → quantity and memory per instance.
     pub async fn formation(&self, app: AppId) -> Result<BTreeMap<ProcessType, FormationEntry>, StoreError> {
         let rows =
-            sqlx::query("SELECT process_type, quantity, memory_bytes FROM formations WHERE app_id = ?")
+            sqlx::query("SELECT process_type, quantity, memory_bytes FROM formations WHERE app_id = $1")
                 .bind(app.to_string())
                 .fetch_all(&self.pool)
                 .await?;
@@ -53,7 +53,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for (process_type, quantity) in quantities {
             sqlx::query(
-                "INSERT INTO formations (app_id, process_type, quantity, memory_bytes) VALUES (?, ?, ?, ?) \
+                "INSERT INTO formations (app_id, process_type, quantity, memory_bytes) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (app_id, process_type) DO UPDATE SET quantity = excluded.quantity",
             )
             .bind(app.to_string())
@@ -70,7 +70,7 @@ impl Store {
     /// Forgets the app's formation: nothing of it runs, and its next deploy scales `web` to 1 as a first one
     /// does (what a first release that never came up leaves behind).
     pub async fn clear_formation(&self, app: AppId) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM formations WHERE app_id = ?")
+        sqlx::query("DELETE FROM formations WHERE app_id = $1")
             .bind(app.to_string())
             .execute(&self.pool)
             .await?;
@@ -79,7 +79,7 @@ impl Store {
 
     /// True when the app has at least one formation row (a first deploy gives a new app `web=1` only then).
     pub async fn has_formation(&self, app: AppId) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM formations WHERE app_id = ?")
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM formations WHERE app_id = $1")
             .bind(app.to_string())
             .fetch_one(&self.pool)
             .await?;

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use agent_contract::{InstanceState, InstanceStatus};
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 use vocabulary::{AppId, InstanceId, NodeId};
 
@@ -16,7 +16,7 @@ const INSTANCE_COLUMNS: &str = "id, app_id, release_id, process_type, idx, node_
                                 stop_requested, replace_requested, address, hostname, restarts, created_at, \
                                 last_exit, last_exit_at";
 
-fn instance_from_row(row: &SqliteRow) -> Result<Instance, StoreError> {
+fn instance_from_row(row: &AnyRow) -> Result<Instance, StoreError> {
     Ok(Instance {
         id: rows::parsed(row, "id")?,
         app: rows::parsed(row, "app_id")?,
@@ -26,8 +26,8 @@ fn instance_from_row(row: &SqliteRow) -> Result<Instance, StoreError> {
         node: rows::parsed(row, "node_id")?,
         memory_bytes: rows::unsigned(row, "memory_bytes")?,
         state: rows::parsed(row, "state")?,
-        stop_requested: row.try_get("stop_requested")?,
-        replace_requested: row.try_get("replace_requested")?,
+        stop_requested: rows::flag(row, "stop_requested")?,
+        replace_requested: rows::flag(row, "replace_requested")?,
         address: rows::optional_parsed(row, "address")?,
         hostname: row.try_get("hostname")?,
         restarts: rows::unsigned(row, "restarts")?,
@@ -36,7 +36,7 @@ fn instance_from_row(row: &SqliteRow) -> Result<Instance, StoreError> {
     })
 }
 
-fn last_exit_of(row: &SqliteRow) -> Result<Option<InstanceExit>, StoreError> {
+fn last_exit_of(row: &AnyRow) -> Result<Option<InstanceExit>, StoreError> {
     let reason: Option<String> = row.try_get("last_exit")?;
     let at: Option<DateTime<Utc>> = rows::optional_parsed(row, "last_exit_at")?;
     Ok(reason.zip(at).map(|(reason, at)| InstanceExit { reason, at }))
@@ -57,7 +57,7 @@ impl Store {
         let created_at = time_text(instance.created_at);
         sqlx::query(&format!(
             "INSERT INTO instances ({INSTANCE_COLUMNS}, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         ))
         .bind(instance.id.to_string())
         .bind(instance.app.to_string())
@@ -67,8 +67,8 @@ impl Store {
         .bind(instance.node.to_string())
         .bind(to_i64(instance.memory_bytes, "instance memory bytes")?)
         .bind(instance.state.as_str())
-        .bind(instance.stop_requested)
-        .bind(instance.replace_requested)
+        .bind(rows::flag_value(instance.stop_requested))
+        .bind(rows::flag_value(instance.replace_requested))
         .bind(instance.address.map(|a| a.to_string()))
         .bind(&instance.hostname)
         .bind(i64::from(instance.restarts))
@@ -95,7 +95,7 @@ impl Store {
     /// An app's instance rows, by process type and index.
     pub async fn instances_of_app(&self, app: AppId) -> Result<Vec<Instance>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE app_id = ? ORDER BY process_type, idx, created_at"
+            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE app_id = $1 ORDER BY process_type, idx, created_at"
         ))
         .bind(app.to_string())
         .fetch_all(&self.pool)
@@ -105,7 +105,7 @@ impl Store {
 
     pub async fn instances_on_node(&self, node: NodeId) -> Result<Vec<Instance>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE node_id = ? ORDER BY app_id, process_type, idx, \
+            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE node_id = $1 ORDER BY app_id, process_type, idx, \
              created_at"
         ))
         .bind(node.to_string())
@@ -118,8 +118,8 @@ impl Store {
     pub async fn request_stop(&self, ids: &[InstanceId]) -> Result<(), StoreError> {
         let updated_at = time_text(now());
         let mut tx = self.pool.begin().await?;
-        for id in ids {
-            sqlx::query("UPDATE instances SET stop_requested = 1, updated_at = ? WHERE id = ?")
+        for id in in_lock_order(ids) {
+            sqlx::query("UPDATE instances SET stop_requested = 1, updated_at = $1 WHERE id = $2")
                 .bind(&updated_at)
                 .bind(id.to_string())
                 .execute(&mut *tx)
@@ -135,10 +135,10 @@ impl Store {
         let updated_at = time_text(now());
         let mut tx = self.pool.begin().await?;
         let mut marked = 0;
-        for id in ids {
+        for id in in_lock_order(ids) {
             marked += sqlx::query(
-                "UPDATE instances SET replace_requested = 1, updated_at = ? \
-                 WHERE id = ? AND app_id = ? AND stop_requested = 0",
+                "UPDATE instances SET replace_requested = 1, updated_at = $1 \
+                 WHERE id = $2 AND app_id = $3 AND stop_requested = 0",
             )
             .bind(&updated_at)
             .bind(id.to_string())
@@ -162,12 +162,14 @@ impl Store {
         node: NodeId,
         instances: &[InstanceStatus],
     ) -> Result<bool, StoreError> {
-        // IMMEDIATE takes the write lock before reading, so the rows cannot change between read and write.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let rows = sqlx::query(
+        // The rows cannot change between read and write: SQLite's write lock is taken before reading, and
+        // PostgreSQL locks the rows read.
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(&format!(
             "SELECT id, state, address, hostname, restarts, stop_requested, last_exit, last_exit_at FROM instances \
-             WHERE node_id = ?",
-        )
+             WHERE node_id = $1 ORDER BY id{}",
+            self.for_update()
+        ))
         .bind(node.to_string())
         .fetch_all(&mut *tx)
         .await?;
@@ -182,7 +184,7 @@ impl Store {
             };
             current.insert(
                 rows::parsed(row, "id")?,
-                (reported, row.try_get("stop_requested")?),
+                (reported, rows::flag(row, "stop_requested")?),
             );
         }
 
@@ -216,8 +218,8 @@ impl Store {
                 continue;
             }
             sqlx::query(
-                "UPDATE instances SET state = ?, address = ?, hostname = ?, restarts = ?, last_exit = ?, \
-                 last_exit_at = ?, updated_at = ? WHERE id = ?",
+                "UPDATE instances SET state = $1, address = $2, hostname = $3, restarts = $4, last_exit = $5, \
+                 last_exit_at = $6, updated_at = $7 WHERE id = $8",
             )
             .bind(new.state.as_str())
             .bind(new.address.map(|a| a.to_string()))
@@ -234,7 +236,7 @@ impl Store {
 
         for (id, (_, stop_requested)) in &current {
             if *stop_requested && !listed.contains(id) {
-                sqlx::query("DELETE FROM instances WHERE id = ?")
+                sqlx::query("DELETE FROM instances WHERE id = $1")
                     .bind(id.to_string())
                     .execute(&mut *tx)
                     .await?;
@@ -244,4 +246,12 @@ impl Store {
         tx.commit().await?;
         Ok(changed)
     }
+}
+
+/// Instance ids sorted as their rows are locked everywhere (by id), so that two transactions updating some of
+/// the same rows on PostgreSQL wait for each other instead of deadlocking.
+fn in_lock_order(ids: &[InstanceId]) -> Vec<InstanceId> {
+    let mut sorted: Vec<InstanceId> = ids.to_vec();
+    sorted.sort_by_key(|id| id.to_string());
+    sorted
 }

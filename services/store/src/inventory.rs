@@ -100,7 +100,7 @@ pub struct PendingInstance {
 const NODE_COLUMNS: &str = "id, name, memory_capacity_bytes, cpu_millicores, disk_bytes, labels, state, \
                             agent_version, registered_at, last_heartbeat_at";
 
-fn node_record(row: &sqlx::sqlite::SqliteRow) -> Result<NodeRecord, StoreError> {
+fn node_record(row: &sqlx::any::AnyRow) -> Result<NodeRecord, StoreError> {
     let heartbeat: Option<String> = row.try_get("last_heartbeat_at")?;
     Ok(NodeRecord {
         id: rows::parsed(row, "id")?,

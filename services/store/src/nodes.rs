@@ -9,7 +9,7 @@ impl Store {
     /// Inserts or updates a node.
     pub async fn upsert_node(&self, node: &Node) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO nodes (id, name, memory_capacity_bytes, registered_at) VALUES (?, ?, ?, ?) \
+            "INSERT INTO nodes (id, name, memory_capacity_bytes, registered_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
                                             memory_capacity_bytes = excluded.memory_capacity_bytes",
         )

@@ -24,7 +24,7 @@ pub struct QuotaUsage {
     pub memory_bytes: u64,
 }
 
-fn unsigned_opt(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<Option<u64>, StoreError> {
+fn unsigned_opt(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<u64>, StoreError> {
     let value: Option<i64> = row.try_get(column)?;
     value
         .map(|v| {

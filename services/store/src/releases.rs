@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use vocabulary::{AppId, ReleaseId, ReleaseVersion};
 
 use crate::rows::{self, now, time_text};
@@ -12,7 +12,7 @@ const RELEASE_COLUMNS: &str =
     "id, app_id, version, kind, image_digest, processes, config, description, created_by, created_at, \
      health_checks";
 
-fn release_from_row(row: &SqliteRow) -> Result<Release, StoreError> {
+fn release_from_row(row: &AnyRow) -> Result<Release, StoreError> {
     Ok(Release {
         id: rows::parsed(row, "id")?,
         app: rows::parsed(row, "app_id")?,
@@ -56,10 +56,13 @@ impl Store {
         kind: ReleaseKind,
         health_checks: BTreeMap<vocabulary::ProcessType, agent_contract::HealthCheck>,
     ) -> Result<Release, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.begin_write().await?;
+        // The app's row is the per-app release lock on PostgreSQL: a second release of the same app waits here
+        // until this one commits, then reads its version (SQLite's write lock already serializes them).
+        self.lock_app(&mut tx, new.app).await?;
         let pending: Option<String> = sqlx::query_scalar(
-            "SELECT pending_config FROM apps WHERE id = ?1 \
-             AND NOT EXISTS (SELECT 1 FROM releases WHERE app_id = ?1)",
+            "SELECT pending_config FROM apps WHERE id = $1 \
+             AND NOT EXISTS (SELECT 1 FROM releases WHERE app_id = $1)",
         )
         .bind(new.app.to_string())
         .fetch_optional(&mut *tx)
@@ -71,7 +74,7 @@ impl Store {
             for (name, value) in pending {
                 new.config.entry(name).or_insert(value);
             }
-            sqlx::query("UPDATE apps SET pending_config = NULL WHERE id = ?")
+            sqlx::query("UPDATE apps SET pending_config = NULL WHERE id = $1")
                 .bind(new.app.to_string())
                 .execute(&mut *tx)
                 .await?;
@@ -91,12 +94,13 @@ impl Store {
             )
         };
         // One statement picks the number and inserts, so two deploys of the same app cannot both read the same
-        // latest version (SQLite runs a statement atomically; UNIQUE (app_id, version) backs this up).
+        // latest version (SQLite runs a statement atomically, PostgreSQL holds the app's row lock taken above; UNIQUE (app_id,
+        // version) backs this up).
         let version: i64 = sqlx::query_scalar(
             "INSERT INTO releases (id, app_id, version, image_digest, processes, config, description, \
                                    created_by, created_at, kind, health_checks) \
-             SELECT ?1, ?2, COALESCE(MAX(version), 0) + 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 \
-             FROM releases WHERE app_id = ?2 \
+             SELECT $1, $2, COALESCE(MAX(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10 \
+             FROM releases WHERE app_id = $2 \
              RETURNING version",
         )
         .bind(id.to_string())
@@ -131,7 +135,7 @@ impl Store {
 
     pub async fn latest_release(&self, app: AppId) -> Result<Option<Release>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {RELEASE_COLUMNS} FROM releases WHERE app_id = ? ORDER BY version DESC LIMIT 1"
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE app_id = $1 ORDER BY version DESC LIMIT 1"
         ))
         .bind(app.to_string())
         .fetch_optional(&self.pool)
@@ -140,7 +144,7 @@ impl Store {
     }
 
     pub async fn release(&self, id: ReleaseId) -> Result<Option<Release>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT {RELEASE_COLUMNS} FROM releases WHERE id = $1"))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await?;
@@ -150,7 +154,7 @@ impl Store {
     /// Newest first.
     pub async fn releases(&self, app: AppId) -> Result<Vec<Release>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {RELEASE_COLUMNS} FROM releases WHERE app_id = ? ORDER BY version DESC"
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE app_id = $1 ORDER BY version DESC"
         ))
         .bind(app.to_string())
         .fetch_all(&self.pool)
@@ -164,7 +168,7 @@ impl Store {
         version: ReleaseVersion,
     ) -> Result<Option<Release>, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {RELEASE_COLUMNS} FROM releases WHERE app_id = ? AND version = ?"
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE app_id = $1 AND version = $2"
         ))
         .bind(app.to_string())
         .bind(i64::from(version.0))
@@ -177,7 +181,7 @@ impl Store {
 impl Store {
     /// Config vars set before the app's first release (empty once it has one, or for a missing app).
     pub async fn pending_config(&self, app: AppId) -> Result<BTreeMap<String, String>, StoreError> {
-        let text: Option<String> = sqlx::query_scalar("SELECT pending_config FROM apps WHERE id = ?")
+        let text: Option<String> = sqlx::query_scalar("SELECT pending_config FROM apps WHERE id = $1")
             .bind(app.to_string())
             .fetch_optional(&self.pool)
             .await?
@@ -198,14 +202,35 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let text = serde_json::to_string(config)
             .map_err(|e| StoreError::Corrupt(format!("config does not serialize: {e}")))?;
+        // Under the per-app release lock, so that a first release being made at the same time either takes
+        // these vars or makes this fail; never lets them be set after it read them.
+        let mut tx = self.begin_write().await?;
+        self.lock_app(&mut tx, app).await?;
         let done = sqlx::query(
-            "UPDATE apps SET pending_config = ?1 WHERE id = ?2 \
-             AND NOT EXISTS (SELECT 1 FROM releases WHERE app_id = ?2)",
+            "UPDATE apps SET pending_config = $1 WHERE id = $2 \
+             AND NOT EXISTS (SELECT 1 FROM releases WHERE app_id = $2)",
         )
         .bind(text)
         .bind(app.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Takes the per-app lock that orders release making on PostgreSQL (the app's row, until `tx` ends); on
+    /// SQLite, [`Store::begin_write`]'s write lock already orders them.
+    async fn lock_app(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        app: AppId,
+    ) -> Result<(), StoreError> {
+        if self.backend == crate::Backend::Postgres {
+            sqlx::query("SELECT id FROM apps WHERE id = $1 FOR UPDATE")
+                .bind(app.to_string())
+                .fetch_optional(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 }

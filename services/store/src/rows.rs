@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::StoreError;
@@ -24,7 +24,7 @@ pub(crate) fn time_text(time: DateTime<Utc>) -> String {
 }
 
 /// Reads a text column and parses it with `FromStr` (typed IDs, names, socket addresses).
-pub(crate) fn parsed<T>(row: &SqliteRow, column: &str) -> Result<T, StoreError>
+pub(crate) fn parsed<T>(row: &AnyRow, column: &str) -> Result<T, StoreError>
 where
     T: FromStr,
     T::Err: Display,
@@ -34,7 +34,7 @@ where
         .map_err(|e| StoreError::Corrupt(format!("column {column} = {text:?}: {e}")))
 }
 
-pub(crate) fn optional_parsed<T>(row: &SqliteRow, column: &str) -> Result<Option<T>, StoreError>
+pub(crate) fn optional_parsed<T>(row: &AnyRow, column: &str) -> Result<Option<T>, StoreError>
 where
     T: FromStr,
     T::Err: Display,
@@ -47,25 +47,37 @@ where
     .transpose()
 }
 
-pub(crate) fn time(row: &SqliteRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn time(row: &AnyRow, column: &str) -> Result<DateTime<Utc>, StoreError> {
     let text: String = row.try_get(column)?;
     DateTime::parse_from_rfc3339(&text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("column {column} = {text:?}: {e}")))
 }
 
-pub(crate) fn json<T: DeserializeOwned>(row: &SqliteRow, column: &str) -> Result<T, StoreError> {
+pub(crate) fn json<T: DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T, StoreError> {
     let text: String = row.try_get(column)?;
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
 }
 
 /// Reads a non-negative integer column into `u32`/`u64`.
-pub(crate) fn unsigned<T: TryFrom<i64>>(row: &SqliteRow, column: &str) -> Result<T, StoreError> {
+pub(crate) fn unsigned<T: TryFrom<i64>>(row: &AnyRow, column: &str) -> Result<T, StoreError> {
     let value: i64 = row.try_get(column)?;
     T::try_from(value).map_err(|_| StoreError::Corrupt(format!("column {column} = {value} is out of range")))
 }
 
-/// SQLite integers are signed 64-bit; sizes beyond `i64::MAX` cannot be stored.
+/// Reads a boolean stored as INTEGER 0/1 (the same on both backends: `Any` decodes no PostgreSQL BOOLEAN
+/// from a SQLite column or the other way round, so the schema has no BOOLEAN).
+pub(crate) fn flag(row: &AnyRow, column: &str) -> Result<bool, StoreError> {
+    let value: i64 = row.try_get(column)?;
+    Ok(value != 0)
+}
+
+/// A boolean as stored (see [`flag`]).
+pub(crate) fn flag_value(value: bool) -> i64 {
+    i64::from(value)
+}
+
+/// Stored integers are signed 64-bit; sizes beyond `i64::MAX` cannot be stored.
 pub(crate) fn to_i64(value: u64, what: &'static str) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::TooLarge { what, value })
 }

@@ -48,6 +48,8 @@ pub struct Harness {
     pub logs: app_logs::AppLogs,
     /// The controller's pass counter, held so that waits in the API see a live (if silent) controller.
     _passes: watch::Sender<u64>,
+    /// A SQLite file in `_dir`, or a PostgreSQL database with `BERTH_TEST_BACKEND=postgres` (store::testing).
+    _database: store::testing::TestDatabase,
     _dir: TempDir,
 }
 
@@ -69,9 +71,10 @@ impl Reply {
 impl Harness {
     pub async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = store::Store::open_sqlite(&dir.path().join("berth.db"))
+        let database = store::testing::TestDatabase::from_env(&dir.path().join("berth.db"))
             .await
             .unwrap();
+        let store = database.store.clone();
         let (_, admin) = store
             .create_account(&AccountName::new("admin").unwrap(), true)
             .await
@@ -120,6 +123,7 @@ impl Harness {
             stacks_dir: dir.path().join("stacks"),
             logs,
             _passes: passes,
+            _database: database,
             _dir: dir,
         }
     }

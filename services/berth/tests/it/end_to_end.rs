@@ -18,8 +18,24 @@ pub(crate) fn push(server: &Server, token: &str, app: &str, repo: &Path) -> std:
 
 #[test]
 fn git_push_to_an_isolated_routed_app() {
+    push_flow("git_push_to_an_isolated_routed_app", &[]);
+}
+
+/// The same flow with the server's store on a fresh PostgreSQL database (`BERTH_TEST_POSTGRES_URL`, see
+/// `store::testing`).
+#[test]
+fn git_push_to_an_isolated_routed_app_on_postgres() {
+    let test = "git_push_to_an_isolated_routed_app_on_postgres";
+    let Some(database) = TestPostgres::new(test) else {
+        return;
+    };
+    push_flow(test, &["--database-url", &database.url]);
+}
+
+/// Issue 2's flow on a server started with `server_flags`.
+fn push_flow(test: &str, server_flags: &[&str]) {
     if !require(
-        "git_push_to_an_isolated_routed_app",
+        test,
         true,
         &["git", "debootstrap", "ip", "nft", "skopeo", "umoci"],
     ) {
@@ -33,7 +49,7 @@ fn git_push_to_an_isolated_routed_app() {
     prepare_stack(&data_dir);
 
     let names = HostNames::unique();
-    let mut server = Server::start(&data_dir, &names);
+    let mut server = Server::start_with(&data_dir, &names, server_flags);
 
     // First start: an admin token, readable only by root.
     let token_meta = std::fs::metadata(data_dir.join("admin.token")).expect("admin.token exists");

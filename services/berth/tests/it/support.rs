@@ -498,3 +498,37 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
     }
     found
 }
+
+/// A fresh PostgreSQL database for `berth server --database-url` (see `store::testing`), dropped with this.
+pub struct TestPostgres {
+    pub url: String,
+    database: Option<store::testing::TestDatabase>,
+    /// The runtime the database's own pool lives on.
+    runtime: tokio::runtime::Runtime,
+}
+
+impl TestPostgres {
+    /// `None` (said on stderr, or a failure when `CI` is set) without `BERTH_TEST_POSTGRES_URL`.
+    pub fn new(test: &str) -> Option<Self> {
+        let server = store::testing::TestDatabase::postgres_url_or_skip(test)?;
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        let database = runtime
+            .block_on(store::testing::TestDatabase::postgres(&server))
+            .expect("a test database");
+        Some(Self {
+            url: database.url().expect("a PostgreSQL database has a URL"),
+            database: Some(database),
+            runtime,
+        })
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        if let Some(database) = self.database.take() {
+            self.runtime.block_on(database.close());
+            let _guard = self.runtime.enter();
+            drop(database);
+        }
+    }
+}

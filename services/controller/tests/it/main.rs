@@ -1,8 +1,10 @@
-//! The reconcile loop against a real temp SQLite store, with a node link that records what each node is told
+//! The reconcile loop against a real temp SQLite store (or a fresh PostgreSQL database with
+//! `BERTH_TEST_BACKEND=postgres`, see `store::testing`), with a node link that records what each node is told
 //! and a drain probe the test sets.
 
 mod certificates;
 mod drain;
+mod leadership;
 mod nodes;
 mod release_phase;
 
@@ -14,7 +16,8 @@ use std::time::Duration;
 use agent_contract::{InstanceSpec, InstanceState, InstanceStatus};
 use controller::{Controller, ControllerConfig, DrainPolicy, DrainProbe, NodeLink};
 use route_table::RouteTable;
-use store::{NewRelease, Store};
+use store::testing::TestDatabase;
+use store::NewRelease;
 use tempfile::TempDir;
 use tokio::sync::watch;
 use vocabulary::{AccountName, AppId, AppName, InstanceId, NodeId, ProcessType};
@@ -63,7 +66,7 @@ pub fn config(drain: DrainPolicy) -> ControllerConfig {
 }
 
 pub struct World {
-    pub store: Store,
+    pub store: TestDatabase,
     pub controller: Controller,
     pub node: NodeId,
     pub link: Arc<RecordingNode>,
@@ -77,7 +80,9 @@ impl World {
     /// One node, one app `shop` with a release that has a `web` process, and `drain` as the policy.
     pub async fn new(drain: DrainPolicy) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&dir.path().join("berth.db")).await.unwrap();
+        let store = TestDatabase::from_env(&dir.path().join("berth.db"))
+            .await
+            .unwrap();
         let app = shop(&store).await;
         let node = NodeId::new();
         store
@@ -93,7 +98,13 @@ impl World {
         let (routes_tx, routes) = watch::channel(Arc::new(RouteTable::default()));
         let links: HashMap<NodeId, Arc<dyn NodeLink>> =
             HashMap::from([(node, link.clone() as Arc<dyn NodeLink>)]);
-        let controller = Controller::new(config(drain), store.clone(), links, routes_tx, probe.clone());
+        let controller = Controller::new(
+            config(drain),
+            store.store.clone(),
+            links,
+            routes_tx,
+            probe.clone(),
+        );
         Self {
             store,
             controller,
@@ -146,7 +157,7 @@ impl World {
 }
 
 /// Account `alice` with app `shop` and a release that has a `web` process.
-pub async fn shop(store: &Store) -> AppId {
+pub async fn shop(store: &store::Store) -> AppId {
     let (owner, _) = store
         .create_account(&AccountName::new("alice").unwrap(), false)
         .await

@@ -9,7 +9,8 @@ use agent_contract::{InstanceState, InstanceStatus};
 use chrono::Utc;
 use controller::{Controller, DrainPolicy, NodeHealthPolicy, NodeLink};
 use route_table::RouteTable;
-use store::{NodeRegistration, NodeState, Store};
+use store::testing::TestDatabase;
+use store::{NodeRegistration, NodeState};
 use tempfile::TempDir;
 use tokio::sync::watch;
 use vocabulary::{AppId, NodeId, ProcessType};
@@ -17,7 +18,7 @@ use vocabulary::{AppId, NodeId, ProcessType};
 use crate::{config, RecordingNode, SetProbe};
 
 struct Cluster {
-    store: Store,
+    store: TestDatabase,
     controller: Controller,
     /// node-a, node-b, node-c (regions eu, eu, us).
     nodes: Vec<(NodeId, Arc<RecordingNode>)>,
@@ -29,7 +30,9 @@ struct Cluster {
 impl Cluster {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&dir.path().join("berth.db")).await.unwrap();
+        let store = TestDatabase::from_env(&dir.path().join("berth.db"))
+            .await
+            .unwrap();
         let app = crate::shop(&store).await;
         let mut nodes = Vec::new();
         let mut links: HashMap<NodeId, Arc<dyn NodeLink>> = HashMap::new();

@@ -127,6 +127,8 @@ pub struct Server {
     pub repos_dir: PathBuf,
     pub store: Store,
     pub deployer: TestDeployer,
+    /// A SQLite file in `_dir`, or a PostgreSQL database with `BERTH_TEST_BACKEND=postgres` (store::testing).
+    _database: store::testing::TestDatabase,
     _dir: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
 }
@@ -140,7 +142,10 @@ impl Drop for Server {
 impl Server {
     pub async fn start(max_push_bytes: u64) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&dir.path().join("berth.db")).await.unwrap();
+        let database = store::testing::TestDatabase::from_env(&dir.path().join("berth.db"))
+            .await
+            .unwrap();
+        let store = database.store.clone();
         let repos_dir = dir.path().join("repos");
         // Left by a server that stopped mid-deploy: removed at start.
         let stale = repos_dir.join(".checkouts/checkout-stale");
@@ -166,6 +171,7 @@ impl Server {
             repos_dir,
             store,
             deployer,
+            _database: database,
             _dir: dir,
             task,
         }

@@ -1,11 +1,10 @@
+use store::testing::TestDatabase;
 use store::{AppRole, StoreError, TokenScope};
 use vocabulary::{AccountName, AppName};
 
-use crate::{account, app, release, temp_store};
+use crate::{account, app, release};
 
-#[tokio::test]
-async fn collaborators_see_the_app_with_their_role_and_others_do_not() {
-    let (store, _dir) = temp_store().await;
+async fn collaborators_see_the_app_with_their_role_and_others_do_not(store: TestDatabase) {
     let (owner, _) = account(&store, "owner").await;
     let (friend, _) = account(&store, "friend").await;
     let (stranger, _) = account(&store, "stranger").await;
@@ -45,9 +44,7 @@ async fn collaborators_see_the_app_with_their_role_and_others_do_not() {
     assert_eq!(store.app_with_role(friend.id, &name).await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn tokens_have_scopes_can_be_listed_and_revoked() {
-    let (store, _dir) = temp_store().await;
+async fn tokens_have_scopes_can_be_listed_and_revoked(store: TestDatabase) {
     let (owner, first) = account(&store, "owner").await;
     let access = store.token_access(&first).await.unwrap().unwrap();
     assert_eq!(access.account, owner);
@@ -77,9 +74,7 @@ async fn tokens_have_scopes_can_be_listed_and_revoked() {
     assert!(store.token_access(&first).await.unwrap().is_some());
 }
 
-#[tokio::test]
-async fn suspension_shows_on_tokens_and_accounts_are_found_listed_and_deleted() {
-    let (store, _dir) = temp_store().await;
+async fn suspension_shows_on_tokens_and_accounts_are_found_listed_and_deleted(store: TestDatabase) {
     let (owner, token) = account(&store, "owner").await;
     let name = AccountName::new("owner").unwrap();
     assert_eq!(store.account_by_name(&name).await.unwrap(), Some(owner.clone()));
@@ -103,3 +98,9 @@ async fn suspension_shows_on_tokens_and_accounts_are_found_listed_and_deleted() 
     assert_eq!(store.token_access(&idle_token).await.unwrap(), None);
     assert_eq!(store.collaborators(shop.id).await.unwrap().len(), 1);
 }
+
+on_both_backends!(
+    collaborators_see_the_app_with_their_role_and_others_do_not,
+    tokens_have_scopes_can_be_listed_and_revoked,
+    suspension_shows_on_tokens_and_accounts_are_found_listed_and_deleted,
+);

@@ -1,11 +1,12 @@
 use store::StoreError;
 use vocabulary::{AccountName, IdRange};
 
-use crate::temp_store;
+use crate::temp_sqlite;
+use store::testing::TestDatabase;
 
 #[tokio::test]
 async fn account_tokens_resolve_and_are_stored_hashed() {
-    let (store, dir) = temp_store().await;
+    let (store, dir) = temp_sqlite().await;
     let (alice, token) = store
         .create_account(&AccountName::new("alice").unwrap(), true)
         .await
@@ -45,9 +46,7 @@ async fn account_tokens_resolve_and_are_stored_hashed() {
     }
 }
 
-#[tokio::test]
-async fn account_names_are_unique_and_admin_is_tracked() {
-    let (store, _dir) = temp_store().await;
+async fn account_names_are_unique_and_admin_is_tracked(store: TestDatabase) {
     assert!(!store.has_admin().await.unwrap());
     let name = AccountName::new("bob").unwrap();
     store.create_account(&name, false).await.unwrap();
@@ -76,6 +75,30 @@ async fn reopening_keeps_data_and_migrations_run_once() {
     store.close().await;
     let store = store::Store::open_sqlite(&path).await.unwrap();
     assert!(store.account_for_token(&token).await.unwrap().is_some());
+    store.close().await;
+    // The same file through a database URL, as `berth server --database-url sqlite:PATH` opens it.
+    let store = store::Store::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    assert_eq!(store.backend(), store::Backend::Sqlite);
+    assert!(store.account_for_token(&token).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn database_urls_are_checked_and_never_shown() {
+    let err = match store::Store::connect("mysql://root:hunter2@127.0.0.1/berth").await {
+        Err(err) => err,
+        Ok(_) => panic!("opened a mysql URL"),
+    };
+    assert!(matches!(err, StoreError::UnknownBackend), "{err:?}");
+    // Nothing listens on port 1: the error says which backend failed, never the URL and its password.
+    let err = match store::Store::connect("postgres://berth:hunter2@127.0.0.1:1/berth").await {
+        Err(err) => err,
+        Ok(_) => panic!("connected to port 1"),
+    };
+    let text = format!("{err:?} {err}");
+    assert!(text.contains("postgres"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
 }
 
 #[tokio::test]
@@ -87,9 +110,7 @@ async fn opening_an_impossible_path_names_it() {
     assert!(err.to_string().contains("/nonexistent-dir/x/berth.db"), "{err}");
 }
 
-#[tokio::test]
-async fn router_tokens_are_separate_from_api_tokens() {
-    let (store, _dir) = temp_store().await;
+async fn router_tokens_are_separate_from_api_tokens(store: TestDatabase) {
     let (admin, admin_token) = store
         .create_account(&AccountName::new("root").unwrap(), true)
         .await
@@ -103,9 +124,7 @@ async fn router_tokens_are_separate_from_api_tokens() {
     assert!(!store.router_token_valid("berth_nope").await.unwrap());
 }
 
-#[tokio::test]
-async fn accounts_get_distinct_id_ranges_for_good() {
-    let (store, _dir) = temp_store().await;
+async fn accounts_get_distinct_id_ranges_for_good(store: TestDatabase) {
     let (a, _) = crate::account(&store, "first").await;
     let (b, _) = crate::account(&store, "second").await;
     let range_a = store.id_range(a.id).await.unwrap().expect("a has a range");
@@ -171,3 +190,9 @@ async fn migration_gives_existing_accounts_ranges_oldest_first() {
     let (fresh, _) = crate::account(&store, "fresh").await;
     assert!(store.id_range(fresh.id).await.unwrap().unwrap() > newer_range);
 }
+
+on_both_backends!(
+    account_names_are_unique_and_admin_is_tracked,
+    router_tokens_are_separate_from_api_tokens,
+    accounts_get_distinct_id_ranges_for_good,
+);

@@ -1,11 +1,10 @@
 use store::StoreError;
 use vocabulary::AppName;
 
-use crate::{account, app, release, temp_store};
+use crate::{account, app, release};
+use store::testing::TestDatabase;
 
-#[tokio::test]
-async fn app_names_are_unique_across_tenants() {
-    let (store, _dir) = temp_store().await;
+async fn app_names_are_unique_across_tenants(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let (bob, _) = account(&store, "bob").await;
     app(&store, &alice, "shop").await;
@@ -22,9 +21,7 @@ async fn app_names_are_unique_across_tenants() {
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
 }
 
-#[tokio::test]
-async fn tenants_see_only_their_own_apps() {
-    let (store, _dir) = temp_store().await;
+async fn tenants_see_only_their_own_apps(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let (bob, _) = account(&store, "bob").await;
     let shop = app(&store, &alice, "shop").await;
@@ -54,9 +51,7 @@ async fn tenants_see_only_their_own_apps() {
     assert_eq!(store.app(wiki.id).await.unwrap().unwrap().owner, bob.id);
 }
 
-#[tokio::test]
-async fn deleting_an_app_cascades_and_frees_its_name() {
-    let (store, _dir) = temp_store().await;
+async fn deleting_an_app_cascades_and_frees_its_name(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
     let other = app(&store, &alice, "other").await;
@@ -85,9 +80,7 @@ async fn deleting_an_app_cascades_and_frees_its_name() {
     app(&store, &bob, "shop").await;
 }
 
-#[tokio::test]
-async fn router_settings_default_then_change() {
-    let (store, _dir) = temp_store().await;
+async fn router_settings_default_then_change(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
     let blog = app(&store, &alice, "blog").await;
@@ -105,3 +98,10 @@ async fn router_settings_default_then_change() {
     assert_eq!(all[&shop.id], settings);
     assert_eq!(all[&blog.id], store::RouterSettings::default());
 }
+
+on_both_backends!(
+    app_names_are_unique_across_tenants,
+    tenants_see_only_their_own_apps,
+    deleting_an_app_cascades_and_frees_its_name,
+    router_settings_default_then_change,
+);

@@ -1,6 +1,5 @@
+use store::testing::TestDatabase;
 use store::NewAuditEntry;
-
-use crate::temp_store;
 
 fn entry(account: &str, action: &str, status: u16) -> NewAuditEntry {
     NewAuditEntry {
@@ -12,9 +11,7 @@ fn entry(account: &str, action: &str, status: u16) -> NewAuditEntry {
     }
 }
 
-#[tokio::test]
-async fn entries_come_back_newest_first_filtered_and_limited() {
-    let (store, _dir) = temp_store().await;
+async fn entries_come_back_newest_first_filtered_and_limited(store: TestDatabase) {
     store
         .record_audit(&entry("alice", "POST /v1/apps", 201))
         .await
@@ -37,3 +34,5 @@ async fn entries_come_back_newest_first_filtered_and_limited() {
     assert_eq!(store.audit_log(None, 1).await.unwrap().len(), 1);
     assert!(store.audit_log(Some("nobody"), 10).await.unwrap().is_empty());
 }
+
+on_both_backends!(entries_come_back_newest_first_filtered_and_limited,);

@@ -1,15 +1,14 @@
 use store::StoreError;
 use vocabulary::DomainName;
 
-use crate::{account, app, temp_store};
+use crate::{account, app};
+use store::testing::TestDatabase;
 
 fn domain(name: &str) -> DomainName {
     DomainName::new(name).unwrap()
 }
 
-#[tokio::test]
-async fn a_domain_belongs_to_one_app_across_tenants() {
-    let (store, _dir) = temp_store().await;
+async fn a_domain_belongs_to_one_app_across_tenants(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let (bob, _) = account(&store, "bob").await;
     let shop = app(&store, &alice, "shop").await;
@@ -58,3 +57,5 @@ async fn a_domain_belongs_to_one_app_across_tenants() {
     store.delete_app(blog.id).await.unwrap();
     assert_eq!(names(store.all_domains().await.unwrap()), ["*.example.com"]);
 }
+
+on_both_backends!(a_domain_belongs_to_one_app_across_tenants,);

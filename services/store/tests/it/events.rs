@@ -1,10 +1,9 @@
 use store::{Event, EventKind};
 
-use crate::{account, app, temp_store};
+use crate::{account, app};
+use store::testing::TestDatabase;
 
-#[tokio::test]
-async fn events_are_kept_per_app_newest_first_and_announced() {
-    let (store, _dir) = temp_store().await;
+async fn events_are_kept_per_app_newest_first_and_announced(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
     let blog = app(&store, &alice, "blog").await;
@@ -60,4 +59,59 @@ fn kinds_round_trip() {
         assert_eq!(kind.as_str().parse::<EventKind>(), Ok(kind));
     }
     assert!("exploded".parse::<EventKind>().is_err());
+}
+
+on_both_backends!(events_are_kept_per_app_newest_first_and_announced,);
+
+/// Two control processes on one PostgreSQL database: what one records reaches the other's subscribers, and
+/// each subscriber gets every event once.
+#[tokio::test]
+async fn events_reach_subscribers_of_another_store_on_postgres() {
+    use std::time::Duration;
+    const PATIENCE: Duration = Duration::from_secs(60);
+    let Some(database) =
+        crate::postgres_database("events::events_reach_subscribers_of_another_store_on_postgres").await
+    else {
+        return;
+    };
+    let other = store::Store::connect(&database.url().unwrap()).await.unwrap();
+    let (alice, _) = account(&database, "alice").await;
+    let shop = app(&database, &alice, "shop").await;
+    let mut here = database.subscribe_events();
+    let mut there = other.subscribe_events();
+
+    let first = database
+        .record_event(shop.id, EventKind::Deployed, "Deployed v1", "alice")
+        .await
+        .unwrap();
+    let second = other
+        .record_event(shop.id, EventKind::Scaled, "Scaled to web=2", "alice")
+        .await
+        .unwrap();
+    for rx in [&mut here, &mut there] {
+        // A store's own event comes at once, the other's when its notification does: in either order.
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            got.push(
+                tokio::time::timeout(PATIENCE, rx.recv())
+                    .await
+                    .expect("an event")
+                    .unwrap(),
+            );
+        }
+        got.sort_by(|a, b| a.description.cmp(&b.description));
+        assert_eq!(got, [first.clone(), second.clone()]);
+    }
+    // No more: each store announced its own event once, not again when its notification came back.
+    let third = database
+        .record_event(shop.id, EventKind::ConfigChanged, "Set GREETING", "alice")
+        .await
+        .unwrap();
+    for rx in [&mut here, &mut there] {
+        let got = tokio::time::timeout(PATIENCE, rx.recv())
+            .await
+            .expect("an event")
+            .unwrap();
+        assert_eq!(got, third);
+    }
 }

@@ -3,11 +3,10 @@ use std::collections::BTreeMap;
 use store::FormationEntry;
 use vocabulary::ProcessType;
 
-use crate::{account, app, temp_store};
+use crate::{account, app};
+use store::testing::TestDatabase;
 
-#[tokio::test]
-async fn formation_inserts_then_updates_quantity_only() {
-    let (store, _dir) = temp_store().await;
+async fn formation_inserts_then_updates_quantity_only(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
     let other = app(&store, &alice, "other").await;
@@ -51,9 +50,7 @@ async fn formation_inserts_then_updates_quantity_only() {
     assert_eq!(store.formation(shop.id).await.unwrap()[&web].quantity, 0);
 }
 
-#[tokio::test]
-async fn memory_too_large_for_sqlite_is_refused() {
-    let (store, _dir) = temp_store().await;
+async fn memory_too_large_for_sqlite_is_refused(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
     let err = store
@@ -62,3 +59,8 @@ async fn memory_too_large_for_sqlite_is_refused() {
         .unwrap_err();
     assert!(matches!(err, store::StoreError::TooLarge { .. }), "{err:?}");
 }
+
+on_both_backends!(
+    formation_inserts_then_updates_quantity_only,
+    memory_too_large_for_sqlite_is_refused,
+);

@@ -2,7 +2,8 @@ use agent_contract::{ExitReason, InstanceState, InstanceStatus, LastExit};
 use store::{App, Instance, InstanceExit, InstanceRowState, Node, Release, Store};
 use vocabulary::{InstanceId, NodeId, ProcessType};
 
-use crate::{account, app, release, temp_store};
+use crate::{account, app, release};
+use store::testing::TestDatabase;
 
 pub async fn node(store: &Store) -> Node {
     let node = Node {
@@ -45,9 +46,7 @@ fn status(id: InstanceId, state: InstanceState, addr: &str) -> InstanceStatus {
     }
 }
 
-#[tokio::test]
-async fn nodes_upsert() {
-    let (store, _dir) = temp_store().await;
+async fn nodes_upsert(store: TestDatabase) {
     let mut n = node(&store).await;
     n.memory_capacity_bytes = 1 << 30;
     n.name = "renamed".to_owned();
@@ -55,9 +54,7 @@ async fn nodes_upsert() {
     assert_eq!(store.nodes().await.unwrap(), vec![n]);
 }
 
-#[tokio::test]
-async fn instances_are_listed_by_app_and_node() {
-    let (store, _dir) = temp_store().await;
+async fn instances_are_listed_by_app_and_node(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
     let blog = app(&store, &alice, "blog").await;
@@ -87,9 +84,7 @@ async fn instances_are_listed_by_app_and_node() {
     assert!(store.insert_instance(&a).await.is_err());
 }
 
-#[tokio::test]
-async fn node_reports_update_rows_and_reap_stopped_ones() {
-    let (store, _dir) = temp_store().await;
+async fn node_reports_update_rows_and_reap_stopped_ones(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
     let v1 = release(&store, &shop, &alice, &["web"]).await;
@@ -181,9 +176,7 @@ async fn node_reports_update_rows_and_reap_stopped_ones() {
     assert!(get(elsewhere.id).await.is_some());
 }
 
-#[tokio::test]
-async fn replacing_marks_only_the_apps_own_live_instances() {
-    let (store, _dir) = temp_store().await;
+async fn replacing_marks_only_the_apps_own_live_instances(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
     let blog = app(&store, &alice, "blog").await;
@@ -213,3 +206,10 @@ async fn replacing_marks_only_the_apps_own_live_instances() {
         .collect();
     assert_eq!(marked, vec![web1.id]);
 }
+
+on_both_backends!(
+    nodes_upsert,
+    instances_are_listed_by_app_and_node,
+    node_reports_update_rows_and_reap_stopped_ones,
+    replacing_marks_only_the_apps_own_live_instances,
+);

@@ -1,4 +1,5 @@
 //! The node inventory, app constraints and pending instances.
+use store::testing::TestDatabase;
 
 use std::collections::BTreeMap;
 
@@ -6,7 +7,7 @@ use chrono::{Duration, Utc};
 use store::{NodeRegistration, NodeRemoval, NodeState, PendingInstance};
 use vocabulary::{NodeId, ProcessType};
 
-use crate::{account, app, temp_store};
+use crate::{account, app};
 
 fn registration(name: &str) -> NodeRegistration {
     NodeRegistration {
@@ -20,9 +21,7 @@ fn registration(name: &str) -> NodeRegistration {
     }
 }
 
-#[tokio::test]
-async fn nodes_register_heartbeat_and_change_state() {
-    let (store, _dir) = temp_store().await;
+async fn nodes_register_heartbeat_and_change_state(store: TestDatabase) {
     let mut node = registration("node-a");
     store.register_node(&node).await.unwrap();
     let [record] = store.node_inventory().await.unwrap().try_into().unwrap();
@@ -64,9 +63,7 @@ async fn nodes_register_heartbeat_and_change_state() {
     assert_eq!(store.nodes().await.unwrap()[0].id, node.id);
 }
 
-#[tokio::test]
-async fn a_node_is_removed_only_when_nothing_is_placed_on_it() {
-    let (store, _dir) = temp_store().await;
+async fn a_node_is_removed_only_when_nothing_is_placed_on_it(store: TestDatabase) {
     let node = registration("node-a");
     store.register_node(&node).await.unwrap();
     let (owner, _) = account(&store, "alice").await;
@@ -100,9 +97,7 @@ async fn a_node_is_removed_only_when_nothing_is_placed_on_it() {
     assert!(store.node_inventory().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn apps_keep_constraints() {
-    let (store, _dir) = temp_store().await;
+async fn apps_keep_constraints(store: TestDatabase) {
     let (owner, _) = account(&store, "alice").await;
     let a = app(&store, &owner, "shop").await;
     let b = app(&store, &owner, "blog").await;
@@ -117,9 +112,7 @@ async fn apps_keep_constraints() {
     assert!(store.all_app_constraints().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn pending_instances_are_replaced_and_keep_their_since() {
-    let (store, _dir) = temp_store().await;
+async fn pending_instances_are_replaced_and_keep_their_since(store: TestDatabase) {
     let (owner, _) = account(&store, "alice").await;
     let a = app(&store, &owner, "shop").await;
     let pending = |index, reason: &str| PendingInstance {
@@ -159,3 +152,10 @@ async fn pending_instances_are_replaced_and_keep_their_since() {
     store.replace_pending_instances(&[]).await.unwrap();
     assert!(store.pending_instances(a.id).await.unwrap().is_empty());
 }
+
+on_both_backends!(
+    nodes_register_heartbeat_and_change_state,
+    a_node_is_removed_only_when_nothing_is_placed_on_it,
+    apps_keep_constraints,
+    pending_instances_are_replaced_and_keep_their_since,
+);

@@ -1,13 +1,12 @@
 use std::collections::BTreeMap;
+use store::testing::TestDatabase;
 
 use store::{QuotaOverrides, QuotaUsage};
 use vocabulary::ProcessType;
 
-use crate::{account, app, temp_store};
+use crate::{account, app};
 
-#[tokio::test]
-async fn overrides_are_kept_and_usage_sums_formations_of_owned_apps() {
-    let (store, _dir) = temp_store().await;
+async fn overrides_are_kept_and_usage_sums_formations_of_owned_apps(store: TestDatabase) {
     let (owner, _) = account(&store, "owner").await;
     let (other, _) = account(&store, "other").await;
     assert_eq!(
@@ -50,3 +49,5 @@ async fn overrides_are_kept_and_usage_sums_formations_of_owned_apps() {
         }
     );
 }
+
+on_both_backends!(overrides_are_kept_and_usage_sums_formations_of_owned_apps,);

@@ -2,11 +2,10 @@ use std::collections::BTreeSet;
 
 use vocabulary::{ProcessType, ReleaseVersion};
 
-use crate::{account, app, release, temp_store};
+use crate::{account, app, release};
+use store::testing::TestDatabase;
 
-#[tokio::test]
-async fn releases_are_numbered_per_app() {
-    let (store, _dir) = temp_store().await;
+async fn releases_are_numbered_per_app(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
     let blog = app(&store, &alice, "blog").await;
@@ -42,9 +41,7 @@ async fn releases_are_numbered_per_app() {
     assert_eq!(all[0].config.get("GREETING").map(String::as_str), Some("hi"));
 }
 
-#[tokio::test]
-async fn concurrent_deploys_get_distinct_versions() {
-    let (store, _dir) = temp_store().await;
+async fn concurrent_deploys_get_distinct_versions(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
     let mut tasks = Vec::new();
@@ -61,9 +58,7 @@ async fn concurrent_deploys_get_distinct_versions() {
     assert_eq!(versions, (1..=12).collect::<BTreeSet<u32>>());
 }
 
-#[tokio::test]
-async fn a_release_for_a_missing_app_is_refused() {
-    let (store, _dir) = temp_store().await;
+async fn a_release_for_a_missing_app_is_refused(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let ghost = store::App {
         id: vocabulary::AppId::new(),
@@ -84,12 +79,10 @@ async fn a_release_for_a_missing_app_is_refused() {
     assert!(result.is_err(), "foreign keys must be on");
 }
 
-#[tokio::test]
-async fn kinds_pending_config_and_stopped_apps() {
+async fn kinds_pending_config_and_stopped_apps(store: TestDatabase) {
     use std::collections::BTreeMap;
     use store::{NewRelease, ReleaseKind};
 
-    let (store, _dir) = temp_store().await;
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
 
@@ -144,9 +137,7 @@ async fn kinds_pending_config_and_stopped_apps() {
     assert!(!store.app_stopped(shop.id).await.unwrap());
 }
 
-#[tokio::test]
-async fn debug_output_names_config_vars_without_values() {
-    let (store, _dir) = temp_store().await;
+async fn debug_output_names_config_vars_without_values(store: TestDatabase) {
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
     // The helper's release has GREETING = "hi".
@@ -156,13 +147,11 @@ async fn debug_output_names_config_vars_without_values() {
     assert!(!text.contains("\"hi\""), "{text}");
 }
 
-#[tokio::test]
-async fn health_checks_and_deploy_settings_read_back() {
+async fn health_checks_and_deploy_settings_read_back(store: TestDatabase) {
     use agent_contract::HealthCheck;
     use std::collections::BTreeMap;
     use vocabulary::{DeployStrategy, ProcessType};
 
-    let (store, _dir) = temp_store().await;
     let (alice, _) = account(&store, "alice").await;
     let shop = app(&store, &alice, "shop").await;
     let v1 = release(&store, &shop, &alice, &["web"]).await;
@@ -240,3 +229,12 @@ async fn health_checks_and_deploy_settings_read_back() {
         .unwrap();
     assert!(store.deploy_strategies().await.unwrap().is_empty());
 }
+
+on_both_backends!(
+    health_checks_and_deploy_settings_read_back,
+    kinds_pending_config_and_stopped_apps,
+    releases_are_numbered_per_app,
+    concurrent_deploys_get_distinct_versions,
+    a_release_for_a_missing_app_is_refused,
+    debug_output_names_config_vars_without_values,
+);
