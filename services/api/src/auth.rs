@@ -1,4 +1,4 @@
-//! Bearer-token authentication for every `/v1` route (and, apart, for the route stream, which router tokens
+//! Bearer-token (or dashboard session) authentication for every `/v1` route (and, apart, for the route stream, which router tokens
 //! may also read). The token is never logged.
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -36,15 +36,27 @@ pub async fn require_token(
     next: Next,
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
-    let token = bearer_token(&parts)?;
+    let caller = caller(&state, &parts).await?;
+    parts.extensions.insert(caller);
+    Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+/// Who makes the request: the bearer token's account, or (with no `Authorization` header) the dashboard
+/// session's, whose CSRF rule `session::session_caller` applies.
+pub async fn caller(state: &ApiState, parts: &Parts) -> Result<Caller, ApiError> {
+    if !parts.headers.contains_key(AUTHORIZATION) {
+        if let Some(id) = crate::session::session_cookie(&parts.headers) {
+            return crate::session::session_caller(state, parts, id).await;
+        }
+    }
+    let token = bearer_token(parts)?;
     let account = state
         .store
         .account_for_token(token)
         .await?
         .ok_or(ApiError::InvalidToken)?;
     tracing::debug!(account = %account.name, "authenticated");
-    parts.extensions.insert(Caller(account));
-    Ok(next.run(Request::from_parts(parts, body)).await)
+    Ok(Caller(account))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {

@@ -3,7 +3,8 @@
 //! logs (followed live), events, rebases onto the current stack, deploys of existing images, the route
 //! table's watch stream for routers (admin only), and the
 //! OCI distribution pull API (`/v2/...`) for apps' images, in the registry clients' own auth and errors. Every
-//! `/v1` route authenticates the caller by bearer token, and an app another account owns is answered exactly
+//! `/v1` route authenticates the caller by bearer token (or the web dashboard's session cookie, with a CSRF
+//! header on changes: `session`), and an app another account owns is answered exactly
 //! like an app that does not exist (404), so tenants cannot even learn each other's app names beyond "taken"
 //! when creating one.
 //!
@@ -17,6 +18,7 @@ mod error;
 mod json;
 mod registry;
 mod routes;
+pub mod session;
 
 pub use auth::Caller;
 pub use error::ApiError;

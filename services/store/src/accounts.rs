@@ -22,7 +22,7 @@ fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
+pub(crate) fn account_from_row(row: &SqliteRow) -> Result<Account, StoreError> {
     use sqlx::Row;
     Ok(Account {
         id: rows::parsed(row, "id")?,

@@ -1,4 +1,4 @@
-//! Berth's durable state: accounts, tokens (hashed), apps, custom domains, TLS certificates, releases, formations, nodes,
+//! Berth's durable state: accounts, tokens (hashed), the dashboard's sessions (hashed), apps, custom domains, TLS certificates, releases, formations, nodes,
 //! instance placements and apps' events (announced to subscribers as they are recorded), kept in SQLite through sqlx (PostgreSQL later, behind the same functions).
 //!
 //! This is the only crate that runs SQL. It validates nothing that the vocabulary types already prove, decides
@@ -21,10 +21,12 @@ mod models;
 mod nodes;
 mod releases;
 mod rows;
+mod sessions;
 
 pub use error::StoreError;
 pub use events::MAX_EVENTS;
 pub use models::*;
+pub use sessions::{NewSession, Session};
 
 use std::path::Path;
 use std::str::FromStr;

@@ -7,6 +7,7 @@ mod events;
 mod formation;
 mod instances;
 mod releases;
+mod sessions;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,56 @@
+use crate::{account, temp_store};
+
+#[tokio::test]
+async fn sessions_resolve_expire_end_and_are_stored_hashed() {
+    let (store, dir) = temp_store().await;
+    let (alice, _) = account(&store, "alice").await;
+    let session = store
+        .create_session(alice.id, chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(session.id.len(), 64);
+    assert_ne!(session.id, session.csrf_token);
+
+    let found = store
+        .session(&session.id)
+        .await
+        .unwrap()
+        .expect("session resolves");
+    assert_eq!(found.account, alice);
+    assert_eq!(found.csrf_token, session.csrf_token);
+    assert_eq!(found.expires_at, session.expires_at);
+    assert_eq!(store.session(&session.csrf_token).await.unwrap(), None);
+    assert_eq!(store.session("").await.unwrap(), None);
+
+    // Only the hash is on disk.
+    store.close().await;
+    let bytes = std::fs::read(dir.path().join("berth.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("berth.db-wal")).unwrap_or_default();
+    let id = session.id.as_bytes();
+    for file in [&bytes, &wal] {
+        assert!(
+            !file.windows(id.len()).any(|w| w == id),
+            "the clear session id is stored"
+        );
+    }
+}
+
+#[tokio::test]
+async fn expired_and_deleted_sessions_do_not_resolve() {
+    let (store, _dir) = temp_store().await;
+    let (bob, _) = account(&store, "bob").await;
+    let expired = store
+        .create_session(bob.id, chrono::Duration::seconds(-1))
+        .await
+        .unwrap();
+    assert_eq!(store.session(&expired.id).await.unwrap(), None);
+    // The lookup deleted it.
+    assert!(!store.delete_session(&expired.id).await.unwrap());
+
+    let live = store
+        .create_session(bob.id, chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(store.delete_session(&live.id).await.unwrap());
+    assert_eq!(store.session(&live.id).await.unwrap(), None);
+}
