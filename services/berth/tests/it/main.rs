@@ -6,6 +6,7 @@ mod apps_update;
 mod build_limits;
 mod classic_push;
 mod config;
+mod dashboard;
 mod dockerfile_from;
 mod dockerfile_push;
 mod end_to_end;
