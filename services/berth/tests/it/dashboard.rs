@@ -160,6 +160,12 @@ impl Browser {
         })
     }
 
+    fn resize(&self, width: u32, height: u32) {
+        self.rt
+            .block_on(self.c().set_window_size(width, height))
+            .expect("resizing the window");
+    }
+
     fn accept_dialog(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.rt.block_on(self.c().accept_alert()).is_err() {
@@ -382,6 +388,28 @@ fn dashboard_in_a_real_browser() {
         |t| t.contains("web: 3/3") && t.contains("v3"),
     );
     browser.screenshot("apps");
+
+    // Every control has a label, and on a phone-sized screen the page does not scroll sideways (wide tables
+    // scroll inside their own box).
+    browser.goto(&format!("/dashboard#/apps/{APP}"));
+    browser.wait_text("#count-web", "the app page", &server, |t| t == "3/3 running");
+    let unlabelled = browser.script(
+        "return [...document.querySelectorAll('input:not([type=hidden]), textarea, select, button')] \
+         .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()) \
+         .map(e => e.outerHTML)",
+    );
+    assert_eq!(unlabelled, json!([]), "controls without a label");
+    browser.resize(390, 844);
+    browser.wait_text("#instances tbody", "the instances on a phone", &server, |t| {
+        t.contains("web.3")
+    });
+    let overflow = browser.script("return document.documentElement.scrollWidth - window.innerWidth");
+    assert!(
+        overflow.as_i64().is_some_and(|o| o <= 0),
+        "the page is wider than a phone: {overflow}"
+    );
+    browser.screenshot("phone-app");
+    browser.resize(1280, 1400);
 
     // Sign out: the page is gone until signing in again.
     browser.click("#sign-out");
