@@ -348,6 +348,29 @@ fn dashboard_in_a_real_browser() {
     assert!(config.get("GREETING").is_none(), "{config}");
     browser.wait_text("#releases", "v3 in the releases", &server, |t| t.contains("v3"));
 
+    // Restart, confirmed: fresh instances replace the three.
+    let before: Vec<Value> = api_get(&server, &alice, &format!("/apps/{APP}/instances"))
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["state"] == "running")
+        .map(|i| i["id"].clone())
+        .collect();
+    browser.click("#app-restart");
+    browser.accept_dialog();
+    browser.wait_text("#flash", "the restart", &server, |t| {
+        t.contains("Restart dash: done")
+    });
+    wait_api(&server, "3 fresh running instances", || {
+        let instances = api_get(&server, &alice, &format!("/apps/{APP}/instances"));
+        let fresh = instances
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["state"] == "running" && !before.contains(&i["id"]));
+        fresh.count() == 3
+    });
+
     // A request through the router shows up in the followed log.
     let probe = "/dashboard-log-probe-4f2a";
     let deadline = Instant::now() + TIMEOUT;

@@ -306,6 +306,7 @@ async function appView(name) {
     domains: h("div", { id: "domains-section" }),
   };
   const summary = h("p", { id: "app-summary" });
+  const actions = h("div", { class: "inline", id: "app-actions" });
   const log = h("pre", { class: "log", id: "log", tabindex: 0, "aria-label": "Live log", "aria-live": "off" });
   const builds = h("pre", { class: "log", id: "build-log", tabindex: 0, "aria-label": "Build output" });
 
@@ -321,6 +322,22 @@ async function appView(name) {
       if (count) count.textContent = counts([line], instances).replace(/^[^:]*: /, "") + " running";
     }
     return [info, formation];
+  };
+  // Stop or start, and restart: each asks first, and the API answers once it is done (or why not).
+  const loadActions = async () => {
+    const info = await api("GET", base);
+    const action = (verb, label, body) => h("button", {
+      type: "button", id: `app-${verb}`, class: verb === "stop" ? "danger" : "secondary",
+      onclick: async () => {
+        if (!confirm(`${label} ${name}?`)) return;
+        await change(`${label} ${name}`, async () => {
+          const outcome = await api("POST", `${base}/${verb}`, body);
+          if (outcome && outcome.done === false) throw new Error(outcome.message);
+        });
+        await Promise.all([loadActions(), loadLive()]);
+      } }, label);
+    actions.replaceChildren(info.stopped ? action("start", "Start") : action("stop", "Stop"),
+      action("restart", "Restart", {}));
   };
   const loadFormation = async () => {
     const [, formation] = await loadLive();
@@ -352,7 +369,7 @@ async function appView(name) {
   const loadAll = () => Promise.all([loadFormation(), loadReleases(), loadConfig(), loadBuilds()]);
 
   view.replaceChildren(
-    h("h1", { id: "app-title" }, app.name), summary,
+    h("h1", { id: "app-title" }, app.name), summary, actions,
     h("h2", {}, "Formation"), sections.formation,
     h("h2", {}, "Instances"), sections.instances,
     h("h2", {}, "Releases"), sections.releases,
@@ -361,7 +378,7 @@ async function appView(name) {
     h("h2", {}, "Log"), log,
     h("h2", {}, "Recent builds"), h("button", { type: "button", class: "secondary", onclick: loadBuilds },
       "Refresh build output"), builds);
-  await Promise.all([loadAll(), loadDomains()]);
+  await Promise.all([loadAll(), loadDomains(), loadActions()]);
   every(2000, () => loadLive().catch((e) => flash(e.message, true)));
 
   const abort = new AbortController();
