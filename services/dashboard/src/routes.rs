@@ -150,6 +150,9 @@ pub async fn sign_in(
         ));
     };
     let lifetime = chrono::Duration::from_std(config.session_lifetime).unwrap_or(chrono::Duration::hours(12));
+    // Sessions that ended by expiry rather than sign-out go now, so the table holds only live ones (give
+    // or take a day's sign-ins).
+    config.store.delete_expired_sessions().await?;
     let session = config.store.create_session(account.id, lifetime).await?;
     tracing::info!(account = %account.name, "dashboard sign-in");
     let mut response = Redirect::to(HOME).into_response();

@@ -101,6 +101,16 @@ impl Store {
         Ok(Some(session))
     }
 
+    /// Deletes every session that has expired; answers how many. Stored times are RFC 3339 UTC text of one
+    /// fixed width (`rows::time_text`), so comparing them as text orders them in time, in any database.
+    pub async fn delete_expired_sessions(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM dashboard_sessions WHERE expires_at <= $1")
+            .bind(time_text(now()))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Ends the session with this clear-text id (signing out). True when there was one.
     pub async fn delete_session(&self, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM dashboard_sessions WHERE id_sha256 = $1")

@@ -105,7 +105,18 @@ async fn signing_in_sets_a_strict_http_only_cookie_for_a_session() {
         .unwrap()
         .contains("frame-ancestors 'none'"));
 
+    // A session that expired earlier is swept by the next sign-in.
+    let alice = h.store.account_for_token(&h.token).await.unwrap().unwrap();
+    let stale = h
+        .store
+        .create_session(alice.id, chrono::Duration::seconds(-60))
+        .await
+        .unwrap();
     let (id, cookie) = h.sign_in(&[]).await;
+    assert!(
+        !h.store.delete_session(&stale.id).await.unwrap(),
+        "the expired session was kept"
+    );
     assert_eq!(id.len(), 64);
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
         assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");

@@ -54,3 +54,30 @@ async fn expired_and_deleted_sessions_do_not_resolve() {
     assert!(store.delete_session(&live.id).await.unwrap());
     assert_eq!(store.session(&live.id).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn expired_sessions_are_swept_and_live_ones_kept() {
+    let (store, _dir) = temp_store().await;
+    let (carol, _) = account(&store, "carol").await;
+    let mut expired = Vec::new();
+    for seconds in [-3600, -1] {
+        let s = store
+            .create_session(carol.id, chrono::Duration::seconds(seconds))
+            .await
+            .unwrap();
+        expired.push(s.id);
+    }
+    let live = store
+        .create_session(carol.id, chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(store.delete_expired_sessions().await.unwrap(), 2);
+    assert_eq!(store.delete_expired_sessions().await.unwrap(), 0);
+    for id in &expired {
+        assert!(
+            !store.delete_session(id).await.unwrap(),
+            "an expired session was kept"
+        );
+    }
+    assert!(store.session(&live.id).await.unwrap().is_some());
+}
