@@ -9,3 +9,11 @@ CREATE TABLE dashboard_sessions (
     expires_at  TEXT NOT NULL
 );
 CREATE INDEX dashboard_sessions_by_account ON dashboard_sessions(account_id);
+
+-- Optional passwords for signing in to the dashboard (`berth accounts password`), as Argon2id PHC strings
+-- (algorithm, parameters and salt inside). An account without a row signs in with its API token only.
+CREATE TABLE account_passwords (
+    account_id  TEXT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+    phc         TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);

@@ -546,6 +546,18 @@ pub const SESSION_COOKIE: &str = "berth_session";
 /// The header that must echo the dashboard session's CSRF token on state-changing requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
+/// `PUT /v1/account/password`: the caller's dashboard password (`berth accounts password`). Never logged.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordSet {
+    pub password: String,
+}
+
+impl std::fmt::Debug for PasswordSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordSet { .. }")
+    }
+}
+
 /// One entry of `GET /v1/apps/{name}/events`, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventInfo {

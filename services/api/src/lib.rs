@@ -77,6 +77,7 @@ impl ApiState {
 pub fn router(state: ApiState) -> Router {
     let v1 = Router::new()
         .route("/account", get(routes::accounts::whoami))
+        .route("/account/password", axum::routing::put(routes::password::set))
         .route("/accounts", axum::routing::post(routes::accounts::create))
         .route("/apps", get(routes::apps::list).post(routes::apps::create))
         .route(

@@ -19,6 +19,7 @@ mod formation;
 mod instances;
 mod models;
 mod nodes;
+mod passwords;
 mod releases;
 mod rows;
 mod sessions;
@@ -26,6 +27,7 @@ mod sessions;
 pub use error::StoreError;
 pub use events::MAX_EVENTS;
 pub use models::*;
+pub use passwords::{PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS};
 pub use sessions::{NewSession, Session};
 
 use std::path::Path;

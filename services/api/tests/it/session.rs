@@ -154,3 +154,58 @@ async fn the_route_stream_takes_no_session() {
     let reply = with_cookie(&h, Method::GET, "/v1/routes/watch", &s.id, None, None).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn an_account_sets_its_own_password() {
+    let h = Harness::new().await;
+    let fay = h.tenant("fay").await;
+    let name = vocabulary::AccountName::new("fay").unwrap();
+    let short = h
+        .call(
+            Method::PUT,
+            "/v1/account/password",
+            Some(&fay),
+            Some(json!({"password": "short"})),
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(short.error().contains("at least 12"), "{}", short.error());
+
+    let set = h
+        .call(
+            Method::PUT,
+            "/v1/account/password",
+            Some(&fay),
+            Some(json!({"password": "a long passphrase"})),
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.body);
+    let signed = h
+        .store
+        .account_for_password(&name, "a long passphrase")
+        .await
+        .unwrap();
+    assert_eq!(signed.map(|a| a.name), Some(name.clone()));
+
+    // With a session, setting it is a change like any other: the CSRF token is needed.
+    let s = session_of(&h, &fay).await;
+    let body = Some(json!({"password": "another passphrase"}));
+    let refused = with_cookie(&h, Method::PUT, "/v1/account/password", &s.id, None, body.clone()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let done = with_cookie(
+        &h,
+        Method::PUT,
+        "/v1/account/password",
+        &s.id,
+        Some(&s.csrf_token),
+        body,
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT);
+    assert!(h
+        .store
+        .account_for_password(&name, "another passphrase")
+        .await
+        .unwrap()
+        .is_some());
+}

@@ -81,3 +81,47 @@ async fn expired_sessions_are_swept_and_live_ones_kept() {
     }
     assert!(store.session(&live.id).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn passwords_sign_in_only_their_own_account() {
+    let (store, _dir) = temp_store().await;
+    let (dora, _) = account(&store, "dora").await;
+    let (_, _) = account(&store, "evan").await;
+    let name = |n: &str| vocabulary::AccountName::new(n).unwrap();
+    // No password yet: nothing signs in.
+    assert_eq!(store.account_for_password(&name("dora"), "").await.unwrap(), None);
+
+    store.set_password(dora.id, "first password 1").await.unwrap();
+    assert_eq!(
+        store
+            .account_for_password(&name("dora"), "first password 1")
+            .await
+            .unwrap(),
+        Some(dora.clone())
+    );
+    for (who, password) in [
+        ("dora", "first password 2"),
+        ("evan", "first password 1"),
+        ("nobody", "x"),
+    ] {
+        assert_eq!(
+            store.account_for_password(&name(who), password).await.unwrap(),
+            None,
+            "{who}"
+        );
+    }
+    // A new password replaces the old one.
+    store.set_password(dora.id, "second password").await.unwrap();
+    assert_eq!(
+        store
+            .account_for_password(&name("dora"), "first password 1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .account_for_password(&name("dora"), "second password")
+        .await
+        .unwrap()
+        .is_some());
+}
