@@ -1,5 +1,6 @@
-//! Signing in and out, and the page. The sign-in form takes an account's API token (never logged, never
-//! stored: it only proves who is signing in) and answers with the session cookie.
+//! Signing in and out, and the page. The sign-in form takes an account's API token, or its name and
+//! password (never logged, never stored: they only prove who is signing in), and answers with the session
+//! cookie.
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -14,10 +15,33 @@ use crate::{DashboardConfig, DashboardError};
 const SIGN_IN: &str = "/dashboard/sign-in";
 const HOME: &str = "/dashboard";
 
+/// Either an API token, or an account name and the password set with `berth accounts password`.
 #[derive(Deserialize)]
 pub struct SignInForm {
     #[serde(default)]
     token: String,
+    #[serde(default)]
+    account: String,
+    #[serde(default)]
+    password: String,
+}
+
+impl SignInForm {
+    /// The account these credentials belong to, if any. A name that is not a valid account name is simply
+    /// no account's.
+    async fn account(&self, store: &store::Store) -> Result<Option<store::Account>, DashboardError> {
+        let token = self.token.trim();
+        if !token.is_empty() {
+            return Ok(store.account_for_token(token).await?);
+        }
+        let Ok(name) = vocabulary::AccountName::new(self.account.trim()) else {
+            return Ok(None);
+        };
+        if self.password.is_empty() {
+            return Ok(None);
+        }
+        Ok(store.account_for_password(&name, &self.password).await?)
+    }
 }
 
 #[derive(Deserialize)]
@@ -129,24 +153,18 @@ pub async fn sign_in_form(
     Ok(html(StatusCode::OK, assets::sign_in_page("", note)))
 }
 
-/// `POST /dashboard/sign-in` with `token=...` (a form post from the sign-in page).
+/// `POST /dashboard/sign-in` with `token=...` or `account=...&password=...` (the sign-in page's form).
 pub async fn sign_in(
     State(config): State<DashboardConfig>,
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Result<Response, DashboardError> {
     check_origin(&headers)?;
-    let token = form.token.trim();
-    let account = if token.is_empty() {
-        None
-    } else {
-        config.store.account_for_token(token).await?
-    };
-    let Some(account) = account else {
-        tracing::info!("dashboard sign-in refused: unknown token");
+    let Some(account) = form.account(&config.store).await? else {
+        tracing::info!("dashboard sign-in refused: unknown credentials");
         return Ok(html(
             StatusCode::UNAUTHORIZED,
-            assets::sign_in_page("That token does not belong to any account.", ""),
+            assets::sign_in_page("Those credentials do not belong to any account.", ""),
         ));
     };
     let lifetime = chrono::Duration::from_std(config.session_lifetime).unwrap_or(chrono::Duration::hours(12));

@@ -1,9 +1,10 @@
 //! Issue 8's browser test: real headless Chromium, driven over WebDriver (chromedriver, started here on a
 //! loopback port and killed by its PID), against a real `berth server`. Sign in with a token, create an app
 //! and push to it with the git commands the page shows, see it running, scale web to 3 with the page's
-//! control (three running, through the API), set a config var, roll back, watch a log line arrive, sign out;
-//! a second account sees none of it; changes without the CSRF token are refused. Screenshots of the main
-//! pages go to `target/test-artifacts/dashboard/`.
+//! control (three running, through the API), set a config var, roll back, restart, watch a log line arrive,
+//! sign out; a second account, signed in with a password set by `berth accounts password`, sees none of it;
+//! changes without the CSRF token are refused. Screenshots of the main pages go to
+//! `target/test-artifacts/dashboard/`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,6 +14,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
 use crate::end_to_end::{last_line, prepare_stack, push_test_dirs};
+use crate::one_off::run_with_stdin;
 use crate::support::*;
 
 const APP: &str = "dash";
@@ -246,6 +248,22 @@ fn wait_api(server: &Server, what: &str, check: impl Fn() -> bool) {
     }
 }
 
+/// `berth accounts password` with the password on standard input.
+fn set_password(server: &Server, token: &str, password: &str) {
+    let input = format!("{password}\n");
+    let out = run_with_stdin(server, token, &["accounts", "password"], input.as_bytes());
+    assert!(
+        out.status.success(),
+        "berth accounts password: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("Password set"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
 #[test]
 fn dashboard_in_a_real_browser() {
     let test = "dashboard_in_a_real_browser";
@@ -442,8 +460,13 @@ fn dashboard_in_a_real_browser() {
     browser.goto("/dashboard");
     assert!(browser.url().ends_with("/dashboard/sign-in"), "{}", browser.url());
 
-    // Bob sees none of Alice's apps, not even by URL.
-    browser.sign_in(&bob);
+    // Bob sets a password with the CLI (from standard input) and signs in with it; he sees none of Alice's
+    // apps, not even by URL.
+    set_password(&server, &bob, "bob's long passphrase");
+    browser.goto("/dashboard");
+    browser.fill("#account", "bob");
+    browser.fill("#password", "bob's long passphrase");
+    browser.click("#sign-in button[type=submit]");
     browser.wait_text("#apps tbody", "bob's empty list", &server, |t| {
         t.contains("No apps yet")
     });

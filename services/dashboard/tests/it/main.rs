@@ -165,10 +165,26 @@ async fn sign_in_refuses_other_origins_and_wrong_tokens() {
         assert!(response.headers().get("set-cookie").is_none());
     }
     let origin = [("origin", "http://127.0.0.1:7070")];
-    for bad in ["token=berth_0000", "token=", ""] {
+    h.store
+        .set_password(
+            h.store.account_for_token(&h.token).await.unwrap().unwrap().id,
+            "a good passphrase",
+        )
+        .await
+        .unwrap();
+    let bad_forms = [
+        "token=berth_0000",
+        "token=",
+        "",
+        "account=alice&password=a+wrong+passphrase",
+        "account=alice&password=",
+        "account=Not_A_Name&password=a+good+passphrase",
+        "account=bob&password=a+good+passphrase",
+    ];
+    for bad in bad_forms {
         let (response, body) = h.post("/dashboard/sign-in", bad, &origin).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{bad}");
-        assert!(body.contains("does not belong to any account"), "{body}");
+        assert!(body.contains("do not belong to any account"), "{body}");
         assert!(response.headers().get("set-cookie").is_none());
     }
     // Without a session the page sends you to sign in.
@@ -240,4 +256,29 @@ async fn the_script_and_style_sheet_are_embedded() {
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
     let (missing, _) = h.get("/dashboard/assets/secrets.txt", None).await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn signing_in_with_a_password() {
+    let h = Harness::new(false).await;
+    let alice = h.store.account_for_token(&h.token).await.unwrap().unwrap();
+    h.store.set_password(alice.id, "a good passphrase").await.unwrap();
+    let origin = format!("http://{HOST}");
+    let (response, body) = h
+        .post(
+            "/dashboard/sign-in",
+            "token=&account=alice&password=a+good+passphrase",
+            &[("origin", &origin)],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{body}");
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    let id = cookie
+        .strip_prefix("berth_session=")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    let session = h.store.session(id).await.unwrap().expect("a session");
+    assert_eq!(session.account, alice);
 }
