@@ -561,6 +561,25 @@ pub const LOG_KEEPALIVE_LINE: &str = "{}";
 /// How often a followed logs stream sends [`LOG_KEEPALIVE_LINE`] while nothing is logged.
 pub const LOG_KEEPALIVE_SECS: u64 = 15;
 
+/// The web dashboard's session cookie (HttpOnly, SameSite=Strict). The API accepts it instead of a bearer
+/// token; then every request other than GET and HEAD must carry [`CSRF_HEADER`].
+pub const SESSION_COOKIE: &str = "berth_session";
+
+/// The header that must echo the dashboard session's CSRF token on state-changing requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// `PUT /v1/account/password`: the caller's dashboard password (`berth accounts password`). Never logged.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordSet {
+    pub password: String,
+}
+
+impl std::fmt::Debug for PasswordSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordSet { .. }")
+    }
+}
+
 /// One entry of `GET /v1/apps/{name}/events`, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventInfo {

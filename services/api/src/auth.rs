@@ -1,4 +1,4 @@
-//! Bearer-token authentication for every `/v1` route (and, apart, for the route stream, which router tokens
+//! Bearer-token (or dashboard session) authentication for every `/v1` route (and, apart, for the route stream, which router tokens
 //! may also read). The token is never logged.
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -54,7 +54,26 @@ pub async fn require_token(
     next: Next,
 ) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
-    let token = bearer_token(&parts)?;
+    let (caller, scope) = caller(&state, &parts).await?;
+    parts.extensions.insert(Scope(scope));
+    parts.extensions.insert(caller);
+    Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+/// Who makes the request, and with which scope: the bearer token's account, or (with no `Authorization`
+/// header) the dashboard session's, whose CSRF rule `session::session_caller` applies and which acts with
+/// the full scope. A suspended account is refused either way.
+pub async fn caller(state: &ApiState, parts: &Parts) -> Result<(Caller, store::TokenScope), ApiError> {
+    if !parts.headers.contains_key(AUTHORIZATION) {
+        if let Some(id) = crate::session::session_cookie(&parts.headers) {
+            let caller = crate::session::session_caller(state, parts, id).await?;
+            if state.store.account_suspended(caller.0.id).await? {
+                return Err(ApiError::AccountSuspended);
+            }
+            return Ok((caller, store::TokenScope::Full));
+        }
+    }
+    let token = bearer_token(parts)?;
     let access = state
         .store
         .token_access(token)
@@ -62,9 +81,7 @@ pub async fn require_token(
         .ok_or(ApiError::InvalidToken)?;
     check_access(&access, &parts.method)?;
     tracing::debug!(account = %access.account.name, scope = %access.scope, "authenticated");
-    parts.extensions.insert(Scope(access.scope));
-    parts.extensions.insert(Caller(access.account));
-    Ok(next.run(Request::from_parts(parts, body)).await)
+    Ok((Caller(access.account), access.scope))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {

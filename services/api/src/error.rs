@@ -14,6 +14,10 @@ pub enum ApiError {
     MissingToken,
     #[error("invalid API token")]
     InvalidToken,
+    #[error("the dashboard session has expired or was signed out: sign in again")]
+    InvalidSession,
+    #[error("missing or wrong X-CSRF-Token header: a dashboard session's changes must carry its CSRF token")]
+    CsrfRejected,
     #[error("only an admin account may {action}")]
     AdminOnly { action: &'static str },
     #[error("account suspended: ask an operator")]
@@ -98,11 +102,12 @@ impl From<controller::LifecycleError> for ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingToken | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::MissingToken | Self::InvalidToken | Self::InvalidSession => StatusCode::UNAUTHORIZED,
             Self::AdminOnly { .. }
             | Self::AccountSuspended
             | Self::ReadOnlyToken
             | Self::OwnerOnly { .. }
+            | Self::CsrfRejected
             | Self::Quota(_) => StatusCode::FORBIDDEN,
             Self::AppNotFound { .. }
             | Self::TokenNotFound { .. }

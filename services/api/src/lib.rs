@@ -4,7 +4,8 @@
 //! stopping/starting/restarting apps, logs (followed live), events, rebases onto the current stack, deploys of
 //! existing images, the route table's watch stream for routers (admin only), and the OCI distribution pull API
 //! (`/v2/...`) for apps' images, in the registry clients' own auth and errors. Every `/v1` route authenticates the
-//! caller by bearer token (read-only tokens may only GET; suspended accounts get 403), every change is recorded in
+//! caller by bearer token or the web dashboard's session cookie (with a CSRF header on changes: `session`;
+//! read-only tokens may only GET; suspended accounts get 403), every change is recorded in
 //! the audit log, and an app the caller neither owns nor collaborates on is answered exactly like an app that does
 //! not exist (404), so tenants cannot even learn each other's app names beyond "taken" when creating one.
 //!
@@ -19,6 +20,7 @@ mod error;
 mod json;
 mod registry;
 mod routes;
+pub mod session;
 
 pub use auth::Caller;
 pub use error::ApiError;
@@ -77,6 +79,7 @@ impl ApiState {
 pub fn router(state: ApiState) -> Router {
     let v1 = Router::new()
         .route("/account", get(routes::accounts::whoami))
+        .route("/account/password", axum::routing::put(routes::password::set))
         .route("/accounts", axum::routing::post(routes::accounts::create))
         .route("/apps", get(routes::apps::list).post(routes::apps::create))
         .route(

@@ -12,6 +12,7 @@ mod images;
 mod lifecycle;
 mod logs;
 mod output;
+mod password;
 mod run;
 
 use std::path::PathBuf;
@@ -231,7 +232,7 @@ pub enum ClientCommand {
         #[command(flatten)]
         api: ApiArgs,
     },
-    /// Create accounts (admin only).
+    /// Create accounts (admin only); set your dashboard password.
     Accounts {
         #[command(subcommand)]
         command: AccountsCommand,
@@ -521,6 +522,9 @@ pub enum RouterTokensCommand {
 pub enum AccountsCommand {
     /// Create an account; prints its API token alone on the last line.
     Create { name: String },
+    /// Set your account's password for the web dashboard (read from the terminal without echo, or the first
+    /// line of standard input); at least 12 characters.
+    Password,
 }
 
 /// An app name as typed, checked here so that it can go into a URL path as it is.
@@ -885,6 +889,17 @@ async fn execute(command: ClientCommand) -> anyhow::Result<()> {
                 created.name
             );
             println!("{}", created.token);
+        }
+        ClientCommand::Accounts {
+            command: AccountsCommand::Password,
+            api,
+        } => {
+            let client = Client::new(&api.api, api.token()?)?;
+            let password = password::read_new_password()?;
+            client
+                .put("/v1/account/password", &api_contract::PasswordSet { password })
+                .await?;
+            println!("Password set: sign in to the dashboard with your account name and it.");
         }
         ClientCommand::Images {
             command:

@@ -51,6 +51,10 @@ pub struct ServerArgs {
     /// TLS. Off by default: every `FROM` registry needs valid HTTPS. For single-machine setups and tests.
     #[arg(long, env = "BERTH_INSECURE_LOOPBACK_REGISTRIES")]
     pub insecure_loopback_registries: bool,
+    /// Mark the web dashboard's session cookie `Secure` on every sign-in, for an API served over HTTPS by a
+    /// proxy that does not send `X-Forwarded-Proto: https` (with it, the cookie is `Secure` anyway).
+    #[arg(long, env = "BERTH_SECURE_COOKIES")]
+    pub secure_cookies: bool,
     #[command(flatten)]
     pub quotas: QuotaArgs,
 }
@@ -718,7 +722,12 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
         logs: logs.clone(),
         lifecycle,
     })
-    .merge(git_receive::routes(git));
+    .merge(git_receive::routes(git))
+    .merge(dashboard::routes(dashboard::DashboardConfig {
+        store: store.clone(),
+        secure_cookies: args.secure_cookies,
+        session_lifetime: dashboard::DEFAULT_SESSION_LIFETIME,
+    }));
     tracing::info!(api = %args.api_addr, router = %args.router_addr, domain = %args.domain, "berth server ready");
     let api_task = tokio::spawn(
         axum::serve(api_listener, app)

@@ -1,4 +1,4 @@
-//! Berth's durable state: accounts, tokens (hashed, with scopes), collaborators, quotas, the audit log, apps, custom domains, TLS certificates, releases, formations, nodes,
+//! Berth's durable state: accounts, tokens (hashed, with scopes), the dashboard's sessions and passwords (hashed), collaborators, quotas, the audit log, apps, custom domains, TLS certificates, releases, formations, nodes,
 //! instance placements and apps' events (announced to subscribers as they are recorded), kept in SQLite (the
 //! embedded default) or PostgreSQL (several control processes sharing one database) through sqlx's `Any`
 //! driver: one set of queries, one migrations folder per backend (`migrations/sqlite`, `migrations/postgres`,
@@ -29,9 +29,11 @@ mod inventory;
 mod leader;
 mod models;
 mod nodes;
+mod passwords;
 mod quotas;
 mod releases;
 mod rows;
+mod sessions;
 pub mod testing;
 
 pub use access::{AppRole, Collaborator, TokenAccess, TokenInfo, TokenScope, TOKEN_ID_LEN};
@@ -41,7 +43,9 @@ pub use events::MAX_EVENTS;
 pub use inventory::{NodeRecord, NodeRegistration, NodeRemoval, NodeState, PendingInstance};
 pub use leader::Leadership;
 pub use models::*;
+pub use passwords::{PASSWORD_MAX_BYTES, PASSWORD_MIN_CHARS};
 pub use quotas::{QuotaOverrides, QuotaUsage};
+pub use sessions::{NewSession, Session};
 
 use std::path::Path;
 use std::str::FromStr;

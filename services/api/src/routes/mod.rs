@@ -16,6 +16,7 @@ pub mod image_deploys;
 pub mod instances;
 pub mod lifecycle;
 pub mod logs;
+pub mod password;
 pub mod rebase;
 pub mod releases;
 pub mod route_watch;

@@ -73,6 +73,13 @@ const ADMIN_ONLY: [Want; 6] = [U, F, F, A, F, F];
 const TABLE: &[Row] = &[
     row("GET", "/v1/account", "/v1/account", None, ANY_ACCOUNT_READ),
     row(
+        "PUT",
+        "/v1/account/password",
+        "/v1/account/password",
+        Some(|| json!({"password": "correct horse battery"})),
+        ANY_ACCOUNT_WRITE,
+    ),
+    row(
         "POST",
         "/v1/accounts",
         "/v1/accounts",

@@ -17,6 +17,7 @@ mod registry;
 mod route_watch;
 mod runs;
 mod scale;
+mod session;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

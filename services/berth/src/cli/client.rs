@@ -105,6 +105,12 @@ impl Client {
         })
     }
 
+    /// PUTs `body`; the answer (204, no body) is not read.
+    pub async fn put<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<()> {
+        self.call(self.http.put(self.url(path)).json(body)).await?;
+        Ok(())
+    }
+
     pub async fn delete(&self, path: &str) -> anyhow::Result<()> {
         self.call(self.http.delete(self.url(path))).await?;
         Ok(())

@@ -7,6 +7,7 @@ mod build_limits;
 mod classic_push;
 mod config;
 mod control_processes;
+mod dashboard;
 mod dockerfile_from;
 mod dockerfile_push;
 mod end_to_end;

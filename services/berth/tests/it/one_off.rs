@@ -14,7 +14,12 @@ const APP: &str = "oneoffs";
 const SERVE_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// `berth run` with `input` on its stdin (a pipe, not a terminal).
-fn run_with_stdin(server: &Server, token: &str, args: &[&str], input: &[u8]) -> std::process::Output {
+pub(crate) fn run_with_stdin(
+    server: &Server,
+    token: &str,
+    args: &[&str],
+    input: &[u8],
+) -> std::process::Output {
     let mut child = Command::new(berth_bin())
         .args(args)
         .env("BERTH_API", server.api_url())

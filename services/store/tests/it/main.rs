@@ -37,6 +37,7 @@ mod leader;
 mod quotas;
 mod releases;
 mod schema;
+mod sessions;
 
 use std::collections::BTreeMap;
 
