@@ -35,7 +35,10 @@ pub use leadership::{follow_leadership, LeadershipConfig};
 pub use lifecycle::{
     apply_config_changes, config_change_description, ConfigChanged, Lifecycle, LifecycleError, RestartTarget,
 };
-pub use nodes::{heartbeat_missed, NodeHealthPolicy, INSTANCE_CPU_MILLICORES, NODE_DOWN_AFTER};
+pub use nodes::{
+    cpu_reservation, heartbeat_missed, NodeHealthPolicy, CPU_OVERCOMMIT, INSTANCE_CPU_MILLICORES,
+    NODE_DOWN_AFTER,
+};
 pub use one_off::{
     shell_join, OneOffError, OneOffLimits, OneOffs, RunningOneOff, StartedOneOff, RELEASE_PROCESS,
     RUN_PROCESS,

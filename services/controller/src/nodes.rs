@@ -11,8 +11,18 @@ use scheduler::{NodeCapacity, NodeStatus};
 use store::{NodeRecord, NodeState, PendingInstance, Store, StoreError};
 use vocabulary::NodeId;
 
-/// The CPU every instance gets (its cgroup quota) and reserves on its node, in millicores.
+/// The CPU every instance may use (its cgroup quota), in millicores.
 pub const INSTANCE_CPU_MILLICORES: u32 = 1000;
+
+/// How many times over a node's CPU is shared: an instance may burst to its whole quota, but reserves only
+/// this fraction of it on its node, as dynos share cores on Heroku. Memory, which cannot be taken back, is
+/// never overcommitted. Without it a 2-core node would hold two instances whatever their memory.
+pub const CPU_OVERCOMMIT: u32 = 10;
+
+/// What an instance whose quota is `limit_millicores` reserves on its node for the scheduler.
+pub fn cpu_reservation(limit_millicores: u32) -> u32 {
+    (limit_millicores / CPU_OVERCOMMIT).max(1)
+}
 
 /// How long a node may go without a heartbeat before it is down (issue 7: 30 s).
 pub const NODE_DOWN_AFTER: Duration = Duration::from_secs(30);

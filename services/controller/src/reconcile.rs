@@ -272,7 +272,7 @@ impl Controller {
             let nodes = self.node_watch.capacities(&self.store).await?;
             let existing: Vec<Existing> = instances
                 .iter()
-                .map(|i| existing_of(i, self.config.cpu_millicores))
+                .map(|i| existing_of(i, crate::nodes::cpu_reservation(self.config.cpu_millicores)))
                 .collect();
             let plan = scheduler::plan(&demands, &existing, &nodes);
             self.node_watch
@@ -386,7 +386,7 @@ impl Controller {
                             Want {
                                 quantity: f.quantity,
                                 memory_bytes: f.memory_bytes,
-                                cpu_millicores: self.config.cpu_millicores,
+                                cpu_millicores: crate::nodes::cpu_reservation(self.config.cpu_millicores),
                             },
                         )
                     })

@@ -54,7 +54,8 @@ fn info(node: NodeRecord, allocation: (u32, u64), now: chrono::DateTime<chrono::
         cpu_millicores: node.cpu_millicores,
         disk_bytes: node.disk_bytes,
         allocated_memory_bytes: allocation.1,
-        allocated_cpu_millicores: u64::from(allocation.0) * u64::from(controller::INSTANCE_CPU_MILLICORES),
+        allocated_cpu_millicores: u64::from(allocation.0)
+            * u64::from(controller::cpu_reservation(controller::INSTANCE_CPU_MILLICORES)),
         instances: allocation.0,
         labels: node.labels,
         agent_version: node.agent_version,

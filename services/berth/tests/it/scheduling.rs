@@ -156,7 +156,7 @@ async fn constraints_pending_reasons_and_the_node_list_from_the_cli() {
         .lines()
         .find(|l| l.starts_with("node-eu"))
         .expect("node-eu listed");
-    for want in ["ready", "up", " 2 ", "128M/4G", "2000/2000m", "region=eu"] {
+    for want in ["ready", "up", " 2 ", "128M/4G", "200/2000m", "region=eu"] {
         assert!(eu.contains(want), "{want}: {nodes}");
     }
     let refused = berth(api, &tenant, &["admin", "nodes"]).await;
