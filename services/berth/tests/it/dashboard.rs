@@ -307,9 +307,9 @@ fn dashboard_in_a_real_browser() {
         return;
     };
     prepare_stack(&data_dir);
-    // Web scales to 3 and rolls over with one more beside them; each instance reserves a CPU, so the node
-    // offers 8 whatever this machine has.
-    let server = Server::start_with(&data_dir, &HostNames::unique(), &["--node-cpus", "8"]);
+    // Web scales to 3, and rollbacks and restarts place new instances beside the old ones while those drain;
+    // each instance reserves a CPU, so the node offers 16 whatever this machine has.
+    let server = Server::start_with(&data_dir, &HostNames::unique(), &["--node-cpus", "16"]);
     let admin = server.admin_token();
     let alice = last_line(&server.berth_ok(&admin, &["accounts", "create", "alice"]));
     let bob = last_line(&server.berth_ok(&admin, &["accounts", "create", "bob"]));
@@ -515,7 +515,7 @@ fn dashboard_in_a_real_browser() {
         t.contains("You are signed out.")
     });
 
-    admin_views(&browser, &server, &admin);
+    admin_views(&browser, &server, &admin, &alice);
     drop(browser);
     drop(driver);
 }
@@ -538,8 +538,9 @@ fn wait_admin_nav(browser: &Browser) -> Value {
 }
 
 /// The admin views, as the server's admin: the node with its bars, cordoned and uncordoned; Alice's usage
-/// and a quota set for her; her app among all apps; the audit entries of these changes, newest first.
-fn admin_views(browser: &Browser, server: &Server, admin: &str) {
+/// and a quota set for her; Bob suspended and back; her app among all apps, stopped; the audit entries of
+/// these changes, newest first.
+fn admin_views(browser: &Browser, server: &Server, admin: &str, alice: &str) {
     browser.sign_in(admin);
     browser.wait_text("#apps tbody", "the admin's apps list", server, |t| !t.is_empty());
     assert_eq!(wait_admin_nav(browser), json!([false, 4]), "the admin navigation");
@@ -599,6 +600,26 @@ fn admin_views(browser: &Browser, server: &Server, admin: &str) {
     assert_eq!(alice_row["limits"]["apps"], 5, "{alice_row}");
     assert!(alice_row["overrides"]["instances"].is_null(), "{alice_row}");
     browser.wait_text(row, "the new limit", server, |t| t.contains("Apps: 1 of 5 (set)"));
+    // Suspend Bob and let him back in, each after a confirmation.
+    let bob_suspended = || {
+        let accounts = api_get(server, admin, "/admin/accounts");
+        let bob = accounts
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["name"] == "bob").cloned());
+        bob.expect("bob listed")["suspended"].clone()
+    };
+    browser.click("#suspend-bob");
+    browser.accept_dialog();
+    wait_api(server, "bob suspended", || bob_suspended() == true);
+    browser.wait_text(
+        "#accounts tr[data-account=bob]",
+        "bob suspended on the page",
+        server,
+        |t| t.contains("suspended"),
+    );
+    browser.click("#unsuspend-bob");
+    browser.accept_dialog();
+    wait_api(server, "bob active again", || bob_suspended() == false);
 
     // All apps: search finds Alice's app; a search that matches nothing says so.
     browser.click("#admin-nav-apps");
@@ -615,8 +636,18 @@ fn admin_views(browser: &Browser, server: &Server, admin: &str) {
     assert!(listed.contains("Stop"), "{listed}");
     assert!(browser.url().ends_with("#/admin/apps?q=da"), "{}", browser.url());
     browser.screenshot("admin-apps");
+    // Stop Alice's app, after a confirmation.
+    browser.click(&format!("[id='stop-{APP}']"));
+    browser.accept_dialog();
+    browser.wait_text("#flash", "the stop", server, |t| {
+        t.contains("Stopping dash: done")
+    });
+    assert_eq!(api_get(server, alice, &format!("/apps/{APP}"))["stopped"], true);
+    browser.wait_text(&format!("#all-apps tr[data-app={APP}]"), "stopped", server, |t| {
+        t.contains("stopped")
+    });
 
-    // The audit log, filtered to the admin: the quota, the uncordon and the cordon, newest first.
+    // The audit log, filtered to the admin: these changes, newest first.
     browser.click("#admin-nav-audit");
     browser.fill("#audit-account", &admin_name);
     browser.click("#audit-filter");
@@ -632,28 +663,30 @@ fn admin_views(browser: &Browser, server: &Server, admin: &str) {
         rows.iter().all(|r| r[0] == admin_name.as_str()),
         "filtered to {admin_name}: {rows:?}"
     );
-    let newest: Vec<&Value> = rows.iter().take(3).collect();
-    assert_eq!(
-        newest,
-        [
-            &json!([
-                admin_name,
-                "PUT /v1/admin/accounts/{name}/quotas",
-                "account alice"
-            ]),
-            &json!([
-                admin_name,
-                "POST /v1/admin/nodes/{name}/uncordon",
-                format!("node {node}")
-            ]),
-            &json!([
-                admin_name,
-                "POST /v1/admin/nodes/{name}/cordon",
-                format!("node {node}")
-            ]),
-        ],
-        "the newest audit entries"
+    let newest: Vec<Value> = rows.iter().take(6).cloned().collect();
+    let entry = |action: &str, target: String| json!([admin_name, action, target]);
+    let expected = vec![
+        entry("POST /v1/admin/apps/{name}/stop", format!("app {APP}")),
+        entry("POST /v1/admin/accounts/{name}/unsuspend", "account bob".into()),
+        entry("POST /v1/admin/accounts/{name}/suspend", "account bob".into()),
+        entry("PUT /v1/admin/accounts/{name}/quotas", "account alice".into()),
+        entry("POST /v1/admin/nodes/{name}/uncordon", format!("node {node}")),
+        entry("POST /v1/admin/nodes/{name}/cordon", format!("node {node}")),
+    ];
+    assert_eq!(newest, expected, "the newest audit entries");
+    // The API agrees.
+    let entries = api_get(
+        server,
+        admin,
+        &format!("/admin/audit?account={admin_name}&limit=6"),
     );
+    let from_api: Vec<Value> = entries
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| json!([e["account"], e["action"], e["target"]]))
+        .collect();
+    assert_eq!(from_api, expected, "the newest audit entries from the API");
     browser.screenshot("admin-audit");
 
     // On a phone-sized screen the nodes page does not scroll sideways.

@@ -20,7 +20,15 @@ async function api(method, path, body) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch("/v1" + path, init);
+  let response;
+  try {
+    response = await fetch("/v1" + path, init);
+  } catch (error) {
+    // A network failure ("Failed to fetch"): a read is safe to try once more; a change is not.
+    if (method !== "GET") throw error;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    response = await fetch("/v1" + path, init);
+  }
   if (response.status === 401) {
     location.assign("/dashboard/sign-in");
     throw new Error("signed out");
