@@ -1,6 +1,7 @@
 //! The audit layer over every `/v1` route: each request that may change something (any method but GET and
 //! HEAD) made with a valid token is recorded after it is answered — account, token scope, method and matched
-//! route template (`POST /v1/apps/{name}/formation`), target (`app NAME`, `account NAME`) and the status.
+//! route template (`POST /v1/apps/{name}/formation`), target (`app NAME`, `account NAME`, `node NAME`) and
+//! the status.
 //! Bodies are never read, so no secret (config values, keys) reaches the log.
 
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
@@ -16,6 +17,8 @@ fn target(template: &str, params: &[(String, String)]) -> Option<String> {
     let name = params.iter().find(|(key, _)| key == "name").map(|(_, v)| v)?;
     if template.starts_with("/v1/admin/accounts/") {
         Some(format!("account {name}"))
+    } else if template.starts_with("/v1/admin/nodes/") {
+        Some(format!("node {name}"))
     } else {
         Some(format!("app {name}"))
     }
@@ -60,7 +63,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn targets_name_apps_and_accounts() {
+    fn targets_name_apps_accounts_and_nodes() {
         let name = |v: &str| vec![("name".to_owned(), v.to_owned())];
         let cases = [
             ("/v1/apps/{name}/formation", name("shop"), Some("app shop")),
@@ -69,6 +72,11 @@ mod tests {
                 "/v1/admin/accounts/{name}/suspend",
                 name("bob"),
                 Some("account bob"),
+            ),
+            (
+                "/v1/admin/nodes/{name}/cordon",
+                name("node-1"),
+                Some("node node-1"),
             ),
             ("/v1/apps", vec![], None),
             ("/v1/tokens/{id}", vec![("id".to_owned(), "abc".to_owned())], None),

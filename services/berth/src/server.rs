@@ -104,6 +104,9 @@ pub struct NodeArgs {
     /// Memory this node offers to instances, in MiB (default: the machine's total memory).
     #[arg(long, env = "BERTH_NODE_MEMORY_MIB")]
     pub node_memory_mib: Option<u64>,
+    /// CPUs this node offers to instances (each reserves one; default: the CPUs this process may use).
+    #[arg(long, env = "BERTH_NODE_CPUS", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub node_cpus: Option<u32>,
     /// A label of this node that apps' constraints match (`region=eu`); repeat for more.
     #[arg(long = "node-label", env = "BERTH_NODE_LABELS", value_delimiter = ',')]
     pub node_labels: Vec<String>,
@@ -555,7 +558,10 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             id: node,
             name: "local".into(),
             memory_capacity_bytes: memory_capacity,
-            cpu_millicores: cpu_millicores(),
+            cpu_millicores: args
+                .node
+                .node_cpus
+                .map_or_else(cpu_millicores, |n| u64::from(n) * 1000),
             disk_bytes: disk_bytes(&layout.node)?,
             labels,
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),

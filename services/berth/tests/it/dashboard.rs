@@ -3,8 +3,10 @@
 //! and push to it with the git commands the page shows, see it running, scale web to 3 with the page's
 //! control (three running, through the API), set a config var, roll back, restart, watch a log line arrive,
 //! sign out; a second account, signed in with a password set by `berth accounts password`, sees none of it;
-//! changes without the CSRF token are refused. Screenshots of the main pages go to
-//! `target/test-artifacts/dashboard/`.
+//! changes without the CSRF token are refused; Bob sees no admin navigation and is refused the admin pages;
+//! the server's admin cordons and uncordons the node, sets Alice's quota, finds her app among all apps and
+//! reads those changes in the audit log. Screenshots of the main and admin pages go to
+//! `target/test-artifacts/dashboard/` (`admin-*.png` for the admin views).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -169,8 +171,20 @@ impl Browser {
     }
 
     fn accept_dialog(&self) {
+        self.answer_dialog(true);
+    }
+
+    /// Accepts or dismisses the confirmation dialog, waiting for it to appear.
+    fn answer_dialog(&self, accept: bool) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.rt.block_on(self.c().accept_alert()).is_err() {
+        let answer = || {
+            if accept {
+                self.rt.block_on(self.c().accept_alert())
+            } else {
+                self.rt.block_on(self.c().dismiss_alert())
+            }
+        };
+        while answer().is_err() {
             assert!(Instant::now() < deadline, "no confirmation dialog appeared");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -198,6 +212,25 @@ impl Browser {
     fn screenshot(&self, name: &str) {
         let png = self.rt.block_on(self.c().screenshot()).expect("a screenshot");
         std::fs::write(self.shots.join(format!("{name}.png")), png).expect("saving a screenshot");
+    }
+
+    /// Every control on the page has a label (its own, an aria-label, or its text).
+    fn assert_labelled(&self) {
+        let unlabelled = self.script(
+            "return [...document.querySelectorAll('input:not([type=hidden]), textarea, select, button')] \
+             .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()) \
+             .map(e => e.outerHTML)",
+        );
+        assert_eq!(unlabelled, json!([]), "controls without a label");
+    }
+
+    /// The page does not scroll sideways (wide tables scroll inside their own box).
+    fn assert_fits_width(&self) {
+        let overflow = self.script("return document.documentElement.scrollWidth - window.innerWidth");
+        assert!(
+            overflow.as_i64().is_some_and(|o| o <= 0),
+            "the page is wider than the window: {overflow}"
+        );
     }
 
     fn sign_in(&self, token: &str) {
@@ -274,7 +307,9 @@ fn dashboard_in_a_real_browser() {
         return;
     };
     prepare_stack(&data_dir);
-    let server = Server::start(&data_dir, &HostNames::unique());
+    // Web scales to 3, and rollbacks and restarts place new instances beside the old ones while those drain;
+    // each instance reserves a CPU, so the node offers 16 whatever this machine has.
+    let server = Server::start_with(&data_dir, &HostNames::unique(), &["--node-cpus", "16"]);
     let admin = server.admin_token();
     let alice = last_line(&server.berth_ok(&admin, &["accounts", "create", "alice"]));
     let bob = last_line(&server.berth_ok(&admin, &["accounts", "create", "bob"]));
@@ -434,21 +469,12 @@ fn dashboard_in_a_real_browser() {
     // scroll inside their own box).
     browser.goto(&format!("/dashboard#/apps/{APP}"));
     browser.wait_text("#count-web", "the app page", &server, |t| t == "3/3 running");
-    let unlabelled = browser.script(
-        "return [...document.querySelectorAll('input:not([type=hidden]), textarea, select, button')] \
-         .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.textContent.trim()) \
-         .map(e => e.outerHTML)",
-    );
-    assert_eq!(unlabelled, json!([]), "controls without a label");
+    browser.assert_labelled();
     browser.resize(390, 844);
     browser.wait_text("#instances tbody", "the instances on a phone", &server, |t| {
         t.contains("web.3")
     });
-    let overflow = browser.script("return document.documentElement.scrollWidth - window.innerWidth");
-    assert!(
-        overflow.as_i64().is_some_and(|o| o <= 0),
-        "the page is wider than a phone: {overflow}"
-    );
+    browser.assert_fits_width();
     browser.screenshot("phone-app");
     browser.resize(1280, 1400);
 
@@ -475,6 +501,201 @@ fn dashboard_in_a_real_browser() {
         t.contains("not found")
     });
     browser.screenshot("other-account");
+
+    // Bob is no admin: no admin links, and an admin page shows the API's refusal.
+    let nav = wait_admin_nav(&browser);
+    assert_eq!(nav, json!([true, 0]), "bob sees admin navigation");
+    browser.goto("/dashboard#/admin/nodes");
+    browser.wait_text("#view-error", "the refusal for bob", &server, |t| {
+        t.contains("only an admin account may")
+    });
+    browser.screenshot("admin-refused");
+    browser.click("#sign-out");
+    browser.wait_text("main", "bob signed out", &server, |t| {
+        t.contains("You are signed out.")
+    });
+
+    admin_views(&browser, &server, &admin, &alice);
     drop(browser);
     drop(driver);
+}
+
+/// Waits until the page has asked whether the account is an admin; answers `[hidden, number of links]` of
+/// the admin navigation.
+fn wait_admin_nav(browser: &Browser) -> Value {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let nav = browser.script(
+            "const nav = document.getElementById('admin-nav'); \
+             return nav.dataset.checked ? [nav.hidden, nav.querySelectorAll('a').length] : null",
+        );
+        if !nav.is_null() {
+            return nav;
+        }
+        assert!(Instant::now() < deadline, "the page never checked for admin");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The admin views, as the server's admin: the node with its bars, cordoned and uncordoned; Alice's usage
+/// and a quota set for her; Bob suspended and back; her app among all apps, stopped; the audit entries of
+/// these changes, newest first.
+fn admin_views(browser: &Browser, server: &Server, admin: &str, alice: &str) {
+    browser.sign_in(admin);
+    browser.wait_text("#apps tbody", "the admin's apps list", server, |t| !t.is_empty());
+    assert_eq!(wait_admin_nav(browser), json!([false, 4]), "the admin navigation");
+    let me = api_get(server, admin, "/account");
+    let admin_name = me["name"].as_str().expect("a name").to_owned();
+
+    // Nodes: the server's node with memory and CPU bars and their figures; cordon, then uncordon.
+    let nodes = api_get(server, admin, "/admin/nodes");
+    let node = nodes[0]["name"].as_str().expect("a node").to_owned();
+    browser.click("#admin-nav-nodes");
+    let row = format!("#nodes tr[data-node='{node}']");
+    let shown = browser.wait_text(&row, "the node row", server, |t| {
+        t.contains("ready") && t.contains("Memory") && t.contains("CPU")
+    });
+    assert!(shown.contains(" MiB of ") && shown.contains('%'), "{shown}");
+    let meters = browser.script(&format!(
+        "return [...document.querySelectorAll(\"{row} meter\")].map(m => [m.labels[0].textContent, m.value > 0])"
+    ));
+    // Alice's three web instances are placed there, so both bars show something allocated.
+    assert_eq!(meters, json!([["Memory", true], ["CPU", true]]), "{shown}");
+    browser.screenshot("admin-nodes");
+    let node_state = || api_get(server, admin, "/admin/nodes")[0]["state"].clone();
+    browser.click(&format!("[id='cordon-{node}']"));
+    wait_api(server, "the node cordoned", || node_state() == "cordoned");
+    browser.wait_text(&row, "cordoned on the page", server, |t| t.contains("cordoned"));
+    browser.click(&format!("[id='uncordon-{node}']"));
+    wait_api(server, "the node ready again", || node_state() == "ready");
+    browser.wait_text(&row, "ready on the page", server, |t| t.contains("ready"));
+    // Drain asks first; dismissing the question changes nothing.
+    browser.click(&format!("[id='drain-{node}']"));
+    browser.answer_dialog(false);
+    assert_eq!(node_state(), "ready");
+
+    // Accounts: Alice's usage against her limits; set her app quota with the form.
+    browser.click("#admin-nav-accounts");
+    let row = "#accounts tr[data-account=alice]";
+    browser.wait_text(row, "alice's usage", server, |t| {
+        t.contains("Apps: 1 of") && t.contains("Instances: 3 of")
+    });
+    browser.click("#quotas-alice");
+    browser.fill("#quota-apps", "5");
+    browser.assert_labelled();
+    browser.screenshot("admin-accounts");
+    browser.click("#quotas-save");
+    browser.wait_text("#flash", "the quota change", server, |t| {
+        t.contains("Setting the quotas of alice: done")
+    });
+    let accounts = api_get(server, admin, "/admin/accounts");
+    let alice_row = accounts
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|a| a["name"] == "alice")
+        .expect("alice listed")
+        .clone();
+    assert_eq!(alice_row["overrides"]["apps"], 5, "{alice_row}");
+    assert_eq!(alice_row["limits"]["apps"], 5, "{alice_row}");
+    assert!(alice_row["overrides"]["instances"].is_null(), "{alice_row}");
+    browser.wait_text(row, "the new limit", server, |t| t.contains("Apps: 1 of 5 (set)"));
+    // Suspend Bob and let him back in, each after a confirmation.
+    let bob_suspended = || {
+        let accounts = api_get(server, admin, "/admin/accounts");
+        let bob = accounts
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["name"] == "bob").cloned());
+        bob.expect("bob listed")["suspended"].clone()
+    };
+    browser.click("#suspend-bob");
+    browser.accept_dialog();
+    wait_api(server, "bob suspended", || bob_suspended() == true);
+    browser.wait_text(
+        "#accounts tr[data-account=bob]",
+        "bob suspended on the page",
+        server,
+        |t| t.contains("suspended"),
+    );
+    browser.click("#unsuspend-bob");
+    browser.accept_dialog();
+    wait_api(server, "bob active again", || bob_suspended() == false);
+
+    // All apps: search finds Alice's app; a search that matches nothing says so.
+    browser.click("#admin-nav-apps");
+    browser.fill("#app-search", "nothing-like-this");
+    browser.click("#app-search-go");
+    browser.wait_text("#all-apps tbody", "no match", server, |t| {
+        t.contains("No app matches")
+    });
+    browser.fill("#app-search", "da");
+    browser.click("#app-search-go");
+    let listed = browser.wait_text(&format!("#all-apps tr[data-app={APP}]"), "the app", server, |t| {
+        t.contains("alice") && t.contains("running")
+    });
+    assert!(listed.contains("Stop"), "{listed}");
+    assert!(browser.url().ends_with("#/admin/apps?q=da"), "{}", browser.url());
+    browser.screenshot("admin-apps");
+    // Stop Alice's app, after a confirmation.
+    browser.click(&format!("[id='stop-{APP}']"));
+    browser.accept_dialog();
+    browser.wait_text("#flash", "the stop", server, |t| {
+        t.contains("Stopping dash: done")
+    });
+    assert_eq!(api_get(server, alice, &format!("/apps/{APP}"))["stopped"], true);
+    browser.wait_text(&format!("#all-apps tr[data-app={APP}]"), "stopped", server, |t| {
+        t.contains("stopped")
+    });
+
+    // The audit log, filtered to the admin: these changes, newest first.
+    browser.click("#admin-nav-audit");
+    browser.fill("#audit-account", &admin_name);
+    browser.click("#audit-filter");
+    browser.wait_text("#audit tbody", "the audit entries", server, |t| {
+        t.contains("PUT /v1/admin/accounts/{name}/quotas")
+    });
+    let rows = browser.script(
+        "return [...document.querySelectorAll('#audit tbody tr')] \
+         .map(r => [r.cells[1].textContent, r.cells[3].textContent, r.cells[4].textContent])",
+    );
+    let rows = rows.as_array().expect("rows");
+    assert!(
+        rows.iter().all(|r| r[0] == admin_name.as_str()),
+        "filtered to {admin_name}: {rows:?}"
+    );
+    let newest: Vec<Value> = rows.iter().take(6).cloned().collect();
+    let entry = |action: &str, target: String| json!([admin_name, action, target]);
+    let expected = vec![
+        entry("POST /v1/admin/apps/{name}/stop", format!("app {APP}")),
+        entry("POST /v1/admin/accounts/{name}/unsuspend", "account bob".into()),
+        entry("POST /v1/admin/accounts/{name}/suspend", "account bob".into()),
+        entry("PUT /v1/admin/accounts/{name}/quotas", "account alice".into()),
+        entry("POST /v1/admin/nodes/{name}/uncordon", format!("node {node}")),
+        entry("POST /v1/admin/nodes/{name}/cordon", format!("node {node}")),
+    ];
+    assert_eq!(newest, expected, "the newest audit entries");
+    // The API agrees.
+    let entries = api_get(
+        server,
+        admin,
+        &format!("/admin/audit?account={admin_name}&limit=6"),
+    );
+    let from_api: Vec<Value> = entries
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|e| json!([e["account"], e["action"], e["target"]]))
+        .collect();
+    assert_eq!(from_api, expected, "the newest audit entries from the API");
+    browser.screenshot("admin-audit");
+
+    // On a phone-sized screen the nodes page does not scroll sideways.
+    browser.goto("/dashboard#/admin/nodes");
+    browser.resize(390, 844);
+    browser.wait_text("#nodes tbody", "the nodes on a phone", server, |t| {
+        t.contains(&node)
+    });
+    browser.assert_fits_width();
+    browser.screenshot("admin-phone-nodes");
+    browser.resize(1280, 1400);
 }

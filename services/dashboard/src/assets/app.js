@@ -20,7 +20,15 @@ async function api(method, path, body) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch("/v1" + path, init);
+  let response;
+  try {
+    response = await fetch("/v1" + path, init);
+  } catch (error) {
+    // A network failure ("Failed to fetch"): a read is safe to try once more; a change is not.
+    if (method !== "GET") throw error;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    response = await fetch("/v1" + path, init);
+  }
   if (response.status === 401) {
     location.assign("/dashboard/sign-in");
     throw new Error("signed out");
@@ -388,14 +396,234 @@ async function appView(name) {
   });
 }
 
+// ---- Admin views (admin accounts only; the API refuses anyone else, and the page shows its answer) ----
+
+const cores = (millicores) => `${(millicores / 1000).toFixed(millicores % 1000 ? 2 : 0)} CPU`;
+
+/** A labelled bar with its figures as text: "memory: 512 MiB of 2048 MiB (25%)". Not colour alone. */
+function bar(id, what, used, total, unit) {
+  const percent = total ? Math.round((used / total) * 100) : 0;
+  const figures = `${unit(used)} of ${unit(total)} (${percent}%)`;
+  return h("div", { class: "bar" },
+    h("label", { for: id }, what),
+    h("meter", { id, min: 0, max: total || 1, value: Math.min(used, total || 1), high: (total || 1) * 0.85,
+      "aria-describedby": `${id}-figures` }, figures),
+    h("span", { class: "figures", id: `${id}-figures` }, figures));
+}
+
+/** A button that asks first (when `question` is given), calls the API, reports in the flash line, reloads. */
+function adminButton(id, label, kind, question, what, call, reload) {
+  return h("button", { type: "button", id, class: kind, onclick: async () => {
+    if (question && !confirm(question)) return;
+    await change(what, call);
+    await reload();
+  } }, label);
+}
+
+function nodeRow(node, reload) {
+  const name = node.name;
+  const path = `/admin/nodes/${enc(name)}`;
+  const buttons = [
+    node.state === "ready"
+      ? adminButton(`cordon-${name}`, "Cordon", "secondary", null, `Cordoning ${name}`,
+        () => api("POST", `${path}/cordon`), reload)
+      : adminButton(`uncordon-${name}`, "Uncordon", "secondary", null, `Uncordoning ${name}`,
+        () => api("POST", `${path}/uncordon`), reload),
+    node.state === "draining" ? null
+      : adminButton(`drain-${name}`, "Drain", "danger",
+        `Drain ${name}? Its ${node.instances} instance(s) move to other nodes and it takes no new ones.`,
+        `Draining ${name}`, () => api("POST", `${path}/drain`), reload),
+  ];
+  const labels = Object.entries(node.labels || {}).map(([k, v]) => h("code", { class: "label" }, `${k}=${v}`));
+  return h("tr", { "data-node": name },
+    h("th", { scope: "row" }, name, h("div", { class: "muted" }, node.id)),
+    h("td", { class: "bars" },
+      bar(`mem-${name}`, "Memory", node.allocated_memory_bytes, node.memory_bytes, mib),
+      bar(`cpu-${name}`, "CPU", node.allocated_cpu_millicores, node.cpu_millicores, cores)),
+    h("td", {}, node.instances),
+    h("td", { class: `node-state node-${node.state}` }, node.state),
+    h("td", { class: `health-${node.health}` }, node.health),
+    h("td", {}, node.last_heartbeat_at ? `${age(node.last_heartbeat_at)} ago` : "—"),
+    h("td", {}, node.agent_version || "—"),
+    h("td", {}, labels.length ? labels : "—"),
+    h("td", { class: "actions" }, buttons));
+}
+
+async function adminNodesView() {
+  const refresh = async () => {
+    const nodes = await api("GET", "/admin/nodes");
+    replaceRows("nodes", nodes.length ? nodes.map((n) => nodeRow(n, refresh))
+      : [h("tr", {}, h("td", { colspan: 9, class: "muted" }, "No nodes have registered."))]);
+  };
+  view.replaceChildren(h("h1", {}, "Nodes"),
+    h("p", { class: "hint" }, "Allocation is what the instances placed on a node reserve. Cordon stops new "
+      + "placements; drain also moves what runs there elsewhere."),
+    table("nodes", ["Node", "Allocated", "Instances", "State", "Health", "Last heartbeat", "Version", "Labels",
+      ""], []));
+  await refresh();
+  every(5000, () => refresh().catch((e) => flash(e.message, true)));
+}
+
+const QUOTAS = [
+  ["apps", "Apps", String],
+  ["instances", "Instances", String],
+  ["memory_bytes", "Memory", mib],
+  ["builds", "Builds at once", String],
+];
+
+function accountRow(account, reload) {
+  const name = account.name;
+  const usage = QUOTAS.map(([key, label, unit]) => h("div", {}, `${label}: ${unit(account.usage[key])} of `
+    + `${unit(account.limits[key])}${account.overrides[key] === null || account.overrides[key] === undefined
+      ? "" : " (set)"}`));
+  const path = `/admin/accounts/${enc(name)}`;
+  const suspend = account.suspended
+    ? adminButton(`unsuspend-${name}`, "Unsuspend", "secondary", `Unsuspend ${name}? Its apps can run again.`,
+      `Unsuspending ${name}`, () => api("POST", `${path}/unsuspend`), reload)
+    : adminButton(`suspend-${name}`, "Suspend", "danger",
+      `Suspend ${name}? Its apps stop and its tokens are refused until unsuspended.`,
+      `Suspending ${name}`, () => api("POST", `${path}/suspend`), reload);
+  const edit = h("button", { type: "button", class: "secondary", id: `quotas-${name}`,
+    "aria-label": `Set quotas of ${name}`, onclick: () => quotaForm(account, reload) }, "Set quotas");
+  return h("tr", { "data-account": name },
+    h("th", { scope: "row" }, name, account.is_admin ? h("div", { class: "muted" }, "admin") : null),
+    h("td", { class: account.suspended ? "state-crashed" : "state-running" },
+      account.suspended ? "suspended" : "active"),
+    h("td", { class: "usage" }, usage),
+    h("td", {}, when(account.created_at)),
+    h("td", { class: "actions" }, edit, " ", suspend));
+}
+
+/** The form to set one account's quotas; an empty field means the platform's default. */
+function quotaForm(account, reload) {
+  const box = document.getElementById("quota-form");
+  const fields = QUOTAS.map(([key, label]) => {
+    const id = `quota-${key}`;
+    const set = account.overrides[key];
+    const value = set === null || set === undefined ? "" : key === "memory_bytes" ? Math.round(set / 1048576) : set;
+    return h("div", {}, h("label", { for: id }, key === "memory_bytes" ? "Memory (MiB)" : label),
+      h("input", { id, type: "number", min: 0, value, placeholder: "default",
+        "aria-describedby": "quota-hint" }));
+  });
+  box.replaceChildren(h("h2", { id: "quota-title" }, `Quotas of ${account.name}`),
+    h("form", { class: "inline", id: "quotas", onsubmit: async (e) => {
+      e.preventDefault();
+      const body = {};
+      for (const [key] of QUOTAS) {
+        const raw = document.getElementById(`quota-${key}`).value.trim();
+        body[key] = raw === "" ? null : key === "memory_bytes" ? Number(raw) * 1048576 : Number(raw);
+      }
+      const done = await change(`Setting the quotas of ${account.name}`,
+        () => api("PUT", `/admin/accounts/${enc(account.name)}/quotas`, body));
+      if (done) box.replaceChildren();
+      await reload();
+    } }, fields, h("button", { type: "submit", id: "quotas-save" }, "Save quotas"),
+    h("button", { type: "button", class: "secondary", onclick: () => box.replaceChildren() }, "Cancel")),
+    h("p", { class: "hint", id: "quota-hint" }, "Leave a field empty for the platform's default."));
+  document.getElementById("quota-apps").focus();
+}
+
+async function adminAccountsView() {
+  const refresh = async () => {
+    const accounts = await api("GET", "/admin/accounts");
+    replaceRows("accounts", accounts.map((a) => accountRow(a, refresh)));
+  };
+  view.replaceChildren(h("h1", {}, "Accounts"),
+    table("accounts", ["Account", "Status", "Usage of quota", "Created", ""], []),
+    h("div", { id: "quota-form" }));
+  await refresh();
+}
+
+function adminAppRow(app, reload) {
+  const stop = app.stopped ? h("span", { class: "muted" }, "stopped")
+    : adminButton(`stop-${app.name}`, "Stop", "danger", `Stop ${app.name} of ${app.owner}? Its instances stop.`,
+      `Stopping ${app.name}`, async () => {
+        const outcome = await api("POST", `/admin/apps/${enc(app.name)}/stop`);
+        if (outcome && outcome.done === false) throw new Error(outcome.message);
+      }, reload);
+  return h("tr", { "data-app": app.name },
+    h("th", { scope: "row" }, app.name), h("td", {}, app.owner),
+    h("td", { class: app.stopped ? "" : "state-running" }, app.stopped ? "stopped" : "running"),
+    h("td", {}, when(app.created_at)), h("td", { class: "actions" }, stop));
+}
+
+async function adminAppsView(query) {
+  const search = h("input", { id: "app-search", type: "search", value: query, autocomplete: "off",
+    "aria-describedby": "app-search-hint" });
+  let latest = 0; // a slower, older search never overwrites a newer one's answer
+  const refresh = async () => {
+    const mine = ++latest;
+    const q = search.value.trim();
+    const apps = await api("GET", `/admin/apps${q ? `?q=${enc(q)}` : ""}`);
+    if (mine !== latest) return;
+    replaceRows("all-apps", apps.length ? apps.map((a) => adminAppRow(a, refresh))
+      : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, q ? `No app matches “${q}”.` : "No apps."))]);
+  };
+  view.replaceChildren(h("h1", {}, "All apps"),
+    h("form", { class: "inline", role: "search", onsubmit: (e) => {
+      e.preventDefault();
+      history.replaceState(null, "", `#/admin/apps${search.value.trim() ? `?q=${enc(search.value.trim())}` : ""}`);
+      refresh().catch((error) => flash(error.message, true));
+    } }, h("div", {}, h("label", { for: "app-search" }, "Search apps"), search,
+      h("p", { class: "hint", id: "app-search-hint" }, "Part of an app's or its owner's name.")),
+    h("button", { type: "submit", id: "app-search-go" }, "Search")),
+    table("all-apps", ["App", "Owner", "State", "Created", ""], []));
+  await refresh();
+}
+
+async function adminAuditView(account) {
+  const filter = h("input", { id: "audit-account", type: "text", value: account, autocomplete: "off" });
+  let latest = 0; // a slower, older query never overwrites a newer one's answer
+  const refresh = async () => {
+    const mine = ++latest;
+    const who = filter.value.trim();
+    const entries = await api("GET", `/admin/audit?limit=200${who ? `&account=${enc(who)}` : ""}`);
+    if (mine !== latest) return;
+    replaceRows("audit", entries.length ? entries.map((e) => h("tr", {},
+      h("td", {}, when(e.at)), h("td", {}, e.account), h("td", {}, e.token_scope), h("td", {}, h("code", {}, e.action)),
+      h("td", {}, e.target || "—"), h("td", { class: e.status >= 400 ? "state-crashed" : "" }, e.status)))
+      : [h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No entries."))]);
+  };
+  view.replaceChildren(h("h1", {}, "Audit log"),
+    h("p", { class: "hint" }, "Every change made through the API, newest first."),
+    h("form", { class: "inline", onsubmit: (e) => {
+      e.preventDefault();
+      history.replaceState(null, "", `#/admin/audit${filter.value.trim() ? `?account=${enc(filter.value.trim())}` : ""}`);
+      refresh().catch((error) => flash(error.message, true));
+    } }, h("div", {}, h("label", { for: "audit-account" }, "Account"), filter),
+    h("button", { type: "submit", id: "audit-filter" }, "Filter")),
+    table("audit", ["When", "Account", "Token", "Action", "Target", "Status"], []));
+  await refresh();
+}
+
+/** The value of `key` in a hash's query ("#/admin/apps?q=x"), or "". */
+function hashParam(query, key) {
+  return new URLSearchParams(query || "").get(key) || "";
+}
+
+/** Shows the admin links when the signed-in account is an admin; others never see them. */
+async function adminNav() {
+  const me = await api("GET", "/account");
+  const nav = document.getElementById("admin-nav");
+  nav.dataset.checked = "true"; // the browser test waits for this before asserting what non-admins see
+  if (!me.is_admin) return;
+  nav.replaceChildren(...[["nodes", "Nodes"], ["accounts", "Accounts"], ["apps", "All apps"], ["audit", "Audit log"]]
+    .map(([path, label]) => h("a", { href: `#/admin/${path}`, id: `admin-nav-${path}` }, label)));
+  nav.hidden = false;
+}
+
 // ---- Routing ----
 
-// Each route: a pattern over the hash and the view it shows. Admin views (nodes, accounts, all apps, audit
-// log) slot in here as "#/admin/..." routes once their API exists, listed in #admin-nav for admins.
+// Each route: a pattern over the hash and the view it shows. The "#/admin/..." views are listed in #admin-nav
+// for admin accounts only; anyone else who opens one sees the API's refusal.
 const routes = [
   [/^#?\/?$/, () => appsView()],
   [/^#\/new$/, () => newAppView()],
   [/^#\/apps\/([^/]+)$/, (m) => appView(decodeURIComponent(m[1]))],
+  [/^#\/admin\/nodes$/, () => adminNodesView()],
+  [/^#\/admin\/accounts$/, () => adminAccountsView()],
+  [/^#\/admin\/apps(?:\?(.*))?$/, (m) => adminAppsView(hashParam(m[1], "q"))],
+  [/^#\/admin\/audit(?:\?(.*))?$/, (m) => adminAuditView(hashParam(m[1], "account"))],
 ];
 
 async function show() {
@@ -419,3 +647,4 @@ async function show() {
 
 window.addEventListener("hashchange", show);
 show();
+adminNav().catch(() => {});
